@@ -1,0 +1,167 @@
+//! The AWS side of a run: clients from the standard credential chain, the account and
+//! region, ownership tags, and reads that several nodes share.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
+
+use super::errors::aws_error;
+use super::network::NetworkFacts;
+use crate::engine::Attrs;
+use crate::engine::memo::Memo;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// The tag that marks a resource as created by pushpool.
+pub const MANAGED_BY: (&str, &str) = ("managed-by", "pushpool");
+/// The tag naming the work pool a resource was created for.
+pub const POOL_TAG: &str = "prefect.work-pool";
+
+/// The clients and facts of one AWS account and region.
+pub struct AwsContext {
+    /// IAM.
+    pub iam: aws_sdk_iam::Client,
+    /// EC2 (network).
+    pub ec2: aws_sdk_ec2::Client,
+    /// ECS.
+    pub ecs: aws_sdk_ecs::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+    /// The region, from the standard chain (`AWS_REGION`, the profile).
+    pub region: String,
+    /// The account, from STS.
+    pub account_id: String,
+    /// `AWS_ENDPOINT_URL` when set: the block records it so that workers reach the same API.
+    pub endpoint_url: Option<String>,
+    /// The pool the resources are for, for the ownership tag.
+    pub pool: String,
+    pub(super) network: Memo<String, Result<NetworkFacts>>,
+    pub(super) zones: Memo<(), Result<Vec<String>>>,
+}
+
+impl AwsContext {
+    /// Loads the standard credential chain and region, and checks the credentials with
+    /// STS `GetCallerIdentity`: a missing region or unusable credentials fail here, before
+    /// anything is read or written, with the fix.
+    pub async fn connect(pool: &str) -> Result<Self> {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(Duration::from_secs(60))
+            .build();
+        let config = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+        let region = config.region().map(ToString::to_string).ok_or_else(|| {
+            Error::usage("AWS region", "none is configured").fix("set AWS_REGION (e.g. AWS_REGION=us-east-1) or `region` in your AWS profile")
+        })?;
+        if config.credentials_provider().is_none() {
+            return Err(no_credentials("no credential provider is configured"));
+        }
+        let sts = aws_sdk_sts::Client::new(&config);
+        let identity = sts.get_caller_identity().send().await.map_err(|e| {
+            let error = aws_error("AWS credentials", "sts:GetCallerIdentity", e);
+            if error.cause.contains("credentials") && error.fix.is_none() { no_credentials(&error.cause) } else { error }
+        })?;
+        let account_id = identity.account().unwrap_or_default().to_owned();
+        Ok(Self {
+            iam: aws_sdk_iam::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+            ecs: aws_sdk_ecs::Client::new(&config),
+            ecr: aws_sdk_ecr::Client::new(&config),
+            region,
+            account_id,
+            endpoint_url: config.endpoint_url().map(str::to_owned),
+            pool: pool.to_owned(),
+            network: Memo::default(),
+            zones: Memo::default(),
+        })
+    }
+
+    /// The `aws` context attributes that blueprint references may name.
+    pub fn attrs(&self) -> Attrs {
+        let mut attrs = Attrs::new().with("region", self.region.as_str()).with("account_id", self.account_id.as_str());
+        if let Some(url) = &self.endpoint_url {
+            attrs.set("endpoint_url", url.as_str());
+        }
+        attrs
+    }
+
+    /// The ownership tags every created resource carries.
+    pub fn tags(&self) -> [(&str, &str); 2] {
+        [MANAGED_BY, (POOL_TAG, self.pool.as_str())]
+    }
+
+    /// The ownership tags plus `Name`, as an EC2 tag specification for `resource`.
+    pub fn ec2_tags(&self, resource: ResourceType, name: &str) -> TagSpecification {
+        let tags = self
+            .tags()
+            .into_iter()
+            .chain([("Name", name)])
+            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+        TagSpecification::builder().resource_type(resource).set_tags(Some(tags.collect())).build()
+    }
+
+    /// The ownership tags as IAM tags.
+    pub fn iam_tags(&self) -> Vec<aws_sdk_iam::types::Tag> {
+        self.tags()
+            .into_iter()
+            .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
+            .collect()
+    }
+
+    /// The ARN IAM gives a role or policy of this account at path `/`.
+    pub fn iam_arn(&self, kind: &str, name: &str) -> String {
+        format!("arn:aws:iam::{}:{kind}/{name}", self.account_id)
+    }
+
+    /// The account's ECR registry host in this region.
+    pub fn registry(&self) -> String {
+        format!("{}.dkr.ecr.{}.amazonaws.com", self.account_id, self.region)
+    }
+
+    /// The region's available availability zones, sorted, read once per run.
+    pub async fn zones(&self) -> Result<Vec<String>> {
+        self.zones
+            .get_or_init(&(), || async {
+                let filter = Filter::builder().name("state").values("available").build();
+                let out = self
+                    .ec2
+                    .describe_availability_zones()
+                    .filters(filter)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&format!("region {}", self.region), "ec2:DescribeAvailabilityZones", e))?;
+                let mut zones: Vec<String> =
+                    out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_owned)).collect();
+                zones.sort();
+                Ok(zones)
+            })
+            .await
+    }
+
+    /// Docker credentials for the account's registry: user `AWS` and a 12-hour token.
+    pub async fn docker_credentials(&self) -> Result<(String, Secret)> {
+        let what = format!("ECR registry {}", self.registry());
+        let out = self
+            .ecr
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| aws_error(&what, "ecr:GetAuthorizationToken", e))?;
+        let token = out
+            .authorization_data()
+            .first()
+            .and_then(|d| d.authorization_token())
+            .ok_or_else(|| Error::remote(&what, "ecr:GetAuthorizationToken returned no token"))?;
+        let decoded = aws_smithy_types::base64::decode(token).map_err(|_| Error::remote(&what, "the ECR token is not base64"))?;
+        let decoded = String::from_utf8(decoded).map_err(|_| Error::remote(&what, "the ECR token is not text"))?;
+        let (user, password) = decoded.split_once(':').ok_or_else(|| Error::remote(&what, "the ECR token has no user"))?;
+        Ok((user.to_owned(), Secret::new(password)))
+    }
+}
+
+fn no_credentials(cause: &str) -> Error {
+    Error::usage("AWS credentials", cause.to_owned()).fix(
+        "configure credentials the AWS CLI way: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or `aws sso login`",
+    )
+}

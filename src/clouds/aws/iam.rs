@@ -1,0 +1,381 @@
+//! IAM node kinds: `aws.iam_role`, `aws.iam_user`, `aws.iam_policy`.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::context::AwsContext;
+use super::errors::{aws_error, code};
+use super::policy_doc::{describe_drift, parse_live, same, with_pass_role};
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Upstream};
+use crate::error::Result;
+
+const NO_SUCH_ENTITY: &str = "NoSuchEntity";
+
+/// An inline policy of a role: its name and document.
+pub struct InlinePolicy {
+    /// The policy's name on the role.
+    pub name: String,
+    /// The wanted document.
+    pub document: Value,
+}
+
+/// `aws.iam_role`: a role with a trust policy, managed policies and one inline policy.
+pub struct Role {
+    /// The account.
+    pub aws: Arc<AwsContext>,
+    /// The role's name.
+    pub name: String,
+    /// Who may assume it.
+    pub trust_policy: Value,
+    /// ARNs of the managed policies to attach.
+    pub managed_policies: Vec<String>,
+    /// The extra permissions the managed policies lack.
+    pub inline_policy: Option<InlinePolicy>,
+}
+
+impl Role {
+    fn what(&self) -> String {
+        format!("IAM role {}", self.name)
+    }
+
+    /// What differs on an existing role: (trust drifted, managed policies missing, inline drifted).
+    async fn drift(&self, trust: Option<&str>) -> Result<(bool, Vec<String>, bool)> {
+        let what = self.what();
+        let attached = self.aws.iam.list_attached_role_policies().role_name(&self.name).send();
+        let inline = async {
+            let Some(inline) = &self.inline_policy else { return Ok(false) };
+            match self.aws.iam.get_role_policy().role_name(&self.name).policy_name(&inline.name).send().await {
+                Ok(out) => Ok(!same(&parse_live(out.policy_document())?, &inline.document)),
+                Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => Ok(true),
+                Err(e) => Err(aws_error(&what, "iam:GetRolePolicy", e)),
+            }
+        };
+        let (attached, inline_drift) = futures::join!(attached, inline);
+        let attached = attached.map_err(|e| aws_error(&what, "iam:ListAttachedRolePolicies", e))?;
+        let missing = self
+            .managed_policies
+            .iter()
+            .filter(|arn| !attached.attached_policies().iter().any(|p| p.policy_arn() == Some(arn.as_str())))
+            .cloned()
+            .collect();
+        let trust_drift = match trust {
+            Some(live) => !same(&parse_live(live)?, &self.trust_policy),
+            None => true,
+        };
+        Ok((trust_drift, missing, inline_drift?))
+    }
+}
+
+impl Node for Role {
+    fn label(&self) -> &'static str {
+        "IAM role"
+    }
+
+    fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let what = self.what();
+            let role = match self.aws.iam.get_role().role_name(&self.name).send().await {
+                Ok(out) => out.role().cloned(),
+                Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => None,
+                Err(e) => return Err(aws_error(&what, "iam:GetRole", e)),
+            };
+            let Some(role) = role else {
+                let attrs = Attrs::new().with("name", self.name.as_str()).with("arn", self.aws.iam_arn("role", &self.name));
+                return Ok(Observation::create("missing", attrs));
+            };
+            let attrs = Attrs::new().with("name", self.name.as_str()).with("arn", role.arn());
+            let (trust_drift, missing, inline_drift) = self.drift(role.assume_role_policy_document()).await?;
+            let mut reasons = Vec::new();
+            if trust_drift {
+                reasons.push("trust policy differs".to_owned());
+            }
+            if !missing.is_empty() {
+                reasons.push(format!("attach {}", missing.join(", ")));
+            }
+            if inline_drift {
+                let name = self.inline_policy.as_ref().map(|p| p.name.as_str()).unwrap_or_default();
+                reasons.push(format!("inline policy {name} missing or drifted"));
+            }
+            let attrs = attrs.with("trust_drift", trust_drift).with("missing_policies", missing).with("inline_drift", inline_drift);
+            Ok(if reasons.is_empty() {
+                Observation::reuse("exists as wanted", attrs)
+            } else {
+                Observation::update(reasons.join("; "), attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, observed: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let what = self.what();
+            let iam = &self.aws.iam;
+            let created = observed.action == Action::Create;
+            let flag = |key: &str| observed.attrs.value(key).and_then(Value::as_bool).unwrap_or(created);
+            let mut arn = observed.attrs.str("arn").unwrap_or_default().to_owned();
+            if created {
+                let out = iam
+                    .create_role()
+                    .role_name(&self.name)
+                    .assume_role_policy_document(self.trust_policy.to_string())
+                    .description("ECS task execution role for Prefect flow runs (pushpool)")
+                    .set_tags(Some(self.aws.iam_tags()))
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&what, "iam:CreateRole", e))?;
+                arn = out.role().map(|r| r.arn().to_owned()).unwrap_or(arn);
+            } else if flag("trust_drift") {
+                iam.update_assume_role_policy()
+                    .role_name(&self.name)
+                    .policy_document(self.trust_policy.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&what, "iam:UpdateAssumeRolePolicy", e))?;
+            }
+            let missing: Vec<String> = if created {
+                self.managed_policies.clone()
+            } else {
+                serde_json::from_value(observed.attrs.value("missing_policies").cloned().unwrap_or_default()).unwrap_or_default()
+            };
+            let what = &what;
+            let attach = missing.iter().map(|policy| async move {
+                iam.attach_role_policy().role_name(&self.name).policy_arn(policy).send().await.map_err(|e| aws_error(what, "iam:AttachRolePolicy", e))
+            });
+            let inline = async {
+                match &self.inline_policy {
+                    Some(inline) if flag("inline_drift") => iam
+                        .put_role_policy()
+                        .role_name(&self.name)
+                        .policy_name(&inline.name)
+                        .policy_document(inline.document.to_string())
+                        .send()
+                        .await
+                        .map(drop)
+                        .map_err(|e| aws_error(&what, "iam:PutRolePolicy", e)),
+                    _ => Ok(()),
+                }
+            };
+            let (attached, inline) = futures::join!(futures::future::join_all(attach), inline);
+            attached.into_iter().collect::<Result<Vec<_>>>()?;
+            inline?;
+            Ok(Attrs::new().with("arn", arn))
+        }
+        .boxed()
+    }
+}
+
+/// `aws.iam_user`: the user whose access key the pool's credentials block holds.
+pub struct User {
+    /// The account.
+    pub aws: Arc<AwsContext>,
+    /// The user's name.
+    pub name: String,
+}
+
+impl Node for User {
+    fn label(&self) -> &'static str {
+        "IAM user"
+    }
+
+    fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let attrs = Attrs::new().with("name", self.name.as_str());
+            match self.aws.iam.get_user().user_name(&self.name).send().await {
+                Ok(out) => {
+                    let arn = out.user().map(|u| u.arn().to_owned()).unwrap_or_default();
+                    Ok(Observation::reuse("exists", attrs.with("arn", arn)))
+                }
+                Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => Ok(Observation::create("missing", attrs)),
+                Err(e) => Err(aws_error(&format!("IAM user {}", self.name), "iam:GetUser", e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, _: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let out = self
+                .aws
+                .iam
+                .create_user()
+                .user_name(&self.name)
+                .set_tags(Some(self.aws.iam_tags()))
+                .send()
+                .await
+                .map_err(|e| aws_error(&format!("IAM user {}", self.name), "iam:CreateUser", e))?;
+            Ok(Attrs::new().with("arn", out.user().map(|u| u.arn().to_owned()).unwrap_or_default()))
+        }
+        .boxed()
+    }
+}
+
+/// `aws.iam_policy`: a customer managed policy attached to a user. Its document may grant
+/// `iam:PassRole` on a role node; a drifted document gets a new default version.
+pub struct Policy {
+    /// The account.
+    pub aws: Arc<AwsContext>,
+    /// The policy's name.
+    pub name: String,
+    /// The document without the PassRole statement.
+    pub document: Value,
+    /// The role node whose ARN the PassRole statement names, if any.
+    pub pass_role: Option<String>,
+    /// The name of the user it is attached to.
+    pub attach_to: String,
+}
+
+/// IAM keeps at most five versions of a managed policy.
+const MAX_POLICY_VERSIONS: usize = 5;
+
+impl Policy {
+    fn what(&self) -> String {
+        format!("IAM policy {}", self.name)
+    }
+
+    fn wanted(&self, role_arn: Option<&str>) -> Value {
+        match role_arn {
+            Some(arn) => with_pass_role(self.document.clone(), arn),
+            None => self.document.clone(),
+        }
+    }
+
+    async fn role_arn_observed(&self, upstream: &Upstream) -> Result<Option<String>> {
+        match &self.pass_role {
+            Some(node) => Ok(upstream.get(node).await?.attrs.str("arn").map(str::to_owned)),
+            None => Ok(None),
+        }
+    }
+
+    fn role_arn_applied<'a>(&self, inputs: &'a Inputs) -> Result<Option<&'a str>> {
+        self.pass_role.as_ref().map(|node| inputs.str(node, "arn")).transpose()
+    }
+
+    async fn is_attached(&self, arn: &str) -> Result<bool> {
+        let user = &self.attach_to;
+        match self.aws.iam.list_attached_user_policies().user_name(user).send().await {
+            Ok(out) => Ok(out.attached_policies().iter().any(|p| p.policy_arn() == Some(arn))),
+            Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => Ok(false),
+            Err(e) => Err(aws_error(&format!("IAM user {user}"), "iam:ListAttachedUserPolicies", e)),
+        }
+    }
+
+    /// The live default document, or None when the policy does not exist.
+    async fn live_document(&self, arn: &str) -> Result<Option<Value>> {
+        let what = self.what();
+        let policy = match self.aws.iam.get_policy().policy_arn(arn).send().await {
+            Ok(out) => out.policy().cloned(),
+            Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => None,
+            Err(e) => return Err(aws_error(&what, "iam:GetPolicy", e)),
+        };
+        let Some(version) = policy.and_then(|p| p.default_version_id().map(str::to_owned)) else { return Ok(None) };
+        let out = self
+            .aws
+            .iam
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|e| aws_error(&what, "iam:GetPolicyVersion", e))?;
+        let text = out.policy_version().and_then(|v| v.document()).unwrap_or("{}");
+        parse_live(text).map(Some)
+    }
+
+    /// Makes `document` the default version, deleting the oldest non-default version first
+    /// when IAM's limit of five is reached.
+    async fn new_version(&self, arn: &str, document: &Value) -> Result<()> {
+        let what = self.what();
+        let iam = &self.aws.iam;
+        let out = iam.list_policy_versions().policy_arn(arn).send().await.map_err(|e| aws_error(&what, "iam:ListPolicyVersions", e))?;
+        if out.versions().len() >= MAX_POLICY_VERSIONS {
+            let oldest = out
+                .versions()
+                .iter()
+                .filter(|v| !v.is_default_version())
+                .min_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(i64::MAX));
+            if let Some(id) = oldest.and_then(|v| v.version_id()) {
+                iam.delete_policy_version()
+                    .policy_arn(arn)
+                    .version_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&what, "iam:DeletePolicyVersion", e))?;
+            }
+        }
+        iam.create_policy_version()
+            .policy_arn(arn)
+            .policy_document(document.to_string())
+            .set_as_default(true)
+            .send()
+            .await
+            .map_err(|e| aws_error(&what, "iam:CreatePolicyVersion", e))?;
+        Ok(())
+    }
+}
+
+impl Node for Policy {
+    fn label(&self) -> &'static str {
+        "IAM policy"
+    }
+
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let arn = self.aws.iam_arn("policy", &self.name);
+            let (live, attached, role_arn) =
+                futures::join!(self.live_document(&arn), self.is_attached(&arn), self.role_arn_observed(upstream));
+            let (live, attached, role_arn) = (live?, attached?, role_arn?);
+            let wanted = self.wanted(role_arn.as_deref());
+            let attrs = Attrs::new().with("name", self.name.as_str()).with("arn", arn.as_str());
+            let Some(live) = live else { return Ok(Observation::create("missing", attrs)) };
+            let drifted = !same(&live, &wanted);
+            let mut reasons = Vec::new();
+            if drifted {
+                reasons.push(describe_drift(&live, &wanted));
+            }
+            if !attached {
+                reasons.push(format!("not attached to user {}", self.attach_to));
+            }
+            let attrs = attrs.with("drifted", drifted).with("attached", attached);
+            Ok(if reasons.is_empty() { Observation::reuse("exists as wanted", attrs) } else { Observation::update(reasons.join("; "), attrs) })
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, observed: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let what = self.what();
+            let iam = &self.aws.iam;
+            let document = self.wanted(self.role_arn_applied(inputs)?);
+            let mut arn = observed.attrs.require_str(&self.name, "arn")?.to_owned();
+            let flag = |key: &str, default: bool| observed.attrs.value(key).and_then(Value::as_bool).unwrap_or(default);
+            if observed.action == Action::Create {
+                let out = iam
+                    .create_policy()
+                    .policy_name(&self.name)
+                    .policy_document(document.to_string())
+                    .description("Lets a Prefect ECS push pool run flows (pushpool)")
+                    .set_tags(Some(self.aws.iam_tags()))
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&what, "iam:CreatePolicy", e))?;
+                arn = out.policy().and_then(|p| p.arn()).map(str::to_owned).unwrap_or(arn);
+            } else if flag("drifted", false) {
+                self.new_version(&arn, &document).await?;
+            }
+            if !flag("attached", false) {
+                let user = &self.attach_to;
+                iam.attach_user_policy()
+                    .user_name(user)
+                    .policy_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&what, "iam:AttachUserPolicy", e))?;
+            }
+            Ok(Attrs::new().with("arn", arn).with("attached", true))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,536 @@
+//! Network node kinds: `aws.vpc`, `aws.internet_gateway`, `aws.subnets`, `aws.route_table`,
+//! `aws.security_group`.
+//!
+//! The account's default VPC is used when its main route table sends 0.0.0.0/0 to an
+//! internet gateway: its default subnets, gateway and route table are then reused and only
+//! the security group is created. Otherwise pushpool finds or creates its own VPC (a /16 of
+//! private space), gateway, one public subnet per availability zone and a route table.
+
+use std::sync::Arc;
+
+use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, RouteTable as Ec2RouteTable};
+use futures::FutureExt;
+use futures::future::{BoxFuture, join_all};
+use serde_json::{Value, json};
+
+use super::cidr::{Cidr, free_private_16, free_subnets};
+use super::context::AwsContext;
+use super::errors::aws_error;
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Upstream};
+use crate::error::{Error, Result};
+
+/// The prefix length of each public subnet: four fit in the /16.
+const SUBNET_PREFIX: u8 = 18;
+
+/// What the region's VPCs say, read once per run.
+#[derive(Debug, Clone)]
+pub struct NetworkFacts {
+    /// The default VPC, if the account has one.
+    default: Option<DefaultVpc>,
+    /// The VPC tagged `Name=<vpc name>`, if any: pushpool's from an earlier run.
+    named: Option<(String, Cidr)>,
+    /// Every CIDR block of every VPC in the region.
+    taken: Vec<Cidr>,
+}
+
+#[derive(Debug, Clone)]
+struct DefaultVpc {
+    id: String,
+    /// The internet gateway the main route table sends 0.0.0.0/0 to.
+    gateway: Option<String>,
+    route_table: Option<String>,
+    /// Default subnets, sorted by availability zone.
+    subnets: Vec<String>,
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+fn internet_route(table: &Ec2RouteTable) -> Option<String> {
+    table
+        .routes()
+        .iter()
+        .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        .and_then(|r| r.gateway_id())
+        .filter(|g| g.starts_with("igw-"))
+        .map(str::to_owned)
+}
+
+impl AwsContext {
+    /// The region's VPC facts for a VPC named `name`, read once per run.
+    async fn network(&self, name: &str) -> Result<NetworkFacts> {
+        self.network.get_or_init(&name.to_owned(), || self.read_network(name)).await
+    }
+
+    async fn read_network(&self, name: &str) -> Result<NetworkFacts> {
+        let what = format!("VPCs of region {}", self.region);
+        let vpcs = self.ec2.describe_vpcs().send().await.map_err(|e| aws_error(&what, "ec2:DescribeVpcs", e))?;
+        let vpcs = vpcs.vpcs();
+        let taken = vpcs
+            .iter()
+            .flat_map(|v| v.cidr_block_association_set().iter().filter_map(|a| a.cidr_block()).chain(v.cidr_block()))
+            .filter_map(|c| c.parse().ok())
+            .collect();
+        let named = vpcs
+            .iter()
+            .find(|v| v.tags().iter().any(|t| t.key() == Some("Name") && t.value() == Some(name)))
+            .and_then(|v| Some((v.vpc_id()?.to_owned(), v.cidr_block()?.parse().ok()?)));
+        let default = match vpcs.iter().find(|v| v.is_default() == Some(true)).and_then(|v| v.vpc_id()) {
+            Some(id) => Some(self.read_default_vpc(id).await?),
+            None => None,
+        };
+        Ok(NetworkFacts { default, named, taken })
+    }
+
+    async fn read_default_vpc(&self, id: &str) -> Result<DefaultVpc> {
+        let what = format!("default VPC {id}");
+        let (tables, subnets) = futures::join!(
+            self.ec2.describe_route_tables().filters(filter("vpc-id", id)).send(),
+            self.ec2.describe_subnets().filters(filter("vpc-id", id)).send()
+        );
+        let tables = tables.map_err(|e| aws_error(&what, "ec2:DescribeRouteTables", e))?;
+        let main = tables.route_tables().iter().find(|t| t.associations().iter().any(|a| a.main() == Some(true)));
+        let mut subnets: Vec<(String, String)> = subnets
+            .map_err(|e| aws_error(&what, "ec2:DescribeSubnets", e))?
+            .subnets()
+            .iter()
+            .filter(|s| s.default_for_az() == Some(true))
+            .filter_map(|s| Some((s.availability_zone()?.to_owned(), s.subnet_id()?.to_owned())))
+            .collect();
+        subnets.sort();
+        Ok(DefaultVpc {
+            id: id.to_owned(),
+            gateway: main.and_then(internet_route),
+            route_table: main.and_then(|t| t.route_table_id()).map(str::to_owned),
+            subnets: subnets.into_iter().map(|(_, id)| id).collect(),
+        })
+    }
+}
+
+/// True when the VPC node chose the account's default VPC.
+fn is_default(vpc: &Observation) -> bool {
+    vpc.attrs.value("default").and_then(Value::as_bool) == Some(true)
+}
+
+/// `aws.vpc`: the network of the flow runs.
+pub struct Vpc {
+    /// The account.
+    pub aws: Arc<AwsContext>,
+    /// The name of pushpool's own VPC.
+    pub name: String,
+}
+
+impl Node for Vpc {
+    fn label(&self) -> &'static str {
+        "VPC"
+    }
+
+    fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let facts = self.aws.network(&self.name).await?;
+            if let Some(default) = facts.default.as_ref().filter(|d| d.gateway.is_some() && !d.subnets.is_empty()) {
+                let attrs = Attrs::new()
+                    .with("id", default.id.as_str())
+                    .with("default", true)
+                    .with("gateway", default.gateway.clone())
+                    .with("route_table", default.route_table.clone())
+                    .with("subnets", default.subnets.clone());
+                let reason = format!("default VPC {} routes 0.0.0.0/0 to {}", default.id, default.gateway.as_deref().unwrap_or("?"));
+                return Ok(Observation::reuse(reason, attrs));
+            }
+            if let Some((id, cidr)) = &facts.named {
+                let attrs = Attrs::new().with("id", id.as_str()).with("default", false).with("cidr", cidr.to_string());
+                return Ok(Observation::reuse("exists", attrs));
+            }
+            let cidr = free_private_16(&facts.taken).ok_or_else(|| {
+                Error::usage(format!("VPC {}", self.name), "every /16 of private address space (10/8, 172.16/12, 192.168/16) overlaps an existing VPC")
+                    .fix("delete an unused VPC, or give the account's default VPC an internet gateway so that it is used")
+            })?;
+            let reason = match &facts.default {
+                Some(d) if d.gateway.is_none() => format!("default VPC {} has no route to an internet gateway", d.id),
+                Some(d) => format!("default VPC {} has no default subnets", d.id),
+                None => "the account has no default VPC".to_owned(),
+            };
+            Ok(Observation::create(format!("{reason}; new VPC {cidr}"), Attrs::new().with("default", false).with("cidr", cidr.to_string())))
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, observed: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let cidr = observed.attrs.require_str(&self.name, "cidr")?;
+            let out = self
+                .aws
+                .ec2
+                .create_vpc()
+                .cidr_block(cidr)
+                .tag_specifications(self.aws.ec2_tags(ResourceType::Vpc, &self.name))
+                .send()
+                .await
+                .map_err(|e| aws_error(&format!("VPC {}", self.name), "ec2:CreateVpc", e))?;
+            let id = out.vpc().and_then(|v| v.vpc_id()).ok_or_else(|| Error::remote(format!("VPC {}", self.name), "created without an id"))?;
+            Ok(Attrs::new().with("id", id))
+        }
+        .boxed()
+    }
+}
+
+/// `aws.internet_gateway`: the VPC's way out, attached to it.
+pub struct InternetGateway {
+    /// The account.
+    pub aws: Arc<AwsContext>,
+    /// The gateway's `Name` tag.
+    pub name: String,
+    /// The VPC node.
+    pub vpc: String,
+}
+
+impl Node for InternetGateway {
+    fn label(&self) -> &'static str {
+        "internet gateway"
+    }
+
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let what = format!("internet gateway {}", self.name);
+            let tagged = self.aws.ec2.describe_internet_gateways().filters(filter("tag:Name", &self.name)).send();
+            let (vpc, tagged) = futures::join!(upstream.get(&self.vpc), tagged);
+            let vpc = vpc?;
+            if is_default(&vpc) {
+                let id = vpc.attrs.str("gateway").unwrap_or_default();
+                return Ok(Observation::reuse(format!("the default VPC's gateway {id}"), Attrs::new().with("id", id)));
+            }
+            let tagged = tagged.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
+            let vpc_id = vpc.attrs.str("id");
+            let attached_to = |g: &aws_sdk_ec2::types::InternetGateway, id: &str| g.attachments().iter().any(|a| a.vpc_id() == Some(id));
+            if let Some(vpc_id) = vpc_id {
+                let attached = self
+                    .aws
+                    .ec2
+                    .describe_internet_gateways()
+                    .filters(filter("attachment.vpc-id", vpc_id))
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
+                if let Some(id) = attached.internet_gateways().first().and_then(|g| g.internet_gateway_id()) {
+                    return Ok(Observation::reuse(format!("attached to {vpc_id}"), Attrs::new().with("id", id)));
+                }
+            }
+            let detached = tagged.internet_gateways().iter().find(|g| g.attachments().is_empty() || vpc_id.is_some_and(|v| attached_to(g, v)));
+            Ok(match detached.and_then(|g| g.internet_gateway_id()) {
+                Some(id) => Observation::update(format!("{id} exists but is not attached to the VPC"), Attrs::new().with("id", id)),
+                None => Observation::create("missing", Attrs::new()),
+            })
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, observed: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let what = format!("internet gateway {}", self.name);
+            let ec2 = &self.aws.ec2;
+            let id = match observed.attrs.str("id") {
+                Some(id) => id.to_owned(),
+                None => {
+                    let out = ec2
+                        .create_internet_gateway()
+                        .tag_specifications(self.aws.ec2_tags(ResourceType::InternetGateway, &self.name))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(&what, "ec2:CreateInternetGateway", e))?;
+                    out.internet_gateway().and_then(|g| g.internet_gateway_id()).map(str::to_owned).ok_or_else(|| Error::remote(&what, "created without an id"))?
+                }
+            };
+            let vpc_id = inputs.str(&self.vpc, "id")?;
+            ec2.attach_internet_gateway()
+                .internet_gateway_id(&id)
+                .vpc_id(vpc_id)
+                .send()
+                .await
+                .map_err(|e| aws_error(&what, "ec2:AttachInternetGateway", e))?;
+            Ok(Attrs::new().with("id", id))
+        }
+        .boxed()
+    }
+}
+
+/// `aws.subnets`: one public subnet per availability zone, up to `count`.
+pub struct Subnets {
+    /// The account.
+    pub aws: Arc<AwsContext>,
+    /// The prefix of each subnet's `Name` tag (the zone is appended).
+    pub name: String,
+    /// The VPC node.
+    pub vpc: String,
+    /// How many zones to cover (fewer when the region has fewer).
+    pub count: usize,
+}
+
+impl Node for Subnets {
+    fn label(&self) -> &'static str {
+        "subnets"
+    }
+
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let what = format!("subnets {}", self.name);
+            let (vpc, zones) = futures::join!(upstream.get(&self.vpc), self.aws.zones());
+            let vpc = vpc?;
+            if is_default(&vpc) {
+                let ids: Vec<String> = serde_json::from_value(vpc.attrs.value("subnets").cloned().unwrap_or_default()).unwrap_or_default();
+                let ids: Vec<String> = ids.into_iter().take(self.count).collect();
+                return Ok(Observation::reuse(format!("the default VPC's subnets {}", ids.join(", ")), Attrs::new().with("ids", ids)));
+            }
+            let zones: Vec<String> = zones?.into_iter().take(self.count).collect();
+            if zones.is_empty() {
+                return Err(Error::usage(format!("region {}", self.aws.region), "has no available availability zone"));
+            }
+            let mut present: Vec<(String, String, Cidr)> = Vec::new();
+            if let Some(vpc_id) = vpc.attrs.str("id") {
+                let out = self.aws.ec2.describe_subnets().filters(filter("vpc-id", vpc_id)).send().await.map_err(|e| aws_error(&what, "ec2:DescribeSubnets", e))?;
+                present = out
+                    .subnets()
+                    .iter()
+                    .filter_map(|s| Some((s.availability_zone()?.to_owned(), s.subnet_id()?.to_owned(), s.cidr_block()?.parse().ok()?)))
+                    .collect();
+            }
+            let vpc_cidr: Cidr = vpc.attrs.require_str(&self.vpc, "cidr")?.parse().map_err(|e: String| Error::remote(&what, e))?;
+            let missing: Vec<&String> = zones.iter().filter(|z| !present.iter().any(|(az, ..)| az == *z)).collect();
+            let taken: Vec<Cidr> = present.iter().map(|(.., c)| *c).collect();
+            let cidrs = free_subnets(vpc_cidr, SUBNET_PREFIX, &taken, missing.len());
+            if cidrs.len() < missing.len() {
+                return Err(Error::usage(format!("VPC {}", vpc_cidr), "has no room for another /18 subnet"));
+            }
+            let planned: Vec<Value> = missing.iter().zip(&cidrs).map(|(az, c)| json!({"zone": az, "cidr": c.to_string()})).collect();
+            let kept: Vec<Value> =
+                zones.iter().filter_map(|z| present.iter().find(|(az, ..)| az == z)).map(|(az, id, _)| json!({"zone": az, "id": id})).collect();
+            let mut attrs = Attrs::new().with("planned", planned.clone()).with("present", kept.clone());
+            Ok(if missing.is_empty() {
+                let ids: Vec<Value> = kept.iter().map(|k| k["id"].clone()).collect();
+                attrs.set("ids", ids);
+                Observation::reuse("one in each zone", attrs)
+            } else {
+                let list = planned.iter().map(|p| format!("{} in {}", p["cidr"].as_str().unwrap_or("?"), p["zone"].as_str().unwrap_or("?"))).collect::<Vec<_>>().join(", ");
+                if kept.is_empty() { Observation::create(list, attrs) } else { Observation::update(format!("add {list}"), attrs) }
+            })
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, observed: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let vpc_id = inputs.str(&self.vpc, "id")?;
+            let planned = observed.attrs.value("planned").and_then(Value::as_array).cloned().unwrap_or_default();
+            let create = planned.iter().map(|p| async move {
+                let zone = p["zone"].as_str().unwrap_or_default();
+                let name = format!("{}-{zone}", self.name);
+                let what = format!("subnet {name}");
+                let out = self
+                    .aws
+                    .ec2
+                    .create_subnet()
+                    .vpc_id(vpc_id)
+                    .availability_zone(zone)
+                    .cidr_block(p["cidr"].as_str().unwrap_or_default())
+                    .tag_specifications(self.aws.ec2_tags(ResourceType::Subnet, &name))
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&what, "ec2:CreateSubnet", e))?;
+                let id = out.subnet().and_then(|s| s.subnet_id()).ok_or_else(|| Error::remote(&what, "created without an id"))?;
+                self.aws
+                    .ec2
+                    .modify_subnet_attribute()
+                    .subnet_id(id)
+                    .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&what, "ec2:ModifySubnetAttribute", e))?;
+                Ok::<_, Error>(json!({"zone": zone, "id": id}))
+            });
+            let created = join_all(create).await.into_iter().collect::<Result<Vec<_>>>()?;
+            let mut all: Vec<Value> = observed.attrs.value("present").and_then(Value::as_array).cloned().unwrap_or_default();
+            all.extend(created);
+            all.sort_by(|a, b| a["zone"].as_str().cmp(&b["zone"].as_str()));
+            let ids: Vec<Value> = all.iter().map(|s| s["id"].clone()).collect();
+            Ok(Attrs::new().with("ids", ids).with("present", all).with("planned", Vec::<Value>::new()))
+        }
+        .boxed()
+    }
+}
+
+/// `aws.route_table`: sends 0.0.0.0/0 to the gateway, associated with every subnet.
+pub struct RouteTable {
+    /// The account.
+    pub aws: Arc<AwsContext>,
+    /// The table's `Name` tag.
+    pub name: String,
+    /// The VPC, gateway and subnets nodes.
+    pub vpc: String,
+    /// The internet gateway node.
+    pub gateway: String,
+    /// The subnets node.
+    pub subnets: String,
+}
+
+impl RouteTable {
+    fn what(&self) -> String {
+        format!("route table {}", self.name)
+    }
+
+    async fn find(&self, vpc_id: &str) -> Result<Option<Ec2RouteTable>> {
+        let out = self
+            .aws
+            .ec2
+            .describe_route_tables()
+            .filters(filter("vpc-id", vpc_id))
+            .filters(filter("tag:Name", &self.name))
+            .send()
+            .await
+            .map_err(|e| aws_error(&self.what(), "ec2:DescribeRouteTables", e))?;
+        Ok(out.route_tables().first().cloned())
+    }
+}
+
+impl Node for RouteTable {
+    fn label(&self) -> &'static str {
+        "route table"
+    }
+
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let (vpc, gateway, subnets) = futures::join!(upstream.get(&self.vpc), upstream.get(&self.gateway), upstream.get(&self.subnets));
+            let (vpc, gateway, subnets) = (vpc?, gateway?, subnets?);
+            if is_default(&vpc) {
+                let id = vpc.attrs.str("route_table").unwrap_or_default();
+                return Ok(Observation::reuse(format!("the default VPC's main table {id}"), Attrs::new().with("id", id)));
+            }
+            let Some(table) = (match vpc.attrs.str("id") {
+                Some(vpc_id) => self.find(vpc_id).await?,
+                None => None,
+            }) else {
+                return Ok(Observation::create("missing", Attrs::new()));
+            };
+            let id = table.route_table_id().unwrap_or_default();
+            let mut reasons = Vec::new();
+            match (internet_route(&table), gateway.attrs.str("id")) {
+                (Some(route), Some(gw)) if gateway.action == Action::Reuse && route == gw => {}
+                _ => reasons.push("route 0.0.0.0/0 to the gateway".to_owned()),
+            }
+            let associated: Vec<&str> = table.associations().iter().filter_map(|a| a.subnet_id()).collect();
+            let subnet_ids: Vec<String> = serde_json::from_value(subnets.attrs.value("ids").cloned().unwrap_or_default()).unwrap_or_default();
+            if subnets.action != Action::Reuse || subnet_ids.iter().any(|s| !associated.contains(&s.as_str())) {
+                reasons.push("associate the subnets".to_owned());
+            }
+            let attrs = Attrs::new().with("id", id);
+            Ok(if reasons.is_empty() { Observation::reuse("routes the subnets to the gateway", attrs) } else { Observation::update(reasons.join("; "), attrs) })
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, observed: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let what = self.what();
+            let ec2 = &self.aws.ec2;
+            let vpc_id = inputs.str(&self.vpc, "id")?;
+            let gateway = inputs.str(&self.gateway, "id")?;
+            let subnet_ids: Vec<String> = serde_json::from_value(inputs.node(&self.subnets)?.value("ids").cloned().unwrap_or_default()).unwrap_or_default();
+            let existing = match observed.attrs.str("id") {
+                Some(_) => self.find(vpc_id).await?,
+                None => None,
+            };
+            let (id, route, associated) = match &existing {
+                Some(table) => (
+                    table.route_table_id().unwrap_or_default().to_owned(),
+                    internet_route(table),
+                    table.associations().iter().filter_map(|a| a.subnet_id().map(str::to_owned)).collect(),
+                ),
+                None => {
+                    let out = ec2
+                        .create_route_table()
+                        .vpc_id(vpc_id)
+                        .tag_specifications(self.aws.ec2_tags(ResourceType::RouteTable, &self.name))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(&what, "ec2:CreateRouteTable", e))?;
+                    let id = out.route_table().and_then(|t| t.route_table_id()).ok_or_else(|| Error::remote(&what, "created without an id"))?;
+                    (id.to_owned(), None, Vec::<String>::new())
+                }
+            };
+            match route.as_deref() {
+                Some(current) if current == gateway => {}
+                Some(_) => {
+                    ec2.replace_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await.map_err(|e| aws_error(&what, "ec2:ReplaceRoute", e))?;
+                }
+                None => {
+                    ec2.create_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await.map_err(|e| aws_error(&what, "ec2:CreateRoute", e))?;
+                }
+            }
+            let associate = subnet_ids.iter().filter(|s| !associated.contains(s)).map(|subnet| {
+                ec2.associate_route_table().route_table_id(&id).subnet_id(subnet).send()
+            });
+            for result in join_all(associate).await {
+                result.map_err(|e| aws_error(&what, "ec2:AssociateRouteTable", e))?;
+            }
+            Ok(Attrs::new().with("id", id))
+        }
+        .boxed()
+    }
+}
+
+/// `aws.security_group`: the tasks' group; no inbound rules, AWS's default egress.
+pub struct SecurityGroup {
+    /// The account.
+    pub aws: Arc<AwsContext>,
+    /// The group's name.
+    pub name: String,
+    /// The VPC node.
+    pub vpc: String,
+}
+
+impl Node for SecurityGroup {
+    fn label(&self) -> &'static str {
+        "security group"
+    }
+
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let vpc = upstream.get(&self.vpc).await?;
+            let Some(vpc_id) = vpc.attrs.str("id") else { return Ok(Observation::create("missing", Attrs::new())) };
+            let out = self
+                .aws
+                .ec2
+                .describe_security_groups()
+                .filters(filter("vpc-id", vpc_id))
+                .filters(filter("group-name", &self.name))
+                .send()
+                .await
+                .map_err(|e| aws_error(&format!("security group {}", self.name), "ec2:DescribeSecurityGroups", e))?;
+            Ok(match out.security_groups().first().and_then(|g| g.group_id()) {
+                Some(id) => Observation::reuse(format!("exists in {vpc_id}"), Attrs::new().with("id", id)),
+                None => Observation::create(format!("missing in {vpc_id}"), Attrs::new()),
+            })
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, _: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let what = format!("security group {}", self.name);
+            let out = self
+                .aws
+                .ec2
+                .create_security_group()
+                .group_name(&self.name)
+                .description("Prefect flow runs (pushpool): no inbound rules")
+                .vpc_id(inputs.str(&self.vpc, "id")?)
+                .tag_specifications(self.aws.ec2_tags(ResourceType::SecurityGroup, &self.name))
+                .send()
+                .await
+                .map_err(|e| aws_error(&what, "ec2:CreateSecurityGroup", e))?;
+            let id = out.group_id().ok_or_else(|| Error::remote(&what, "created without an id"))?;
+            Ok(Attrs::new().with("id", id))
+        }
+        .boxed()
+    }
+}

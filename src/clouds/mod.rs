@@ -1,0 +1,3 @@
+//! The clouds pushpool provisions in: each one's client setup and node kinds.
+
+pub mod aws;

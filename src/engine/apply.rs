@@ -1,0 +1,103 @@
+//! Applying a plan: each node starts as soon as everything it depends on is done.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use super::attrs::Attrs;
+use super::graph::{Graph, NodeInfo};
+use super::plan::Plan;
+use super::upstream::Inputs;
+use crate::error::Error;
+
+/// Receives progress as apply goes, for the console.
+pub trait Progress: Send + Sync {
+    /// A node's create or update started.
+    fn started(&self, info: &NodeInfo);
+    /// A node's create or update ended.
+    fn finished(&self, info: &NodeInfo, result: Result<Duration, &Error>);
+}
+
+/// What an apply did: the attributes of every node that is done, and the failure if any.
+#[derive(Debug)]
+pub struct Applied {
+    /// Final attributes of every reused or applied node.
+    pub attrs: BTreeMap<String, Attrs>,
+    /// The ids of the nodes created or updated, in completion order.
+    pub written: Vec<String>,
+    /// The first node that failed, and why. Nodes in flight when it failed were finished;
+    /// nothing was started after it.
+    pub failure: Option<(NodeInfo, Error)>,
+    /// The nodes that were never started because of the failure.
+    pub not_started: Vec<NodeInfo>,
+}
+
+/// Applies `plan` to `graph`. Reused nodes count as done from the start; the others run as
+/// soon as their dependencies are done, concurrently. After a failure no new node starts,
+/// the running ones finish, and the outcome says what exists now.
+pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Applied {
+    let mut attrs: BTreeMap<String, Attrs> = graph.context().clone();
+    let mut done: HashSet<&str> = HashSet::new();
+    let mut waiting = Vec::new();
+    for change in &plan.changes {
+        if change.observed.action.writes() {
+            waiting.push(change);
+        } else {
+            attrs.insert(change.info.id.clone(), change.observed.attrs.clone());
+            done.insert(&change.info.id);
+        }
+    }
+
+    let mut running = FuturesUnordered::new();
+    let mut written = Vec::new();
+    let mut failure = None;
+    loop {
+        if failure.is_none() {
+            let (ready, rest): (Vec<_>, Vec<_>) = waiting
+                .into_iter()
+                .partition(|c| c.info.after.iter().all(|d| done.contains(d.as_str())));
+            waiting = rest;
+            for change in ready {
+                let entry = graph.entry(&change.info.id).expect("plan comes from this graph");
+                let inputs = Inputs::new(
+                    change
+                        .info
+                        .after
+                        .iter()
+                        .map(|d| (d.clone(), attrs[d].clone()))
+                        .chain(graph.context().clone())
+                        .collect(),
+                );
+                let node = entry.node.clone();
+                let observed = change.observed.clone();
+                progress.started(&change.info);
+                running.push(async move {
+                    let start = Instant::now();
+                    let result = node.apply(&observed, &inputs).await;
+                    (change, start.elapsed(), result)
+                });
+            }
+        }
+        let Some((change, elapsed, result)) = running.next().await else { break };
+        match result {
+            Ok(new) => {
+                progress.finished(&change.info, Ok(elapsed));
+                let mut all = change.observed.attrs.clone();
+                all.extend(new);
+                attrs.insert(change.info.id.clone(), all);
+                done.insert(&change.info.id);
+                written.push(change.info.id.clone());
+            }
+            Err(error) => {
+                progress.finished(&change.info, Err(&error));
+                if failure.is_none() {
+                    failure = Some((change.info.clone(), error));
+                }
+            }
+        }
+    }
+    let not_started = waiting.into_iter().map(|c| c.info.clone()).collect();
+    Applied { attrs, written, failure, not_started }
+}

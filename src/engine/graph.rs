@@ -1,0 +1,121 @@
+//! The resource graph: nodes, what each depends on, and a checked order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::attrs::Attrs;
+use super::node::NodeRef;
+use crate::error::{Error, Result};
+
+/// What the plan and the console show of a node, whatever its kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeInfo {
+    /// The node's id in the blueprint, e.g. "execution_role".
+    pub id: String,
+    /// The kind, `<system>.<resource>`, e.g. "aws.iam_role".
+    pub kind: String,
+    /// What kind of resource it is, in words: "IAM role".
+    pub label: String,
+    /// The resource's name as resolved for this pool.
+    pub name: String,
+    /// What the resource is for, in the blueprint's words.
+    pub says: String,
+    /// The ids of the nodes this one waits for.
+    pub after: Vec<String>,
+}
+
+impl NodeInfo {
+    /// The system the node belongs to, for grouping in the summary: "AWS", "Prefect", ...
+    pub fn system(&self) -> &'static str {
+        match self.kind.split('.').next().unwrap_or_default() {
+            "aws" => "AWS",
+            "azure" => "Azure",
+            "gcp" => "Google Cloud",
+            "prefect" => "Prefect",
+            _ => "Local",
+        }
+    }
+}
+
+/// One node: what it is and the kind that implements it.
+pub struct Entry {
+    /// Metadata shown to users.
+    pub info: NodeInfo,
+    /// The implementation.
+    pub node: NodeRef,
+}
+
+/// A checked, acyclic resource graph in dependency order, with the context attributes
+/// (region, account, project) that node references may name as pseudo-nodes.
+pub struct Graph {
+    entries: Vec<Entry>,
+    context: BTreeMap<String, Attrs>,
+}
+
+impl Graph {
+    /// Checks that every dependency exists and that there is no cycle, and orders the
+    /// entries so that each comes after everything it depends on (stable otherwise).
+    pub fn new(entries: Vec<Entry>, context: BTreeMap<String, Attrs>) -> Result<Self> {
+        let ids: HashSet<&str> = entries.iter().map(|e| e.info.id.as_str()).collect();
+        if ids.len() != entries.len() {
+            return Err(Error::usage("resource graph", "two nodes share an id"));
+        }
+        for entry in &entries {
+            for dep in &entry.info.after {
+                if !ids.contains(dep.as_str()) {
+                    return Err(Error::usage(
+                        format!("node '{}'", entry.info.id),
+                        format!("depends on unknown node '{dep}'"),
+                    ));
+                }
+            }
+        }
+        let mut placed: HashSet<String> = HashSet::new();
+        let mut pending = entries;
+        let mut ordered = Vec::with_capacity(pending.len());
+        while !pending.is_empty() {
+            let (ready, rest): (Vec<Entry>, Vec<Entry>) = pending
+                .into_iter()
+                .partition(|e| e.info.after.iter().all(|d| placed.contains(d)));
+            if ready.is_empty() {
+                let stuck: Vec<&str> = rest.iter().map(|e| e.info.id.as_str()).collect();
+                return Err(Error::usage(
+                    "resource graph",
+                    format!("dependency cycle among {}", stuck.join(", ")),
+                ));
+            }
+            placed.extend(ready.iter().map(|e| e.info.id.clone()));
+            ordered.extend(ready);
+            pending = rest;
+        }
+        Ok(Self { entries: ordered, context })
+    }
+
+    /// The entries, each after its dependencies.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The context attributes (e.g. "aws" → region, account_id).
+    pub fn context(&self) -> &BTreeMap<String, Attrs> {
+        &self.context
+    }
+
+    /// The entry with this id.
+    pub fn entry(&self, id: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.info.id == id)
+    }
+
+    /// The number of nodes on the longest dependency chain among those `counts` selects:
+    /// the lower bound, in sequential steps, of applying them with unlimited concurrency.
+    pub fn critical_path(&self, counts: impl Fn(&str) -> bool) -> usize {
+        let mut depth: HashMap<&str, usize> = HashMap::new();
+        for entry in &self.entries {
+            let before = entry.info.after.iter().map(|d| depth[d.as_str()]).max().unwrap_or(0);
+            let own = usize::from(counts(&entry.info.id));
+            depth.insert(&entry.info.id, before + own);
+        }
+        depth.values().copied().max().unwrap_or(0)
+    }
+}

@@ -1,0 +1,25 @@
+//! The cloud-agnostic plan/apply engine.
+//!
+//! A [`Graph`] of nodes, each implemented by a [`Node`] kind of some cloud. [`plan`] observes
+//! every node at once and decides `create`, `update` or `reuse` with a reason; [`apply`] walks
+//! the graph, starting each node as soon as its dependencies are done. No state is kept
+//! locally: the clouds are the state.
+
+mod apply;
+mod attrs;
+mod graph;
+pub mod memo;
+mod node;
+mod plan;
+pub mod reference;
+mod upstream;
+
+pub use apply::{Applied, Progress, apply};
+pub use attrs::{Attr, Attrs};
+pub use graph::{Entry, Graph, NodeInfo};
+pub use node::{Action, Node, NodeRef, Observation};
+pub use plan::{Change, Plan, plan};
+pub use upstream::{Inputs, Upstream};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+//! Engine tests with an in-memory node kind: ordering, concurrency, partial failure.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::*;
+use crate::error::{Error, Result};
+
+/// A node that sleeps, then records when it ran; `exists` makes it reused, `fails` makes
+/// its apply fail.
+struct Fake {
+    id: &'static str,
+    exists: bool,
+    fails: bool,
+    log: Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>,
+}
+
+impl Node for Fake {
+    fn label(&self) -> &'static str {
+        "fake"
+    }
+
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = upstream;
+            let attrs = Attrs::new().with("name", self.id);
+            Ok(if self.exists {
+                Observation::reuse("exists", attrs)
+            } else {
+                Observation::create("missing", attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, _: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let start = Instant::now();
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            self.log.lock().unwrap().push((self.id, start, Instant::now()));
+            if self.fails {
+                return Err(Error::remote(self.id, "injected failure"));
+            }
+            // Every dependency's attributes are visible.
+            let seen: Vec<String> = inputs.attrs.keys().cloned().collect();
+            Ok(Attrs::new().with("seen", seen.join(",")))
+        }
+        .boxed()
+    }
+}
+
+struct Recorder(Mutex<Vec<String>>);
+
+impl Progress for Recorder {
+    fn started(&self, info: &NodeInfo) {
+        self.0.lock().unwrap().push(format!("start {}", info.id));
+    }
+    fn finished(&self, info: &NodeInfo, result: std::result::Result<Duration, &Error>) {
+        let status = if result.is_ok() { "ok" } else { "err" };
+        self.0.lock().unwrap().push(format!("{status} {}", info.id));
+    }
+}
+
+type Log = Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>;
+
+fn graph(spec: &[(&'static str, &[&str], bool, bool)], log: &Log) -> Graph {
+    let entries = spec
+        .iter()
+        .map(|(id, after, exists, fails)| Entry {
+            info: NodeInfo {
+                id: id.to_string(),
+                kind: "test.fake".into(),
+                label: "fake".into(),
+                name: id.to_string(),
+                says: String::new(),
+                after: after.iter().map(|s| s.to_string()).collect(),
+            },
+            node: Arc::new(Fake { id, exists: *exists, fails: *fails, log: log.clone() }),
+        })
+        .collect();
+    Graph::new(entries, BTreeMap::new()).unwrap()
+}
+
+#[test]
+fn orders_nodes_after_their_dependencies_and_rejects_cycles() {
+    let log = Log::default();
+    let g = graph(&[("c", &["b"], false, false), ("b", &["a"], false, false), ("a", &[], false, false)], &log);
+    let order: Vec<&str> = g.entries().iter().map(|e| e.info.id.as_str()).collect();
+    assert_eq!(order, ["a", "b", "c"]);
+    assert_eq!(g.critical_path(|_| true), 3);
+
+    let cyclic = vec![("x", vec!["y"]), ("y", vec!["x"])]
+        .into_iter()
+        .map(|(id, after)| Entry {
+            info: NodeInfo {
+                id: id.into(),
+                kind: "test.fake".into(),
+                label: "fake".into(),
+                name: id.into(),
+                says: String::new(),
+                after: after.into_iter().map(String::from).collect(),
+            },
+            node: Arc::new(Fake { id, exists: false, fails: false, log: log.clone() }) as NodeRef,
+        })
+        .collect();
+    let error = Graph::new(cyclic, BTreeMap::new()).err().expect("a cycle is refused");
+    assert!(error.cause.contains("cycle"), "{error}");
+}
+
+#[tokio::test]
+async fn observes_all_nodes_concurrently() {
+    let log = Log::default();
+    let g = graph(&[("a", &[], false, false), ("b", &["a"], true, false), ("c", &["b"], false, false)], &log);
+    let start = Instant::now();
+    let plan = plan(&g).await.unwrap();
+    // Three 50 ms reads in a chain of dependencies still take one read's time.
+    assert!(start.elapsed() < Duration::from_millis(140), "{:?}", start.elapsed());
+    assert_eq!(plan.count(Action::Create), 2);
+    assert_eq!(plan.count(Action::Reuse), 1);
+    assert!(!plan.is_empty());
+}
+
+#[tokio::test]
+async fn applies_independent_branches_in_parallel_and_dependents_after() {
+    let log = Log::default();
+    // a and b are independent; c needs both; d is reused.
+    let g = graph(
+        &[("a", &[], false, false), ("b", &[], false, false), ("d", &[], true, false), ("c", &["a", "b", "d"], false, false)],
+        &log,
+    );
+    let plan = plan(&g).await.unwrap();
+    let recorder = Recorder(Mutex::new(Vec::new()));
+    let applied = apply(&g, &plan, &recorder).await;
+    assert!(applied.failure.is_none());
+    assert_eq!(applied.written.len(), 3);
+    let log = log.lock().unwrap();
+    let span = |id: &str| log.iter().find(|(n, ..)| *n == id).map(|(_, s, e)| (*s, *e)).unwrap();
+    let (a, b, c) = (span("a"), span("b"), span("c"));
+    assert!(a.0 < b.1 && b.0 < a.1, "a and b overlap in time");
+    assert!(c.0 >= a.1 && c.0 >= b.1, "c starts after a and b end");
+    assert!(log.iter().all(|(n, ..)| *n != "d"), "a reused node is not applied");
+    assert_eq!(applied.attrs["c"].str("seen"), Some("a,b,d"));
+}
+
+#[tokio::test]
+async fn failure_stops_new_work_and_reports_what_exists() {
+    let log = Log::default();
+    // a fails; b runs beside it and finishes; c depends on a and never starts.
+    let g = graph(&[("a", &[], false, true), ("b", &[], false, false), ("c", &["a"], false, false)], &log);
+    let plan = plan(&g).await.unwrap();
+    let recorder = Recorder(Mutex::new(Vec::new()));
+    let applied = apply(&g, &plan, &recorder).await;
+    let (failed, error) = applied.failure.expect("a failed");
+    assert_eq!(failed.id, "a");
+    assert_eq!(error.cause, "injected failure");
+    assert_eq!(applied.written, ["b"]);
+    assert_eq!(applied.not_started.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["c"]);
+    let events = recorder.0.lock().unwrap();
+    assert!(events.contains(&"err a".to_string()) && events.contains(&"ok b".to_string()));
+    assert!(!events.iter().any(|e| e.ends_with(" c")));
+}

@@ -1,0 +1,256 @@
+//! The Prefect REST client: work pools, block types, schemas and documents, default job
+//! templates. One code path for Prefect Cloud (`Authorization: Bearer <key>`) and a
+//! self-hosted server.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::settings::PrefectSettings;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// A work pool as the API returns it (the fields pushpool uses).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkPool {
+    /// The pool's name.
+    pub name: String,
+    /// The pool's type, e.g. `ecs:push`.
+    #[serde(rename = "type")]
+    pub pool_type: String,
+    /// Its base job template (`{}` when created without one).
+    #[serde(default)]
+    pub base_job_template: Value,
+}
+
+/// A block document (secret fields come back obfuscated: pushpool never asks for them).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BlockDocument {
+    /// The document's id, which job variables reference.
+    pub id: String,
+    /// The document's data.
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// A block schema version.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BlockSchema {
+    /// The schema's id.
+    pub id: String,
+    /// The collection version that registered it, e.g. "0.7.12".
+    #[serde(default)]
+    pub version: String,
+}
+
+#[derive(Deserialize)]
+struct BlockType {
+    id: String,
+}
+
+/// A client of one Prefect API.
+#[derive(Clone)]
+pub struct PrefectClient {
+    http: reqwest::Client,
+    api_url: String,
+    api_key: Option<Secret>,
+}
+
+impl PrefectClient {
+    /// A client for the API in `settings`.
+    pub fn new(settings: &PrefectSettings) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("pushpool/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::usage("HTTP client", e.to_string()))?;
+        Ok(Self { http, api_url: settings.api_url.clone(), api_key: settings.api_key.clone() })
+    }
+
+    /// The API URL, for messages and plan headers.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    /// Checks that the API answers and accepts the key, with a clear error otherwise.
+    pub async fn check(&self) -> Result<()> {
+        // A filter of one pool is the cheapest call that needs an accepted key on Cloud.
+        self.send(Method::POST, "/work_pools/filter", Some(json!({"limit": 1})), "Prefect API").await.map(drop)
+    }
+
+    /// The work pool named `name`, if it exists.
+    pub async fn work_pool(&self, name: &str) -> Result<Option<WorkPool>> {
+        let what = format!("work pool '{name}'");
+        self.get_optional(&format!("/work_pools/{}", encode(name)), &what).await
+    }
+
+    /// Creates a work pool.
+    pub async fn create_work_pool(&self, name: &str, pool_type: &str, template: &Value) -> Result<()> {
+        let body = json!({"name": name, "type": pool_type, "base_job_template": template, "is_paused": false});
+        self.send(Method::POST, "/work_pools/", Some(body), &format!("work pool '{name}'")).await.map(drop)
+    }
+
+    /// Replaces a work pool's base job template.
+    pub async fn update_work_pool(&self, name: &str, template: &Value) -> Result<()> {
+        let body = json!({"base_job_template": template});
+        let path = format!("/work_pools/{}", encode(name));
+        self.send(Method::PATCH, &path, Some(body), &format!("work pool '{name}'")).await.map(drop)
+    }
+
+    /// The default base job template of a worker type, from the server's collections view.
+    pub async fn default_base_job_template(&self, worker_type: &str) -> Result<Value> {
+        let what = "Prefect worker metadata";
+        let view = self.send(Method::GET, "/collections/views/aggregate-worker-metadata", None, what).await?;
+        view.as_object()
+            .into_iter()
+            .flat_map(|collections| collections.values())
+            .filter_map(|workers| workers.get(worker_type))
+            .find_map(|worker| worker.get("default_base_job_configuration").cloned())
+            .ok_or_else(|| {
+                Error::remote(what, format!("the server lists no '{worker_type}' worker type"))
+                    .fix("upgrade the Prefect server, or create the pool with `prefect work-pool create` first and run `pushpool work-pool provision-infra`")
+            })
+    }
+
+    /// The id of the block type `slug`, with a clear error when the server lacks it.
+    pub async fn block_type_id(&self, slug: &str) -> Result<String> {
+        let what = format!("block type '{slug}'");
+        let found: Option<BlockType> = self.get_optional(&format!("/block_types/slug/{}", encode(slug)), &what).await?;
+        found.map(|t| t.id).ok_or_else(|| {
+            Error::remote(what, "is not registered on this Prefect server")
+                .fix("register it, e.g. `prefect block register -m prefect_aws`, then run again")
+        })
+    }
+
+    /// The newest schema of a block type, by version, not the first one the server lists:
+    /// two versions of `aws-credentials` can exist (bundled and installed).
+    pub async fn newest_block_schema(&self, block_type_id: &str) -> Result<BlockSchema> {
+        let body = json!({"block_schemas": {"block_type_id": {"any_": [block_type_id]}}});
+        let what = "block schemas";
+        let schemas: Vec<BlockSchema> = serde_json::from_value(self.send(Method::POST, "/block_schemas/filter", Some(body), what).await?)
+            .map_err(|e| Error::remote(what, e.to_string()))?;
+        schemas
+            .into_iter()
+            .max_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)))
+            .ok_or_else(|| Error::remote(what, format!("block type {block_type_id} has no schema")))
+    }
+
+    /// The block document `name` of type `slug`, without secret values.
+    pub async fn block_document(&self, slug: &str, name: &str) -> Result<Option<BlockDocument>> {
+        let path = format!("/block_types/slug/{}/block_documents/name/{}", encode(slug), encode(name));
+        self.get_optional(&path, &format!("block '{slug}/{name}'")).await
+    }
+
+    /// Creates a block document and returns its id. `data` may hold secrets: it goes into
+    /// the request body only.
+    pub async fn create_block_document(&self, name: &str, type_id: &str, schema_id: &str, data: Value) -> Result<String> {
+        let body = json!({"name": name, "block_type_id": type_id, "block_schema_id": schema_id, "data": data, "is_anonymous": false});
+        let created = self.send(Method::POST, "/block_documents/", Some(body), &format!("block '{name}'")).await?;
+        created["id"].as_str().map(str::to_owned).ok_or_else(|| Error::remote(format!("block '{name}'"), "created without an id"))
+    }
+
+    /// Updates a block document's fields in `data`, keeping the others (the secret, when the
+    /// key did not change).
+    pub async fn update_block_document(&self, id: &str, schema_id: &str, data: Value) -> Result<()> {
+        let body = json!({"block_schema_id": schema_id, "data": data, "merge_existing_data": true});
+        self.send(Method::PATCH, &format!("/block_documents/{id}"), Some(body), &format!("block document {id}")).await.map(drop)
+    }
+
+    async fn get_optional<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Option<T>> {
+        match self.request(Method::GET, path, None, what).await? {
+            Some(value) => serde_json::from_value(value).map(Some).map_err(|e| Error::remote(what, e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends a request that must find its object.
+    async fn send(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Value> {
+        let shown = format!("{method} {path}");
+        self.request(method, path, body, what)
+            .await?
+            .ok_or_else(|| Error::remote(what, format!("{shown} found nothing (404)")))
+    }
+
+    /// Sends a request and returns the JSON body (Null for an empty one), or None for a 404.
+    /// Errors name `what` and carry the server's `detail`, never the request body.
+    async fn request(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Option<Value>> {
+        let url = format!("{}{path}", self.api_url);
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| unreachable(&self.api_url, &e))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| unreachable(&self.api_url, &e))?;
+        if status.is_success() {
+            return Ok(Some(serde_json::from_str(&text).unwrap_or(Value::Null)));
+        }
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let detail = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("detail").cloned())
+            .map(|d| d.as_str().map(str::to_owned).unwrap_or_else(|| d.to_string()))
+            .unwrap_or_else(|| text.chars().take(300).collect());
+        let error = Error::remote(what, format!("{method} {path} was refused ({status}): {detail}"));
+        Err(match status {
+            StatusCode::UNAUTHORIZED => error.fix("check PREFECT_API_KEY (or run `prefect cloud login`)"),
+            StatusCode::FORBIDDEN => error.fix("check that PREFECT_API_KEY may write to this workspace, and that the name does not start with 'prefect'"),
+            _ => error,
+        })
+    }
+}
+
+/// The error for a server that did not answer: names the URL, the cause and the fix.
+fn unreachable(api_url: &str, error: &reqwest::Error) -> Error {
+    let mut cause = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        cause = format!("{cause}: {inner}");
+        source = inner.source();
+    }
+    Error::remote(format!("Prefect API at {api_url}"), format!("unreachable: {cause}"))
+        .fix("start the server (`prefect server start`) or set PREFECT_API_URL / the active profile to a reachable API")
+}
+
+/// Percent-encodes one path segment.
+fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Orders schema versions numerically ("0.10.1" after "0.7.12"); a version that is not
+/// dotted numbers sorts first.
+fn version_key(version: &str) -> Vec<u64> {
+    version.split('.').map(|part| part.parse().unwrap_or(0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_version_is_chosen_numerically() {
+        let mut versions = vec!["0.4.14", "0.7.12", "0.10.1", "non-versioned"];
+        versions.sort_by_key(|v| version_key(v));
+        assert_eq!(versions.last(), Some(&"0.10.1"));
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode("my pool/x"), "my%20pool%2Fx");
+    }
+}

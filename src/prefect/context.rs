@@ -1,0 +1,49 @@
+//! The Prefect side of a run: the client, the settings, and reads shared between nodes.
+
+use serde_json::Value;
+
+use super::client::{BlockDocument, PrefectClient, WorkPool};
+use super::settings::PrefectSettings;
+use crate::engine::memo::Memo;
+use crate::error::Result;
+
+/// The Prefect API of a run, with its reads done once.
+pub struct PrefectContext {
+    /// The REST client.
+    pub client: PrefectClient,
+    /// Where the API and the profile are.
+    pub settings: PrefectSettings,
+    blocks: Memo<(String, String), Result<Option<BlockDocument>>>,
+    pools: Memo<String, Result<Option<WorkPool>>>,
+    templates: Memo<String, Result<Value>>,
+}
+
+impl PrefectContext {
+    /// A context for `settings`.
+    pub fn new(settings: PrefectSettings) -> Result<Self> {
+        Ok(Self {
+            client: PrefectClient::new(&settings)?,
+            settings,
+            blocks: Memo::default(),
+            pools: Memo::default(),
+            templates: Memo::default(),
+        })
+    }
+
+    /// The block document, read once per run (the access key and the block both need it).
+    pub async fn block_document(&self, slug: &str, name: &str) -> Result<Option<BlockDocument>> {
+        let key = (slug.to_owned(), name.to_owned());
+        self.blocks.get_or_init(&key, || self.client.block_document(slug, name)).await
+    }
+
+    /// The work pool, read once per run (the command and the pool node both need it).
+    pub async fn work_pool(&self, name: &str) -> Result<Option<WorkPool>> {
+        self.pools.get_or_init(&name.to_owned(), || self.client.work_pool(name)).await
+    }
+
+    /// A worker type's default base job template, read once per run.
+    pub async fn default_template(&self, worker_type: &str) -> Result<Value> {
+        let key = worker_type.to_owned();
+        self.templates.get_or_init(&key, || self.client.default_base_job_template(worker_type)).await
+    }
+}

@@ -1,0 +1,123 @@
+//! `prefect.block`: a credentials block whose data comes from other nodes' attributes.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+
+use crate::engine::reference::{Resolved, Secrets, resolve};
+use crate::engine::{Attrs, Inputs, Node, Observation, Upstream};
+use crate::error::{Error, Result};
+use crate::prefect::context::PrefectContext;
+
+/// A block document of type `slug` named `name`, with `data` (a template of references).
+pub struct Block {
+    /// The Prefect API.
+    pub prefect: Arc<PrefectContext>,
+    /// The block type's slug, e.g. "aws-credentials".
+    pub slug: String,
+    /// The document's name.
+    pub name: String,
+    /// The wanted data, with `@node.attr` references.
+    pub data: Value,
+}
+
+impl Block {
+    fn attrs(&self, id: &str, type_id: &str, schema_id: &str) -> Attrs {
+        Attrs::new()
+            .with("id", id)
+            .with("name", self.name.as_str())
+            .with("block_type_id", type_id)
+            .with("block_schema_id", schema_id)
+    }
+}
+
+impl Node for Block {
+    fn label(&self) -> &'static str {
+        "block"
+    }
+
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let schema = async {
+                let type_id = self.prefect.client.block_type_id(&self.slug).await?;
+                let schema = self.prefect.client.newest_block_schema(&type_id).await?;
+                Ok::<_, Error>((type_id, schema.id))
+            };
+            let (document, schema, known) = futures::join!(
+                self.prefect.block_document(&self.slug, &self.name),
+                schema,
+                upstream.attrs_for(&self.data)
+            );
+            let ((type_id, schema_id), known) = (schema?, known?);
+            let Some(document) = document? else {
+                let attrs = Attrs::new().with("name", self.name.as_str()).with("block_type_id", type_id).with("block_schema_id", schema_id);
+                return Ok(Observation::create("missing", attrs));
+            };
+            let attrs = self.attrs(&document.id, &type_id, &schema_id);
+            Ok(match resolve(&self.data, &known, Secrets::Refuse)? {
+                Resolved::Unknown(pending) => {
+                    Observation::update(format!("takes new values: {}", pending.join(", ")), attrs)
+                }
+                Resolved::Known(wanted) => {
+                    let differing = differing_fields(&wanted, &document.data, "");
+                    if differing.is_empty() {
+                        Observation::reuse("exists with the wanted data", attrs)
+                    } else {
+                        Observation::update(format!("fields differ: {}", differing.join(", ")), attrs)
+                    }
+                }
+            })
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, observed: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let Resolved::Known(data) = resolve(&self.data, inputs.all(), Secrets::Expose)? else {
+                return Err(Error::remote(format!("block '{}'", self.name), "its data is still unknown after its dependencies"));
+            };
+            let attrs = &observed.attrs;
+            let type_id = attrs.require_str(&self.name, "block_type_id")?;
+            let schema_id = attrs.require_str(&self.name, "block_schema_id")?;
+            let id = match attrs.str("id") {
+                Some(id) => {
+                    self.prefect.client.update_block_document(id, schema_id, data).await?;
+                    id.to_owned()
+                }
+                None => self.prefect.client.create_block_document(&self.name, type_id, schema_id, data).await?,
+            };
+            Ok(self.attrs(&id, type_id, schema_id))
+        }
+        .boxed()
+    }
+}
+
+/// The dotted paths of the fields of `wanted` whose value in `existing` differs; fields the
+/// block has and pushpool does not set are not compared.
+fn differing_fields(wanted: &Value, existing: &Value, prefix: &str) -> Vec<String> {
+    let Value::Object(wanted) = wanted else {
+        return if wanted == existing { vec![] } else { vec![prefix.to_owned()] };
+    };
+    wanted
+        .iter()
+        .flat_map(|(key, value)| {
+            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            differing_fields(value, existing.get(key).unwrap_or(&json!(null)), &path)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_wanted_fields_are_compared() {
+        let wanted = json!({"region_name": "us-east-1", "aws_client_parameters": {"endpoint_url": "http://x"}});
+        let existing = json!({"region_name": "eu-west-1", "profile_name": null, "aws_client_parameters": {"endpoint_url": "http://x", "verify": true}});
+        assert_eq!(differing_fields(&wanted, &existing, ""), ["region_name"]);
+        assert!(differing_fields(&json!({}), &existing, "").is_empty());
+    }
+}

@@ -1,0 +1,69 @@
+//! `prefect.docker_namespace`: the default Docker build namespace in the active profile, so
+//! that `prefect deploy` pushes images to the new registry.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::engine::reference::{Resolved, Secrets, resolve};
+use crate::engine::{Attrs, Inputs, Node, Observation, Upstream};
+use crate::error::{Error, Result};
+use crate::prefect::context::PrefectContext;
+use crate::prefect::profile::{BUILD_NAMESPACE_KEY, build_namespace, set_build_namespace};
+
+/// The build namespace setting of the active profile.
+pub struct DockerNamespace {
+    /// Where the profile is.
+    pub prefect: Arc<PrefectContext>,
+    /// The wanted namespace, a reference such as "@repository.registry".
+    pub registry: Value,
+}
+
+impl DockerNamespace {
+    /// How the summary names this setting.
+    pub fn display_name(prefect: &PrefectContext) -> String {
+        format!("{BUILD_NAMESPACE_KEY} in profile '{}'", prefect.settings.profile.active)
+    }
+
+    fn wanted(&self, known: &std::collections::BTreeMap<String, Attrs>) -> Result<String> {
+        match resolve(&self.registry, known, Secrets::Refuse)? {
+            Resolved::Known(Value::String(registry)) => Ok(registry),
+            _ => Err(Error::remote("Docker build namespace", "the registry's address is not known")),
+        }
+    }
+}
+
+impl Node for DockerNamespace {
+    fn label(&self) -> &'static str {
+        "profile setting"
+    }
+
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let wanted = self.wanted(&upstream.attrs_for(&self.registry).await?)?;
+            let current = build_namespace(&self.prefect.settings.profile)?;
+            let attrs = Attrs::new().with("namespace", wanted.as_str()).with("profile", self.prefect.settings.profile.path.display().to_string());
+            Ok(match current {
+                Some(current) if current == wanted => Observation::reuse("already set", attrs),
+                Some(current) => Observation::update(format!("is '{current}'"), attrs),
+                None => Observation::update("not set", attrs),
+            })
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, _: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let wanted = self.wanted(inputs.all())?;
+            let profile = self.prefect.settings.profile.clone();
+            let namespace = wanted.clone();
+            tokio::task::spawn_blocking(move || set_build_namespace(&profile, &namespace))
+                .await
+                .map_err(|e| Error::usage("Prefect profile", e.to_string()))??;
+            Ok(Attrs::new().with("namespace", wanted))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,157 @@
+//! `prefect.work_pool`: the pool itself, with its job variable defaults filled in.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::engine::reference::{Resolved, Secrets, resolve};
+use crate::engine::{Attrs, Inputs, Node, Observation, Upstream};
+use crate::error::{Error, Result};
+use crate::prefect::context::PrefectContext;
+use crate::provision::{PoolMode, PoolRequest};
+
+/// Shown for a job variable whose value exists only once apply has created its resource.
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// The work pool of the run.
+pub struct WorkPoolNode {
+    /// The Prefect API.
+    pub prefect: Arc<PrefectContext>,
+    /// The pool, its type and whether this run creates it.
+    pub request: PoolRequest,
+    /// The worker type whose default template a new pool starts from.
+    pub template_type: String,
+    /// Job variable name → wanted default, with `@node.attr` references.
+    pub job_variables: Value,
+}
+
+impl WorkPoolNode {
+    fn what(&self) -> String {
+        format!("work pool '{}'", self.request.name)
+    }
+
+    /// The template the pool is written with: `base` with each job variable's default set.
+    fn template(&self, base: &Value, values: &Map<String, Value>) -> Result<Value> {
+        let mut template = base.clone();
+        let properties = template
+            .pointer_mut("/variables/properties")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| Error::remote(self.what(), "its base job template has no variables"))?;
+        for (name, value) in values {
+            let property = properties.get_mut(name).and_then(Value::as_object_mut).ok_or_else(|| {
+                Error::remote(self.what(), format!("its base job template has no job variable '{name}'"))
+                    .fix("restore the type's default template with `pushpool work-pool create ... --overwrite`")
+            })?;
+            property.insert("default".into(), value.clone());
+        }
+        Ok(template)
+    }
+
+    /// The base template to fill: the pool's own when it has one and is kept, else the
+    /// worker type's default.
+    async fn base(&self, existing: Option<&Value>) -> Result<Value> {
+        let own = existing.filter(|t| t.pointer("/variables/properties").is_some());
+        match (&self.request.mode, own) {
+            (PoolMode::Create { overwrite: true }, _) | (_, None) => self.prefect.default_template(&self.template_type).await,
+            (_, Some(own)) => Ok(own.clone()),
+        }
+    }
+}
+
+impl Node for WorkPoolNode {
+    fn label(&self) -> &'static str {
+        "work pool"
+    }
+
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let (existing, known) = futures::join!(self.prefect.work_pool(&self.request.name), upstream.attrs_for(&self.job_variables));
+            let (existing, known) = (existing?, known?);
+            let resolved = resolve(&self.job_variables, &known, Secrets::Refuse)?;
+            let shown = shown_values(&self.job_variables, &known)?;
+            let attrs = Attrs::new().with("name", self.request.name.as_str()).with("job_variables", shown);
+            let Some(pool) = existing else {
+                return match self.request.mode {
+                    PoolMode::Create { .. } => Ok(Observation::create("missing", attrs)),
+                    PoolMode::ProvisionInfra => Err(Error::usage(self.what(), "does not exist").fix(format!(
+                        "create it with `pushpool work-pool create {} --type {} --provision-infra`",
+                        self.request.name, self.request.pool_type
+                    ))),
+                };
+            };
+            if pool.pool_type != self.request.pool_type {
+                return Err(Error::usage(self.what(), format!("has type '{}', not '{}'", pool.pool_type, self.request.pool_type))
+                    .fix("choose another pool name, or pass the pool's own type"));
+            }
+            let differs = match &resolved {
+                Resolved::Unknown(pending) => Some(format!("job variables take new values: {}", pending.join(", "))),
+                Resolved::Known(values) => {
+                    let base = self.base(Some(&pool.base_job_template)).await?;
+                    let wanted = self.template(&base, values.as_object().unwrap_or(&Map::new()))?;
+                    (wanted != pool.base_job_template).then(|| changed_defaults(&wanted, &pool.base_job_template))
+                }
+            };
+            match (differs, &self.request.mode) {
+                (None, _) => Ok(Observation::reuse("exists with the wanted job variables", attrs)),
+                (Some(reason), PoolMode::Create { overwrite: false }) => Err(Error::usage(self.what(), format!("already exists and would change ({reason})"))
+                    .fix(format!("add --overwrite to update it, or run `pushpool work-pool provision-infra {}`", self.request.name))),
+                (Some(reason), _) => Ok(Observation::update(reason, attrs)),
+            }
+        }
+        .boxed()
+    }
+
+    fn apply<'a>(&'a self, observed: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let Resolved::Known(values) = resolve(&self.job_variables, inputs.all(), Secrets::Refuse)? else {
+                return Err(Error::remote(self.what(), "job variables are still unknown after their resources were applied"));
+            };
+            let values = values.as_object().cloned().unwrap_or_default();
+            let existing = self.prefect.work_pool(&self.request.name).await?;
+            let base = self.base(existing.as_ref().map(|p| &p.base_job_template)).await?;
+            let template = self.template(&base, &values)?;
+            let client = &self.prefect.client;
+            match observed.action {
+                crate::engine::Action::Create => client.create_work_pool(&self.request.name, &self.request.pool_type, &template).await?,
+                _ => client.update_work_pool(&self.request.name, &template).await?,
+            }
+            Ok(Attrs::new().with("job_variables", Value::Object(values)))
+        }
+        .boxed()
+    }
+}
+
+/// Each job variable's value as shown in a plan: the value, or "(known after apply)".
+fn shown_values(job_variables: &Value, known: &BTreeMap<String, Attrs>) -> Result<Value> {
+    let mut shown = Map::new();
+    for (name, template) in job_variables.as_object().into_iter().flatten() {
+        let value = match resolve(template, known, Secrets::Refuse)? {
+            Resolved::Known(value) => value,
+            Resolved::Unknown(_) => Value::from(KNOWN_AFTER_APPLY),
+        };
+        shown.insert(name.clone(), value);
+    }
+    Ok(Value::Object(shown))
+}
+
+/// Names the job variables whose defaults differ between two templates.
+fn changed_defaults(wanted: &Value, existing: &Value) -> String {
+    let defaults = |t: &Value| -> BTreeMap<String, Value> {
+        t.pointer("/variables/properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.get("default").cloned().unwrap_or(Value::Null)))
+            .collect()
+    };
+    let (wanted, existing) = (defaults(wanted), defaults(existing));
+    let changed: Vec<&str> = wanted.iter().filter(|(k, v)| existing.get(*k) != Some(v)).map(|(k, _)| k.as_str()).collect();
+    if changed.is_empty() {
+        "base job template differs".into()
+    } else {
+        format!("job variable defaults differ: {}", changed.join(", "))
+    }
+}

@@ -1,0 +1,150 @@
+//! Where the Prefect API is and which key to use, resolved as Prefect resolves them:
+//! environment first (`PREFECT_API_URL`, `PREFECT_API_KEY`), then the active profile of
+//! `$PREFECT_HOME/profiles.toml` (`PREFECT_PROFILE` picks it, else the file's `active`).
+
+use std::path::{Path, PathBuf};
+
+use toml_edit::DocumentMut;
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// Prefect's profile file and the profile in use.
+#[derive(Debug, Clone)]
+pub struct ProfileFile {
+    /// `$PREFECT_PROFILES_PATH`, else `$PREFECT_HOME/profiles.toml`, else `~/.prefect/profiles.toml`.
+    pub path: PathBuf,
+    /// The active profile's name.
+    pub active: String,
+}
+
+/// The Prefect API to talk to.
+#[derive(Debug, Clone)]
+pub struct PrefectSettings {
+    /// The API URL, e.g. `http://127.0.0.1:4200/api` or a Prefect Cloud workspace URL.
+    pub api_url: String,
+    /// The API key, for Prefect Cloud or a server behind authentication.
+    pub api_key: Option<Secret>,
+    /// The profile file, for the Docker build namespace.
+    pub profile: ProfileFile,
+}
+
+impl PrefectSettings {
+    /// True for a Prefect Cloud workspace, where push pools run.
+    pub fn is_cloud(&self) -> bool {
+        self.api_url.contains("api.prefect.cloud")
+    }
+}
+
+/// An environment to read variables from; the process environment outside tests.
+pub trait Env {
+    /// The variable's value, if set and not empty.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// Resolves the settings from `env` and the profile file.
+pub fn discover(env: &dyn Env) -> Result<PrefectSettings> {
+    let home = env
+        .var("PREFECT_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env.var("HOME").map(|h| Path::new(&h).join(".prefect")))
+        .unwrap_or_else(|| PathBuf::from(".prefect"));
+    let path = env.var("PREFECT_PROFILES_PATH").map(PathBuf::from).unwrap_or_else(|| home.join("profiles.toml"));
+    let document = read_profiles(&path)?;
+    let active = env
+        .var("PREFECT_PROFILE")
+        .or_else(|| document.as_ref().and_then(|d| d.get("active")?.as_str().map(str::to_owned)))
+        .unwrap_or_else(|| "default".to_owned());
+    let from_profile = |key: &str| -> Option<String> {
+        let profiles = document.as_ref()?.get("profiles")?;
+        Some(profiles.get(&active)?.get(key)?.as_str()?.to_owned())
+    };
+    let api_url = env.var("PREFECT_API_URL").or_else(|| from_profile("PREFECT_API_URL")).ok_or_else(|| {
+        Error::usage("Prefect API URL", format!("neither PREFECT_API_URL nor profile '{active}' in {} sets it", path.display()))
+            .fix("run `prefect cloud login`, or set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api for a local server)")
+    })?;
+    let api_key = env.var("PREFECT_API_KEY").or_else(|| from_profile("PREFECT_API_KEY")).map(Secret::new);
+    Ok(PrefectSettings {
+        api_url: api_url.trim_end_matches('/').to_owned(),
+        api_key,
+        profile: ProfileFile { path, active },
+    })
+}
+
+/// Reads and parses the profile file; a missing file is no profile, a malformed one an error
+/// that leaves it untouched.
+pub fn read_profiles(path: &Path) -> Result<Option<DocumentMut>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::usage(format!("Prefect profiles {}", path.display()), e.to_string())),
+    };
+    text.parse::<DocumentMut>().map(Some).map_err(|e| {
+        Error::usage(format!("Prefect profiles {}", path.display()), format!("not valid TOML: {}", e.message()))
+            .fix("fix the file by hand (pushpool left it untouched), or point PREFECT_HOME elsewhere")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    struct MapEnv(HashMap<&'static str, String>);
+
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn home_with(profiles: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("profiles.toml"), profiles).unwrap();
+        dir
+    }
+
+    #[test]
+    fn environment_wins_over_the_active_profile() {
+        let dir = home_with("active = \"dev\"\n[profiles.dev]\nPREFECT_API_URL = \"http://profile/api\"\nPREFECT_API_KEY = \"pk\"\n");
+        let home = dir.path().display().to_string();
+        let from_profile = discover(&MapEnv(HashMap::from([("PREFECT_HOME", home.clone())]))).unwrap();
+        assert_eq!(from_profile.api_url, "http://profile/api");
+        assert_eq!(from_profile.api_key.unwrap().expose(), "pk");
+        assert_eq!(from_profile.profile.active, "dev");
+
+        let env = MapEnv(HashMap::from([("PREFECT_HOME", home), ("PREFECT_API_URL", "http://env/api/".into())]));
+        assert_eq!(discover(&env).unwrap().api_url, "http://env/api");
+    }
+
+    #[test]
+    fn prefect_profile_variable_selects_the_profile() {
+        let dir = home_with("active = \"a\"\n[profiles.a]\nPREFECT_API_URL = \"http://a/api\"\n[profiles.b]\nPREFECT_API_URL = \"http://b/api\"\n");
+        let env = MapEnv(HashMap::from([("PREFECT_HOME", dir.path().display().to_string()), ("PREFECT_PROFILE", "b".into())]));
+        assert_eq!(discover(&env).unwrap().api_url, "http://b/api");
+    }
+
+    #[test]
+    fn missing_url_and_malformed_file_are_clear_errors() {
+        let dir = home_with("active = \"default\"\n[profiles.default]\n");
+        let env = MapEnv(HashMap::from([("PREFECT_HOME", dir.path().display().to_string())]));
+        let error = discover(&env).unwrap_err();
+        assert!(error.cause.contains("PREFECT_API_URL"), "{error}");
+        assert!(error.fix.is_some());
+
+        let dir = home_with("active = \n[profiles");
+        let env = MapEnv(HashMap::from([("PREFECT_HOME", dir.path().display().to_string())]));
+        let error = discover(&env).unwrap_err();
+        assert!(error.cause.contains("not valid TOML"), "{error}");
+    }
+}

@@ -1,0 +1,75 @@
+//! What the user asked for, checked against Prefect's naming rules before any call.
+
+use crate::error::{Error, Result};
+
+/// Whether the run creates the pool or provisions for an existing one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolMode {
+    /// `work-pool create`: the pool may not exist yet; an existing one that would change
+    /// needs `overwrite`.
+    Create {
+        /// Replace an existing pool's template with the type's default one.
+        overwrite: bool,
+    },
+    /// `work-pool provision-infra`: the pool must exist; its template is kept and its job
+    /// variable defaults are filled.
+    ProvisionInfra,
+}
+
+/// The pool a run is for.
+#[derive(Debug, Clone)]
+pub struct PoolRequest {
+    /// The pool's name.
+    pub name: String,
+    /// The pool's type, e.g. `ecs:push`.
+    pub pool_type: String,
+    /// Create or provision for an existing pool.
+    pub mode: PoolMode,
+}
+
+/// Checks a work pool name as the Prefect server does, so that the error comes before
+/// anything is created rather than from the last call of a run.
+pub fn check_pool_name(name: &str) -> Result<()> {
+    let what = format!("work pool name '{name}'");
+    if name.trim().is_empty() {
+        return Err(Error::usage("work pool name", "is empty").fix("pass a name, e.g. `my-ecs-pool`"));
+    }
+    if let Some(c) = name.chars().find(|c| "/%&><".contains(*c)) {
+        return Err(Error::usage(what, format!("contains '{c}'; Prefect refuses / % & > <")).fix("choose a name without those characters"));
+    }
+    if name.to_lowercase().starts_with("prefect") {
+        return Err(Error::usage(what, "starts with 'prefect', which Prefect reserves").fix("choose another name, e.g. `my-ecs-pool`"));
+    }
+    Ok(())
+}
+
+/// Checks a block document name: Prefect accepts lowercase letters, digits and dashes.
+pub fn check_block_name(name: &str, node: &str) -> Result<()> {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Ok(());
+    }
+    Err(Error::usage(format!("block name '{name}'"), "Prefect block names take lowercase letters, digits and dashes only")
+        .fix(format!("use a pool name of that form, or name the block with --set {node}=<name>")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_names_follow_the_server_rules() {
+        assert!(check_pool_name("my-ecs-pool").is_ok());
+        assert!(check_pool_name("My Pool_1").is_ok(), "the server accepts spaces, capitals and underscores");
+        for bad in ["", "  ", "a/b", "50%", "a&b", "a>b", "a<b", "prefect-pool", "Prefect"] {
+            let error = check_pool_name(bad).unwrap_err();
+            assert!(error.fix.is_some(), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn block_names_are_lowercase_digits_and_dashes() {
+        assert!(check_block_name("my-pool-aws-credentials", "credentials").is_ok());
+        let error = check_block_name("My_Pool-aws-credentials", "credentials").unwrap_err();
+        assert!(error.fix.unwrap().contains("--set credentials="));
+    }
+}

@@ -1,0 +1,68 @@
+//! The console: the plan's summary box, the confirmation, progress, and final report.
+//! The plan and report go to stdout; notes and progress to stderr.
+
+mod progress;
+mod summary;
+
+use std::io::IsTerminal;
+
+pub use progress::ProgressView;
+pub use summary::{PlanHeader, render_applied, render_plan};
+
+use crate::engine::{Applied, Plan};
+use crate::error::{Error, Result};
+
+/// Where output goes and whether a person is there to answer.
+pub struct Console {
+    interactive: bool,
+    width: Option<u16>,
+    stderr_terminal: bool,
+}
+
+impl Console {
+    /// Detects terminals: interactive only when both stdin and stdout are terminals.
+    pub fn detect() -> Self {
+        let stdout = std::io::stdout().is_terminal();
+        let width = if stdout { console::Term::stdout().size_checked().map(|(_, w)| w) } else { None };
+        Self { interactive: stdout && std::io::stdin().is_terminal(), width, stderr_terminal: std::io::stderr().is_terminal() }
+    }
+
+    /// True when a question can be answered.
+    pub fn interactive(&self) -> bool {
+        self.interactive
+    }
+
+    /// A line of output.
+    pub fn line(&self, text: &str) {
+        println!("{text}");
+    }
+
+    /// A note that is not the main output.
+    pub fn note(&self, text: &str) {
+        eprintln!("note: {text}");
+    }
+
+    /// Shows the plan.
+    pub fn plan(&self, header: &PlanHeader, plan: &Plan) {
+        print!("{}", render_plan(header, plan, self.width));
+    }
+
+    /// Asks a yes/no question; there is no default, the answer must be given.
+    pub fn confirm(&self, prompt: &str) -> Result<bool> {
+        dialoguer::Confirm::new()
+            .with_prompt(prompt)
+            .interact()
+            .map_err(|e| Error::usage("confirmation", e.to_string()))
+    }
+
+    /// The progress display for applying `plan`.
+    pub fn progress(&self, plan: &Plan) -> ProgressView {
+        let steps = plan.changes.iter().filter(|c| c.observed.action.writes()).count();
+        ProgressView::new(steps, self.stderr_terminal)
+    }
+
+    /// The final report.
+    pub fn applied(&self, header: &PlanHeader, plan: &Plan, applied: &Applied) {
+        print!("{}", render_applied(header, plan, applied));
+    }
+}

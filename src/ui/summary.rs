@@ -1,0 +1,107 @@
+//! The plan as a summary box, and the final report after apply.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use serde_json::Value;
+
+use crate::engine::{Action, Applied, Plan};
+
+/// Who and where a plan is for, shown above it.
+#[derive(Debug, Clone)]
+pub struct PlanHeader {
+    /// The pool's name.
+    pub pool: String,
+    /// The pool's type.
+    pub pool_type: String,
+    /// The Prefect API URL.
+    pub prefect: String,
+    /// The cloud account and region, when the type provisions one.
+    pub target: Option<String>,
+}
+
+/// Renders the plan: a header, a box with one row per resource grouped by system, each
+/// group in dependency order (the order apply follows), the pool's job variables and a
+/// count line. `width` wraps the box to a terminal; None never wraps.
+pub fn render_plan(header: &PlanHeader, plan: &Plan, width: Option<u16>) -> String {
+    let mut out = format!("Work pool '{}' ({})\n  Prefect: {}\n", header.pool, header.pool_type, header.prefect);
+    if let Some(target) = &header.target {
+        out.push_str(&format!("  Target:  {target}\n"));
+    }
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED.with_rounded_corners());
+    match width {
+        Some(width) => table.set_content_arrangement(ContentArrangement::Dynamic).set_width(width),
+        None => table.set_content_arrangement(ContentArrangement::Disabled),
+    };
+    table.set_header(["", "Action", "Resource", "Name", "Why"]);
+    let mut systems: Vec<&str> = Vec::new();
+    for change in &plan.changes {
+        if !systems.contains(&change.info.system()) {
+            systems.push(change.info.system());
+        }
+    }
+    for system in systems {
+        let mut first = true;
+        for change in plan.changes.iter().filter(|c| c.info.system() == system) {
+            let shown = if first { system } else { "" };
+            first = false;
+            table.add_row([shown, action_word(change.observed.action), &change.info.label, &change.info.name, &change.observed.reason]);
+        }
+    }
+    out.push('\n');
+    out.push_str(&table.to_string());
+    out.push('\n');
+    if let Some(variables) = plan.changes.iter().find_map(|c| c.observed.attrs.value("job_variables")).and_then(Value::as_object) {
+        if !variables.is_empty() {
+            out.push_str("\nJob variable defaults:\n");
+            for (name, value) in variables {
+                let shown = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+                out.push_str(&format!("  {name} = {shown}\n"));
+            }
+        }
+    }
+    out.push_str(&format!(
+        "\nPlan: {} to create, {} to update, {} to reuse.\n",
+        plan.count(Action::Create),
+        plan.count(Action::Update),
+        plan.count(Action::Reuse)
+    ));
+    out
+}
+
+fn action_word(action: Action) -> &'static str {
+    match action {
+        Action::Create => "+ create",
+        Action::Update => "~ update",
+        Action::Reuse => "  reuse",
+    }
+}
+
+/// The report after a successful apply: what was done and what to do next.
+pub fn render_applied(header: &PlanHeader, plan: &Plan, applied: &Applied) -> String {
+    let mut out = String::from("\nInfrastructure successfully provisioned!\n");
+    out.push_str(&format!(
+        "  {} created, {} updated, {} reused\n",
+        plan.count(Action::Create),
+        plan.count(Action::Update),
+        plan.count(Action::Reuse)
+    ));
+    if let Some(pool) = plan.changes.iter().find(|c| c.info.kind == "prefect.work_pool") {
+        let verb = if pool.observed.action == Action::Create { "Created" } else { "Updated" };
+        if pool.observed.action != Action::Reuse {
+            out.push_str(&format!("{verb} work pool '{}'!\n", header.pool));
+        }
+    }
+    let namespace = plan
+        .changes
+        .iter()
+        .find(|c| c.info.kind == "prefect.docker_namespace")
+        .and_then(|c| applied.attrs.get(&c.info.id)?.str("namespace"));
+    out.push_str("\nNext steps:\n");
+    if let Some(namespace) = namespace {
+        out.push_str(&format!("  Images built by `prefect deploy` now go to {namespace}.\n"));
+        out.push_str(&format!("  To push one by hand: docker build -t {namespace}/<repository>:<tag> . && docker push {namespace}/<repository>:<tag>\n"));
+    }
+    out.push_str(&format!("  Deploy a flow to the pool: prefect deploy --pool {}\n", header.pool));
+    out
+}
