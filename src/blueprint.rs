@@ -28,8 +28,8 @@ pub struct Blueprint {
     /// The nodes.
     #[serde(rename = "node")]
     pub nodes: Vec<NodeSpec>,
-    /// The registry Docker is logged into after a successful apply.
-    pub docker_login: Option<DockerLogin>,
+    /// The image registry Docker is logged into after a successful apply.
+    pub registry: Option<Registry>,
 }
 
 /// One node of a blueprint.
@@ -52,11 +52,13 @@ pub struct NodeSpec {
     pub params: Map<String, Value>,
 }
 
-/// Where Docker logs in once provisioning succeeded.
+/// The image registry a pool type provisions.
 #[derive(Debug, Clone, Deserialize)]
-pub struct DockerLogin {
-    /// A reference to the registry host, e.g. "@repository.registry".
-    pub registry: Value,
+pub struct Registry {
+    /// A reference to the registry host Docker logs in to, e.g. "@repository.registry".
+    pub host: Value,
+    /// A reference to the repository images are pushed to, e.g. "@repository.uri".
+    pub repository: Value,
 }
 
 impl Blueprint {

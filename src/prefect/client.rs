@@ -175,17 +175,28 @@ impl PrefectClient {
     }
 
     /// Sends a request and returns the JSON body (Null for an empty one), or None for a 404.
+    /// Answers that say the server did not handle the request (429, 502, 503, 504: a busy
+    /// SQLite-backed server answers 503) are retried with backoff, up to [`ATTEMPTS`] times.
     /// Errors name `what` and carry the server's `detail`, never the request body.
     async fn request(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.api_url);
-        let mut request = self.http.request(method.clone(), &url);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key.expose());
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.map_err(|e| unreachable(&self.api_url, &e))?;
+        let mut attempt = 1;
+        let response = loop {
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(key) = &self.api_key {
+                request = request.bearer_auth(key.expose());
+            }
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await.map_err(|e| unreachable(&self.api_url, &e))?;
+            let retryable = matches!(response.status().as_u16(), 429 | 502 | 503 | 504);
+            if !retryable || attempt == ATTEMPTS {
+                break response;
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        };
         let status = response.status();
         let text = response.text().await.map_err(|e| unreachable(&self.api_url, &e))?;
         if status.is_success() {
@@ -206,6 +217,16 @@ impl PrefectClient {
             _ => error,
         })
     }
+}
+
+/// How many times a request the server did not handle is sent.
+const ATTEMPTS: u32 = 6;
+
+/// Exponential backoff from 100 ms, with jitter so that concurrent requests spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = 100u64 << attempt.min(6);
+    let jitter = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| u64::from(d.subsec_nanos()) % base).unwrap_or(0);
+    Duration::from_millis(base + jitter)
 }
 
 /// The error for a server that did not answer: names the URL, the cause and the fix.

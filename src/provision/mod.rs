@@ -89,13 +89,14 @@ pub async fn run(options: Options, console: &Console) -> Result<Outcome> {
     confirm(&options, console)?;
 
     let applied = engine::apply(&graph, &plan, &console.progress(&plan)).await;
-    if let Some((failed, error)) = &applied.failure {
-        return Err(mid_apply_error(&graph, &applied, failed, error));
+    if let Some((_, error)) = &applied.failure {
+        return Err(mid_apply_error(&graph, &applied, error));
     }
-    if let (Some(login), Some(aws)) = (&blueprint.docker_login, &aws) {
-        docker_login(&login.registry, &applied, aws, console).await;
+    let registry = blueprint.registry.as_ref().map(|r| (resolved_string(&r.host, &applied), resolved_string(&r.repository, &applied)));
+    if let (Some((Some(host), _)), Some(aws)) = (&registry, &aws) {
+        docker_login(host, aws, console).await;
     }
-    console.applied(&header, &plan, &applied);
+    console.applied(&header, &plan, registry.and_then(|(_, repository)| repository).as_deref());
     Ok(Outcome::Applied)
 }
 
@@ -121,7 +122,7 @@ fn blueprint_for(pool_type: &str, provision_infra: bool) -> Result<Blueprint> {
             node.params.remove("job_variables");
         }
         blueprint.cloud = String::new();
-        blueprint.docker_login = None;
+        blueprint.registry = None;
     }
     Ok(blueprint)
 }
@@ -150,11 +151,11 @@ fn confirm(options: &Options, console: &Console) -> Result<()> {
 }
 
 /// The error of a failed apply: what failed, what exists now, and how to resume.
-fn mid_apply_error(graph: &Graph, applied: &Applied, failed: &engine::NodeInfo, error: &Error) -> Error {
+fn mid_apply_error(graph: &Graph, applied: &Applied, error: &Error) -> Error {
     let label = |id: &String| graph.entry(id).map(|e| format!("{} {}", e.info.label, e.info.name)).unwrap_or_else(|| id.clone());
     let done: Vec<String> = applied.written.iter().map(label).collect();
     let skipped: Vec<String> = applied.not_started.iter().map(|i| i.name.clone()).collect();
-    let mut cause = error.to_string();
+    let mut cause = error.cause.clone();
     cause.push_str(&format!(
         "\n  written before the failure: {}",
         if done.is_empty() { "nothing".to_owned() } else { done.join(", ") }
@@ -162,17 +163,26 @@ fn mid_apply_error(graph: &Graph, applied: &Applied, failed: &engine::NodeInfo, 
     if !skipped.is_empty() {
         cause.push_str(&format!("\n  not started: {}", skipped.join(", ")));
     }
-    Error::remote(format!("{} {}", failed.label, failed.name), cause)
-        .fix("fix the cause and run the same command again: pushpool finds what exists and resumes")
+    let resume = "run the same command again: pushpool finds what exists and resumes";
+    let fix = match &error.fix {
+        Some(fix) => format!("{fix}; then {resume}"),
+        None => format!("fix the cause, then {resume}"),
+    };
+    Error::remote(error.what.clone(), cause).fix(fix)
 }
 
-async fn docker_login(registry: &serde_json::Value, applied: &Applied, aws: &AwsContext, console: &Console) {
-    let Ok(Resolved::Known(serde_json::Value::String(registry))) = resolve(registry, &applied.attrs, Secrets::Refuse) else {
-        return;
-    };
+/// A reference resolved against the applied attributes, when it is a known string.
+fn resolved_string(reference: &serde_json::Value, applied: &Applied) -> Option<String> {
+    match resolve(reference, &applied.attrs, Secrets::Refuse) {
+        Ok(Resolved::Known(serde_json::Value::String(value))) => Some(value),
+        _ => None,
+    }
+}
+
+async fn docker_login(registry: &str, aws: &AwsContext, console: &Console) {
     let result = async {
         let (user, password) = aws.docker_credentials().await?;
-        docker::login(&registry, &user, &password).await
+        docker::login(registry, &user, &password).await
     }
     .await;
     match result {

@@ -9,8 +9,11 @@ use std::io::IsTerminal;
 pub use progress::ProgressView;
 pub use summary::{PlanHeader, render_applied, render_plan};
 
-use crate::engine::{Applied, Plan};
+use crate::engine::Plan;
 use crate::error::{Error, Result};
+
+/// The width of the plan's box when stdout is not a terminal and `COLUMNS` is not set.
+pub const PIPE_WIDTH: u16 = 120;
 
 /// Where output goes and whether a person is there to answer.
 pub struct Console {
@@ -23,7 +26,13 @@ impl Console {
     /// Detects terminals: interactive only when both stdin and stdout are terminals.
     pub fn detect() -> Self {
         let stdout = std::io::stdout().is_terminal();
-        let width = if stdout { console::Term::stdout().size_checked().map(|(_, w)| w) } else { None };
+        // Logs and pipes get `COLUMNS` or a fixed width, so that long reasons wrap instead of
+        // making the box hundreds of columns wide.
+        let width = if stdout {
+            console::Term::stdout().size_checked().map(|(_, w)| w)
+        } else {
+            Some(std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(PIPE_WIDTH))
+        };
         Self { interactive: stdout && std::io::stdin().is_terminal(), width, stderr_terminal: std::io::stderr().is_terminal() }
     }
 
@@ -61,8 +70,8 @@ impl Console {
         ProgressView::new(steps, self.stderr_terminal)
     }
 
-    /// The final report.
-    pub fn applied(&self, header: &PlanHeader, plan: &Plan, applied: &Applied) {
-        print!("{}", render_applied(header, plan, applied));
+    /// The final report; `repository` is where images go, when the type has a registry.
+    pub fn applied(&self, header: &PlanHeader, plan: &Plan, repository: Option<&str>) {
+        print!("{}", render_applied(header, plan, repository));
     }
 }

@@ -4,7 +4,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde_json::Value;
 
-use crate::engine::{Action, Applied, Plan};
+use crate::engine::{Action, Plan};
 
 /// Who and where a plan is for, shown above it.
 #[derive(Debug, Clone)]
@@ -78,7 +78,7 @@ fn action_word(action: Action) -> &'static str {
 }
 
 /// The report after a successful apply: what was done and what to do next.
-pub fn render_applied(header: &PlanHeader, plan: &Plan, applied: &Applied) -> String {
+pub fn render_applied(header: &PlanHeader, plan: &Plan, repository: Option<&str>) -> String {
     let mut out = String::from("\nInfrastructure successfully provisioned!\n");
     out.push_str(&format!(
         "  {} created, {} updated, {} reused\n",
@@ -87,20 +87,15 @@ pub fn render_applied(header: &PlanHeader, plan: &Plan, applied: &Applied) -> St
         plan.count(Action::Reuse)
     ));
     if let Some(pool) = plan.changes.iter().find(|c| c.info.kind == "prefect.work_pool") {
-        let verb = if pool.observed.action == Action::Create { "Created" } else { "Updated" };
-        if pool.observed.action != Action::Reuse {
-            out.push_str(&format!("{verb} work pool '{}'!\n", header.pool));
+        match pool.observed.action {
+            Action::Create => out.push_str(&format!("Created work pool '{}'!\n", header.pool)),
+            Action::Update => out.push_str(&format!("Updated work pool '{}'!\n", header.pool)),
+            Action::Reuse => {}
         }
     }
-    let namespace = plan
-        .changes
-        .iter()
-        .find(|c| c.info.kind == "prefect.docker_namespace")
-        .and_then(|c| applied.attrs.get(&c.info.id)?.str("namespace"));
     out.push_str("\nNext steps:\n");
-    if let Some(namespace) = namespace {
-        out.push_str(&format!("  Images built by `prefect deploy` now go to {namespace}.\n"));
-        out.push_str(&format!("  To push one by hand: docker build -t {namespace}/<repository>:<tag> . && docker push {namespace}/<repository>:<tag>\n"));
+    if let Some(repository) = repository {
+        out.push_str(&format!("  Build and push a flow image: docker build -t {repository}:latest . && docker push {repository}:latest\n"));
     }
     out.push_str(&format!("  Deploy a flow to the pool: prefect deploy --pool {}\n", header.pool));
     out

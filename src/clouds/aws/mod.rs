@@ -75,7 +75,7 @@ pub fn build(
                 block_slug: block_slug.to_owned(),
                 block_name: params.name_of(block_node)?,
             };
-            (format!("key of {user}"), Arc::new(node))
+            (user, Arc::new(node))
         }
         "aws.ecs_cluster" => {
             let name = params.name()?;

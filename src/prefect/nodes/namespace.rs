@@ -24,7 +24,7 @@ pub struct DockerNamespace {
 impl DockerNamespace {
     /// How the summary names this setting.
     pub fn display_name(prefect: &PrefectContext) -> String {
-        format!("{BUILD_NAMESPACE_KEY} in profile '{}'", prefect.settings.profile.active)
+        format!("profile '{}'", prefect.settings.profile.active)
     }
 
     fn wanted(&self, known: &std::collections::BTreeMap<String, Attrs>) -> Result<String> {
@@ -37,7 +37,7 @@ impl DockerNamespace {
 
 impl Node for DockerNamespace {
     fn label(&self) -> &'static str {
-        "profile setting"
+        "Docker namespace"
     }
 
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
@@ -47,8 +47,8 @@ impl Node for DockerNamespace {
             let attrs = Attrs::new().with("namespace", wanted.as_str()).with("profile", self.prefect.settings.profile.path.display().to_string());
             Ok(match current {
                 Some(current) if current == wanted => Observation::reuse("already set", attrs),
-                Some(current) => Observation::update(format!("is '{current}'"), attrs),
-                None => Observation::update("not set", attrs),
+                Some(current) => Observation::update(format!("{BUILD_NAMESPACE_KEY} is '{current}', set it to '{wanted}'"), attrs),
+                None => Observation::update(format!("set {BUILD_NAMESPACE_KEY} to '{wanted}'"), attrs),
             })
         }
         .boxed()

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite: start the sandbox (moto, Prefect server, counting proxy), run `cargo test`
+# against it, stop the sandbox. Extra arguments go to the test harness (after cargo's `--`), e.g.
+# scripts/test.sh aws_ --nocapture
+# PUSHPOOL_KEEP_SANDBOX=1 leaves the sandbox running afterwards (faster reruns, post-mortems).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Phase timings, printed at the end: "sandbox up 20 s, cargo test 300 s, sandbox down 2 s, total 322 s".
+started=$SECONDS phase_start=$SECONDS current="" timings=()
+phase() { # phase NAME: close the running phase (record its duration), announce the next
+  [[ -z $current ]] || timings+=("$current $((SECONDS - phase_start)) s")
+  current=$1 phase_start=$SECONDS
+  [[ -z $current ]] || echo "test.sh: $current..."
+}
+
+# The AWS SDK crates need Rust 1.94.1 or newer; say so plainly instead of failing deep in a build.
+need=1.94.1
+have=$(rustc --version 2>/dev/null | awk '{print $2}') || true
+[[ -n $have ]] || { echo "test.sh: rustc not found; install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+if [[ $(printf '%s\n%s\n' "$need" "${have%%-*}" | sort -V | head -n1) != "$need" ]]; then
+  echo "test.sh: rustc $have is too old: the AWS SDK needs $need or newer. Run: rustup update" >&2
+  exit 1
+fi
+
+# Stop the sandbox however we leave (test failure, Ctrl-C), keeping the test run's exit status.
+finish() {
+  local rc=$?
+  if [[ ${PUSHPOOL_KEEP_SANDBOX:-0} == 1 ]]; then
+    echo "test.sh: sandbox left running (PUSHPOOL_KEEP_SANDBOX=1); stop it with scripts/sandbox.sh down"
+  else
+    phase "sandbox down"
+    scripts/sandbox.sh down || true
+  fi
+  phase ""
+  local summary
+  summary=$(printf '%s, ' "${timings[@]}")
+  echo "test.sh: exit status $rc; ${summary}total $((SECONDS - started)) s"
+  exit "$rc"
+}
+trap finish EXIT
+
+phase "sandbox up"
+scripts/sandbox.sh up
+sandbox_env=$(scripts/sandbox.sh env) # assigned first so a failure stops us (set -e)
+eval "$sandbox_env"
+
+phase "cargo test"
+cargo test --locked -- "$@"

@@ -1,0 +1,138 @@
+"""Counting reverse proxy for pushpool's tests (started by scripts/sandbox.sh).
+
+Tests open a "channel" (a fresh listener on 127.0.0.1) in front of moto or the Prefect server, point
+the CLI at it, and then read back every API call the CLI made, classified as read or write.
+Each channel can also delay requests (latency_ms); faults can be added the same way later.
+
+Admin API (usage: proxy.py ADMIN_PORT):
+  POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0} -> {"port": N}
+  GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status"}, ...]
+  DELETE /channels/{port}       closes the channel
+  GET    /health                "ok"
+"""
+import asyncio
+import re
+import socket
+import sys
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from yarl import URL
+
+# Hop-by-hop headers belong to one connection, not to the message (RFC 9110 7.6.1). The body is
+# re-sent whole, so aiohttp recomputes Content-Length and no Transfer-Encoding is passed on.
+HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+       "te", "trailer", "transfer-encoding", "upgrade", "content-length"}
+READS = ("Describe", "List", "Get", "BatchGet", "Head")
+SCOPE = re.compile(r"Credential=[^/,\s]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+
+
+def classify(method, path, query, headers, body):
+    """(service, action, write) of one request."""
+    scope = SCOPE.search(headers.get("Authorization", ""))
+    if not scope:  # no SigV4: the Prefect REST API
+        searching = method == "POST" and path.rstrip("/").rsplit("/", 1)[-1] in ("filter", "count", "paginate")
+        return "prefect", f"{method} {path}", method not in ("GET", "HEAD") and not searching
+    action = None
+    if "X-Amz-Target" in headers:  # JSON protocol (ECS, ECR): "AmazonEC2ContainerRegistry_V20150921.CreateRepository"
+        action = headers["X-Amz-Target"].rsplit(".", 1)[-1]
+    else:  # query protocol (IAM, EC2, STS): Action= in the query string or the form body
+        params = parse_qs(query)
+        if "Action" not in params and "x-www-form-urlencoded" in headers.get("Content-Type", ""):
+            params = parse_qs(body.decode("utf-8", "replace"))
+        action = params.get("Action", [None])[0]
+    if action is None:  # some other protocol (REST-XML, REST-JSON): fall back to the HTTP verb
+        return scope.group(1), f"{method} {path}", method not in ("GET", "HEAD")
+    return scope.group(1), action, not action.startswith(READS)
+
+
+class Channel:
+    def __init__(self, target, latency_ms):
+        self.target, self.latency_ms, self.calls = target.rstrip("/"), latency_ms, []
+        app = web.Application(client_max_size=1 << 30)
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+
+    async def open(self):
+        await self.runner.setup()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))  # any free port
+        await web.SockSite(self.runner, sock).start()
+        return sock.getsockname()[1]
+
+    async def forward(self, request):
+        body = await request.read()
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms / 1000)
+        service, action, write = classify(request.method, request.path, request.rel_url.raw_query_string,
+                                         request.headers, body)
+        call = {"method": request.method, "path": request.path, "service": service, "action": action, "write": write}
+        # Host and every signed header go through unchanged: SigV4 signs them.
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP]
+        try:
+            async with SESSION.request(request.method, URL(self.target + request.raw_path, encoded=True),
+                                       headers=headers, data=body or None, allow_redirects=False,
+                                       skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type")) as up:
+                data = await up.read()
+                out = web.Response(status=up.status, reason=up.reason, body=data,
+                                   headers=[(k, v) for k, v in up.headers.items() if k.lower() not in HOP])
+        except (ClientError, asyncio.TimeoutError) as e:
+            out = web.Response(status=502, text=f"sandbox proxy: {self.target} unreachable: {e!r}")
+        call["status"] = out.status
+        self.calls.append(call)  # recorded before the client can see the response
+        return out
+
+
+CHANNELS = {}
+SESSION = None  # one upstream client: connection reuse, no proxy from the environment (trust_env=False)
+
+
+async def create(request):
+    spec = await request.json()
+    target = spec.get("target", "")
+    if urlsplit(target).hostname not in ("127.0.0.1", "localhost"):
+        raise web.HTTPBadRequest(text="target must be http://127.0.0.1:PORT: the sandbox never leaves this machine")
+    channel = Channel(target, int(spec.get("latency_ms", 0)))
+    port = await channel.open()
+    CHANNELS[port] = channel
+    return web.json_response({"port": port})
+
+
+def channel_of(request):
+    channel = CHANNELS.get(int(request.match_info["port"]))
+    if channel is None:
+        raise web.HTTPNotFound(text="no such channel")
+    return channel
+
+
+async def calls(request):
+    return web.json_response(channel_of(request).calls)
+
+
+async def delete(request):
+    channel = channel_of(request)
+    del CHANNELS[int(request.match_info["port"])]
+    await channel.runner.cleanup()
+    return web.json_response({"closed": True})
+
+
+async def health(_):
+    return web.Response(text="ok")
+
+
+async def lifecycle(_app):
+    global SESSION
+    SESSION = ClientSession(auto_decompress=False, timeout=ClientTimeout(total=300, sock_connect=10))
+    yield
+    for channel in list(CHANNELS.values()):
+        await channel.runner.cleanup()
+    await SESSION.close()
+
+
+if __name__ == "__main__":
+    admin = web.Application()
+    admin.cleanup_ctx.append(lifecycle)
+    admin.add_routes([web.post("/channels", create), web.get("/channels/{port}/calls", calls),
+                      web.delete("/channels/{port}", delete), web.get("/health", health)])
+    web.run_app(admin, host="127.0.0.1", port=int(sys.argv[1]), access_log=None)

@@ -1,0 +1,404 @@
+//! Test support: the sandbox started by `scripts/test.sh` (moto, a real Prefect server and a
+//! counting proxy on 127.0.0.1), one isolated AWS account per test, and a runner for the
+//! `pushpool` binary with a fake `docker` first on PATH.
+//!
+//! Isolation: every test gets its own moto account (STS AssumeRole into a fresh account id:
+//! moto keeps each account's resources apart), its own pool names, its own PREFECT_HOME and
+//! HOME, and its own proxy channels, so that the write calls a run makes can be counted.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The URLs of the sandbox, from the environment `scripts/test.sh` sets.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub moto: String,
+    pub prefect: String,
+    pub proxy: String,
+    pub python: String,
+    pub fake_bin: String,
+}
+
+impl Sandbox {
+    /// The sandbox, or a panic that says how to start it.
+    pub fn get() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: these tests need the sandbox. Run them with `scripts/test.sh` (it starts moto and a Prefect server on 127.0.0.1).")
+            })
+        };
+        Self {
+            moto: var("PUSHPOOL_SANDBOX_MOTO_URL"),
+            prefect: var("PUSHPOOL_SANDBOX_PREFECT_URL"),
+            proxy: var("PUSHPOOL_SANDBOX_PROXY_URL"),
+            python: var("PUSHPOOL_SANDBOX_PYTHON"),
+            fake_bin: var("PUSHPOOL_SANDBOX_FAKE_BIN"),
+        }
+    }
+}
+
+/// One API call seen by a proxy channel.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Call {
+    pub method: String,
+    pub path: String,
+    pub service: String,
+    pub action: String,
+    pub write: bool,
+    pub status: u16,
+}
+
+/// A proxy listener in front of moto or Prefect that records every call.
+pub struct Channel {
+    proxy: String,
+    pub port: u16,
+}
+
+impl Channel {
+    pub async fn open(sandbox: &Sandbox, target: &str) -> Self {
+        let target = target.trim_end_matches("/api");
+        let reply: Value = http()
+            .post(format!("{}/channels", sandbox.proxy))
+            .json(&json!({"target": target, "latency_ms": 0}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self { proxy: sandbox.proxy.clone(), port: reply["port"].as_u64().expect("the proxy returns a port") as u16 }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every call so far.
+    pub async fn calls(&self) -> Vec<Call> {
+        http().get(format!("{}/channels/{}/calls", self.proxy, self.port)).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// How many calls so far: a mark to count later writes from.
+    pub async fn mark(&self) -> usize {
+        self.calls().await.len()
+    }
+
+    /// The write calls after `mark`, as "service action" strings.
+    pub async fn writes_since(&self, mark: usize) -> Vec<String> {
+        let calls = self.calls().await;
+        calls.into_iter().skip(mark).filter(|c| c.write).map(|c| format!("{} {}", c.service, c.action)).collect()
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this test process and call: pools, accounts.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    format!("{prefix}-{}-{n}", std::process::id() % 100_000)
+}
+
+/// Credentials of one moto account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: String,
+}
+
+/// A test's world: its account, channels, homes and pool name.
+pub struct World {
+    pub sandbox: Sandbox,
+    pub account: Account,
+    pub aws: Channel,
+    pub prefect: Channel,
+    pub home: tempfile::TempDir,
+    pub pool: String,
+    pub region: String,
+}
+
+impl World {
+    /// A fresh account (with moto's default VPC, which has no internet gateway) and a
+    /// Prefect profile pointing at the sandbox through a counting channel.
+    pub async fn new(prefix: &str) -> Self {
+        let sandbox = Sandbox::get();
+        let account = fresh_account(&sandbox).await;
+        let aws = Channel::open(&sandbox, &sandbox.moto).await;
+        let prefect = Channel::open(&sandbox, &sandbox.prefect).await;
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".prefect")).unwrap();
+        let profiles = format!(
+            "# a comment that must survive\nactive = \"sandbox\"\n\n[profiles.sandbox]\nPREFECT_API_URL = \"{}/api\"\nPREFECT_LOGGING_LEVEL = \"INFO\"\n\n[profiles.other]\nPREFECT_API_URL = \"http://127.0.0.1:9/api\"\n",
+            prefect.url()
+        );
+        std::fs::write(home.path().join(".prefect/profiles.toml"), profiles).unwrap();
+        Self { sandbox, account, aws, prefect, home, pool: unique(prefix), region: "us-east-1".into() }
+    }
+
+    pub fn profiles_path(&self) -> PathBuf {
+        self.home.path().join(".prefect/profiles.toml")
+    }
+
+    pub fn docker_log(&self) -> PathBuf {
+        self.home.path().join("docker.log")
+    }
+
+    /// The pushpool command with this world's environment and nothing else of the caller's.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pushpool"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", format!("{}:{}", self.sandbox.fake_bin, std::env::var("PATH").unwrap_or_default()))
+            .env("HOME", self.home.path())
+            .env("PREFECT_HOME", self.home.path().join(".prefect"))
+            .env("FAKE_DOCKER_LOG", self.docker_log())
+            .env("AWS_ENDPOINT_URL", self.aws.url())
+            .env("AWS_ACCESS_KEY_ID", &self.account.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.account.secret_key)
+            .env("AWS_SESSION_TOKEN", &self.account.session_token)
+            .env("AWS_REGION", &self.region)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            // Wide enough that no reason wraps, so tests can look for whole sentences.
+            .env("COLUMNS", "400")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Asserts that neither AWS nor Prefect saw a write since the marks.
+    pub async fn assert_no_writes_since(&self, marks: (usize, usize)) {
+        let aws = self.aws.writes_since(marks.0).await;
+        let prefect = self.prefect.writes_since(marks.1).await;
+        assert!(aws.is_empty() && prefect.is_empty(), "expected no write calls, saw AWS {aws:?} and Prefect {prefect:?}");
+    }
+
+    /// Marks on both channels.
+    pub async fn marks(&self) -> (usize, usize) {
+        (self.aws.mark().await, self.prefect.mark().await)
+    }
+
+    /// Runs pushpool and returns its output.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().unwrap())
+    }
+
+    /// `work-pool create <pool> --type ecs:push --provision-infra` plus `extra`.
+    pub fn create(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["work-pool", "create", &self.pool, "--type", "ecs:push", "--provision-infra"];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// SDK clients talking to moto directly (not through the counting channel), for
+    /// seeding states and checking results.
+    pub async fn clients(&self) -> Clients {
+        clients(&self.sandbox, &self.account).await
+    }
+
+    /// A Prefect object read straight from the server, not through the channel.
+    pub async fn prefect_get(&self, path: &str) -> Option<Value> {
+        let response = http().get(format!("{}{path}", self.sandbox.prefect)).send().await.unwrap();
+        if response.status() == 404 {
+            return None;
+        }
+        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        Some(response.json().await.unwrap())
+    }
+
+    /// Sends a write straight to the Prefect server, for seeding states.
+    pub async fn prefect_send(&self, method: reqwest::Method, path: &str, body: Value) -> u16 {
+        let response = http().request(method, format!("{}{path}", self.sandbox.prefect)).json(&body).send().await.unwrap();
+        response.status().as_u16()
+    }
+
+    pub async fn block(&self) -> Option<Value> {
+        self.prefect_get(&format!("/block_types/slug/aws-credentials/block_documents/name/{}-aws-credentials", self.pool)).await
+    }
+
+    /// The block's secret access key (read with include_secrets, for leak checks only).
+    pub async fn block_secret(&self) -> String {
+        let path = format!("/block_types/slug/aws-credentials/block_documents/name/{}-aws-credentials?include_secrets=true", self.pool);
+        let block = self.prefect_get(&path).await.expect("block exists");
+        block["data"]["aws_secret_access_key"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn work_pool(&self) -> Option<Value> {
+        self.prefect_get(&format!("/work_pools/{}", self.pool)).await
+    }
+
+    /// Runs Python from the sandbox's virtualenv (Prefect's own client) against the server.
+    pub fn python(&self, script: &str, args: &[&str]) -> Output {
+        Command::new(&self.sandbox.python)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .env("PREFECT_API_URL", &self.sandbox.prefect)
+            .env("PREFECT_HOME", self.home.path().join("python-prefect-home"))
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+            .env("DO_NOT_TRACK", "1")
+            .output()
+            .unwrap()
+    }
+}
+
+/// What a pushpool run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "pushpool failed\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// Asserts that none of `secrets` appears in anything the run printed.
+    pub fn assert_no_secret(&self, secrets: &[&str]) {
+        for secret in secrets {
+            assert!(!secret.is_empty());
+            assert!(!self.all().contains(secret), "a secret leaked into the output:\n{}", self.all());
+        }
+    }
+}
+
+/// A new moto account: STS AssumeRole into a random account id gives credentials that moto
+/// maps to that account.
+pub async fn fresh_account(sandbox: &Sandbox) -> Account {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let id = format!("{:06}{:06}", std::process::id() % 1_000_000, (nanos / 1000 + COUNTER.fetch_add(1, Ordering::SeqCst) * 7919) % 1_000_000);
+    let config = base_config(sandbox, "testing", "testing", None).await;
+    let sts = aws_sdk_sts::Client::new(&config);
+    let assumed = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{id}:role/pushpool-test"))
+        .role_session_name("pushpool-test")
+        .send()
+        .await
+        .expect("moto's STS answers");
+    let credentials = assumed.credentials().unwrap();
+    Account {
+        id,
+        access_key: credentials.access_key_id().to_owned(),
+        secret_key: credentials.secret_access_key().to_owned(),
+        session_token: credentials.session_token().to_owned(),
+    }
+}
+
+async fn base_config(sandbox: &Sandbox, key: &str, secret: &str, token: Option<&str>) -> aws_config::SdkConfig {
+    let credentials = aws_sdk_sts::config::Credentials::new(key, secret, token.map(str::to_owned), None, "pushpool-tests");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&sandbox.moto)
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
+/// SDK clients of one account, straight to moto.
+pub struct Clients {
+    pub iam: aws_sdk_iam::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub ecr: aws_sdk_ecr::Client,
+}
+
+pub async fn clients(sandbox: &Sandbox, account: &Account) -> Clients {
+    let config = base_config(sandbox, &account.access_key, &account.secret_key, Some(&account.session_token)).await;
+    Clients {
+        iam: aws_sdk_iam::Client::new(&config),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        ecs: aws_sdk_ecs::Client::new(&config),
+        ecr: aws_sdk_ecr::Client::new(&config),
+    }
+}
+
+impl Clients {
+    /// Deletes the default VPC and everything in it, for the "fresh account" case.
+    pub async fn delete_default_vpc(&self) {
+        let vpcs = self.ec2.describe_vpcs().send().await.unwrap();
+        for vpc in vpcs.vpcs().iter().filter(|v| v.is_default() == Some(true)) {
+            let id = vpc.vpc_id().unwrap();
+            let filter = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(id).build();
+            let subnets = self.ec2.describe_subnets().filters(filter.clone()).send().await.unwrap();
+            for subnet in subnets.subnets() {
+                self.ec2.delete_subnet().subnet_id(subnet.subnet_id().unwrap()).send().await.unwrap();
+            }
+            self.ec2.delete_vpc().vpc_id(id).send().await.unwrap();
+        }
+    }
+
+    /// Gives the default VPC an internet gateway and a default route in its main table.
+    pub async fn connect_default_vpc(&self) -> (String, String) {
+        let vpcs = self.ec2.describe_vpcs().send().await.unwrap();
+        let vpc = vpcs.vpcs().iter().find(|v| v.is_default() == Some(true)).unwrap().vpc_id().unwrap().to_owned();
+        let igw = self.ec2.create_internet_gateway().send().await.unwrap();
+        let igw = igw.internet_gateway().unwrap().internet_gateway_id().unwrap().to_owned();
+        self.ec2.attach_internet_gateway().internet_gateway_id(&igw).vpc_id(&vpc).send().await.unwrap();
+        let filter = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build();
+        let tables = self.ec2.describe_route_tables().filters(filter).send().await.unwrap();
+        let main = tables
+            .route_tables()
+            .iter()
+            .find(|t| t.associations().iter().any(|a| a.main() == Some(true)))
+            .unwrap()
+            .route_table_id()
+            .unwrap()
+            .to_owned();
+        self.ec2.create_route().route_table_id(&main).destination_cidr_block("0.0.0.0/0").gateway_id(&igw).send().await.unwrap();
+        (vpc, igw)
+    }
+
+    pub async fn vpcs_named(&self, name: &str) -> Vec<aws_sdk_ec2::types::Vpc> {
+        let filter = aws_sdk_ec2::types::Filter::builder().name("tag:Name").values(name).build();
+        self.ec2.describe_vpcs().filters(filter).send().await.unwrap().vpcs().to_vec()
+    }
+
+    pub async fn access_keys(&self, user: &str) -> Vec<String> {
+        let keys = self.iam.list_access_keys().user_name(user).send().await.unwrap();
+        keys.access_key_metadata().iter().map(|k| k.access_key_id().unwrap().to_owned()).collect()
+    }
+}
+
+/// Tags as a sorted list of "key=value".
+pub fn tag_pairs<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut pairs: Vec<String> = tags.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.sort();
+    pairs
+}
+
+/// The fake docker's log: one JSON object per invocation.
+pub fn docker_calls(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
