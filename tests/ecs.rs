@@ -411,3 +411,91 @@ async fn bad_input_is_refused_with_the_cause_and_the_fix_before_any_write() {
     }
     world.assert_no_writes_since(marks).await;
 }
+
+#[tokio::test]
+async fn region_with_two_zones_gets_two_subnets() {
+    let mut world = World::new("twozones").await;
+    world.region = "us-west-1".into();
+    world.create(&["--yes"]).ok();
+    let defaults = defaults(&world.work_pool().await.unwrap());
+    assert_eq!(defaults["network_configuration"]["awsvpcConfiguration"]["subnets"].as_array().unwrap().len(), 2);
+    let block = world.block().await.unwrap();
+    assert_eq!(block["data"]["region_name"], "us-west-1");
+}
+
+#[tokio::test]
+async fn missing_docker_is_reported_and_the_rest_stands() {
+    let world = World::new("nodocker").await;
+    let run = Run::from(world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("PATH", "/nonexistent").output().unwrap());
+    run.ok();
+    assert!(run.stderr.contains("Docker is not installed"), "{}", run.stderr);
+    assert!(run.stderr.contains("--password-stdin"), "the note says how to log in later: {}", run.stderr);
+    assert!(std::fs::read_to_string(world.profiles_path()).unwrap().contains("PREFECT_DEPLOYMENTS_DEFAULT_DOCKER_BUILD_NAMESPACE"));
+    assert!(world.work_pool().await.is_some());
+}
+
+#[tokio::test]
+async fn failed_docker_login_never_shows_the_registry_password() {
+    let world = World::new("dockerfail").await;
+    let run = Run::from(world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("FAKE_DOCKER_FAIL", "1").output().unwrap());
+    run.ok();
+    assert!(run.stderr.contains("docker login to") && run.stderr.contains("fake failure"), "{}", run.stderr);
+    run.assert_no_secret(&[&format!("{}-auth-token", world.account.id), &world.block_secret().await]);
+}
+
+// Multi-threaded: the stand-in server must answer while the test blocks on the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_api_key_is_named_with_the_fix() {
+    let world = World::new("apikey").await;
+    // A Prefect API stand-in that refuses every key, as Prefect Cloud does for a bad one.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buffer = [0u8; 4096];
+            let _ = socket.read(&mut buffer).await;
+            let body = r#"{"detail":"Invalid authentication credentials"}"#;
+            let reply = format!("HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = socket.write_all(reply.as_bytes()).await;
+        }
+    });
+    let marks = world.marks().await;
+    let key = "pnu_not_a_real_key_0123456789";
+    let run = Run::from(
+        world
+            .command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"])
+            .env("PREFECT_API_URL", format!("http://127.0.0.1:{port}/api"))
+            .env("PREFECT_API_KEY", key)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("401") && run.stderr.contains("Invalid authentication credentials"), "{}", run.stderr);
+    assert!(run.stderr.contains("check PREFECT_API_KEY"), "{}", run.stderr);
+    run.assert_no_secret(&[key]);
+    world.assert_no_writes_since(marks).await;
+}
+
+#[tokio::test]
+async fn access_denied_mid_apply_names_the_action_and_a_rerun_converges() {
+    let world = World::new("denied").await;
+    let aws = world.clients().await;
+    aws.delete_default_vpc().await;
+    world.aws.set_faults(json!({"CreateCluster": {"status": 400, "code": "AccessDeniedException", "message": "User is not authorized to perform: ecs:CreateCluster"}})).await;
+    let run = world.create(&["--yes"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("error: ECS cluster prefect-ecs-cluster: ecs:CreateCluster failed: User is not authorized"), "{}", run.stderr);
+    assert!(run.stderr.contains("grant ecs:CreateCluster"), "{}", run.stderr);
+    assert!(run.stderr.contains("written before the failure:") && run.stderr.contains("not started: "), "{}", run.stderr);
+    assert!(run.stderr.contains("run the same command again"), "{}", run.stderr);
+    assert!(world.work_pool().await.is_none(), "the pool waits for the cluster");
+
+    world.aws.set_faults(json!({})).await;
+    world.create(&["--yes"]).ok();
+    assert_eq!(aws.vpcs_named("prefect-ecs-vpc").await.len(), 1, "one VPC after the resumed run");
+    assert_eq!(aws.access_keys(USER).await.len(), 1, "one key after the resumed run");
+    let marks = world.marks().await;
+    assert!(world.create(&["--yes"]).ok().stdout.contains("Nothing to change"));
+    world.assert_no_writes_since(marks).await;
+}

@@ -100,3 +100,85 @@ pub fn render_applied(header: &PlanHeader, plan: &Plan, repository: Option<&str>
     out.push_str(&format!("  Deploy a flow to the pool: prefect deploy --pool {}\n", header.pool));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::{Attrs, Change, NodeInfo, Observation};
+
+    fn change(id: &str, kind: &str, label: &str, name: &str, observed: Observation) -> Change {
+        let info = NodeInfo {
+            id: id.into(),
+            kind: kind.into(),
+            label: label.into(),
+            name: name.into(),
+            says: String::new(),
+            after: vec![],
+        };
+        Change { info, observed: Arc::new(observed) }
+    }
+
+    fn header() -> PlanHeader {
+        PlanHeader {
+            pool: "my-ecs-pool".into(),
+            pool_type: "ecs:push".into(),
+            prefect: "http://127.0.0.1:4200/api".into(),
+            target: Some("AWS account 123456789012, region us-east-1".into()),
+        }
+    }
+
+    #[test]
+    fn fresh_account_plan() {
+        let variables = json!({"cluster": "prefect-ecs-cluster", "vpc_id": "(known after apply)"});
+        let plan = Plan {
+            changes: vec![
+                change("user", "aws.iam_user", "IAM user", "prefect-ecs-user", Observation::create("missing", Attrs::new())),
+                change(
+                    "vpc",
+                    "aws.vpc",
+                    "VPC",
+                    "prefect-ecs-vpc",
+                    Observation::create("default VPC vpc-1 has no route to an internet gateway; new VPC 10.0.0.0/16", Attrs::new()),
+                ),
+                change("credentials", "prefect.block", "block", "my-ecs-pool-aws-credentials", Observation::create("missing", Attrs::new())),
+                change("pool", "prefect.work_pool", "work pool", "my-ecs-pool", Observation::create("missing", Attrs::new().with("job_variables", variables))),
+            ],
+        };
+        insta::assert_snapshot!(render_plan(&header(), &plan, Some(100)));
+    }
+
+    #[test]
+    fn drifted_policy_and_replaced_key_plan() {
+        let plan = Plan {
+            changes: vec![
+                change("user", "aws.iam_user", "IAM user", "prefect-ecs-user", Observation::reuse("exists", Attrs::new())),
+                change(
+                    "policy",
+                    "aws.iam_policy",
+                    "IAM policy",
+                    "prefect-ecs-policy",
+                    Observation::update("document drifted: lacks logs:CreateLogGroup; also grants s3:GetObject", Attrs::new()),
+                ),
+                change(
+                    "access_key",
+                    "aws.iam_access_key",
+                    "IAM access key",
+                    "prefect-ecs-user",
+                    Observation::create("block my-ecs-pool-aws-credentials holds key AKIA1, which no longer exists on user prefect-ecs-user", Attrs::new()),
+                ),
+                change(
+                    "credentials",
+                    "prefect.block",
+                    "block",
+                    "my-ecs-pool-aws-credentials",
+                    Observation::update("takes new values: access_key.id", Attrs::new()),
+                ),
+            ],
+        };
+        insta::assert_snapshot!(render_plan(&header(), &plan, Some(100)));
+    }
+}

@@ -2,11 +2,14 @@
 
 Tests open a "channel" (a fresh listener on 127.0.0.1) in front of moto or the Prefect server, point
 the CLI at it, and then read back every API call the CLI made, classified as read or write.
-Each channel can also delay requests (latency_ms); faults can be added the same way later.
+Each channel can also delay requests (latency_ms) and answer chosen AWS actions with an error
+instead of forwarding them (faults), in the wire format of the action's protocol.
 
 Admin API (usage: proxy.py ADMIN_PORT):
   POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0} -> {"port": N}
   GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status"}, ...]
+  PUT    /channels/{port}/faults {"CreateCluster": {"status": 400, "code": "AccessDeniedException",
+                                 "message": "...", "times": 1}}  (times omitted: every call; {} clears)
   DELETE /channels/{port}       closes the channel
   GET    /health                "ok"
 """
@@ -46,9 +49,22 @@ def classify(method, path, query, headers, body):
     return scope.group(1), action, not action.startswith(READS)
 
 
+def aws_error(headers, service, fault):
+    """An AWS error response as the action's protocol sends it: JSON (ECS, ECR) or XML (IAM, EC2, STS)."""
+    code, message, status = fault["code"], fault.get("message", "injected by the sandbox proxy"), fault.get("status", 400)
+    if "X-Amz-Target" in headers:
+        return web.json_response({"__type": code, "message": message}, status=status,
+                                 headers={"x-amzn-ErrorType": code}, content_type="application/x-amz-json-1.1")
+    if service == "ec2":
+        body = f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>sandbox</RequestID></Response>"
+    else:
+        body = f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>sandbox</RequestId></ErrorResponse>"
+    return web.Response(status=status, text=body, content_type="text/xml")
+
+
 class Channel:
     def __init__(self, target, latency_ms):
-        self.target, self.latency_ms, self.calls = target.rstrip("/"), latency_ms, []
+        self.target, self.latency_ms, self.calls, self.faults = target.rstrip("/"), latency_ms, [], {}
         app = web.Application(client_max_size=1 << 30)
         app.router.add_route("*", "/{tail:.*}", self.forward)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
@@ -68,6 +84,14 @@ class Channel:
         service, action, write = classify(request.method, request.path, request.rel_url.raw_query_string,
                                          request.headers, body)
         call = {"method": request.method, "path": request.path, "service": service, "action": action, "write": write}
+        fault = self.faults.get(action)
+        if fault is not None and fault.get("times", 1) > 0:
+            if "times" in fault:
+                fault["times"] -= 1
+            out = aws_error(request.headers, service, fault)
+            call["status"] = out.status
+            self.calls.append(call)
+            return out
         # Host and every signed header go through unchanged: SigV4 signs them.
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP]
         try:
@@ -110,6 +134,11 @@ async def calls(request):
     return web.json_response(channel_of(request).calls)
 
 
+async def set_faults(request):
+    channel_of(request).faults = await request.json()
+    return web.json_response({"faults": len(channel_of(request).faults)})
+
+
 async def delete(request):
     channel = channel_of(request)
     del CHANNELS[int(request.match_info["port"])]
@@ -134,5 +163,6 @@ if __name__ == "__main__":
     admin = web.Application()
     admin.cleanup_ctx.append(lifecycle)
     admin.add_routes([web.post("/channels", create), web.get("/channels/{port}/calls", calls),
+                      web.put("/channels/{port}/faults", set_faults),
                       web.delete("/channels/{port}", delete), web.get("/health", health)])
     web.run_app(admin, host="127.0.0.1", port=int(sys.argv[1]), access_log=None)

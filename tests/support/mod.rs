@@ -84,6 +84,12 @@ impl Channel {
         http().get(format!("{}/channels/{}/calls", self.proxy, self.port)).send().await.unwrap().json().await.unwrap()
     }
 
+    /// Makes the channel answer the given AWS actions with errors (see proxy.py); `{}` clears.
+    pub async fn set_faults(&self, faults: Value) {
+        let response = http().put(format!("{}/channels/{}/faults", self.proxy, self.port)).json(&faults).send().await.unwrap();
+        assert!(response.status().is_success());
+    }
+
     /// How many calls so far: a mark to count later writes from.
     pub async fn mark(&self) -> usize {
         self.calls().await.len()
