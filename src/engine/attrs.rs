@@ -75,15 +75,4 @@ impl Attrs {
             Error::remote(format!("node '{node}'"), format!("attribute '{key}' is not known"))
         })
     }
-
-    /// The plain values only, for plan files and rendering.
-    pub fn public(&self) -> BTreeMap<String, Value> {
-        self.0
-            .iter()
-            .filter_map(|(key, attr)| match attr {
-                Attr::Value(value) => Some((key.clone(), value.clone())),
-                Attr::Secret(_) => None,
-            })
-            .collect()
-    }
 }

@@ -1,6 +1,6 @@
 //! The resource graph: nodes, what each depends on, and a checked order.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
@@ -105,17 +105,5 @@ impl Graph {
     /// The entry with this id.
     pub fn entry(&self, id: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.info.id == id)
-    }
-
-    /// The number of nodes on the longest dependency chain among those `counts` selects:
-    /// the lower bound, in sequential steps, of applying them with unlimited concurrency.
-    pub fn critical_path(&self, counts: impl Fn(&str) -> bool) -> usize {
-        let mut depth: HashMap<&str, usize> = HashMap::new();
-        for entry in &self.entries {
-            let before = entry.info.after.iter().map(|d| depth[d.as_str()]).max().unwrap_or(0);
-            let own = usize::from(counts(&entry.info.id));
-            depth.insert(&entry.info.id, before + own);
-        }
-        depth.values().copied().max().unwrap_or(0)
     }
 }

@@ -26,15 +26,6 @@ impl Action {
     pub fn writes(self) -> bool {
         !matches!(self, Action::Reuse)
     }
-
-    /// The verb shown to users.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update => "update",
-            Action::Reuse => "reuse",
-        }
-    }
 }
 
 /// The outcome of observing one node: the action, why, and what is already known.

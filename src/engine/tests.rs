@@ -92,7 +92,6 @@ fn orders_nodes_after_their_dependencies_and_rejects_cycles() {
     let g = graph(&[("c", &["b"], false, false), ("b", &["a"], false, false), ("a", &[], false, false)], &log);
     let order: Vec<&str> = g.entries().iter().map(|e| e.info.id.as_str()).collect();
     assert_eq!(order, ["a", "b", "c"]);
-    assert_eq!(g.critical_path(|_| true), 3);
 
     let cyclic = vec![("x", vec!["y"]), ("y", vec!["x"])]
         .into_iter()

@@ -30,11 +30,6 @@ impl Upstream {
         dep.clone().await
     }
 
-    /// A context attribute such as `aws.region`.
-    pub fn context(&self, system: &str, key: &str) -> Option<&str> {
-        self.context.get(system)?.str(key)
-    }
-
     /// The observed attributes of every dependency `template` references, and the context:
     /// what [`resolve`](super::reference::resolve) needs at plan time.
     pub async fn attrs_for(&self, template: &Value) -> Result<BTreeMap<String, Attrs>> {

@@ -205,17 +205,36 @@ impl PrefectClient {
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let detail = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("detail").cloned())
-            .map(|d| d.as_str().map(str::to_owned).unwrap_or_else(|| d.to_string()))
-            .unwrap_or_else(|| text.chars().take(300).collect());
+        let detail = error_detail(&text);
         let error = Error::remote(what, format!("{method} {path} was refused ({status}): {detail}"));
         Err(match status {
             StatusCode::UNAUTHORIZED => error.fix("check PREFECT_API_KEY (or run `prefect cloud login`)"),
             StatusCode::FORBIDDEN => error.fix("check that PREFECT_API_KEY may write to this workspace, and that the name does not start with 'prefect'"),
             _ => error,
         })
+    }
+}
+
+/// The server's explanation of an error. FastAPI's validation errors (422) list each field
+/// with the value that was sent (`input`), which for a block is a secret: only the field's
+/// location and the message are kept.
+fn error_detail(body: &str) -> String {
+    let Ok(parsed) = serde_json::from_str::<Value>(body) else {
+        return "the server's answer is not JSON".to_owned();
+    };
+    match parsed.get("detail") {
+        Some(Value::String(detail)) => detail.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let location: Vec<String> =
+                    item["loc"].as_array().into_iter().flatten().map(|l| l.as_str().map(str::to_owned).unwrap_or_else(|| l.to_string())).collect();
+                format!("{}: {}", location.join("."), item["msg"].as_str().unwrap_or("invalid"))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Some(other) => other.to_string(),
+        None => parsed.get("exception_message").and_then(Value::as_str).unwrap_or("no detail").to_owned(),
     }
 }
 
@@ -268,6 +287,14 @@ mod tests {
         let mut versions = vec!["0.4.14", "0.7.12", "0.10.1", "non-versioned"];
         versions.sort_by_key(|v| version_key(v));
         assert_eq!(versions.last(), Some(&"0.10.1"));
+    }
+
+    #[test]
+    fn validation_errors_never_echo_the_submitted_values() {
+        let body = r#"{"detail":[{"type":"string_pattern_mismatch","loc":["body","name"],"msg":"String should match pattern","input":"wJalrXUtnFEMI/K7MDENG"}]}"#;
+        assert_eq!(error_detail(body), "body.name: String should match pattern");
+        assert_eq!(error_detail(r#"{"detail":"Work pool already exists."}"#), "Work pool already exists.");
+        assert_eq!(error_detail("<html>secret</html>"), "the server's answer is not JSON");
     }
 
     #[test]

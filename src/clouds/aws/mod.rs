@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use context::{AwsContext, MANAGED_BY, POOL_TAG};
+pub use context::AwsContext;
 
 use crate::blueprint::{Blueprint, NodeSpec};
 use crate::engine::NodeRef;
