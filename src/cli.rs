@@ -1,11 +1,14 @@
-//! The command line, mirroring `prefect work-pool` so that Prefect users already know it.
+//! The command line, mirroring `prefect work-pool` so that Prefect users already know it,
+//! with Terraform's `plan` and `apply` for reviewed changes.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::provision::{Options, PoolMode, PoolRequest};
+use crate::provision::{self, PoolMode, PoolRequest, RunOptions, Target, read_pools_file};
+use crate::ui::{Console, Format};
 
 /// Get a Prefect push work pool ready to run flows: a reviewable plan, safe re-runs,
 /// concurrent apply.
@@ -27,6 +30,12 @@ pub enum Command {
     /// Create and provision work pools.
     #[command(name = "work-pool", subcommand)]
     WorkPool(WorkPoolCommand),
+    /// Show what provisioning would change, for one pool or a pools file, without any write.
+    ///
+    /// Exit codes with --detailed-exitcode: 0 nothing to change, 2 changes pending, 1 error.
+    Plan(PlanArgs),
+    /// Apply a saved plan exactly (refused if what exists changed since), or a pools file.
+    Apply(ApplyArgs),
 }
 
 /// `pushpool work-pool ...`
@@ -66,14 +75,40 @@ pub struct RunArgs {
     /// Show the plan and change nothing: no cloud, Prefect, profile or Docker write.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub naming: Naming,
+    #[command(flatten)]
+    pub report: Report,
+}
+
+/// How a plan is shown and saved.
+#[derive(Debug, Args)]
+pub struct Report {
+    /// How to print the plan (json and markdown with a dry run or `plan` only).
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Format,
+    /// Save the plan as JSON to FILE, for `pushpool apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when changes are pending, 0 when there are none (1 stays an error).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+/// Resource names and region of a pool given on the command line.
+#[derive(Debug, Args)]
+pub struct Naming {
     /// Name a resource: ID=NAME, repeatable. IDs for ecs:push: execution_role, user, policy,
     /// credentials, cluster, vpc, internet_gateway, subnets, route_table, security_group,
     /// repository.
     #[arg(long = "set", value_name = "ID=NAME")]
     pub names: Vec<String>,
+    /// The AWS region, instead of the credential chain's.
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
-impl RunArgs {
+impl Naming {
     fn names(&self) -> Result<BTreeMap<String, String>> {
         self.names
             .iter()
@@ -83,19 +118,81 @@ impl RunArgs {
             })
             .collect()
     }
+
+    fn target(&self, name: String, pool_type: String, mode: PoolMode) -> Result<Target> {
+        Ok(Target { request: PoolRequest { name, pool_type, mode }, names: self.names()?, region: self.region.clone() })
+    }
 }
 
-impl WorkPoolCommand {
-    /// The provisioning options this command asks for.
-    pub fn options(self) -> Result<Options> {
-        let (request, provision_infra, run) = match self {
-            WorkPoolCommand::Create { name, pool_type, provision_infra, overwrite, run } => {
-                (PoolRequest { name, pool_type, mode: PoolMode::Create { overwrite } }, provision_infra, run)
+/// `pushpool plan ...`
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The work pool's name (or --file).
+    #[arg(required_unless_present = "file", requires = "pool_type")]
+    pub name: Option<String>,
+    /// The pool type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub pool_type: Option<String>,
+    /// Plan every pool of a pools file (see the README for its format).
+    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region"])]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub naming: Naming,
+    #[command(flatten)]
+    pub report: Report,
+}
+
+/// `pushpool apply ...`
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `pushpool plan --out FILE`.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub plan_file: Option<PathBuf>,
+    /// Apply every pool of a pools file.
+    #[arg(long, value_name = "POOLS_TOML")]
+    pub file: Option<PathBuf>,
+    /// Apply a pools file without asking for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+impl Command {
+    /// Runs the command and returns the exit code of a success.
+    pub async fn run(self, console: &Console) -> Result<u8> {
+        match self {
+            Command::WorkPool(WorkPoolCommand::Create { name, pool_type, provision_infra, overwrite, run }) => {
+                let target = run.naming.target(name, pool_type, PoolMode::Create { overwrite })?;
+                provision_one(vec![target], provision_infra, run, console).await
             }
-            WorkPoolCommand::ProvisionInfra { name, run } => {
-                (PoolRequest { name, pool_type: String::new(), mode: PoolMode::ProvisionInfra }, true, run)
+            Command::WorkPool(WorkPoolCommand::ProvisionInfra { name, run }) => {
+                let target = run.naming.target(name, String::new(), PoolMode::ProvisionInfra)?;
+                provision_one(vec![target], true, run, console).await
             }
-        };
-        Ok(Options { names: run.names()?, request, provision_infra, dry_run: run.dry_run, yes: run.yes })
+            Command::Plan(PlanArgs { name, pool_type, file, naming, report }) => {
+                let targets = match (file, name, pool_type) {
+                    (Some(file), ..) => read_pools_file(&file)?,
+                    (None, Some(name), Some(pool_type)) => vec![naming.target(name, pool_type, PoolMode::Ensure)?],
+                    _ => return Err(Error::usage("pushpool plan", "needs a pool name and --type, or --file")),
+                };
+                let options = RunOptions { provision_infra: true, dry_run: true, yes: false, output: report.output, out: report.out };
+                Ok(provision::provision(targets, &options, console).await?.exit_code(report.detailed_exitcode))
+            }
+            Command::Apply(ApplyArgs { plan_file, file, yes }) => {
+                let outcome = match (plan_file, file) {
+                    (Some(plan), None) => provision::apply_saved(&plan, console).await?,
+                    (None, Some(file)) => {
+                        let options = RunOptions { provision_infra: true, dry_run: false, yes, output: Format::Text, out: None };
+                        provision::provision(read_pools_file(&file)?, &options, console).await?
+                    }
+                    _ => return Err(Error::usage("pushpool apply", "needs a plan file or --file")),
+                };
+                Ok(outcome.exit_code(false))
+            }
+        }
     }
+}
+
+async fn provision_one(targets: Vec<Target>, provision_infra: bool, run: RunArgs, console: &Console) -> Result<u8> {
+    let options = RunOptions { provision_infra, dry_run: run.dry_run, yes: run.yes, output: run.report.output, out: run.report.out };
+    Ok(provision::provision(targets, &options, console).await?.exit_code(run.report.detailed_exitcode))
 }

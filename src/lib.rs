@@ -9,6 +9,7 @@ pub mod blueprint;
 pub mod cli;
 pub mod clouds;
 pub mod docker;
+pub mod document;
 pub mod engine;
 pub mod error;
 pub mod policies;

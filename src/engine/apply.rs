@@ -38,7 +38,7 @@ pub struct Applied {
 /// soon as their dependencies are done, concurrently. After a failure no new node starts,
 /// the running ones finish, and the outcome says what exists now.
 pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Applied {
-    let mut attrs: BTreeMap<String, Attrs> = graph.context().clone();
+    let mut attrs: BTreeMap<String, Attrs> = BTreeMap::new();
     let mut done: HashSet<&str> = HashSet::new();
     let mut waiting = Vec::new();
     for change in &plan.changes {
@@ -62,12 +62,11 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
             for change in ready {
                 let entry = graph.entry(&change.info.id).expect("plan comes from this graph");
                 let inputs = Inputs::new(
-                    change
-                        .info
-                        .after
+                    entry
+                        .aliases
                         .iter()
-                        .map(|d| (d.clone(), attrs[d].clone()))
-                        .chain(graph.context().clone())
+                        .map(|(local, id)| (local.clone(), attrs[id].clone()))
+                        .chain(entry.context.clone())
                         .collect(),
                 );
                 let node = entry.node.clone();

@@ -75,4 +75,15 @@ impl Attrs {
             Error::remote(format!("node '{node}'"), format!("attribute '{key}' is not known"))
         })
     }
+
+    /// The plain values only: what a plan file and the rendered plan may hold.
+    pub fn public(&self) -> BTreeMap<String, Value> {
+        self.0
+            .iter()
+            .filter_map(|(key, attr)| match attr {
+                Attr::Value(value) => Some((key.clone(), value.clone())),
+                Attr::Secret(_) => None,
+            })
+            .collect()
+    }
 }

@@ -23,6 +23,8 @@ pub struct NodeInfo {
     pub says: String,
     /// The ids of the nodes this one waits for.
     pub after: Vec<String>,
+    /// The pools that use this node: one, or several for a resource they share.
+    pub pools: Vec<String>,
 }
 
 impl NodeInfo {
@@ -38,25 +40,36 @@ impl NodeInfo {
     }
 }
 
-/// One node: what it is and the kind that implements it.
+/// One node: what it is, the kind that implements it, and what it sees of the others.
 pub struct Entry {
-    /// Metadata shown to users.
+    /// Metadata shown to users; `after` holds graph ids.
     pub info: NodeInfo,
     /// The implementation.
     pub node: NodeRef,
+    /// The node's own name for each dependency (its blueprint id) → the dependency's graph id.
+    /// They differ when several pools share a graph: a pool's `vpc` may be another's node.
+    pub aliases: BTreeMap<String, String>,
+    /// The context attributes (region, account) that the node's references may name.
+    pub context: BTreeMap<String, Attrs>,
 }
 
-/// A checked, acyclic resource graph in dependency order, with the context attributes
-/// (region, account, project) that node references may name as pseudo-nodes.
+impl Entry {
+    /// An entry whose dependencies are known by their graph ids.
+    pub fn new(info: NodeInfo, node: NodeRef, context: BTreeMap<String, Attrs>) -> Self {
+        let aliases = info.after.iter().map(|d| (d.clone(), d.clone())).collect();
+        Self { info, node, aliases, context }
+    }
+}
+
+/// A checked, acyclic resource graph in dependency order.
 pub struct Graph {
     entries: Vec<Entry>,
-    context: BTreeMap<String, Attrs>,
 }
 
 impl Graph {
     /// Checks that every dependency exists and that there is no cycle, and orders the
     /// entries so that each comes after everything it depends on (stable otherwise).
-    pub fn new(entries: Vec<Entry>, context: BTreeMap<String, Attrs>) -> Result<Self> {
+    pub fn new(entries: Vec<Entry>) -> Result<Self> {
         let ids: HashSet<&str> = entries.iter().map(|e| e.info.id.as_str()).collect();
         if ids.len() != entries.len() {
             return Err(Error::usage("resource graph", "two nodes share an id"));
@@ -89,17 +102,12 @@ impl Graph {
             ordered.extend(ready);
             pending = rest;
         }
-        Ok(Self { entries: ordered, context })
+        Ok(Self { entries: ordered })
     }
 
     /// The entries, each after its dependencies.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
-    }
-
-    /// The context attributes (e.g. "aws" → region, account_id).
-    pub fn context(&self) -> &BTreeMap<String, Attrs> {
-        &self.context
     }
 
     /// The entry with this id.

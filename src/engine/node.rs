@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::attrs::Attrs;
 use super::upstream::{Inputs, Upstream};
 use crate::error::Result;
 
 /// What the plan does with one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// The resource is missing and will be created.

@@ -51,13 +51,8 @@ pub async fn plan(graph: &Graph) -> Result<Plan> {
     let mut shared: BTreeMap<String, SharedObservation> = BTreeMap::new();
     for entry in graph.entries() {
         let upstream = Upstream {
-            deps: entry
-                .info
-                .after
-                .iter()
-                .map(|dep| (dep.clone(), shared[dep].clone()))
-                .collect(),
-            context: graph.context().clone(),
+            deps: entry.aliases.iter().map(|(local, id)| (local.clone(), shared[id].clone())).collect(),
+            context: entry.context.clone(),
         };
         let node = entry.node.clone();
         let observation = async move { node.observe(&upstream).await.map(Arc::new) };

@@ -71,19 +71,24 @@ type Log = Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>;
 fn graph(spec: &[(&'static str, &[&str], bool, bool)], log: &Log) -> Graph {
     let entries = spec
         .iter()
-        .map(|(id, after, exists, fails)| Entry {
-            info: NodeInfo {
-                id: id.to_string(),
-                kind: "test.fake".into(),
-                label: "fake".into(),
-                name: id.to_string(),
-                says: String::new(),
-                after: after.iter().map(|s| s.to_string()).collect(),
-            },
-            node: Arc::new(Fake { id, exists: *exists, fails: *fails, log: log.clone() }),
+        .map(|(id, after, exists, fails)| {
+            let info = info(id, after);
+            Entry::new(info, Arc::new(Fake { id, exists: *exists, fails: *fails, log: log.clone() }), BTreeMap::new())
         })
         .collect();
-    Graph::new(entries, BTreeMap::new()).unwrap()
+    Graph::new(entries).unwrap()
+}
+
+fn info(id: &str, after: &[&str]) -> NodeInfo {
+    NodeInfo {
+        id: id.to_string(),
+        kind: "test.fake".into(),
+        label: "fake".into(),
+        name: id.to_string(),
+        says: String::new(),
+        after: after.iter().map(|s| s.to_string()).collect(),
+        pools: vec!["pool".into()],
+    }
 }
 
 #[test]
@@ -93,21 +98,14 @@ fn orders_nodes_after_their_dependencies_and_rejects_cycles() {
     let order: Vec<&str> = g.entries().iter().map(|e| e.info.id.as_str()).collect();
     assert_eq!(order, ["a", "b", "c"]);
 
-    let cyclic = vec![("x", vec!["y"]), ("y", vec!["x"])]
+    let cyclic = [("x", ["y"]), ("y", ["x"])]
         .into_iter()
-        .map(|(id, after)| Entry {
-            info: NodeInfo {
-                id: id.into(),
-                kind: "test.fake".into(),
-                label: "fake".into(),
-                name: id.into(),
-                says: String::new(),
-                after: after.into_iter().map(String::from).collect(),
-            },
-            node: Arc::new(Fake { id, exists: false, fails: false, log: log.clone() }) as NodeRef,
+        .map(|(id, after)| {
+            let node: NodeRef = Arc::new(Fake { id, exists: false, fails: false, log: log.clone() });
+            Entry::new(info(id, &after), node, BTreeMap::new())
         })
         .collect();
-    let error = Graph::new(cyclic, BTreeMap::new()).err().expect("a cycle is refused");
+    let error = Graph::new(cyclic).err().expect("a cycle is refused");
     assert!(error.cause.contains("cycle"), "{error}");
 }
 

@@ -1,48 +1,136 @@
-//! Turns a blueprint into the engine's graph for one pool, with each cloud's node kinds.
+//! Turns the blueprints of one or more pools into one engine graph, in which a resource that
+//! several pools want (the default IAM user, the cluster, the repository) is one node.
+//!
+//! Two pools' nodes are the same resource when kind, scope (account and region; account only
+//! for IAM) and name are equal, and so are the names of the nodes their settings point at (a
+//! policy attached to the same user). Same kind, scope and name with different settings is a
+//! conflict: both would manage one object differently, so the run stops before any read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::request::{PoolRequest, check_block_name};
-use crate::blueprint::Blueprint;
+use crate::blueprint::{Blueprint, NodeSpec};
 use crate::clouds::aws::{self, AwsContext};
 use crate::engine::{Entry, Graph, NodeInfo};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::nodes;
 
-/// The contexts of the systems a blueprint's nodes live in.
-pub struct Systems {
-    /// The Prefect API and profile.
-    pub prefect: Arc<PrefectContext>,
-    /// The AWS account, for blueprints on AWS.
+/// One pool of a run, resolved: what is asked, its blueprint and names, and its account.
+pub struct PoolPlan {
+    /// The pool and its mode.
+    pub request: PoolRequest,
+    /// The pool type's graph.
+    pub blueprint: Blueprint,
+    /// Node id → resource name, overrides applied.
+    pub names: BTreeMap<String, String>,
+    /// The AWS account and region, for blueprints on AWS.
     pub aws: Option<Arc<AwsContext>>,
 }
 
-/// Builds the graph of `blueprint` for `request`, with `names` (node id → name) resolved.
-pub fn build(blueprint: &Blueprint, request: &PoolRequest, names: &BTreeMap<String, String>, systems: &Systems) -> Result<Graph> {
-    let mut entries = Vec::with_capacity(blueprint.nodes.len());
-    for spec in &blueprint.nodes {
-        let (system, _) = spec.kind.split_once('.').unwrap_or_default();
-        let (name, node) = match system {
-            "prefect" => {
-                if spec.kind == "prefect.block" {
-                    check_block_name(names.get(&spec.id).map(String::as_str).unwrap_or_default(), &spec.id)?;
-                }
-                nodes::build(spec, names.get(&spec.id).map(String::as_str), &systems.prefect, request, &blueprint.template_type)?
-            }
-            "aws" => {
-                let context = systems.aws.as_ref().ok_or_else(|| Error::usage(format!("node '{}'", spec.id), "needs an AWS context"))?;
-                aws::build(spec, blueprint, names, context, &systems.prefect)?
-            }
-            other => return Err(Error::usage(format!("node '{}'", spec.id), format!("unknown system '{other}'"))),
-        };
-        let info = NodeInfo { id: spec.id.clone(), kind: spec.kind.clone(), label: node.label().to_owned(), name, says: spec.says.clone(), after: spec.after.clone() };
-        entries.push(Entry { info, node });
+impl PoolPlan {
+    fn scope(&self, spec: &NodeSpec) -> String {
+        match (&self.aws, spec.kind.split_once('.').map(|(system, _)| system)) {
+            (Some(aws), Some("aws")) if spec.kind.starts_with("aws.iam_") => aws.account_id.clone(),
+            (Some(aws), Some("aws")) => format!("{}/{}", aws.account_id, aws.region),
+            _ => String::new(),
+        }
     }
-    let mut context = BTreeMap::new();
-    if let Some(aws) = &systems.aws {
-        context.insert("aws".to_owned(), aws.attrs());
+
+    /// The names of the nodes `spec`'s settings point at, e.g. `attach_to=prefect-ecs-user`.
+    fn references(&self, spec: &NodeSpec) -> Vec<String> {
+        let ids: Vec<&str> = self.blueprint.nodes.iter().map(|n| n.id.as_str()).collect();
+        spec.params
+            .iter()
+            .filter_map(|(key, value)| {
+                let target = value.as_str().filter(|v| ids.contains(v))?;
+                Some(format!("{key}={}", self.names.get(target).map(String::as_str).unwrap_or(target)))
+            })
+            .collect()
     }
-    Graph::new(entries, context)
+
+    fn context(&self) -> BTreeMap<String, crate::engine::Attrs> {
+        self.aws.iter().map(|aws| ("aws".to_owned(), aws.attrs())).collect()
+    }
+}
+
+/// Builds the graph of every pool's blueprint, sharing the nodes they have in common.
+pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph> {
+    let single = pools.len() == 1;
+    // Pass 1: each (pool, node) gets its identity and its graph id; conflicts are found.
+    let mut graph_ids: Vec<BTreeMap<String, String>> = Vec::with_capacity(pools.len());
+    let mut by_identity: HashMap<String, String> = HashMap::new();
+    let mut by_object: HashMap<String, (String, &str, Vec<String>)> = HashMap::new();
+    for pool in pools {
+        let mut ids = BTreeMap::new();
+        for spec in &pool.blueprint.nodes {
+            let name = pool.names.get(&spec.id).cloned().unwrap_or_default();
+            if spec.kind == "prefect.block" {
+                check_block_name(&name, &spec.id)?;
+            }
+            let object = format!("{}|{}|{name}", spec.kind, pool.scope(spec));
+            let references = pool.references(spec);
+            let identity = format!("{object}|{}", references.join(","));
+            if let Some((_, other_pool, other_refs)) = by_object.get(&object).filter(|(i, ..)| *i != identity) {
+                return Err(Error::usage(
+                    format!("{} '{name}'", spec.kind),
+                    format!(
+                        "pools '{other_pool}' and '{}' both use it, with different settings ({} against {})",
+                        pool.request.name,
+                        other_refs.join(", "),
+                        references.join(", ")
+                    ),
+                )
+                .fix(format!("give one pool its own name for it: --set {}=<name> (or `set` in the pools file)", spec.id)));
+            }
+            by_object.insert(object, (identity.clone(), pool.request.name.as_str(), references));
+            let id = by_identity
+                .entry(identity)
+                .or_insert_with(|| if single { spec.id.clone() } else { format!("{}/{}", pool.request.name, spec.id) })
+                .clone();
+            ids.insert(spec.id.clone(), id);
+        }
+        graph_ids.push(ids);
+    }
+
+    // Pass 2: each graph id is built once, from the first pool that has it.
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (pool, ids) in pools.iter().zip(&graph_ids) {
+        for spec in &pool.blueprint.nodes {
+            let id = &ids[&spec.id];
+            if let Some(&at) = index.get(id) {
+                entries[at].info.pools.push(pool.request.name.clone());
+                continue;
+            }
+            let (name, node) = build_node(spec, pool, prefect)?;
+            let aliases: BTreeMap<String, String> = spec.after.iter().map(|dep| (dep.clone(), ids[dep].clone())).collect();
+            let info = NodeInfo {
+                id: id.clone(),
+                kind: spec.kind.clone(),
+                label: node.label().to_owned(),
+                name,
+                says: spec.says.clone(),
+                after: aliases.values().cloned().collect(),
+                pools: vec![pool.request.name.clone()],
+            };
+            index.insert(id.clone(), entries.len());
+            let mut entry = Entry::new(info, node, pool.context());
+            entry.aliases = aliases;
+            entries.push(entry);
+        }
+    }
+    Graph::new(entries)
+}
+
+fn build_node(spec: &NodeSpec, pool: &PoolPlan, prefect: &Arc<PrefectContext>) -> Result<(String, crate::engine::NodeRef)> {
+    match spec.kind.split_once('.').map(|(system, _)| system) {
+        Some("prefect") => nodes::build(spec, pool.names.get(&spec.id).map(String::as_str), prefect, &pool.request, &pool.blueprint.template_type),
+        Some("aws") => {
+            let aws = pool.aws.as_ref().ok_or_else(|| Error::usage(format!("node '{}'", spec.id), "needs an AWS context"))?;
+            aws::build(spec, &pool.blueprint, &pool.names, aws, prefect)
+        }
+        _ => Err(Error::usage(format!("node '{}'", spec.id), format!("unknown kind '{}'", spec.kind))),
+    }
 }

@@ -1,112 +1,204 @@
-//! One provisioning run, from the request to the final summary: resolve the Prefect API and
-//! the cloud account, build the pool type's graph, plan, confirm, apply, log Docker in.
+//! A provisioning run: resolve the Prefect API and each pool's account, build one graph for
+//! every pool, plan, show the plan, confirm, apply, log Docker in, report.
+//!
+//! [`Session`] holds what a run resolved; [`provision`] and [`apply_saved`] are the flows the
+//! commands run (`work-pool create`/`provision-infra`/`plan`/`apply --file` and `apply FILE`).
 
 mod graph;
+mod pools_file;
 mod request;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use graph::{Systems, build};
+pub use graph::{PoolPlan, build};
+pub use pools_file::read_pools_file;
 pub use request::{PoolMode, PoolRequest, check_block_name, check_pool_name};
 
 use crate::blueprint::Blueprint;
 use crate::clouds::aws::AwsContext;
 use crate::docker::{self, Login};
-use crate::engine::{self, Applied, Graph};
+use crate::document::{PlanDocument, PoolDoc, TargetDoc};
 use crate::engine::reference::{Resolved, Secrets, resolve};
+use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::settings::{ProcessEnv, discover};
-use crate::ui::{Console, PlanHeader};
+use crate::ui::{Console, Format, PlanHeader};
 
-/// Everything a provisioning command asks for.
+/// One pool a run is asked to provision.
 #[derive(Debug, Clone)]
-pub struct Options {
-    /// The pool and what to do with it. For `provision-infra` the type is read from the pool.
+pub struct Target {
+    /// The pool, its type and mode (for `provision-infra` the type is read from the pool).
     pub request: PoolRequest,
-    /// Build the cloud resources (else only the pool is created, as with Prefect's CLI).
+    /// Resource name overrides, node id → name.
+    pub names: BTreeMap<String, String>,
+    /// The AWS region, when not the credential chain's.
+    pub region: Option<String>,
+}
+
+/// How a run shows its plan and whether it applies it.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Build the cloud resources (else only the pool, as with Prefect's CLI).
     pub provision_infra: bool,
     /// Plan only: no write of any kind.
     pub dry_run: bool,
     /// Apply without asking.
     pub yes: bool,
-    /// Name overrides, node id → name.
-    pub names: BTreeMap<String, String>,
+    /// How the plan is printed.
+    pub output: Format,
+    /// Where to save the plan as JSON.
+    pub out: Option<PathBuf>,
 }
 
 /// What a run ended with, for the exit code.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Nothing needed to change.
     NoChanges,
-    /// A dry run showed pending changes and wrote nothing.
+    /// A plan showed pending changes and wrote nothing.
     Planned,
     /// The plan was applied.
     Applied,
 }
 
-/// Runs one provisioning command.
-pub async fn run(options: Options, console: &Console) -> Result<Outcome> {
-    let mut request = options.request.clone();
-    check_pool_name(&request.name)?;
-    let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
-
-    if request.mode == PoolMode::ProvisionInfra {
-        request.pool_type = existing_pool_type(&prefect, &request.name).await?;
+impl Outcome {
+    /// 0, or with `detailed` Terraform's convention: 2 when changes are pending.
+    pub fn exit_code(self, detailed: bool) -> u8 {
+        match self {
+            Outcome::Planned if detailed => 2,
+            _ => 0,
+        }
     }
-    let blueprint = blueprint_for(&request.pool_type, options.provision_infra)?;
-    if request.pool_type.ends_with(":push") && !prefect.settings.is_cloud() {
-        console.note(&format!(
-            "push pools run flows only on Prefect Cloud; on a self-hosted server use --type {} with a worker",
-            request.pool_type.trim_end_matches(":push")
-        ));
-    }
-
-    let (checked, aws) = futures::join!(prefect.client.check(), connect(&blueprint, &request.name));
-    checked?;
-    let aws = aws?;
-    let names = blueprint.names(&request.name, &options.names)?;
-    let systems = Systems { prefect: prefect.clone(), aws: aws.clone() };
-    let graph = build(&blueprint, &request, &names, &systems)?;
-    let plan = engine::plan(&graph).await?;
-
-    let header = PlanHeader {
-        pool: request.name.clone(),
-        pool_type: request.pool_type.clone(),
-        prefect: prefect.client.api_url().to_owned(),
-        target: aws.as_ref().map(|a| format!("AWS account {}, region {}", a.account_id, a.region)),
-    };
-    if plan.is_empty() {
-        console.line(&format!("Nothing to change: work pool '{}' and its infrastructure are up to date.", request.name));
-        return Ok(Outcome::NoChanges);
-    }
-    console.plan(&header, &plan);
-    if options.dry_run {
-        console.line("Dry run: nothing was changed.");
-        return Ok(Outcome::Planned);
-    }
-    confirm(&options, console)?;
-
-    let applied = engine::apply(&graph, &plan, &console.progress(&plan)).await;
-    if let Some((_, error)) = &applied.failure {
-        return Err(mid_apply_error(&graph, &applied, error));
-    }
-    let registry = blueprint.registry.as_ref().map(|r| (resolved_string(&r.host, &applied), resolved_string(&r.repository, &applied)));
-    if let (Some((Some(host), _)), Some(aws)) = (&registry, &aws) {
-        docker_login(host, aws, console).await;
-    }
-    console.applied(&header, &plan, registry.and_then(|(_, repository)| repository).as_deref());
-    Ok(Outcome::Applied)
 }
 
-/// The type of an existing pool, for `provision-infra`.
-async fn existing_pool_type(prefect: &PrefectContext, name: &str) -> Result<String> {
-    match prefect.work_pool(name).await? {
-        Some(pool) => Ok(pool.pool_type),
-        None => Err(Error::usage(format!("work pool '{name}'"), "does not exist")
-            .fix(format!("create it with `pushpool work-pool create {name} --type ecs:push --provision-infra`"))),
+/// What a run resolved: the Prefect API, each pool with its blueprint and account, the graph.
+pub struct Session {
+    prefect: Arc<PrefectContext>,
+    pools: Vec<PoolPlan>,
+    targets: Vec<Target>,
+    graph: Graph,
+}
+
+impl Session {
+    /// Checks the names, resolves the Prefect API and every pool's account (concurrently),
+    /// and builds the graph. Fails, before any write, on bad input or unusable credentials.
+    pub async fn open(targets: Vec<Target>, provision_infra: bool, console: &Console) -> Result<Self> {
+        for (i, target) in targets.iter().enumerate() {
+            check_pool_name(&target.request.name)?;
+            if targets[..i].iter().any(|t| t.request.name == target.request.name) {
+                return Err(Error::usage(format!("work pool '{}'", target.request.name), "is listed twice").fix("list each pool once"));
+            }
+        }
+        let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
+        let resolve_all = futures::future::try_join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra)));
+        let (checked, pools) = futures::join!(prefect.client.check(), resolve_all);
+        checked?;
+        let pools = pools?;
+        for pool in pools.iter().filter(|p| p.request.pool_type.ends_with(":push")) {
+            if !prefect.settings.is_cloud() {
+                console.note(&format!(
+                    "push pools run flows only on Prefect Cloud; on a self-hosted server '{}' needs --type {} and a worker",
+                    pool.request.name,
+                    pool.request.pool_type.trim_end_matches(":push")
+                ));
+            }
+        }
+        let graph = build(&pools, &prefect)?;
+        Ok(Self { prefect, pools, targets, graph })
     }
+
+    /// Observes every node and returns the plan. Reads only.
+    pub async fn plan(&self) -> Result<Plan> {
+        engine::plan(&self.graph).await
+    }
+
+    /// Who and where the plan is for.
+    pub fn header(&self) -> PlanHeader {
+        PlanHeader {
+            pools: self.pools.iter().map(|p| (p.request.name.clone(), p.request.pool_type.clone())).collect(),
+            prefect: self.prefect.client.api_url().to_owned(),
+            targets: self.target_docs().iter().map(|t| format!("AWS account {}, region {}", t.account, t.region)).collect(),
+        }
+    }
+
+    fn target_docs(&self) -> Vec<TargetDoc> {
+        let mut targets: Vec<TargetDoc> = self
+            .pools
+            .iter()
+            .filter_map(|p| p.aws.as_ref())
+            .map(|aws| TargetDoc { cloud: "aws".into(), account: aws.account_id.clone(), region: aws.region.clone() })
+            .collect();
+        targets.sort();
+        targets.dedup();
+        targets
+    }
+
+    /// The plan as a document, for JSON output and plan files.
+    pub fn document(&self, plan: &Plan) -> PlanDocument {
+        let pools = self
+            .pools
+            .iter()
+            .zip(&self.targets)
+            .map(|(pool, target)| PoolDoc {
+                name: pool.request.name.clone(),
+                pool_type: pool.request.pool_type.clone(),
+                mode: pool.request.mode.as_str().to_owned(),
+                names: target.names.clone(),
+                region: target.region.clone(),
+            })
+            .collect();
+        PlanDocument::new(self.prefect.client.api_url(), pools, self.target_docs(), plan)
+    }
+
+    /// Applies `plan`, logs Docker in to each registry, and prints the report. A failure
+    /// names the resource and cause, what was written and what was not started.
+    pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
+        let applied = engine::apply(&self.graph, plan, &console.progress(plan)).await;
+        if let Some((_, error)) = &applied.failure {
+            return Err(mid_apply_error(&self.graph, &applied, error));
+        }
+        let mut repositories = Vec::new();
+        let mut logged_in = Vec::new();
+        for pool in &self.pools {
+            let (Some(registry), Some(aws)) = (&pool.blueprint.registry, &pool.aws) else { continue };
+            let attrs = applied_attrs_of(&self.graph, &applied, &pool.request.name);
+            if let Some(host) = resolved_string(&registry.host, &attrs) {
+                if !logged_in.contains(&host) {
+                    docker_login(&host, aws, console).await;
+                    logged_in.push(host);
+                }
+            }
+            repositories.extend(resolved_string(&registry.repository, &attrs));
+        }
+        repositories.dedup();
+        console.applied(&self.header(), plan, &repositories);
+        Ok(())
+    }
+}
+
+/// Reads what a target needs before its graph can be built: the pool's type for
+/// `provision-infra`, the blueprint, the names, and the AWS account.
+async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra: bool) -> Result<PoolPlan> {
+    let mut request = target.request.clone();
+    if request.mode == PoolMode::ProvisionInfra {
+        request.pool_type = match prefect.work_pool(&request.name).await? {
+            Some(pool) => pool.pool_type,
+            None => {
+                return Err(Error::usage(format!("work pool '{}'", request.name), "does not exist")
+                    .fix(format!("create it with `pushpool work-pool create {} --type ecs:push --provision-infra`", request.name)));
+            }
+        };
+    }
+    let blueprint = blueprint_for(&request.pool_type, provision_infra)?;
+    let names = blueprint.names(&request.name, &target.names)?;
+    let aws = match blueprint.cloud.as_str() {
+        "aws" => Some(Arc::new(AwsContext::connect(&request.name, target.region.as_deref()).await?)),
+        _ => None,
+    };
+    Ok(PoolPlan { request, blueprint, names, aws })
 }
 
 /// The blueprint for `pool_type`; without `--provision-infra`, only its pool node.
@@ -127,15 +219,86 @@ fn blueprint_for(pool_type: &str, provision_infra: bool) -> Result<Blueprint> {
     Ok(blueprint)
 }
 
-async fn connect(blueprint: &Blueprint, pool: &str) -> Result<Option<Arc<AwsContext>>> {
-    match blueprint.cloud.as_str() {
-        "aws" => Ok(Some(Arc::new(AwsContext::connect(pool).await?))),
-        _ => Ok(None),
+/// Plans `targets`, shows the plan, and unless it is a dry run, confirms and applies it.
+pub async fn provision(targets: Vec<Target>, options: &RunOptions, console: &Console) -> Result<Outcome> {
+    if options.output != Format::Text && !options.dry_run {
+        return Err(Error::usage(format!("--output {}", options.output.as_str()), "prints a plan for review, not an apply's progress")
+            .fix("add --dry-run (or use `pushpool plan`), or leave --output out"));
     }
+    let session = Session::open(targets, options.provision_infra, console).await?;
+    let plan = session.plan().await?;
+    show(&session, &plan, options, console)?;
+    if plan.is_empty() {
+        return Ok(Outcome::NoChanges);
+    }
+    if options.dry_run {
+        return Ok(Outcome::Planned);
+    }
+    confirm(options.yes, console)?;
+    session.apply(&plan, console).await?;
+    Ok(Outcome::Applied)
 }
 
-fn confirm(options: &Options, console: &Console) -> Result<()> {
-    if options.yes {
+/// Applies a saved plan: re-observes everything and refuses, naming what changed, when the
+/// live state or the target is no longer what the plan saw. A reviewed plan is not asked
+/// about again.
+pub async fn apply_saved(path: &Path, console: &Console) -> Result<Outcome> {
+    let saved = PlanDocument::load(path)?;
+    let targets = saved
+        .pools
+        .iter()
+        .map(|pool| {
+            let mode = PoolMode::parse(&pool.mode)
+                .ok_or_else(|| Error::usage(format!("plan file {}", path.display()), format!("unknown mode '{}'", pool.mode)))?;
+            Ok(Target {
+                request: PoolRequest { name: pool.name.clone(), pool_type: pool.pool_type.clone(), mode },
+                names: pool.names.clone(),
+                region: pool.region.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let provision_infra = saved.changes.iter().any(|c| !c.kind.starts_with("prefect."));
+    let session = Session::open(targets, provision_infra, console).await?;
+    let plan = session.plan().await?;
+    let differences = saved.differences(&session.document(&plan));
+    if !differences.is_empty() {
+        return Err(Error::usage(
+            format!("plan file {}", path.display()),
+            format!("no longer matches what exists, so nothing was applied:\n  - {}", differences.join("\n  - ")),
+        )
+        .fix("make and review a new plan (`pushpool plan ... --out FILE`), then apply that"));
+    }
+    if plan.is_empty() {
+        console.line("Nothing to change: the saved plan has no change left to apply.");
+        return Ok(Outcome::NoChanges);
+    }
+    session.apply(&plan, console).await?;
+    Ok(Outcome::Applied)
+}
+
+fn show(session: &Session, plan: &Plan, options: &RunOptions, console: &Console) -> Result<()> {
+    if let Some(out) = &options.out {
+        session.document(plan).save(out)?;
+    }
+    match options.output {
+        Format::Text if plan.is_empty() => {
+            let pools: Vec<String> = session.pools.iter().map(|p| format!("'{}'", p.request.name)).collect();
+            console.line(&format!("Nothing to change: work pool {} and its infrastructure are up to date.", pools.join(", ")));
+        }
+        Format::Text => {
+            console.plan(&session.header(), plan);
+            if options.dry_run {
+                console.line("Dry run: nothing was changed.");
+            }
+        }
+        Format::Json => console.line(session.document(plan).to_json().trim_end()),
+        Format::Markdown => console.markdown(&session.header(), plan),
+    }
+    Ok(())
+}
+
+fn confirm(yes: bool, console: &Console) -> Result<()> {
+    if yes {
         return Ok(());
     }
     if !console.interactive() {
@@ -154,7 +317,7 @@ fn confirm(options: &Options, console: &Console) -> Result<()> {
 fn mid_apply_error(graph: &Graph, applied: &Applied, error: &Error) -> Error {
     let label = |id: &String| graph.entry(id).map(|e| format!("{} {}", e.info.label, e.info.name)).unwrap_or_else(|| id.clone());
     let done: Vec<String> = applied.written.iter().map(label).collect();
-    let skipped: Vec<String> = applied.not_started.iter().map(|i| i.name.clone()).collect();
+    let skipped: Vec<String> = applied.not_started.iter().map(|i| format!("{} {}", i.label, i.name)).collect();
     let mut cause = error.cause.clone();
     cause.push_str(&format!(
         "\n  written before the failure: {}",
@@ -171,9 +334,22 @@ fn mid_apply_error(graph: &Graph, applied: &Applied, error: &Error) -> Error {
     Error::remote(error.what.clone(), cause).fix(fix)
 }
 
-/// A reference resolved against the applied attributes, when it is a known string.
-fn resolved_string(reference: &serde_json::Value, applied: &Applied) -> Option<String> {
-    match resolve(reference, &applied.attrs, Secrets::Refuse) {
+/// The applied attributes of `pool`'s nodes, by their blueprint ids.
+fn applied_attrs_of(graph: &Graph, applied: &Applied, pool: &str) -> BTreeMap<String, engine::Attrs> {
+    graph
+        .entries()
+        .iter()
+        .filter(|e| e.info.pools.iter().any(|p| p == pool))
+        .filter_map(|e| {
+            let local = e.info.id.rsplit('/').next().unwrap_or(&e.info.id).to_owned();
+            Some((local, applied.attrs.get(&e.info.id)?.clone()))
+        })
+        .collect()
+}
+
+/// A reference resolved against applied attributes, when it is a known string.
+fn resolved_string(reference: &serde_json::Value, attrs: &BTreeMap<String, engine::Attrs>) -> Option<String> {
+    match resolve(reference, attrs, Secrets::Refuse) {
         Ok(Resolved::Known(serde_json::Value::String(value))) => Some(value),
         _ => None,
     }

@@ -14,6 +14,32 @@ pub enum PoolMode {
     /// `work-pool provision-infra`: the pool must exist; its template is kept and its job
     /// variable defaults are filled.
     ProvisionInfra,
+    /// `plan` and `apply`: the declared state. A missing pool is created; an existing one
+    /// keeps its template and gets its job variable defaults filled.
+    Ensure,
+}
+
+impl PoolMode {
+    /// The mode's name in plan files.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PoolMode::Create { overwrite: false } => "create",
+            PoolMode::Create { overwrite: true } => "create-overwrite",
+            PoolMode::ProvisionInfra => "provision-infra",
+            PoolMode::Ensure => "ensure",
+        }
+    }
+
+    /// The mode named `name` in a plan file.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "create" => PoolMode::Create { overwrite: false },
+            "create-overwrite" => PoolMode::Create { overwrite: true },
+            "provision-infra" => PoolMode::ProvisionInfra,
+            "ensure" => PoolMode::Ensure,
+            _ => return None,
+        })
+    }
 }
 
 /// The pool a run is for.

@@ -1,13 +1,37 @@
 //! The console: the plan's summary box, the confirmation, progress, and final report.
 //! The plan and report go to stdout; notes and progress to stderr.
 
+mod markdown;
 mod progress;
 mod summary;
 
 use std::io::IsTerminal;
 
 pub use progress::ProgressView;
+pub use markdown::render_markdown;
 pub use summary::{PlanHeader, render_applied, render_plan};
+
+/// How a plan is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The summary box, for people at a terminal.
+    Text,
+    /// The plan document (`schemas/plan.v1.json`), for programs.
+    Json,
+    /// A pull request comment.
+    Markdown,
+}
+
+impl Format {
+    /// The format's name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Markdown => "markdown",
+        }
+    }
+}
 
 use crate::engine::Plan;
 use crate::error::{Error, Result};
@@ -70,8 +94,13 @@ impl Console {
         ProgressView::new(steps, self.stderr_terminal)
     }
 
-    /// The final report; `repository` is where images go, when the type has a registry.
-    pub fn applied(&self, header: &PlanHeader, plan: &Plan, repository: Option<&str>) {
-        print!("{}", render_applied(header, plan, repository));
+    /// Shows the plan as Markdown.
+    pub fn markdown(&self, header: &PlanHeader, plan: &Plan) {
+        print!("{}", render_markdown(header, plan));
+    }
+
+    /// The final report; `repositories` are where images go.
+    pub fn applied(&self, header: &PlanHeader, plan: &Plan, repositories: &[String]) {
+        print!("{}", render_applied(header, plan, repositories));
     }
 }

@@ -9,22 +9,49 @@ use crate::engine::{Action, Plan};
 /// Who and where a plan is for, shown above it.
 #[derive(Debug, Clone)]
 pub struct PlanHeader {
-    /// The pool's name.
-    pub pool: String,
-    /// The pool's type.
-    pub pool_type: String,
+    /// Each pool's name and type.
+    pub pools: Vec<(String, String)>,
     /// The Prefect API URL.
     pub prefect: String,
-    /// The cloud account and region, when the type provisions one.
-    pub target: Option<String>,
+    /// The cloud accounts and regions, e.g. "AWS account 123456789012, region us-east-1".
+    pub targets: Vec<String>,
+}
+
+impl PlanHeader {
+    /// "work pool 'a' (ecs:push)" or "work pools 'a' (ecs:push), 'b' (ecs)".
+    pub fn pools_line(&self) -> String {
+        let listed: Vec<String> = self.pools.iter().map(|(name, kind)| format!("'{name}' ({kind})")).collect();
+        let noun = if self.pools.len() == 1 { "Work pool" } else { "Work pools" };
+        format!("{noun} {}", listed.join(", "))
+    }
+
+    /// True when the plan covers several pools, so rows say which pools use them.
+    pub fn several(&self) -> bool {
+        self.pools.len() > 1
+    }
+}
+
+/// Each pool node's job variable defaults, by pool name, in plan order.
+pub fn job_variables(plan: &Plan) -> Vec<(&str, &serde_json::Map<String, Value>)> {
+    plan.changes
+        .iter()
+        .filter(|c| c.info.kind == "prefect.work_pool")
+        .filter_map(|c| Some((c.info.name.as_str(), c.observed.attrs.value("job_variables")?.as_object()?)))
+        .filter(|(_, variables)| !variables.is_empty())
+        .collect()
+}
+
+/// A value as a plan shows it: strings bare, everything else as JSON.
+pub fn shown(value: &Value) -> String {
+    value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())
 }
 
 /// Renders the plan: a header, a box with one row per resource grouped by system, each
 /// group in dependency order (the order apply follows), the pool's job variables and a
 /// count line. `width` wraps the box to a terminal; None never wraps.
 pub fn render_plan(header: &PlanHeader, plan: &Plan, width: Option<u16>) -> String {
-    let mut out = format!("Work pool '{}' ({})\n  Prefect: {}\n", header.pool, header.pool_type, header.prefect);
-    if let Some(target) = &header.target {
+    let mut out = format!("{}\n  Prefect: {}\n", header.pools_line(), header.prefect);
+    for target in &header.targets {
         out.push_str(&format!("  Target:  {target}\n"));
     }
     let mut table = Table::new();
@@ -33,7 +60,13 @@ pub fn render_plan(header: &PlanHeader, plan: &Plan, width: Option<u16>) -> Stri
         Some(width) => table.set_content_arrangement(ContentArrangement::Dynamic).set_width(width),
         None => table.set_content_arrangement(ContentArrangement::Disabled),
     };
-    table.set_header(["", "Action", "Resource", "Name", "Why"]);
+    let several = header.several();
+    let mut columns = vec!["", "Action", "Resource", "Name"];
+    if several {
+        columns.push("Pools");
+    }
+    columns.push("Why");
+    table.set_header(columns);
     let mut systems: Vec<&str> = Vec::new();
     for change in &plan.changes {
         if !systems.contains(&change.info.system()) {
@@ -45,19 +78,25 @@ pub fn render_plan(header: &PlanHeader, plan: &Plan, width: Option<u16>) -> Stri
         for change in plan.changes.iter().filter(|c| c.info.system() == system) {
             let shown = if first { system } else { "" };
             first = false;
-            table.add_row([shown, action_word(change.observed.action), &change.info.label, &change.info.name, &change.observed.reason]);
+            let pools = change.info.pools.join(", ");
+            let mut row = vec![shown, action_word(change.observed.action), &change.info.label, &change.info.name];
+            if several {
+                row.push(&pools);
+            }
+            row.push(&change.observed.reason);
+            table.add_row(row);
         }
     }
     out.push('\n');
     out.push_str(&table.to_string());
     out.push('\n');
-    if let Some(variables) = plan.changes.iter().find_map(|c| c.observed.attrs.value("job_variables")).and_then(Value::as_object) {
-        if !variables.is_empty() {
-            out.push_str("\nJob variable defaults:\n");
-            for (name, value) in variables {
-                let shown = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
-                out.push_str(&format!("  {name} = {shown}\n"));
-            }
+    for (pool, variables) in job_variables(plan) {
+        match several {
+            true => out.push_str(&format!("\nJob variable defaults of '{pool}':\n")),
+            false => out.push_str("\nJob variable defaults:\n"),
+        }
+        for (name, value) in variables {
+            out.push_str(&format!("  {name} = {}\n", shown(value)));
         }
     }
     out.push_str(&format!(
@@ -78,7 +117,7 @@ fn action_word(action: Action) -> &'static str {
 }
 
 /// The report after a successful apply: what was done and what to do next.
-pub fn render_applied(header: &PlanHeader, plan: &Plan, repository: Option<&str>) -> String {
+pub fn render_applied(header: &PlanHeader, plan: &Plan, repositories: &[String]) -> String {
     let mut out = String::from("\nInfrastructure successfully provisioned!\n");
     out.push_str(&format!(
         "  {} created, {} updated, {} reused\n",
@@ -86,18 +125,20 @@ pub fn render_applied(header: &PlanHeader, plan: &Plan, repository: Option<&str>
         plan.count(Action::Update),
         plan.count(Action::Reuse)
     ));
-    if let Some(pool) = plan.changes.iter().find(|c| c.info.kind == "prefect.work_pool") {
+    for pool in plan.changes.iter().filter(|c| c.info.kind == "prefect.work_pool") {
         match pool.observed.action {
-            Action::Create => out.push_str(&format!("Created work pool '{}'!\n", header.pool)),
-            Action::Update => out.push_str(&format!("Updated work pool '{}'!\n", header.pool)),
+            Action::Create => out.push_str(&format!("Created work pool '{}'!\n", pool.info.name)),
+            Action::Update => out.push_str(&format!("Updated work pool '{}'!\n", pool.info.name)),
             Action::Reuse => {}
         }
     }
     out.push_str("\nNext steps:\n");
-    if let Some(repository) = repository {
+    for repository in repositories {
         out.push_str(&format!("  Build and push a flow image: docker build -t {repository}:latest . && docker push {repository}:latest\n"));
     }
-    out.push_str(&format!("  Deploy a flow to the pool: prefect deploy --pool {}\n", header.pool));
+    for (pool, _) in &header.pools {
+        out.push_str(&format!("  Deploy a flow to the pool: prefect deploy --pool {pool}\n"));
+    }
     out
 }
 
@@ -118,16 +159,16 @@ mod tests {
             name: name.into(),
             says: String::new(),
             after: vec![],
+            pools: vec!["my-ecs-pool".into()],
         };
         Change { info, observed: Arc::new(observed) }
     }
 
     fn header() -> PlanHeader {
         PlanHeader {
-            pool: "my-ecs-pool".into(),
-            pool_type: "ecs:push".into(),
+            pools: vec![("my-ecs-pool".into(), "ecs:push".into())],
             prefect: "http://127.0.0.1:4200/api".into(),
-            target: Some("AWS account 123456789012, region us-east-1".into()),
+            targets: vec!["AWS account 123456789012, region us-east-1".into()],
         }
     }
 

@@ -45,12 +45,17 @@ impl AwsContext {
     /// Loads the standard credential chain and region, and checks the credentials with
     /// STS `GetCallerIdentity`: a missing region or unusable credentials fail here, before
     /// anything is read or written, with the fix.
-    pub async fn connect(pool: &str) -> Result<Self> {
+    /// `region` overrides the chain's region (a pool declared in another region).
+    pub async fn connect(pool: &str, region: Option<&str>) -> Result<Self> {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(10))
             .operation_attempt_timeout(Duration::from_secs(60))
             .build();
-        let config = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region.to_owned()));
+        }
+        let config = loader.load().await;
         let region = config.region().map(ToString::to_string).ok_or_else(|| {
             Error::usage("AWS region", "none is configured").fix("set AWS_REGION (e.g. AWS_REGION=us-east-1) or `region` in your AWS profile")
         })?;

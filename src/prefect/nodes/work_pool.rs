@@ -75,7 +75,7 @@ impl Node for WorkPoolNode {
             let attrs = Attrs::new().with("name", self.request.name.as_str()).with("job_variables", shown);
             let Some(pool) = existing else {
                 return match self.request.mode {
-                    PoolMode::Create { .. } => Ok(Observation::create("missing", attrs)),
+                    PoolMode::Create { .. } | PoolMode::Ensure => Ok(Observation::create("missing", attrs)),
                     PoolMode::ProvisionInfra => Err(Error::usage(self.what(), "does not exist").fix(format!(
                         "create it with `pushpool work-pool create {} --type {} --provision-infra`",
                         self.request.name, self.request.pool_type

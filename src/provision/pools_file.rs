@@ -1,0 +1,89 @@
+//! `pools.toml`: the pools of a repository, declared in one file, planned and applied together.
+//!
+//! ```toml
+//! [[pool]]
+//! name = "team-a"
+//! type = "ecs:push"
+//!
+//! [[pool]]
+//! name = "team-b"
+//! type = "ecs:push"
+//! region = "eu-west-1"                  # else the AWS credential chain's region
+//! set = { cluster = "team-b-cluster" }   # resource names, as with --set
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::Target;
+use super::request::{PoolMode, PoolRequest};
+use crate::error::{Error, Result};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolsFile {
+    #[serde(rename = "pool", default)]
+    pools: Vec<PoolEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolEntry {
+    name: String,
+    #[serde(rename = "type")]
+    pool_type: String,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+}
+
+/// The pools declared in `path`, each to be brought to its declared state (created when
+/// missing, its job variables filled when present).
+pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
+    let what = || format!("pools file {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| Error::usage(what(), e.to_string()))?;
+    let file: PoolsFile = toml_edit::de::from_str(&text)
+        .map_err(|e| Error::usage(what(), e.message().to_owned()).fix("see the pools file format in the README"))?;
+    if file.pools.is_empty() {
+        return Err(Error::usage(what(), "declares no pool").fix("add a [[pool]] table with a name and a type"));
+    }
+    Ok(file
+        .pools
+        .into_iter()
+        .map(|entry| Target {
+            request: PoolRequest { name: entry.name, pool_type: entry.pool_type, mode: PoolMode::Ensure },
+            names: entry.set,
+            region: entry.region,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pools_with_regions_and_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pools.toml");
+        std::fs::write(&path, "[[pool]]\nname = \"a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"b\"\ntype = \"ecs\"\nregion = \"eu-west-1\"\nset = { cluster = \"c\" }\n").unwrap();
+        let targets = read_pools_file(&path).unwrap();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[1].region.as_deref(), Some("eu-west-1"));
+        assert_eq!(targets[1].names["cluster"], "c");
+        assert_eq!(targets[0].request.mode, PoolMode::Ensure);
+    }
+
+    #[test]
+    fn unknown_keys_and_empty_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pools.toml");
+        std::fs::write(&path, "[[pool]]\nname = \"a\"\ntype = \"ecs:push\"\nclustr = \"x\"\n").unwrap();
+        assert!(read_pools_file(&path).unwrap_err().cause.contains("clustr"));
+        std::fs::write(&path, "").unwrap();
+        assert!(read_pools_file(&path).unwrap_err().cause.contains("no pool"));
+    }
+}
