@@ -72,15 +72,15 @@ pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph>
             let object = format!("{}|{}|{name}", spec.kind, pool.scope(spec));
             let references = pool.references(spec);
             let identity = format!("{object}|{}", references.join(","));
-            if let Some((_, other_pool, other_refs)) = by_object.get(&object).filter(|(i, ..)| *i != identity) {
+            // A node without a name of its own (an access key) is told apart by what it points at.
+            let conflict = by_object.get(&object).filter(|(other, ..)| !name.is_empty() && *other != identity);
+            if let Some((_, other_pool, other_refs)) = conflict {
+                let theirs: Vec<&String> = other_refs.iter().filter(|r| !references.contains(r)).collect();
+                let ours: Vec<&String> = references.iter().filter(|r| !other_refs.contains(r)).collect();
+                let show = |refs: &[&String]| refs.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
                 return Err(Error::usage(
                     format!("{} '{name}'", spec.kind),
-                    format!(
-                        "pools '{other_pool}' and '{}' both use it, with different settings ({} against {})",
-                        pool.request.name,
-                        other_refs.join(", "),
-                        references.join(", ")
-                    ),
+                    format!("pools '{other_pool}' and '{}' both use it, with different settings ({} against {})", pool.request.name, show(&theirs), show(&ours)),
                 )
                 .fix(format!("give one pool its own name for it: --set {}=<name> (or `set` in the pools file)", spec.id)));
             }

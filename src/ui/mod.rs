@@ -5,6 +5,9 @@ mod markdown;
 mod progress;
 mod summary;
 
+#[cfg(test)]
+mod snapshot_tests;
+
 use std::io::IsTerminal;
 
 pub use progress::ProgressView;

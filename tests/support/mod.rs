@@ -120,7 +120,7 @@ pub struct Account {
     pub id: String,
     pub access_key: String,
     pub secret_key: String,
-    pub session_token: String,
+    pub session_token: Option<String>,
 }
 
 /// A test's world: its account, channels, homes and pool name.
@@ -132,6 +132,8 @@ pub struct World {
     pub home: tempfile::TempDir,
     pub pool: String,
     pub region: String,
+    /// The moto server this world's account lives on.
+    pub moto: String,
 }
 
 impl World {
@@ -139,8 +141,14 @@ impl World {
     /// Prefect profile pointing at the sandbox through a counting channel.
     pub async fn new(prefix: &str) -> Self {
         let sandbox = Sandbox::get();
-        let account = fresh_account(&sandbox).await;
-        let aws = Channel::open(&sandbox, &sandbox.moto).await;
+        let account = fresh_account(&sandbox.moto).await;
+        Self::on(prefix, sandbox.moto.clone(), account).await
+    }
+
+    /// A world whose AWS side is `account` on the moto server at `moto`.
+    pub async fn on(prefix: &str, moto: String, account: Account) -> Self {
+        let sandbox = Sandbox::get();
+        let aws = Channel::open(&sandbox, &moto).await;
         let prefect = Channel::open(&sandbox, &sandbox.prefect).await;
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(home.path().join(".prefect")).unwrap();
@@ -149,7 +157,7 @@ impl World {
             prefect.url()
         );
         std::fs::write(home.path().join(".prefect/profiles.toml"), profiles).unwrap();
-        Self { sandbox, account, aws, prefect, home, pool: unique(prefix), region: "us-east-1".into() }
+        Self { sandbox, account, aws, prefect, home, pool: unique(prefix), region: "us-east-1".into(), moto }
     }
 
     pub fn profiles_path(&self) -> PathBuf {
@@ -173,13 +181,15 @@ impl World {
             .env("AWS_ENDPOINT_URL", self.aws.url())
             .env("AWS_ACCESS_KEY_ID", &self.account.access_key)
             .env("AWS_SECRET_ACCESS_KEY", &self.account.secret_key)
-            .env("AWS_SESSION_TOKEN", &self.account.session_token)
             .env("AWS_REGION", &self.region)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("NO_COLOR", "1")
             // Wide enough that no reason wraps, so tests can look for whole sentences.
             .env("COLUMNS", "400")
             .stdin(Stdio::null());
+        if let Some(token) = &self.account.session_token {
+            command.env("AWS_SESSION_TOKEN", token);
+        }
         command
     }
 
@@ -210,7 +220,7 @@ impl World {
     /// SDK clients talking to moto directly (not through the counting channel), for
     /// seeding states and checking results.
     pub async fn clients(&self) -> Clients {
-        clients(&self.sandbox, &self.account).await
+        clients(&self.moto, &self.account).await
     }
 
     /// A Prefect object read straight from the server, not through the channel.
@@ -301,10 +311,10 @@ impl Run {
 
 /// A new moto account: STS AssumeRole into a random account id gives credentials that moto
 /// maps to that account.
-pub async fn fresh_account(sandbox: &Sandbox) -> Account {
+pub async fn fresh_account(moto: &str) -> Account {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let id = format!("{:06}{:06}", std::process::id() % 1_000_000, (nanos / 1000 + COUNTER.fetch_add(1, Ordering::SeqCst) * 7919) % 1_000_000);
-    let config = base_config(sandbox, "testing", "testing", None).await;
+    let config = base_config(moto, "testing", "testing", None).await;
     let sts = aws_sdk_sts::Client::new(&config);
     let assumed = sts
         .assume_role()
@@ -318,15 +328,15 @@ pub async fn fresh_account(sandbox: &Sandbox) -> Account {
         id,
         access_key: credentials.access_key_id().to_owned(),
         secret_key: credentials.secret_access_key().to_owned(),
-        session_token: credentials.session_token().to_owned(),
+        session_token: Some(credentials.session_token().to_owned()),
     }
 }
 
-async fn base_config(sandbox: &Sandbox, key: &str, secret: &str, token: Option<&str>) -> aws_config::SdkConfig {
+async fn base_config(moto: &str, key: &str, secret: &str, token: Option<&str>) -> aws_config::SdkConfig {
     let credentials = aws_sdk_sts::config::Credentials::new(key, secret, token.map(str::to_owned), None, "pushpool-tests");
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&sandbox.moto)
+        .endpoint_url(moto)
         .credentials_provider(credentials)
         .load()
         .await
@@ -340,8 +350,8 @@ pub struct Clients {
     pub ecr: aws_sdk_ecr::Client,
 }
 
-pub async fn clients(sandbox: &Sandbox, account: &Account) -> Clients {
-    let config = base_config(sandbox, &account.access_key, &account.secret_key, Some(&account.session_token)).await;
+pub async fn clients(moto: &str, account: &Account) -> Clients {
+    let config = base_config(moto, &account.access_key, &account.secret_key, account.session_token.as_deref()).await;
     Clients {
         iam: aws_sdk_iam::Client::new(&config),
         ec2: aws_sdk_ec2::Client::new(&config),
@@ -407,4 +417,50 @@ pub fn tag_pairs<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<
 /// The fake docker's log: one JSON object per invocation.
 pub fn docker_calls(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// A moto server of a test's own, for what cannot share the sandbox's (IAM enforcement is
+/// global to a server). Stopped when dropped.
+pub struct PrivateMoto {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl PrivateMoto {
+    pub async fn start() -> Self {
+        let sandbox = Sandbox::get();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let moto_server = Path::new(&sandbox.python).with_file_name("moto_server");
+        let child = Command::new(moto_server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if http().get(format!("{url}/moto-api/")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Self { child, url };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("a private moto server did not start on port {port}");
+    }
+
+    /// Turns IAM enforcement on: from now on every call needs a policy that allows it.
+    pub async fn enforce_iam(&self) {
+        let response = http().post(format!("{}/moto-api/reset-auth", self.url)).body("0").send().await.unwrap();
+        assert!(response.status().is_success());
+    }
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

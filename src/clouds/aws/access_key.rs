@@ -40,7 +40,7 @@ impl AccessKey {
     async fn user_keys(&self) -> Result<Vec<AccessKeyMetadata>> {
         match self.aws.iam.list_access_keys().user_name(&self.user).send().await {
             Ok(out) => Ok(out.access_key_metadata().to_vec()),
-            Err(e) if code(&e) == Some("NoSuchEntity") => Ok(Vec::new()),
+            Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => Ok(Vec::new()),
             Err(e) => Err(aws_error(&format!("IAM user {}", self.user), "iam:ListAccessKeys", e)),
         }
     }

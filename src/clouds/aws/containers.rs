@@ -85,7 +85,7 @@ impl Node for Repository {
                     let uri = out.repositories().first().and_then(|r| r.repository_uri()).unwrap_or_default();
                     Ok(Observation::reuse("exists", attrs.with("uri", uri)))
                 }
-                Err(e) if code(&e) == Some("RepositoryNotFoundException") => Ok(Observation::create("missing", attrs)),
+                Err(e) if code(&e).as_deref() == Some("RepositoryNotFoundException") => Ok(Observation::create("missing", attrs)),
                 Err(e) => Err(aws_error(&format!("ECR repository {}", self.name), "ecr:DescribeRepositories", e)),
             }
         }

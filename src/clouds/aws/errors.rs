@@ -1,38 +1,55 @@
 //! AWS SDK errors turned into pushpool errors that name the resource, the action, the
 //! cloud's own code and message, and the fix.
 
+use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::error::Error;
 
-/// The service error code of `err`, if AWS answered with one.
-pub fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
-    match err {
-        SdkError::ServiceError(service) => service.err().code(),
-        _ => None,
+/// The error code and message AWS answered with. When the SDK could not read them (an
+/// error body in another shape: a proxy's, a load balancer's, an emulator's), they are
+/// looked for in the raw body, and the HTTP status stands in for a missing code.
+fn code_and_message<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<(String, String)> {
+    let SdkError::ServiceError(service) = err else { return None };
+    let parsed = service.err();
+    if let Some(code) = parsed.code() {
+        return Some((code.to_owned(), parsed.message().unwrap_or("no message").to_owned()));
     }
+    let raw = service.raw();
+    let body = raw.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+    let code = xml_element(&body, "Code").unwrap_or_else(|| format!("HTTP {}", raw.status().as_u16()));
+    let message = xml_element(&body, "Message").unwrap_or_else(|| body.chars().take(200).collect());
+    Some((code, message))
+}
+
+/// The text of the first `<name>` element of `body`.
+fn xml_element(body: &str, name: &str) -> Option<String> {
+    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = body[start..].find(&format!("</{name}>"))?;
+    Some(body[start..start + end].to_owned())
+}
+
+/// The service error code of `err`, if AWS answered with one.
+pub fn code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<String> {
+    code_and_message(err).map(|(code, _)| code)
 }
 
 /// An error for `action` (e.g. "iam:CreateRole") on `what` (e.g. "IAM role X").
-pub fn aws_error<E, R>(what: &str, action: &str, err: SdkError<E, R>) -> Error
+pub fn aws_error<E>(what: &str, action: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = code(&err).map(str::to_owned);
-    let cause = match &err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            format!("{action} failed: {} ({})", e.message().unwrap_or("no message"), e.code().unwrap_or("no code"))
-        }
-        _ => format!("{action} failed: {}", DisplayErrorContext(&err)),
+    let answer = code_and_message(&err);
+    let cause = match &answer {
+        Some((code, message)) => format!("{action} failed: {message} ({code})"),
+        None => format!("{action} failed: {}", DisplayErrorContext(&err)),
     };
     let error = Error::remote(what, cause);
-    match code.as_deref() {
+    match answer.as_ref().map(|(code, _)| code.as_str()) {
         Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnrecognizedClientException") => {
-            error.fix(format!("grant {action} to the AWS identity running pushpool, then run again"))
+            error.fix(format!("grant {action} to the AWS identity running pushpool (see policies/aws/operator-apply.json), then run again"))
         }
         Some("LimitExceeded" | "LimitExceededException" | "VpcLimitExceeded" | "InternetGatewayLimitExceeded") => error
             .fix("raise the quota (Service Quotas console) or free one, then run again; what exists is kept and reused"),
@@ -43,5 +60,18 @@ where
             error.fix("check the network and AWS_ENDPOINT_URL, then run again")
         }
         _ => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_code_and_message_in_an_unusual_error_body() {
+        let body = "<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>not authorized</Message></Error></Errors></ErrorResponse>";
+        assert_eq!(xml_element(body, "Code").as_deref(), Some("AccessDenied"));
+        assert_eq!(xml_element(body, "Message").as_deref(), Some("not authorized"));
+        assert_eq!(xml_element("{}", "Code"), None);
     }
 }

@@ -49,7 +49,7 @@ impl Role {
             let Some(inline) = &self.inline_policy else { return Ok(false) };
             match self.aws.iam.get_role_policy().role_name(&self.name).policy_name(&inline.name).send().await {
                 Ok(out) => Ok(!same(&parse_live(out.policy_document())?, &inline.document)),
-                Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => Ok(true),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(true),
                 Err(e) => Err(aws_error(&what, "iam:GetRolePolicy", e)),
             }
         };
@@ -79,7 +79,7 @@ impl Node for Role {
             let what = self.what();
             let role = match self.aws.iam.get_role().role_name(&self.name).send().await {
                 Ok(out) => out.role().cloned(),
-                Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => None,
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,
                 Err(e) => return Err(aws_error(&what, "iam:GetRole", e)),
             };
             let Some(role) = role else {
@@ -188,7 +188,7 @@ impl Node for User {
                     let arn = out.user().map(|u| u.arn().to_owned()).unwrap_or_default();
                     Ok(Observation::reuse("exists", attrs.with("arn", arn)))
                 }
-                Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => Ok(Observation::create("missing", attrs)),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(Observation::create("missing", attrs)),
                 Err(e) => Err(aws_error(&format!("IAM user {}", self.name), "iam:GetUser", e)),
             }
         }
@@ -257,7 +257,7 @@ impl Policy {
         let user = &self.attach_to;
         match self.aws.iam.list_attached_user_policies().user_name(user).send().await {
             Ok(out) => Ok(out.attached_policies().iter().any(|p| p.policy_arn() == Some(arn))),
-            Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => Ok(false),
+            Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(false),
             Err(e) => Err(aws_error(&format!("IAM user {user}"), "iam:ListAttachedUserPolicies", e)),
         }
     }
@@ -267,7 +267,7 @@ impl Policy {
         let what = self.what();
         let policy = match self.aws.iam.get_policy().policy_arn(arn).send().await {
             Ok(out) => out.policy().cloned(),
-            Err(e) if code(&e) == Some(NO_SUCH_ENTITY) => None,
+            Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,
             Err(e) => return Err(aws_error(&what, "iam:GetPolicy", e)),
         };
         let Some(version) = policy.and_then(|p| p.default_version_id().map(str::to_owned)) else { return Ok(None) };

@@ -1,0 +1,145 @@
+//! Snapshots of the three renderings of a plan (text, JSON, Markdown) in four states: a
+//! fresh account, nothing to do, a partial state, and drift.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{PlanHeader, render_markdown, render_plan};
+use crate::document::{PlanDocument, PoolDoc, TargetDoc};
+use crate::engine::{Action, Attrs, Change, NodeInfo, Observation, Plan};
+
+fn change(id: &str, kind: &str, label: &str, name: &str, action: Action, reason: &str, attrs: Attrs) -> Change {
+    let info = NodeInfo {
+        id: id.into(),
+        kind: kind.into(),
+        label: label.into(),
+        name: name.into(),
+        says: String::new(),
+        after: vec![],
+        pools: vec!["my-ecs-pool".into()],
+    };
+    Change { info, observed: Arc::new(Observation { action, reason: reason.into(), attrs }) }
+}
+
+/// The ECS graph's main nodes with each one's action and reason in a given state.
+fn plan(state: &[(Action, &str)]) -> Plan {
+    let nodes = [
+        ("execution_role", "aws.iam_role", "IAM role", "PrefectEcsTaskExecutionRole"),
+        ("user", "aws.iam_user", "IAM user", "prefect-ecs-user"),
+        ("policy", "aws.iam_policy", "IAM policy", "prefect-ecs-policy"),
+        ("access_key", "aws.iam_access_key", "IAM access key", "prefect-ecs-user"),
+        ("vpc", "aws.vpc", "VPC", "prefect-ecs-vpc"),
+        ("credentials", "prefect.block", "block", "my-ecs-pool-aws-credentials"),
+    ];
+    let mut changes: Vec<Change> = nodes
+        .iter()
+        .zip(state)
+        .map(|((id, kind, label, name), (action, reason))| {
+            let attrs = if *id == "vpc" && *action == Action::Reuse { Attrs::new().with("id", "vpc-0abc") } else { Attrs::new() };
+            change(id, kind, label, name, *action, reason, attrs)
+        })
+        .collect();
+    let pool_action = state.last().map(|(a, _)| *a).unwrap_or(Action::Reuse);
+    let vpc = if state[4].0 == Action::Reuse { json!("vpc-0abc") } else { json!("(known after apply)") };
+    let variables = json!({"cluster": "prefect-ecs-cluster", "vpc_id": vpc});
+    let reason = if pool_action == Action::Reuse { "exists with the wanted job variables" } else { "missing" };
+    changes.push(change("pool", "prefect.work_pool", "work pool", "my-ecs-pool", pool_action, reason, Attrs::new().with("job_variables", variables)));
+    Plan { changes }
+}
+
+fn fresh() -> Plan {
+    use Action::Create;
+    plan(&[
+        (Create, "missing"),
+        (Create, "missing"),
+        (Create, "missing"),
+        (Create, "block my-ecs-pool-aws-credentials does not exist yet"),
+        (Create, "default VPC vpc-1 has no route to an internet gateway; new VPC 10.0.0.0/16"),
+        (Create, "missing"),
+        (Create, "missing"),
+    ])
+}
+
+fn noop() -> Plan {
+    use Action::Reuse;
+    plan(&[
+        (Reuse, "exists as wanted"),
+        (Reuse, "exists"),
+        (Reuse, "exists as wanted"),
+        (Reuse, "block my-ecs-pool-aws-credentials holds this active key"),
+        (Reuse, "exists"),
+        (Reuse, "exists with the wanted data"),
+        (Reuse, "exists with the wanted job variables"),
+    ])
+}
+
+fn partial() -> Plan {
+    use Action::{Create, Reuse};
+    plan(&[
+        (Reuse, "exists as wanted"),
+        (Reuse, "exists"),
+        (Create, "missing"),
+        (Create, "block my-ecs-pool-aws-credentials does not exist yet"),
+        (Reuse, "exists"),
+        (Create, "missing"),
+        (Create, "missing"),
+    ])
+}
+
+fn drift() -> Plan {
+    use Action::{Create, Reuse, Update};
+    plan(&[
+        (Update, "trust policy differs"),
+        (Reuse, "exists"),
+        (Update, "document drifted: lacks logs:CreateLogGroup; also grants s3:GetObject"),
+        (Create, "block my-ecs-pool-aws-credentials holds key AKIA1, which no longer exists on user prefect-ecs-user"),
+        (Reuse, "exists"),
+        (Update, "takes new values: access_key.id"),
+        (Reuse, "exists with the wanted job variables"),
+    ])
+}
+
+fn header() -> PlanHeader {
+    PlanHeader {
+        pools: vec![("my-ecs-pool".into(), "ecs:push".into())],
+        prefect: "http://127.0.0.1:4200/api".into(),
+        targets: vec!["AWS account 123456789012, region us-east-1".into()],
+    }
+}
+
+fn json(plan: &Plan) -> String {
+    let pools = vec![PoolDoc { name: "my-ecs-pool".into(), pool_type: "ecs:push".into(), mode: "ensure".into(), names: Default::default(), region: None }];
+    let targets = vec![TargetDoc { cloud: "aws".into(), account: "123456789012".into(), region: "us-east-1".into() }];
+    let mut document = PlanDocument::new("http://127.0.0.1:4200/api", pools, targets, plan);
+    document.pushpool_version = "VERSION".into();
+    document.to_json()
+}
+
+macro_rules! renderings {
+    ($name:ident, $plan:expr) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn text() {
+                insta::assert_snapshot!(render_plan(&header(), &$plan, Some(110)));
+            }
+
+            #[test]
+            fn json() {
+                insta::assert_snapshot!(super::json(&$plan));
+            }
+
+            #[test]
+            fn markdown() {
+                insta::assert_snapshot!(render_markdown(&header(), &$plan));
+            }
+        }
+    };
+}
+
+renderings!(fresh_account, fresh());
+renderings!(no_op, noop());
+renderings!(partial_state, partial());
+renderings!(drifted, drift());
