@@ -15,5 +15,6 @@ pub mod error;
 pub mod policies;
 pub mod prefect;
 pub mod provision;
+pub mod retry;
 pub mod secret;
 pub mod ui;

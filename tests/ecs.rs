@@ -235,7 +235,8 @@ async fn block_whose_key_was_deleted_gets_a_new_key_and_is_updated_in_place() {
     run.ok();
     assert!(run.stdout.contains(&format!("holds key {old_key}, which no longer exists on user {USER}")), "{}", run.stdout);
     let writes = world.aws.writes_since(marks.0).await;
-    assert_eq!(writes, ["iam CreateAccessKey"]);
+    // The user is marked while the new key is minted and unmarked once it is stored.
+    assert_eq!(writes, ["iam TagUser", "iam CreateAccessKey", "iam UntagUser"]);
     let updated = world.block().await.unwrap();
     assert_eq!(updated["id"], block["id"], "the same block, updated in place");
     let new_key = updated["data"]["aws_access_key_id"].as_str().unwrap();

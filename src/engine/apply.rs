@@ -34,6 +34,13 @@ pub struct Applied {
     pub not_started: Vec<NodeInfo>,
 }
 
+/// Settles every node `applied` wrote, once the whole apply has succeeded.
+pub async fn settle(graph: &Graph, applied: &Applied) -> crate::error::Result<()> {
+    let settling = applied.written.iter().filter_map(|id| Some((graph.entry(id)?, applied.attrs.get(id)?)));
+    let results = futures::future::join_all(settling.map(|(entry, attrs)| entry.node.settle(attrs))).await;
+    results.into_iter().collect()
+}
+
 /// Applies `plan` to `graph`. Reused nodes count as done from the start; the others run as
 /// soon as their dependencies are done, concurrently. After a failure no new node starts,
 /// the running ones finish, and the outcome says what exists now.

@@ -14,7 +14,7 @@ mod plan;
 pub mod reference;
 mod upstream;
 
-pub use apply::{Applied, Progress, apply};
+pub use apply::{Applied, Progress, apply, settle};
 pub use attrs::{Attr, Attrs};
 pub use graph::{Entry, Graph, NodeInfo};
 pub use node::{Action, Node, NodeRef, Observation};

@@ -76,6 +76,12 @@ pub trait Node: Send + Sync {
         observed: &'a Observation,
         inputs: &'a Inputs,
     ) -> BoxFuture<'a, Result<Attrs>>;
+
+    /// Runs once the whole apply has succeeded, for a node that was applied: the place to
+    /// clear a marker that lets an interrupted run be cleaned up (see the access key).
+    fn settle<'a>(&'a self, _attrs: &'a Attrs) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// A shared node kind instance.

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::settings::PrefectSettings;
+use crate::retry::{ATTEMPTS, backoff};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -50,6 +51,16 @@ struct BlockType {
     id: String,
 }
 
+/// What a request got back, beside errors.
+enum Reply {
+    /// A success, with its JSON body (Null when empty).
+    Body(Value),
+    /// 404.
+    NotFound,
+    /// 409: an object of that name exists.
+    Conflict,
+}
+
 /// A client of one Prefect API.
 #[derive(Clone)]
 pub struct PrefectClient {
@@ -87,10 +98,14 @@ impl PrefectClient {
         self.get_optional(&format!("/work_pools/{}", encode(name)), &what).await
     }
 
-    /// Creates a work pool.
+    /// Creates a work pool; one that appeared meanwhile (a retried or concurrent create) gets
+    /// the template instead.
     pub async fn create_work_pool(&self, name: &str, pool_type: &str, template: &Value) -> Result<()> {
         let body = json!({"name": name, "type": pool_type, "base_job_template": template, "is_paused": false});
-        self.send(Method::POST, "/work_pools/", Some(body), &format!("work pool '{name}'")).await.map(drop)
+        match self.request(Method::POST, "/work_pools/", Some(body), &format!("work pool '{name}'")).await? {
+            Reply::Conflict => self.update_work_pool(name, template).await,
+            _ => Ok(()),
+        }
     }
 
     /// Replaces a work pool's base job template.
@@ -144,12 +159,38 @@ impl PrefectClient {
         self.get_optional(&path, &format!("block '{slug}/{name}'")).await
     }
 
-    /// Creates a block document and returns its id. `data` may hold secrets: it goes into
-    /// the request body only.
-    pub async fn create_block_document(&self, name: &str, type_id: &str, schema_id: &str, data: Value) -> Result<String> {
+    /// Every block document of type `slug` (secret fields obfuscated), page by page.
+    pub async fn block_documents_of_type(&self, slug: &str) -> Result<Vec<BlockDocument>> {
+        const PAGE: usize = 200;
+        let what = format!("blocks of type '{slug}'");
+        let mut all = Vec::new();
+        loop {
+            let body = json!({"block_types": {"slug": {"any_": [slug]}}, "limit": PAGE, "offset": all.len()});
+            let page: Vec<BlockDocument> = serde_json::from_value(self.send(Method::POST, "/block_documents/filter", Some(body), &what).await?)
+                .map_err(|e| Error::remote(&what, e.to_string()))?;
+            let done = page.len() < PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Creates a block document and returns its id; one that appeared meanwhile (a retried
+    /// or concurrent create) is updated instead. `data` may hold secrets: it goes into the
+    /// request body only.
+    pub async fn create_block_document(&self, slug: &str, name: &str, type_id: &str, schema_id: &str, data: Value) -> Result<String> {
+        let what = format!("block '{slug}/{name}'");
         let body = json!({"name": name, "block_type_id": type_id, "block_schema_id": schema_id, "data": data, "is_anonymous": false});
-        let created = self.send(Method::POST, "/block_documents/", Some(body), &format!("block '{name}'")).await?;
-        created["id"].as_str().map(str::to_owned).ok_or_else(|| Error::remote(format!("block '{name}'"), "created without an id"))
+        match self.request(Method::POST, "/block_documents/", Some(body.clone()), &what).await? {
+            Reply::Body(created) => created["id"].as_str().map(str::to_owned).ok_or_else(|| Error::remote(&what, "created without an id")),
+            Reply::Conflict => {
+                let existing = self.block_document(slug, name).await?.ok_or_else(|| Error::remote(&what, "exists and then does not"))?;
+                self.update_block_document(&existing.id, schema_id, body["data"].clone()).await?;
+                Ok(existing.id)
+            }
+            Reply::NotFound => Err(Error::remote(&what, "POST /block_documents/ found nothing (404)")),
+        }
     }
 
     /// Updates a block document's fields in `data`, keeping the others (the secret, when the
@@ -160,25 +201,36 @@ impl PrefectClient {
     }
 
     async fn get_optional<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<Option<T>> {
-        match self.request(Method::GET, path, None, what).await? {
+        match self.send_optional(Method::GET, path, None, what).await? {
             Some(value) => serde_json::from_value(value).map(Some).map_err(|e| Error::remote(what, e.to_string())),
             None => Ok(None),
+        }
+    }
+
+    /// Sends a request whose object may be missing (404 is None).
+    async fn send_optional(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Option<Value>> {
+        let shown = format!("{method} {path}");
+        match self.request(method, path, body, what).await? {
+            Reply::Body(value) => Ok(Some(value)),
+            Reply::NotFound => Ok(None),
+            Reply::Conflict => Err(Error::remote(what, format!("{shown} was refused: it already exists (409)"))),
         }
     }
 
     /// Sends a request that must find its object.
     async fn send(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Value> {
         let shown = format!("{method} {path}");
-        self.request(method, path, body, what)
+        self.send_optional(method, path, body, what)
             .await?
             .ok_or_else(|| Error::remote(what, format!("{shown} found nothing (404)")))
     }
 
-    /// Sends a request and returns the JSON body (Null for an empty one), or None for a 404.
-    /// Answers that say the server did not handle the request (429, 502, 503, 504: a busy
-    /// SQLite-backed server answers 503) are retried with backoff, up to [`ATTEMPTS`] times.
+    /// Sends a request and returns the JSON body (Null for an empty one), 404 or 409.
+    /// Connection failures and answers that say the server did not handle the request (429,
+    /// 502, 503, 504: a busy SQLite-backed server answers 503) are retried with backoff (or
+    /// the server's `Retry-After`), up to [`ATTEMPTS`] times in all.
     /// Errors name `what` and carry the server's `detail`, never the request body.
-    async fn request(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Option<Value>> {
+    async fn request(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Reply> {
         let url = format!("{}{path}", self.api_url);
         let mut attempt = 1;
         let response = loop {
@@ -189,21 +241,34 @@ impl PrefectClient {
             if let Some(body) = &body {
                 request = request.json(body);
             }
-            let response = request.send().await.map_err(|e| unreachable(&self.api_url, &e))?;
+            // A create sent twice is refused by name (409) and adopted by the caller, so every
+            // method may be retried after a connection failure.
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(unreachable(&self.api_url, &e)),
+            };
             let retryable = matches!(response.status().as_u16(), 429 | 502 | 503 | 504);
             if !retryable || attempt == ATTEMPTS {
                 break response;
             }
-            tokio::time::sleep(backoff(attempt)).await;
+            let wait = retry_after(&response).unwrap_or_else(|| backoff(attempt));
+            tokio::time::sleep(wait).await;
             attempt += 1;
         };
         let status = response.status();
         let text = response.text().await.map_err(|e| unreachable(&self.api_url, &e))?;
         if status.is_success() {
-            return Ok(Some(serde_json::from_str(&text).unwrap_or(Value::Null)));
+            return Ok(Reply::Body(serde_json::from_str(&text).unwrap_or(Value::Null)));
         }
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
+        match status {
+            StatusCode::NOT_FOUND => return Ok(Reply::NotFound),
+            StatusCode::CONFLICT => return Ok(Reply::Conflict),
+            _ => {}
         }
         let detail = error_detail(&text);
         let error = Error::remote(what, format!("{method} {path} was refused ({status}): {detail}"));
@@ -238,14 +303,10 @@ fn error_detail(body: &str) -> String {
     }
 }
 
-/// How many times a request the server did not handle is sent.
-const ATTEMPTS: u32 = 6;
-
-/// Exponential backoff from 100 ms, with jitter so that concurrent requests spread out.
-fn backoff(attempt: u32) -> Duration {
-    let base = 100u64 << attempt.min(6);
-    let jitter = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| u64::from(d.subsec_nanos()) % base).unwrap_or(0);
-    Duration::from_millis(base + jitter)
+/// The server's `Retry-After` in seconds, capped at a minute.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let seconds: u64 = response.headers().get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds.min(60)))
 }
 
 /// The error for a server that did not answer: names the URL, the cause and the fix.

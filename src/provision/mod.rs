@@ -160,6 +160,7 @@ impl Session {
         if let Some((_, error)) = &applied.failure {
             return Err(mid_apply_error(&self.graph, &applied, error));
         }
+        engine::settle(&self.graph, &applied).await?;
         let mut repositories = Vec::new();
         let mut logged_in = Vec::new();
         for pool in &self.pools {

@@ -2,14 +2,24 @@
 
 Tests open a "channel" (a fresh listener on 127.0.0.1) in front of moto or the Prefect server, point
 the CLI at it, and then read back every API call the CLI made, classified as read or write.
-Each channel can also delay requests (latency_ms) and answer chosen AWS actions with an error
-instead of forwarding them (faults), in the wire format of the action's protocol.
+Each channel can also delay requests (latency_ms) and inject faults per action, in the wire format
+of the action's protocol. Channels of one group share a write counter that can freeze them all
+right after the k-th write, so that a test can kill the client "just after" that write.
 
 Admin API (usage: proxy.py ADMIN_PORT):
-  POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0} -> {"port": N}
+  POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0, "group": "g"} -> {"port": N}
   GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status"}, ...]
-  PUT    /channels/{port}/faults {"CreateCluster": {"status": 400, "code": "AccessDeniedException",
-                                 "message": "...", "times": 1}}  (times omitted: every call; {} clears)
+  PUT    /channels/{port}/faults {ACTION or "*": FAULT, ...}; {} clears. ACTION is an AWS action
+                                 ("CreateVpc") or, for Prefect, "METHOD /api/path". FAULT:
+           {"kind": "error", "status": 400, "code": "AccessDeniedException", "message": "..."}
+           {"kind": "throttle"}   AWS: 400 Throttling / ThrottlingException; Prefect: 429 + Retry-After
+           {"kind": "5xx"}        503 ServiceUnavailable
+           {"kind": "reset", "after": false}  drop the connection (after=true: once upstream answered)
+           {"kind": "hang", "seconds": 120}   answer nothing for that long
+           {"kind": "latency", "ms": 300}     delay, then forward
+         plus "times": N (per action; omitted: every call) and "writes_only": true (with "*").
+  PUT    /groups/{name}/hold    {"after_writes": k}: after the k-th write of the group has been
+                                 answered upstream, every request of the group (that answer too) hangs
   DELETE /channels/{port}       closes the channel
   GET    /health                "ok"
 """
@@ -52,6 +62,8 @@ def classify(method, path, query, headers, body):
 def aws_error(headers, service, fault):
     """An AWS error response as the action's protocol sends it: JSON (ECS, ECR) or XML (IAM, EC2, STS)."""
     code, message, status = fault["code"], fault.get("message", "injected by the sandbox proxy"), fault.get("status", 400)
+    if service == "prefect":
+        return web.json_response({"detail": message}, status=status, headers=fault.get("headers", {}))
     if "X-Amz-Target" in headers:
         return web.json_response({"__type": code, "message": message}, status=status,
                                  headers={"x-amzn-ErrorType": code}, content_type="application/x-amz-json-1.1")
@@ -62,9 +74,30 @@ def aws_error(headers, service, fault):
     return web.Response(status=status, text=body, content_type="text/xml")
 
 
+def error_fault(kind, service, headers):
+    """The error a throttle or 5xx fault answers with, in the caller's protocol."""
+    if kind == "5xx":
+        return {"status": 503, "code": "ServiceUnavailable", "message": "injected 503"}
+    if service == "prefect":
+        return {"status": 429, "code": "TooManyRequests", "message": "injected throttling", "headers": {"Retry-After": "1"}}
+    code = "ThrottlingException" if "X-Amz-Target" in headers else "Throttling"
+    return {"status": 400, "code": code, "message": "Rate exceeded"}
+
+
+class Group:
+    """Channels that count writes together and can freeze together."""
+
+    def __init__(self):
+        self.writes, self.hold_after, self.frozen = 0, None, asyncio.Event()
+
+
+GROUPS = {}
+
+
 class Channel:
-    def __init__(self, target, latency_ms):
+    def __init__(self, target, latency_ms, group):
         self.target, self.latency_ms, self.calls, self.faults = target.rstrip("/"), latency_ms, [], {}
+        self.counts, self.group = {}, GROUPS.setdefault(group, Group()) if group else None
         app = web.Application(client_max_size=1 << 30)
         app.router.add_route("*", "/{tail:.*}", self.forward)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
@@ -84,11 +117,21 @@ class Channel:
         service, action, write = classify(request.method, request.path, request.rel_url.raw_query_string,
                                          request.headers, body)
         call = {"method": request.method, "path": request.path, "service": service, "action": action, "write": write}
-        fault = self.faults.get(action)
-        if fault is not None and fault.get("times", 1) > 0:
-            if "times" in fault:
-                fault["times"] -= 1
-            out = aws_error(request.headers, service, fault)
+        if self.group and self.group.frozen.is_set():
+            await asyncio.sleep(3600)  # frozen: the client is about to be killed
+        fault = self.fault_for(action, write)
+        kind = fault and fault.get("kind", "error")
+        if kind == "latency":
+            await asyncio.sleep(fault["ms"] / 1000)
+        elif kind == "hang":
+            await asyncio.sleep(fault.get("seconds", 120))
+        elif kind == "reset" and not fault.get("after"):
+            call["status"] = 0
+            self.calls.append(call)
+            request.transport.abort()
+            return web.Response(status=499)
+        elif kind in ("error", "throttle", "5xx"):
+            out = aws_error(request.headers, service, fault if kind == "error" else error_fault(kind, service, request.headers))
             call["status"] = out.status
             self.calls.append(call)
             return out
@@ -105,7 +148,26 @@ class Channel:
             out = web.Response(status=502, text=f"sandbox proxy: {self.target} unreachable: {e!r}")
         call["status"] = out.status
         self.calls.append(call)  # recorded before the client can see the response
+        if kind == "reset":  # after: the upstream did the work, the client never hears of it
+            request.transport.abort()
+            return out
+        if write and self.group is not None and out.status < 400:
+            self.group.writes += 1
+            if self.group.hold_after is not None and self.group.writes >= self.group.hold_after:
+                self.group.frozen.set()
+                await asyncio.sleep(3600)
         return out
+
+    def fault_for(self, action, write):
+        """The fault to inject for this call, counting `times` per action."""
+        fault = self.faults.get(action) or self.faults.get("*")
+        if fault is None or (fault.get("writes_only") and not write):
+            return None
+        used = self.counts.get(action, 0)
+        if "times" in fault and used >= fault["times"]:
+            return None
+        self.counts[action] = used + 1
+        return fault
 
 
 CHANNELS = {}
@@ -117,7 +179,7 @@ async def create(request):
     target = spec.get("target", "")
     if urlsplit(target).hostname not in ("127.0.0.1", "localhost"):
         raise web.HTTPBadRequest(text="target must be http://127.0.0.1:PORT: the sandbox never leaves this machine")
-    channel = Channel(target, int(spec.get("latency_ms", 0)))
+    channel = Channel(target, int(spec.get("latency_ms", 0)), spec.get("group"))
     port = await channel.open()
     CHANNELS[port] = channel
     return web.json_response({"port": port})
@@ -135,8 +197,15 @@ async def calls(request):
 
 
 async def set_faults(request):
-    channel_of(request).faults = await request.json()
-    return web.json_response({"faults": len(channel_of(request).faults)})
+    channel = channel_of(request)
+    channel.faults, channel.counts = await request.json(), {}
+    return web.json_response({"faults": len(channel.faults)})
+
+
+async def hold(request):
+    group = GROUPS.setdefault(request.match_info["name"], Group())
+    group.hold_after = (await request.json())["after_writes"]
+    return web.json_response({"writes": group.writes})
 
 
 async def delete(request):
@@ -164,5 +233,6 @@ if __name__ == "__main__":
     admin.cleanup_ctx.append(lifecycle)
     admin.add_routes([web.post("/channels", create), web.get("/channels/{port}/calls", calls),
                       web.put("/channels/{port}/faults", set_faults),
+                      web.put("/groups/{name}/hold", hold),
                       web.delete("/channels/{port}", delete), web.get("/health", health)])
     web.run_app(admin, host="127.0.0.1", port=int(sys.argv[1]), access_log=None)

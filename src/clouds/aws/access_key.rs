@@ -3,24 +3,42 @@
 //! Reused does not mean trusted: the block's key id is checked against the user's keys, and
 //! a block whose key was deleted or deactivated gets a new key. IAM allows two keys per
 //! user; when a new one would exceed that, the plan stops with the keys and their ages
-//! instead of failing halfway. pushpool never deletes a key it did not create.
+//! instead of failing halfway.
+//!
+//! A key's secret is shown once, so a minted key cannot be adopted the way a VPC can: a run
+//! killed between minting and storing it leaves a key nobody holds. Before minting, the user
+//! is tagged with the time ([`PENDING_KEY_TAG`]); the tag goes once the whole apply succeeded.
+//! A run that finds the tag deletes the keys created since then that no `aws-credentials`
+//! block of the workspace holds: those can only be keys pushpool minted and lost. pushpool
+//! never deletes any other key.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sdk_iam::types::{AccessKeyMetadata, StatusType};
+use aws_sdk_iam::types::{AccessKeyMetadata, StatusType, Tag};
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use serde_json::Value;
 
 use super::context::AwsContext;
 use super::errors::{aws_error, code};
-use crate::engine::{Attrs, Inputs, Node, Observation, Upstream};
+use super::iam::PENDING_KEY_TAG;
+use super::once::{Outcome, outcome};
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
+use crate::retry::{ATTEMPTS, backoff};
 use crate::secret::Secret;
 
 /// IAM's limit of access keys per user.
 const KEYS_PER_USER: usize = 2;
+
+/// Keys created this long before the mark still count as the interrupted run's (clock skew).
+const SKEW_SECONDS: i64 = 60;
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
 
 /// The access key of `user` held by the block `block_slug`/`block_name`.
 pub struct AccessKey {
@@ -30,6 +48,8 @@ pub struct AccessKey {
     pub prefect: Arc<PrefectContext>,
     /// The IAM user's name.
     pub user: String,
+    /// The user's node.
+    pub user_node: String,
     /// The block type's slug.
     pub block_slug: String,
     /// The block's name.
@@ -37,6 +57,10 @@ pub struct AccessKey {
 }
 
 impl AccessKey {
+    fn what(&self) -> String {
+        format!("access key of IAM user {}", self.user)
+    }
+
     async fn user_keys(&self) -> Result<Vec<AccessKeyMetadata>> {
         match self.aws.iam.list_access_keys().user_name(&self.user).send().await {
             Ok(out) => Ok(out.access_key_metadata().to_vec()),
@@ -45,12 +69,72 @@ impl AccessKey {
         }
     }
 
-    fn quota_error(&self, keys: &[AccessKeyMetadata], why: &str) -> Error {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    /// The keys of the user created since `since` that no block of the workspace holds.
+    async fn orphans(&self, since: i64) -> Result<Vec<String>> {
+        let (keys, blocks) = futures::join!(self.user_keys(), self.prefect.client.block_documents_of_type(&self.block_slug));
+        let held: Vec<String> =
+            blocks?.iter().filter_map(|b| b.data.get("aws_access_key_id")?.as_str().map(str::to_owned)).collect();
+        Ok(keys?
+            .iter()
+            .filter(|k| k.create_date().is_some_and(|d| d.secs() >= since - SKEW_SECONDS))
+            .filter_map(|k| k.access_key_id())
+            .filter(|id| !held.iter().any(|h| h == id))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    async fn delete_keys(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            let deleted = self.aws.iam.delete_access_key().user_name(&self.user).access_key_id(key).send().await;
+            match deleted {
+                Ok(_) => {}
+                Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => {}
+                Err(e) => return Err(aws_error(&self.what(), "iam:DeleteAccessKey", e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark(&self, since: i64) -> Result<()> {
+        let tag = Tag::builder().key(PENDING_KEY_TAG).value(since.to_string()).build().map_err(|e| Error::remote(self.what(), e.to_string()))?;
+        self.aws.iam.tag_user().user_name(&self.user).tags(tag).send().await.map_err(|e| aws_error(&self.what(), "iam:TagUser", e))?;
+        Ok(())
+    }
+
+    async fn unmark(&self) -> Result<()> {
+        let untagged = self.aws.iam.untag_user().user_name(&self.user).tag_keys(PENDING_KEY_TAG).send().await;
+        untagged.map(drop).map_err(|e| aws_error(&self.what(), "iam:UntagUser", e))
+    }
+
+    /// Mints a key. IAM gives no way to tell whether a create whose answer was lost
+    /// happened, so on such a failure the keys minted since the mark are deleted and the
+    /// create tried again.
+    async fn mint(&self, since: i64) -> Result<(String, Secret)> {
+        let mut attempt = 1;
+        loop {
+            let err = match self.aws.once.iam.create_access_key().user_name(&self.user).send().await {
+                Ok(out) => {
+                    let key = out.access_key().ok_or_else(|| Error::remote(self.what(), "iam:CreateAccessKey returned no key"))?;
+                    return Ok((key.access_key_id().to_owned(), Secret::new(key.secret_access_key())));
+                }
+                Err(err) => err,
+            };
+            match outcome(&err) {
+                _ if attempt == ATTEMPTS => return Err(aws_error(&self.what(), "iam:CreateAccessKey", err)),
+                Outcome::Failed => return Err(aws_error(&self.what(), "iam:CreateAccessKey", err)),
+                Outcome::Unknown => self.delete_keys(&self.orphans(since).await?).await?,
+                Outcome::Refused => {}
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    fn quota_error(&self, keys: &[&AccessKeyMetadata], why: &str) -> Error {
         let listed: Vec<String> = keys
             .iter()
             .map(|k| {
-                let age = k.create_date().map(|d| (now - d.secs()).max(0) / 86_400);
+                let age = k.create_date().map(|d| (now() - d.secs()).max(0) / 86_400);
                 let status = k.status().map(StatusType::as_str).unwrap_or("unknown");
                 format!("{} ({status}, {} days old)", k.access_key_id().unwrap_or("?"), age.map_or("?".into(), |a| a.to_string()))
             })
@@ -71,37 +155,75 @@ impl Node for AccessKey {
         "IAM access key"
     }
 
-    fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+    fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let (block, keys) = futures::join!(self.prefect.block_document(&self.block_slug, &self.block_name), self.user_keys());
-            let (block, keys) = (block?, keys?);
+            let (block, keys, user) =
+                futures::join!(self.prefect.block_document(&self.block_slug, &self.block_name), self.user_keys(), upstream.get(&self.user_node));
+            let (block, keys, user) = (block?, keys?, user?);
+            let pending = user.attrs.value(PENDING_KEY_TAG).and_then(Value::as_i64);
+            let orphans = match pending {
+                Some(since) => self.orphans(since).await?,
+                None => Vec::new(),
+            };
+            let mut attrs = Attrs::new().with("orphans", orphans.clone()).with("pending", pending.is_some());
+            let cleanup = match (&orphans[..], pending) {
+                ([], Some(_)) => Some("clears the mark of an interrupted run".to_owned()),
+                ([], None) => None,
+                (lost, _) => Some(format!("deletes key(s) {} minted by an interrupted run and held by no block", lost.join(", "))),
+            };
             let held = block.as_ref().and_then(|b| b.data.get("aws_access_key_id")?.as_str().map(str::to_owned));
             let live = held.as_deref().and_then(|id| keys.iter().find(|k| k.access_key_id() == Some(id)));
             let why = match (&block, &held, live) {
                 (_, Some(id), Some(key)) if key.status() == Some(&StatusType::Active) => {
-                    return Ok(Observation::reuse(format!("block {} holds this active key", self.block_name), Attrs::new().with("id", id.as_str())));
+                    attrs.set("id", id.as_str());
+                    return Ok(match cleanup {
+                        Some(cleanup) => Observation::update(cleanup, attrs),
+                        None => Observation::reuse(format!("block {} holds this active key", self.block_name), attrs),
+                    });
                 }
                 (_, Some(id), Some(_)) => format!("block {} holds key {id}, which is inactive", self.block_name),
                 (_, Some(id), None) => format!("block {} holds key {id}, which no longer exists on user {}", self.block_name, self.user),
                 (Some(_), None, _) => format!("block {} holds no access key id", self.block_name),
                 (None, ..) => format!("block {} does not exist yet", self.block_name),
             };
-            if keys.len() >= KEYS_PER_USER {
-                return Err(self.quota_error(&keys, &format!("a new access key is needed ({why})")));
+            let kept: Vec<&AccessKeyMetadata> =
+                keys.iter().filter(|k| !k.access_key_id().is_some_and(|id| orphans.iter().any(|o| o == id))).collect();
+            if kept.len() >= KEYS_PER_USER {
+                return Err(self.quota_error(&kept, &format!("a new access key is needed ({why})")));
             }
-            Ok(Observation::create(why, Attrs::new()))
+            let reason = match cleanup {
+                Some(cleanup) => format!("{why}; {cleanup}"),
+                None => why,
+            };
+            Ok(Observation::create(reason, attrs))
         }
         .boxed()
     }
 
-    fn apply<'a>(&'a self, _: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+    fn apply<'a>(&'a self, observed: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
-            let what = format!("access key of IAM user {}", self.user);
-            let out = self.aws.iam.create_access_key().user_name(&self.user).send().await.map_err(|e| aws_error(&what, "iam:CreateAccessKey", e))?;
-            let key = out.access_key().ok_or_else(|| Error::remote(&what, "iam:CreateAccessKey returned no key"))?;
-            let mut attrs = Attrs::new().with("id", key.access_key_id());
-            attrs.set_secret("secret", Secret::new(key.secret_access_key()));
+            let orphans: Vec<String> = serde_json::from_value(observed.attrs.value("orphans").cloned().unwrap_or_default()).unwrap_or_default();
+            self.delete_keys(&orphans).await?;
+            if observed.action != Action::Create {
+                self.unmark().await?;
+                return Ok(Attrs::new().with("orphans", Vec::<String>::new()).with("pending", false));
+            }
+            let since = now();
+            self.mark(since).await?;
+            let (id, secret) = self.mint(since).await?;
+            let mut attrs = Attrs::new().with("id", id).with("orphans", Vec::<String>::new()).with("pending", true);
+            attrs.set_secret("secret", secret);
             Ok(attrs)
+        }
+        .boxed()
+    }
+
+    fn settle<'a>(&'a self, attrs: &'a Attrs) -> BoxFuture<'a, Result<()>> {
+        async move {
+            match attrs.value("pending").and_then(Value::as_bool) {
+                Some(true) => self.unmark().await,
+                _ => Ok(()),
+            }
         }
         .boxed()
     }

@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 
 use super::context::AwsContext;
 use super::errors::{aws_error, code};
+use super::once::create_once;
 use crate::engine::{Attrs, Inputs, Node, Observation, Upstream};
 use crate::error::Result;
 
@@ -100,16 +101,20 @@ impl Node for Repository {
                 .tags()
                 .into_iter()
                 .filter_map(|(k, v)| aws_sdk_ecr::types::Tag::builder().key(k).value(v).build().ok());
-            let out = self
-                .aws
-                .ecr
-                .create_repository()
-                .repository_name(&self.name)
-                .set_tags(Some(tags.collect()))
-                .send()
-                .await
-                .map_err(|e| aws_error(&what, "ecr:CreateRepository", e))?;
-            Ok(Attrs::new().with("uri", out.repository().and_then(|r| r.repository_uri()).unwrap_or_default()))
+            let tags: Vec<_> = tags.collect();
+            let create = || async {
+                let out = self.aws.once.ecr.create_repository().repository_name(&self.name).set_tags(Some(tags.clone())).send().await?;
+                Ok(out.repository().and_then(|r| r.repository_uri()).map(str::to_owned))
+            };
+            let lookup = || async {
+                match self.aws.ecr.describe_repositories().repository_names(&self.name).send().await {
+                    Ok(out) => Ok(out.repositories().first().and_then(|r| r.repository_uri()).map(str::to_owned)),
+                    Err(e) if code(&e).as_deref() == Some("RepositoryNotFoundException") => Ok(None),
+                    Err(e) => Err(aws_error(&what, "ecr:DescribeRepositories", e)),
+                }
+            };
+            let uri = create_once(&what, "ecr:CreateRepository", create, lookup).await?;
+            Ok(Attrs::new().with("uri", uri))
         }
         .boxed()
     }

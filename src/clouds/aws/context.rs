@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
 
@@ -29,6 +30,9 @@ pub struct AwsContext {
     pub ecs: aws_sdk_ecs::Client,
     /// ECR.
     pub ecr: aws_sdk_ecr::Client,
+    /// IAM, EC2 and ECR without automatic retries, for creates that must not run twice
+    /// (see [`create_once`](super::once::create_once)).
+    pub once: OnceClients,
     /// The region, from the standard chain (`AWS_REGION`, the profile).
     pub region: String,
     /// The account, from STS.
@@ -47,11 +51,15 @@ impl AwsContext {
     /// anything is read or written, with the fix.
     /// `region` overrides the chain's region (a pool declared in another region).
     pub async fn connect(pool: &str, region: Option<&str>) -> Result<Self> {
+        // Each attempt may take 30 s, each call (its retries included) 2 minutes.
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(10))
-            .operation_attempt_timeout(Duration::from_secs(60))
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .operation_timeout(Duration::from_secs(120))
             .build();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+        // The SDK's standard mode: throttling, 5xx and transient errors, with backoff and jitter.
+        let retries = RetryConfig::standard().with_max_attempts(6).with_initial_backoff(Duration::from_millis(200));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries);
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region.to_owned()));
         }
@@ -73,6 +81,7 @@ impl AwsContext {
             ec2: aws_sdk_ec2::Client::new(&config),
             ecs: aws_sdk_ecs::Client::new(&config),
             ecr: aws_sdk_ecr::Client::new(&config),
+            once: OnceClients::new(&config),
             region,
             account_id,
             endpoint_url: config.endpoint_url().map(str::to_owned),
@@ -162,6 +171,27 @@ impl AwsContext {
         let decoded = String::from_utf8(decoded).map_err(|_| Error::remote(&what, "the ECR token is not text"))?;
         let (user, password) = decoded.split_once(':').ok_or_else(|| Error::remote(&what, "the ECR token has no user"))?;
         Ok((user.to_owned(), Secret::new(password)))
+    }
+}
+
+/// Clients whose calls are tried once: their creates are retried by pushpool itself.
+pub struct OnceClients {
+    /// IAM.
+    pub iam: aws_sdk_iam::Client,
+    /// EC2.
+    pub ec2: aws_sdk_ec2::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+}
+
+impl OnceClients {
+    fn new(config: &aws_config::SdkConfig) -> Self {
+        let once = || RetryConfig::disabled();
+        Self {
+            iam: aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(config).retry_config(once()).build()),
+            ec2: aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(config).retry_config(once()).build()),
+            ecr: aws_sdk_ecr::Client::from_conf(aws_sdk_ecr::config::Builder::from(config).retry_config(once()).build()),
+        }
     }
 }
 

@@ -8,11 +8,17 @@ use serde_json::Value;
 
 use super::context::AwsContext;
 use super::errors::{aws_error, code};
+use super::once::create_once;
 use super::policy_doc::{describe_drift, parse_live, same, with_pass_role};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Upstream};
 use crate::error::Result;
 
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
+
+/// The user tag pushpool sets, to the time in Unix seconds, before it mints an access key,
+/// and removes once the key is stored: found by a later run, it marks keys minted by an
+/// interrupted run. Also the attribute name under which the user node reports it.
+pub const PENDING_KEY_TAG: &str = "pushpool.key-pending-since";
 
 /// An inline policy of a role: its name and document.
 pub struct InlinePolicy {
@@ -117,16 +123,28 @@ impl Node for Role {
             let flag = |key: &str| observed.attrs.value(key).and_then(Value::as_bool).unwrap_or(created);
             let mut arn = observed.attrs.str("arn").unwrap_or_default().to_owned();
             if created {
-                let out = iam
-                    .create_role()
-                    .role_name(&self.name)
-                    .assume_role_policy_document(self.trust_policy.to_string())
-                    .description("ECS task execution role for Prefect flow runs (pushpool)")
-                    .set_tags(Some(self.aws.iam_tags()))
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&what, "iam:CreateRole", e))?;
-                arn = out.role().map(|r| r.arn().to_owned()).unwrap_or(arn);
+                let create = || async {
+                    let out = self
+                        .aws
+                        .once
+                        .iam
+                        .create_role()
+                        .role_name(&self.name)
+                        .assume_role_policy_document(self.trust_policy.to_string())
+                        .description("ECS task execution role for Prefect flow runs (pushpool)")
+                        .set_tags(Some(self.aws.iam_tags()))
+                        .send()
+                        .await?;
+                    Ok(out.role().map(|r| r.arn().to_owned()))
+                };
+                let lookup = || async {
+                    match iam.get_role().role_name(&self.name).send().await {
+                        Ok(out) => Ok(out.role().map(|r| r.arn().to_owned())),
+                        Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(None),
+                        Err(e) => Err(aws_error(&what, "iam:GetRole", e)),
+                    }
+                };
+                arn = create_once(&what, "iam:CreateRole", create, lookup).await?;
             } else if flag("trust_drift") {
                 iam.update_assume_role_policy()
                     .role_name(&self.name)
@@ -185,8 +203,14 @@ impl Node for User {
             let attrs = Attrs::new().with("name", self.name.as_str());
             match self.aws.iam.get_user().user_name(&self.name).send().await {
                 Ok(out) => {
-                    let arn = out.user().map(|u| u.arn().to_owned()).unwrap_or_default();
-                    Ok(Observation::reuse("exists", attrs.with("arn", arn)))
+                    let user = out.user();
+                    let arn = user.map(|u| u.arn().to_owned()).unwrap_or_default();
+                    let mut attrs = attrs.with("arn", arn);
+                    let mark = user.and_then(|u| u.tags().iter().find(|t| t.key() == PENDING_KEY_TAG)).map(|t| t.value().to_owned());
+                    if let Some(since) = mark.and_then(|v| v.parse::<i64>().ok()) {
+                        attrs.set(PENDING_KEY_TAG, since);
+                    }
+                    Ok(Observation::reuse("exists", attrs))
                 }
                 Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(Observation::create("missing", attrs)),
                 Err(e) => Err(aws_error(&format!("IAM user {}", self.name), "iam:GetUser", e)),
@@ -197,16 +221,20 @@ impl Node for User {
 
     fn apply<'a>(&'a self, _: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
-            let out = self
-                .aws
-                .iam
-                .create_user()
-                .user_name(&self.name)
-                .set_tags(Some(self.aws.iam_tags()))
-                .send()
-                .await
-                .map_err(|e| aws_error(&format!("IAM user {}", self.name), "iam:CreateUser", e))?;
-            Ok(Attrs::new().with("arn", out.user().map(|u| u.arn().to_owned()).unwrap_or_default()))
+            let what = format!("IAM user {}", self.name);
+            let create = || async {
+                let out = self.aws.once.iam.create_user().user_name(&self.name).set_tags(Some(self.aws.iam_tags())).send().await?;
+                Ok(out.user().map(|u| u.arn().to_owned()))
+            };
+            let lookup = || async {
+                match self.aws.iam.get_user().user_name(&self.name).send().await {
+                    Ok(out) => Ok(out.user().map(|u| u.arn().to_owned())),
+                    Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(None),
+                    Err(e) => Err(aws_error(&what, "iam:GetUser", e)),
+                }
+            };
+            let arn = create_once(&what, "iam:CreateUser", create, lookup).await?;
+            Ok(Attrs::new().with("arn", arn))
         }
         .boxed()
     }
@@ -352,16 +380,22 @@ impl Node for Policy {
             let mut arn = observed.attrs.require_str(&self.name, "arn")?.to_owned();
             let flag = |key: &str, default: bool| observed.attrs.value(key).and_then(Value::as_bool).unwrap_or(default);
             if observed.action == Action::Create {
-                let out = iam
-                    .create_policy()
-                    .policy_name(&self.name)
-                    .policy_document(document.to_string())
-                    .description("Lets a Prefect ECS push pool run flows (pushpool)")
-                    .set_tags(Some(self.aws.iam_tags()))
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&what, "iam:CreatePolicy", e))?;
-                arn = out.policy().and_then(|p| p.arn()).map(str::to_owned).unwrap_or(arn);
+                let create = || async {
+                    let out = self
+                        .aws
+                        .once
+                        .iam
+                        .create_policy()
+                        .policy_name(&self.name)
+                        .policy_document(document.to_string())
+                        .description("Lets a Prefect ECS push pool run flows (pushpool)")
+                        .set_tags(Some(self.aws.iam_tags()))
+                        .send()
+                        .await?;
+                    Ok(out.policy().and_then(|p| p.arn()).map(str::to_owned))
+                };
+                let lookup = || async { Ok(self.live_document(&arn).await?.map(|_| arn.clone())) };
+                arn = create_once(&what, "iam:CreatePolicy", create, lookup).await?;
             } else if flag("drifted", false) {
                 self.new_version(&arn, &document).await?;
             }

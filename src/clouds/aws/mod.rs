@@ -7,6 +7,7 @@ mod context;
 mod errors;
 mod iam;
 mod network;
+mod once;
 mod policy_doc;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,7 @@ pub fn build(
                 aws,
                 prefect: prefect.clone(),
                 user: user.clone(),
+                user_node: params.str("user")?.to_owned(),
                 block_slug: block_slug.to_owned(),
                 block_name: params.name_of(block_node)?,
             };

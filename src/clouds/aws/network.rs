@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use super::cidr::{Cidr, free_private_16, free_subnets};
 use super::context::AwsContext;
-use super::errors::aws_error;
+use super::errors::{aws_error, code};
+use super::once::create_once;
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Upstream};
 use crate::error::{Error, Result};
 
@@ -108,6 +109,23 @@ impl AwsContext {
     }
 }
 
+/// Treats "already there" answers of idempotent follow-up calls (attach, associate, route)
+/// as success: after a retried or resumed create they mean the work is done.
+fn done_already<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    result: Result<R, aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>>,
+    what: &str,
+    action: &str,
+) -> Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(code(&e).as_deref(), Some("Resource.AlreadyAssociated" | "RouteAlreadyExists")) => Ok(()),
+        Err(e) => Err(aws_error(what, action, e)),
+    }
+}
+
 /// True when the VPC node chose the account's default VPC.
 fn is_default(vpc: &Observation) -> bool {
     vpc.attrs.value("default").and_then(Value::as_bool) == Some(true)
@@ -160,16 +178,16 @@ impl Node for Vpc {
     fn apply<'a>(&'a self, observed: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
             let cidr = observed.attrs.require_str(&self.name, "cidr")?;
-            let out = self
-                .aws
-                .ec2
-                .create_vpc()
-                .cidr_block(cidr)
-                .tag_specifications(self.aws.ec2_tags(ResourceType::Vpc, &self.name))
-                .send()
-                .await
-                .map_err(|e| aws_error(&format!("VPC {}", self.name), "ec2:CreateVpc", e))?;
-            let id = out.vpc().and_then(|v| v.vpc_id()).ok_or_else(|| Error::remote(format!("VPC {}", self.name), "created without an id"))?;
+            let what = format!("VPC {}", self.name);
+            let create = || async {
+                let out = self.aws.once.ec2.create_vpc().cidr_block(cidr).tag_specifications(self.aws.ec2_tags(ResourceType::Vpc, &self.name)).send().await?;
+                Ok(out.vpc().and_then(|v| v.vpc_id()).map(str::to_owned))
+            };
+            let lookup = || async {
+                let out = self.aws.ec2.describe_vpcs().filters(filter("tag:Name", &self.name)).send().await.map_err(|e| aws_error(&what, "ec2:DescribeVpcs", e))?;
+                Ok(out.vpcs().first().and_then(|v| v.vpc_id()).map(str::to_owned))
+            };
+            let id = create_once(&what, "ec2:CreateVpc", create, lookup).await?;
             Ok(Attrs::new().with("id", id))
         }
         .boxed()
@@ -233,22 +251,22 @@ impl Node for InternetGateway {
             let id = match observed.attrs.str("id") {
                 Some(id) => id.to_owned(),
                 None => {
-                    let out = ec2
-                        .create_internet_gateway()
-                        .tag_specifications(self.aws.ec2_tags(ResourceType::InternetGateway, &self.name))
-                        .send()
-                        .await
-                        .map_err(|e| aws_error(&what, "ec2:CreateInternetGateway", e))?;
-                    out.internet_gateway().and_then(|g| g.internet_gateway_id()).map(str::to_owned).ok_or_else(|| Error::remote(&what, "created without an id"))?
+                    let create = || async {
+                        let tags = self.aws.ec2_tags(ResourceType::InternetGateway, &self.name);
+                        let out = self.aws.once.ec2.create_internet_gateway().tag_specifications(tags).send().await?;
+                        Ok(out.internet_gateway().and_then(|g| g.internet_gateway_id()).map(str::to_owned))
+                    };
+                    let lookup = || async {
+                        let out = ec2.describe_internet_gateways().filters(filter("tag:Name", &self.name)).send().await;
+                        let out = out.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
+                        Ok(out.internet_gateways().first().and_then(|g| g.internet_gateway_id()).map(str::to_owned))
+                    };
+                    create_once(&what, "ec2:CreateInternetGateway", create, lookup).await?
                 }
             };
             let vpc_id = inputs.str(&self.vpc, "id")?;
-            ec2.attach_internet_gateway()
-                .internet_gateway_id(&id)
-                .vpc_id(vpc_id)
-                .send()
-                .await
-                .map_err(|e| aws_error(&what, "ec2:AttachInternetGateway", e))?;
+            let attached = ec2.attach_internet_gateway().internet_gateway_id(&id).vpc_id(vpc_id).send().await;
+            done_already(attached, &what, "ec2:AttachInternetGateway")?;
             Ok(Attrs::new().with("id", id))
         }
         .boxed()
@@ -326,18 +344,28 @@ impl Node for Subnets {
                 let zone = p["zone"].as_str().unwrap_or_default();
                 let name = format!("{}-{zone}", self.name);
                 let what = format!("subnet {name}");
-                let out = self
-                    .aws
-                    .ec2
-                    .create_subnet()
-                    .vpc_id(vpc_id)
-                    .availability_zone(zone)
-                    .cidr_block(p["cidr"].as_str().unwrap_or_default())
-                    .tag_specifications(self.aws.ec2_tags(ResourceType::Subnet, &name))
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&what, "ec2:CreateSubnet", e))?;
-                let id = out.subnet().and_then(|s| s.subnet_id()).ok_or_else(|| Error::remote(&what, "created without an id"))?;
+                let create = || async {
+                    let out = self
+                        .aws
+                        .once
+                        .ec2
+                        .create_subnet()
+                        .vpc_id(vpc_id)
+                        .availability_zone(zone)
+                        .cidr_block(p["cidr"].as_str().unwrap_or_default())
+                        .tag_specifications(self.aws.ec2_tags(ResourceType::Subnet, &name))
+                        .send()
+                        .await?;
+                    Ok(out.subnet().and_then(|s| s.subnet_id()).map(str::to_owned))
+                };
+                let lookup = || async {
+                    let filters = [filter("vpc-id", vpc_id), filter("availability-zone", zone)];
+                    let out = self.aws.ec2.describe_subnets().set_filters(Some(filters.to_vec())).send().await;
+                    let out = out.map_err(|e| aws_error(&what, "ec2:DescribeSubnets", e))?;
+                    Ok(out.subnets().first().and_then(|s| s.subnet_id()).map(str::to_owned))
+                };
+                let id = create_once(&what, "ec2:CreateSubnet", create, lookup).await?;
+                let id = id.as_str();
                 self.aws
                     .ec2
                     .modify_subnet_attribute()
@@ -446,15 +474,13 @@ impl Node for RouteTable {
                     table.associations().iter().filter_map(|a| a.subnet_id().map(str::to_owned)).collect(),
                 ),
                 None => {
-                    let out = ec2
-                        .create_route_table()
-                        .vpc_id(vpc_id)
-                        .tag_specifications(self.aws.ec2_tags(ResourceType::RouteTable, &self.name))
-                        .send()
-                        .await
-                        .map_err(|e| aws_error(&what, "ec2:CreateRouteTable", e))?;
-                    let id = out.route_table().and_then(|t| t.route_table_id()).ok_or_else(|| Error::remote(&what, "created without an id"))?;
-                    (id.to_owned(), None, Vec::<String>::new())
+                    let create = || async {
+                        let tags = self.aws.ec2_tags(ResourceType::RouteTable, &self.name);
+                        let out = self.aws.once.ec2.create_route_table().vpc_id(vpc_id).tag_specifications(tags).send().await?;
+                        Ok(out.route_table().and_then(|t| t.route_table_id()).map(str::to_owned))
+                    };
+                    let lookup = || async { Ok(self.find(vpc_id).await?.and_then(|t| t.route_table_id().map(str::to_owned))) };
+                    (create_once(&what, "ec2:CreateRouteTable", create, lookup).await?, None, Vec::<String>::new())
                 }
             };
             match route.as_deref() {
@@ -463,14 +489,15 @@ impl Node for RouteTable {
                     ec2.replace_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await.map_err(|e| aws_error(&what, "ec2:ReplaceRoute", e))?;
                 }
                 None => {
-                    ec2.create_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await.map_err(|e| aws_error(&what, "ec2:CreateRoute", e))?;
+                    let route = ec2.create_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await;
+                    done_already(route, &what, "ec2:CreateRoute")?;
                 }
             }
             let associate = subnet_ids.iter().filter(|s| !associated.contains(s)).map(|subnet| {
                 ec2.associate_route_table().route_table_id(&id).subnet_id(subnet).send()
             });
             for result in join_all(associate).await {
-                result.map_err(|e| aws_error(&what, "ec2:AssociateRouteTable", e))?;
+                done_already(result, &what, "ec2:AssociateRouteTable")?;
             }
             Ok(Attrs::new().with("id", id))
         }
@@ -517,18 +544,28 @@ impl Node for SecurityGroup {
     fn apply<'a>(&'a self, _: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
             let what = format!("security group {}", self.name);
-            let out = self
-                .aws
-                .ec2
-                .create_security_group()
-                .group_name(&self.name)
-                .description("Prefect flow runs (pushpool): no inbound rules")
-                .vpc_id(inputs.str(&self.vpc, "id")?)
-                .tag_specifications(self.aws.ec2_tags(ResourceType::SecurityGroup, &self.name))
-                .send()
-                .await
-                .map_err(|e| aws_error(&what, "ec2:CreateSecurityGroup", e))?;
-            let id = out.group_id().ok_or_else(|| Error::remote(&what, "created without an id"))?;
+            let vpc_id = inputs.str(&self.vpc, "id")?;
+            let create = || async {
+                let out = self
+                    .aws
+                    .once
+                    .ec2
+                    .create_security_group()
+                    .group_name(&self.name)
+                    .description("Prefect flow runs (pushpool): no inbound rules")
+                    .vpc_id(vpc_id)
+                    .tag_specifications(self.aws.ec2_tags(ResourceType::SecurityGroup, &self.name))
+                    .send()
+                    .await?;
+                Ok(out.group_id().map(str::to_owned))
+            };
+            let lookup = || async {
+                let filters = [filter("vpc-id", vpc_id), filter("group-name", &self.name)];
+                let out = self.aws.ec2.describe_security_groups().set_filters(Some(filters.to_vec())).send().await;
+                let out = out.map_err(|e| aws_error(&what, "ec2:DescribeSecurityGroups", e))?;
+                Ok(out.security_groups().first().and_then(|g| g.group_id()).map(str::to_owned))
+            };
+            let id = create_once(&what, "ec2:CreateSecurityGroup", create, lookup).await?;
             Ok(Attrs::new().with("id", id))
         }
         .boxed()

@@ -86,7 +86,7 @@ impl Node for Block {
                     self.prefect.client.update_block_document(id, schema_id, data).await?;
                     id.to_owned()
                 }
-                None => self.prefect.client.create_block_document(&self.name, type_id, schema_id, data).await?,
+                None => self.prefect.client.create_block_document(&self.slug, &self.name, type_id, schema_id, data).await?,
             };
             Ok(self.attrs(&id, type_id, schema_id))
         }
