@@ -389,7 +389,8 @@ use support::Run;
 async fn bad_input_is_refused_with_the_cause_and_the_fix_before_any_write() {
     let world = World::new("bad").await;
     let marks = world.marks().await;
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["work-pool", "create", "prefect-pool", "--type", "ecs:push", "--provision-infra", "--yes"], vec![], "reserves"),
         (vec!["work-pool", "create", "a/b", "--type", "ecs:push", "--provision-infra", "--yes"], vec![], "Prefect refuses / % & > <"),
         (vec!["work-pool", "create", "My_Pool", "--type", "ecs:push", "--provision-infra", "--yes"], vec![], "--set credentials="),

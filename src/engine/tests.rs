@@ -16,7 +16,7 @@ struct Fake {
     id: &'static str,
     exists: bool,
     fails: bool,
-    log: Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>,
+    log: Log,
 }
 
 impl Node for Fake {

@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn newest_version_is_chosen_numerically() {
-        let mut versions = vec!["0.4.14", "0.7.12", "0.10.1", "non-versioned"];
+        let mut versions = ["0.4.14", "0.7.12", "0.10.1", "non-versioned"];
         versions.sort_by_key(|v| version_key(v));
         assert_eq!(versions.last(), Some(&"0.10.1"));
     }

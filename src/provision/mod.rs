@@ -166,11 +166,9 @@ impl Session {
         for pool in &self.pools {
             let (Some(registry), Some(aws)) = (&pool.blueprint.registry, &pool.aws) else { continue };
             let attrs = applied_attrs_of(&self.graph, &applied, &pool.request.name);
-            if let Some(host) = resolved_string(&registry.host, &attrs) {
-                if !logged_in.contains(&host) {
-                    docker_login(&host, aws, console).await;
-                    logged_in.push(host);
-                }
+            if let Some(host) = resolved_string(&registry.host, &attrs).filter(|h| !logged_in.contains(h)) {
+                docker_login(&host, aws, console).await;
+                logged_in.push(host);
             }
             repositories.extend(resolved_string(&registry.repository, &attrs));
         }

@@ -442,9 +442,10 @@ impl PrivateMoto {
             .spawn()
             .expect("moto_server starts");
         let url = format!("http://127.0.0.1:{port}");
+        let moto = Self { child, url };
         for _ in 0..100 {
-            if http().get(format!("{url}/moto-api/")).send().await.is_ok_and(|r| r.status().is_success()) {
-                return Self { child, url };
+            if http().get(format!("{}/moto-api/", moto.url)).send().await.is_ok_and(|r| r.status().is_success()) {
+                return moto;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }

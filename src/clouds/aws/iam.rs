@@ -172,7 +172,7 @@ impl Node for Role {
                         .send()
                         .await
                         .map(drop)
-                        .map_err(|e| aws_error(&what, "iam:PutRolePolicy", e)),
+                        .map_err(|e| aws_error(what, "iam:PutRolePolicy", e)),
                     _ => Ok(()),
                 }
             };

@@ -111,13 +111,13 @@ impl AwsContext {
 
 /// Treats "already there" answers of idempotent follow-up calls (attach, associate, route)
 /// as success: after a retried or resumed create they mean the work is done.
-fn done_already<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+fn done_already<E, R>(
     result: Result<R, aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>>,
     what: &str,
     action: &str,
 ) -> Result<()>
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(()),
