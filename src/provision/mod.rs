@@ -160,7 +160,11 @@ impl Session {
         if let Some((_, error)) = &applied.failure {
             return Err(mid_apply_error(&self.graph, &applied, error));
         }
-        engine::settle(&self.graph, &applied).await?;
+        engine::settle(&self.graph, &applied).await.map_err(|error| {
+            let fix = error.fix.clone().map(|f| format!("{f}; then ")).unwrap_or_default();
+            Error::remote(error.what, format!("{}\n  everything was applied; only this last step failed", error.cause))
+                .fix(format!("{fix}run the same command again: it finishes the step and changes nothing else"))
+        })?;
         let mut repositories = Vec::new();
         let mut logged_in = Vec::new();
         for pool in &self.pools {

@@ -8,7 +8,7 @@ right after the k-th write, so that a test can kill the client "just after" that
 
 Admin API (usage: proxy.py ADMIN_PORT):
   POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0, "group": "g"} -> {"port": N}
-  GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status"}, ...]
+  GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status", "fault"?}, ...]
   PUT    /channels/{port}/faults {ACTION or "*": FAULT, ...}; {} clears. ACTION is an AWS action
                                  ("CreateVpc") or, for Prefect, "METHOD /api/path". FAULT:
            {"kind": "error", "status": 400, "code": "AccessDeniedException", "message": "..."}
@@ -121,6 +121,8 @@ class Channel:
             await asyncio.sleep(3600)  # frozen: the client is about to be killed
         fault = self.fault_for(action, write)
         kind = fault and fault.get("kind", "error")
+        if kind:
+            call["fault"] = kind
         if kind == "latency":
             await asyncio.sleep(fault["ms"] / 1000)
         elif kind == "hang":

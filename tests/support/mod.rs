@@ -52,6 +52,9 @@ pub struct Call {
     pub action: String,
     pub write: bool,
     pub status: u16,
+    /// The kind of fault the proxy injected into this call, if any.
+    #[serde(default)]
+    pub fault: Option<String>,
 }
 
 /// A proxy listener in front of moto or Prefect that records every call.
@@ -62,10 +65,15 @@ pub struct Channel {
 
 impl Channel {
     pub async fn open(sandbox: &Sandbox, target: &str) -> Self {
+        Self::open_in(sandbox, target, None).await
+    }
+
+    /// A channel whose writes count together with the other channels of `group`.
+    pub async fn open_in(sandbox: &Sandbox, target: &str, group: Option<&str>) -> Self {
         let target = target.trim_end_matches("/api");
         let reply: Value = http()
             .post(format!("{}/channels", sandbox.proxy))
-            .json(&json!({"target": target, "latency_ms": 0}))
+            .json(&json!({"target": target, "latency_ms": 0, "group": group}))
             .send()
             .await
             .unwrap()
@@ -112,6 +120,12 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     format!("{prefix}-{}-{n}", std::process::id() % 100_000)
+}
+
+/// Freezes every channel of `group` right after its `writes`-th successful write.
+pub async fn hold_group_after(sandbox: &Sandbox, group: &str, writes: usize) {
+    let response = http().put(format!("{}/groups/{group}/hold", sandbox.proxy)).json(&json!({"after_writes": writes})).send().await.unwrap();
+    assert!(response.status().is_success());
 }
 
 /// Credentials of one moto account.

@@ -1,0 +1,155 @@
+//! Faults and crashes: throttling and errors injected per AWS action by the sandbox proxy,
+//! and the process killed right after each write of a fresh run. Against moto and the real
+//! Prefect server; each test in its own moto account.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::Filter;
+use serde_json::{Value, json};
+use support::{Channel, World, hold_group_after, unique};
+
+/// What a provisioned account holds, with ids left out, for comparing end states.
+async fn dump(world: &World) -> Value {
+    let aws = world.clients().await;
+    let roles: Vec<String> = aws.iam.list_roles().send().await.unwrap().roles().iter().map(|r| r.role_name().to_owned()).collect();
+    let users = aws.iam.list_users().send().await.unwrap();
+    let mut keys = BTreeMap::new();
+    let mut marks = Vec::new();
+    for user in users.users() {
+        let name = user.user_name();
+        keys.insert(name.to_owned(), aws.access_keys(name).await.len());
+        let tags = aws.iam.list_user_tags().user_name(name).send().await.unwrap();
+        marks.extend(tags.tags().iter().filter(|t| t.key().contains("pending")).map(|t| t.key().to_owned()));
+    }
+    let policies = aws.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap();
+    let policies: Vec<String> = policies.policies().iter().map(|p| p.policy_name().unwrap_or_default().to_owned()).collect();
+    let vpcs = aws.vpcs_named("prefect-ecs-vpc").await;
+    let vpc = vpcs.first().and_then(|v| v.vpc_id()).unwrap_or_default().to_owned();
+    let in_vpc = || Filter::builder().name("vpc-id").values(&vpc).build();
+    let subnets = aws.ec2.describe_subnets().filters(in_vpc()).send().await.unwrap().subnets().len();
+    let gateways = aws.ec2.describe_internet_gateways().send().await.unwrap().internet_gateways().len();
+    let tables = aws.ec2.describe_route_tables().filters(in_vpc()).send().await.unwrap();
+    let routed = tables.route_tables().iter().filter(|t| t.routes().iter().any(|r| r.gateway_id().is_some_and(|g| g.starts_with("igw-")))).count();
+    let groups = aws.ec2.describe_security_groups().filters(in_vpc()).send().await.unwrap();
+    let groups: Vec<String> = groups.security_groups().iter().map(|g| g.group_name().unwrap_or_default().to_owned()).collect();
+    let clusters = aws.ecs.list_clusters().send().await.unwrap().cluster_arns().len();
+    let repositories = aws.ecr.describe_repositories().send().await.unwrap().repositories().len();
+    let pool = world.work_pool().await;
+    let block = world.block().await;
+    let defaults = pool.as_ref().map(|p| p["base_job_template"]["variables"]["properties"].clone()).unwrap_or(Value::Null);
+    let key_in_block = block.as_ref().and_then(|b| b["data"]["aws_access_key_id"].as_str()).map(str::to_owned);
+    let key_exists = match &key_in_block {
+        Some(key) => aws.access_keys("prefect-ecs-user").await.contains(key),
+        None => false,
+    };
+    json!({
+        "roles": roles, "keys": keys, "pending_marks": marks, "policies": policies, "vpcs": vpcs.len(), "subnets": subnets,
+        "gateways": gateways, "routed_tables": routed, "groups": groups, "clusters": clusters, "repositories": repositories,
+        "pool": pool.is_some(), "pool_uses_block": block.as_ref().map(|b| defaults["aws_credentials"]["default"]["$ref"]["block_document_id"] == b["id"]),
+        "pool_vpc_is_ours": defaults["vpc_id"]["default"] == json!(vpc),
+        "pool_subnets": defaults["network_configuration"]["default"]["awsvpcConfiguration"]["subnets"].as_array().map(Vec::len),
+        "block_key_exists": key_exists,
+    })
+}
+
+#[tokio::test]
+async fn every_aws_action_throttled_twice_still_provisions_the_same_end_state() {
+    let world = World::new("throttle").await;
+    world.clients().await.delete_default_vpc().await;
+    world.aws.set_faults(json!({"*": {"kind": "throttle", "times": 2}})).await;
+    let run = world.create(&["--yes"]);
+    run.ok();
+    let calls = world.aws.calls().await;
+    let throttled = calls.iter().filter(|c| c.fault.as_deref() == Some("throttle")).count();
+    let actions: std::collections::BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
+    assert_eq!(throttled, 2 * actions.len(), "each action was throttled twice: {actions:?}");
+    world.aws.set_faults(json!({})).await;
+
+    let clean = World::new("throttle-clean").await;
+    clean.clients().await.delete_default_vpc().await;
+    clean.create(&["--yes"]).ok();
+    assert_eq!(dump(&world).await, dump(&clean).await);
+}
+
+/// The AWS write actions of a fresh run, in the order they were made.
+async fn fresh_run_writes() -> Vec<String> {
+    let world = World::new("writes").await;
+    world.clients().await.delete_default_vpc().await;
+    world.create(&["--yes"]).ok();
+    let mut actions: Vec<String> = Vec::new();
+    for call in world.aws.calls().await.into_iter().filter(|c| c.write) {
+        if !actions.contains(&call.action) {
+            actions.push(call.action);
+        }
+    }
+    actions
+}
+
+#[tokio::test]
+async fn a_refused_write_names_the_resource_and_action_and_a_rerun_converges() {
+    let clean = World::new("refused-clean").await;
+    clean.clients().await.delete_default_vpc().await;
+    clean.create(&["--yes"]).ok();
+    let expected = dump(&clean).await;
+
+    for action in fresh_run_writes().await {
+        let world = World::new("refused").await;
+        world.clients().await.delete_default_vpc().await;
+        let message = format!("injected refusal of {action}");
+        world.aws.set_faults(json!({ (action.as_str()): {"kind": "error", "status": 400, "code": "ValidationError", "message": message} })).await;
+        let run = world.create(&["--yes"]);
+        assert_eq!(run.code, 1, "{action}: {}", run.all());
+        let service_action = format!(":{action} failed: {message} (ValidationError)");
+        assert!(run.stderr.contains(&service_action), "{action}: the error names the action and AWS's answer:\n{}", run.stderr);
+        assert!(run.stderr.contains("run the same command again"), "{action}: {}", run.stderr);
+
+        world.aws.set_faults(json!({})).await;
+        world.create(&["--yes"]).ok();
+        assert_eq!(dump(&world).await, expected, "{action}: the resumed run converges");
+    }
+}
+
+#[tokio::test]
+async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
+    let clean = World::new("crash-clean").await;
+    clean.clients().await.delete_default_vpc().await;
+    clean.create(&["--yes"]).ok();
+    let expected = dump(&clean).await;
+    let total = clean.aws.calls().await.iter().filter(|c| c.write).count() + clean.prefect.calls().await.iter().filter(|c| c.write).count();
+    assert!(total > 20, "a fresh run makes {total} writes");
+
+    for k in 1..=total {
+        let world = World::new("crash").await;
+        world.clients().await.delete_default_vpc().await;
+        // A run whose AWS and Prefect channels freeze together right after the k-th write.
+        let group = unique("crash-group");
+        let aws = Channel::open_in(&world.sandbox, &world.moto, Some(&group)).await;
+        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
+        hold_group_after(&world.sandbox, &group, k).await;
+        let mut command = world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]);
+        command.env("AWS_ENDPOINT_URL", aws.url()).env("PREFECT_API_URL", format!("{}/api", prefect.url()));
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = command.spawn().unwrap();
+        let started = Instant::now();
+        loop {
+            let writes = aws.calls().await.iter().filter(|c| c.write && c.status < 400).count()
+                + prefect.calls().await.iter().filter(|c| c.write && c.status < 400).count();
+            if writes >= k || child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let rerun = world.create(&["--yes"]);
+        assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
+        assert_eq!(dump(&world).await, expected, "killed after write {k}");
+        let marks = world.marks().await;
+        assert!(world.create(&["--yes"]).ok().stdout.contains("Nothing to change"), "killed after write {k}");
+        world.assert_no_writes_since(marks).await;
+    }
+}
