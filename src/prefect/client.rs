@@ -159,6 +159,36 @@ impl PrefectClient {
         self.get_optional(&path, &format!("block '{slug}/{name}'")).await
     }
 
+    /// The value of the variable `name`, if it exists.
+    pub async fn variable(&self, name: &str) -> Result<Option<Value>> {
+        let found = self.send_optional(Method::GET, &format!("/variables/name/{}", encode(name)), None, &format!("Prefect variable {name}")).await?;
+        Ok(found.map(|v| v["value"].clone()))
+    }
+
+    /// Creates the variable `name`; false when one of that name exists.
+    pub async fn create_variable(&self, name: &str, value: &Value) -> Result<bool> {
+        let body = json!({"name": name, "value": value});
+        match self.request(Method::POST, "/variables/", Some(body), &format!("Prefect variable {name}")).await? {
+            Reply::Conflict => Ok(false),
+            _ => Ok(true),
+        }
+    }
+
+    /// Sets the variable `name`, creating it when missing.
+    pub async fn set_variable(&self, name: &str, value: &Value) -> Result<()> {
+        let what = format!("Prefect variable {name}");
+        let path = format!("/variables/name/{}", encode(name));
+        match self.request(Method::PATCH, &path, Some(json!({"value": value})), &what).await? {
+            Reply::NotFound if !self.create_variable(name, value).await? => Err(Error::remote(what, "was created meanwhile")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes the variable `name` (a missing one is fine).
+    pub async fn delete_variable(&self, name: &str) -> Result<()> {
+        self.send_optional(Method::DELETE, &format!("/variables/name/{}", encode(name)), None, &format!("Prefect variable {name}")).await.map(drop)
+    }
+
     /// Every block document of type `slug` (secret fields obfuscated), page by page.
     pub async fn block_documents_of_type(&self, slug: &str) -> Result<Vec<BlockDocument>> {
         const PAGE: usize = 200;

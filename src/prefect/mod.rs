@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod context;
+pub mod lock;
 pub mod nodes;
 pub mod profile;
 pub mod settings;

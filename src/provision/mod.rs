@@ -10,7 +10,7 @@ mod request;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use graph::{PoolPlan, build};
 pub use pools_file::read_pools_file;
@@ -24,6 +24,7 @@ use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::prefect::context::PrefectContext;
+use crate::prefect::lock::{self, ApplyLock};
 use crate::prefect::settings::{ProcessEnv, discover};
 use crate::ui::{Console, Format, PlanHeader};
 
@@ -74,12 +75,14 @@ impl Outcome {
     }
 }
 
-/// What a run resolved: the Prefect API, each pool with its blueprint and account, the graph.
+/// What a run resolved: the Prefect API, each pool with its blueprint and account, the graph,
+/// and the generations of its apply locks as the last plan saw them.
 pub struct Session {
     prefect: Arc<PrefectContext>,
     pools: Vec<PoolPlan>,
     targets: Vec<Target>,
     graph: Graph,
+    seen: Mutex<Vec<i64>>,
 }
 
 impl Session {
@@ -107,12 +110,31 @@ impl Session {
             }
         }
         let graph = build(&pools, &prefect)?;
-        Ok(Self { prefect, pools, targets, graph })
+        Ok(Self { prefect, pools, targets, graph, seen: Mutex::new(Vec::new()) })
     }
 
     /// Observes every node and returns the plan. Reads only.
     pub async fn plan(&self) -> Result<Plan> {
-        engine::plan(&self.graph).await
+        let keys = self.lock_keys();
+        let (plan, seen) = futures::join!(engine::plan(&self.graph), lock::generations(&self.prefect.client, &keys));
+        *self.seen.lock().expect("not poisoned") = seen?;
+        plan
+    }
+
+    /// What one apply locks: each AWS account it writes to (pools in one account share
+    /// resources), and each pool that has no cloud account.
+    fn lock_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .pools
+            .iter()
+            .map(|p| match &p.aws {
+                Some(aws) => format!("aws_{}", aws.account_id),
+                None => format!("pool_{}", p.request.name),
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     /// Who and where the plan is for.
@@ -156,7 +178,28 @@ impl Session {
     /// Applies `plan`, logs Docker in to each registry, and prints the report. A failure
     /// names the resource and cause, what was written and what was not started.
     pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
+        let keys = self.lock_keys();
+        let lock = ApplyLock::acquire(&self.prefect.client, &keys, &|text| console.note(text)).await?;
+        let result = self.apply_locked(plan, &lock, console).await;
+        lock.release().await;
+        result
+    }
+
+    async fn apply_locked(&self, plan: &Plan, lock: &ApplyLock, console: &Console) -> Result<()> {
+        let seen = self.seen.lock().expect("not poisoned").clone();
+        let now = lock::generations(&self.prefect.client, lock.keys()).await?;
+        if now != seen {
+            return Err(Error::usage(
+                format!("apply to {}", lock.keys().join(", ")),
+                "another pushpool run applied changes there after this plan was made; nothing was changed",
+            )
+            .fix("run again: pushpool plans against what exists now"));
+        }
         let applied = engine::apply(&self.graph, plan, &console.progress(plan)).await;
+        if !applied.written.is_empty() {
+            // Whatever was written makes plans made before it stale, a failed apply's too.
+            lock.bump(&seen).await?;
+        }
         if let Some((_, error)) = &applied.failure {
             return Err(mid_apply_error(&self.graph, &applied, error));
         }
