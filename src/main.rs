@@ -7,7 +7,18 @@ use pushpool::cli::Cli;
 use pushpool::ui::Console;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors exit 1, not clap's 2: with --detailed-exitcode, 2 means "changes pending".
+        Err(error) if error.use_stderr() => {
+            let _ = error.print();
+            return ExitCode::from(1);
+        }
+        Err(help) => {
+            let _ = help.print();
+            return ExitCode::SUCCESS;
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
     match runtime.block_on(cli.command.run(&Console::detect())) {
         Ok(code) => ExitCode::from(code),

@@ -126,6 +126,8 @@ async fn fresh_account_without_default_vpc_is_fully_provisioned_and_a_rerun_writ
     // No secret in anything pushpool printed.
     let secret = world.block_secret().await;
     run.assert_no_secret(&[&secret, &ecr_password, &world.account.secret_key]);
+    let checked = world.secrets();
+    assert!(checked.contains(&secret) && checked.contains(&ecr_password), "the suite-wide check knows this run's secrets");
 
     // Prefect's own client reads the block and the pool we wrote.
     let script = r#"
@@ -376,14 +378,13 @@ async fn declined_confirmation_creates_nothing() {
 async fn prefect_server_down_fails_before_any_aws_write() {
     let world = World::new("down").await;
     let marks = world.marks().await;
-    let run = Run::from(world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("PREFECT_API_URL", "http://127.0.0.1:9/api").output().unwrap());
+    let run = world.run_command(world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("PREFECT_API_URL", "http://127.0.0.1:9/api"));
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("Prefect API at http://127.0.0.1:9/api") && run.stderr.contains("unreachable"), "{}", run.stderr);
     assert!(run.stderr.contains("fix:"), "{}", run.stderr);
     world.assert_no_writes_since(marks).await;
 }
 
-use support::Run;
 
 #[tokio::test]
 async fn bad_input_is_refused_with_the_cause_and_the_fix_before_any_write() {
@@ -406,7 +407,7 @@ async fn bad_input_is_refused_with_the_cause_and_the_fix_before_any_write() {
         for (key, value) in &env {
             if value.is_empty() { command.env_remove(key); } else { command.env(key, value); }
         }
-        let run = Run::from(command.output().unwrap());
+        let run = world.run_command(&mut command);
         assert_eq!(run.code, 1, "{args:?} {env:?}: {}", run.all());
         assert!(run.stderr.contains(expected), "{args:?} {env:?}: expected '{expected}' in:\n{}", run.stderr);
         assert!(run.stderr.starts_with("error: ") || run.stderr.contains("\nerror: "), "{}", run.stderr);
@@ -428,7 +429,7 @@ async fn region_with_two_zones_gets_two_subnets() {
 #[tokio::test]
 async fn missing_docker_is_reported_and_the_rest_stands() {
     let world = World::new("nodocker").await;
-    let run = Run::from(world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("PATH", "/nonexistent").output().unwrap());
+    let run = world.run_command(world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("PATH", "/nonexistent"));
     run.ok();
     assert!(run.stderr.contains("Docker is not installed"), "{}", run.stderr);
     assert!(run.stderr.contains("--password-stdin"), "the note says how to log in later: {}", run.stderr);
@@ -439,7 +440,7 @@ async fn missing_docker_is_reported_and_the_rest_stands() {
 #[tokio::test]
 async fn failed_docker_login_never_shows_the_registry_password() {
     let world = World::new("dockerfail").await;
-    let run = Run::from(world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("FAKE_DOCKER_FAIL", "1").output().unwrap());
+    let run = world.run_command(world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("FAKE_DOCKER_FAIL", "1"));
     run.ok();
     assert!(run.stderr.contains("docker login to") && run.stderr.contains("fake failure"), "{}", run.stderr);
     run.assert_no_secret(&[&format!("{}-auth-token", world.account.id), &world.block_secret().await]);
@@ -464,13 +465,11 @@ async fn rejected_api_key_is_named_with_the_fix() {
     });
     let marks = world.marks().await;
     let key = "pnu_not_a_real_key_0123456789";
-    let run = Run::from(
+    let run = world.run_command(
         world
             .command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"])
             .env("PREFECT_API_URL", format!("http://127.0.0.1:{port}/api"))
-            .env("PREFECT_API_KEY", key)
-            .output()
-            .unwrap(),
+            .env("PREFECT_API_KEY", key),
     );
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("401") && run.stderr.contains("Invalid authentication credentials"), "{}", run.stderr);

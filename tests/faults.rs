@@ -183,6 +183,9 @@ async fn two_runs_started_together_leave_one_set_of_resources() {
     };
     let (first, second) = (spawn(), spawn());
     let runs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()].map(support::Run::from);
+    for run in &runs {
+        world.assert_no_secret_leaked(run);
+    }
     let applied = runs.iter().filter(|r| r.code == 0 && r.stdout.contains("Infrastructure successfully provisioned")).count();
     assert_eq!(applied, 1, "exactly one run applies: {runs:?}");
     for run in &runs {

@@ -122,6 +122,53 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{n}", std::process::id() % 100_000)
 }
 
+/// Every file under `dir`, the fake docker's log excepted (it records what docker was given
+/// on stdin: the registry password is meant to be there).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else if path.file_name().is_some_and(|n| n != "docker.log") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// A POST to the Prefect server from synchronous code: a plain HTTP/1.1 exchange on a
+/// loopback socket, so that [`World::run`] can check secrets without an async runtime.
+fn blocking_post(api: &str, path: &str, body: &str) -> Value {
+    use std::io::{Read, Write};
+    let address = api.trim_start_matches("http://");
+    let (host, prefix) = address.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((address, String::new()));
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    let request = format!(
+        "POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, payload) = response.split_once("\r\n\r\n").unwrap_or_default();
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(payload) } else { payload.to_owned() };
+    serde_json::from_str(&payload).unwrap_or(Value::Null)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
 /// Freezes every channel of `group` right after its `writes`-th successful write.
 pub async fn hold_group_after(sandbox: &Sandbox, group: &str, writes: usize) {
     let response = http().put(format!("{}/groups/{group}/hold", sandbox.proxy)).json(&json!({"after_writes": writes})).send().await.unwrap();
@@ -219,9 +266,51 @@ impl World {
         (self.aws.mark().await, self.prefect.mark().await)
     }
 
-    /// Runs pushpool and returns its output.
+    /// Runs pushpool and returns its output, after checking that no secret of this world
+    /// appears in it (see [`World::assert_no_secret_leaked`]).
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.command(args).output().unwrap())
+        self.checked(Run::from(self.command(args).output().unwrap()))
+    }
+
+    /// Runs a prepared command (extra environment, say) with the same secret check.
+    pub fn run_command(&self, command: &mut Command) -> Run {
+        self.checked(Run::from(command.output().unwrap()))
+    }
+
+    fn checked(&self, run: Run) -> Run {
+        self.assert_no_secret_leaked(&run);
+        run
+    }
+
+    /// Every secret value this world's runs can have produced or used: the account's
+    /// credentials, the ECR registry password, and the secret keys of every credentials block
+    /// of its pools (read from the server with `include_secrets`). None may appear in what a
+    /// run printed, nor in any file under the world's home except Prefect's own.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = vec![self.account.secret_key.clone(), format!("{}-auth-token", self.account.id)];
+        secrets.extend(self.account.session_token.clone());
+        let body = json!({"block_types": {"slug": {"any_": ["aws-credentials"]}}, "include_secrets": true, "limit": 200}).to_string();
+        let blocks = blocking_post(&self.sandbox.prefect, "/block_documents/filter", &body);
+        for block in blocks.as_array().into_iter().flatten() {
+            if block["name"].as_str().is_some_and(|n| n.starts_with(&self.pool)) {
+                secrets.extend(block["data"]["aws_secret_access_key"].as_str().map(str::to_owned));
+            }
+        }
+        secrets.retain(|s| s.len() >= 8);
+        secrets
+    }
+
+    /// Asserts that no secret of [`World::secrets`] is in `run`'s output or in a file
+    /// pushpool may have written under the world's home (plan files, logs, the profile).
+    pub fn assert_no_secret_leaked(&self, run: &Run) {
+        let secrets = self.secrets();
+        run.assert_no_secret(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
+        for file in files_under(self.home.path()) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            for secret in &secrets {
+                assert!(!text.contains(secret.as_str()), "a secret leaked into {}", file.display());
+            }
+        }
     }
 
     /// `work-pool create <pool> --type ecs:push --provision-infra` plus `extra`.
