@@ -26,8 +26,7 @@ fn assert_matches_schema(world: &World, document: &str) {
 #[tokio::test]
 async fn plan_prints_json_matching_its_schema_and_markdown_and_writes_nothing() {
     let world = World::new("planjson").await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("plan.json");
+    let out = world.home.path().join("plan.json");
     let marks = world.marks().await;
     let run = world.run(&plan_args(&world, &["--output", "json", "--out", out.to_str().unwrap(), "--detailed-exitcode"]));
     assert_eq!(run.code, 2, "changes pending: {}", run.all());
@@ -52,8 +51,7 @@ async fn plan_prints_json_matching_its_schema_and_markdown_and_writes_nothing() 
 #[tokio::test]
 async fn saved_plan_applies_exactly_and_then_nothing_is_left() {
     let world = World::new("planapply").await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("plan.json");
+    let out = world.home.path().join("plan.json");
     world.run(&plan_args(&world, &["--out", out.to_str().unwrap()])).ok();
     let applied = world.run(&["apply", out.to_str().unwrap()]);
     applied.ok();
@@ -74,8 +72,7 @@ async fn saved_plan_applies_exactly_and_then_nothing_is_left() {
 async fn stale_plan_is_refused_naming_what_changed() {
     let world = World::new("stale").await;
     let aws = world.clients().await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("plan.json");
+    let out = world.home.path().join("plan.json");
     world.run(&plan_args(&world, &["--out", out.to_str().unwrap()])).ok();
     aws.ecs.create_cluster().cluster_name("prefect-ecs-cluster").send().await.unwrap();
 
@@ -91,8 +88,7 @@ async fn stale_plan_is_refused_naming_what_changed() {
 #[tokio::test]
 async fn plan_made_against_another_account_is_refused() {
     let first = World::new("acct").await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("plan.json");
+    let out = first.home.path().join("plan.json");
     first.run(&plan_args(&first, &["--out", out.to_str().unwrap()])).ok();
 
     let second = World::new("acct").await;

@@ -289,7 +289,13 @@ impl World {
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets = vec![self.account.secret_key.clone(), format!("{}-auth-token", self.account.id)];
         secrets.extend(self.account.session_token.clone());
-        let body = json!({"block_types": {"slug": {"any_": ["aws-credentials"]}}, "include_secrets": true, "limit": 200}).to_string();
+        let body = json!({
+            "block_types": {"slug": {"any_": ["aws-credentials"]}},
+            "block_documents": {"name": {"like_": self.pool}},
+            "include_secrets": true,
+            "limit": 200,
+        })
+        .to_string();
         let blocks = blocking_post(&self.sandbox.prefect, "/block_documents/filter", &body);
         for block in blocks.as_array().into_iter().flatten() {
             if block["name"].as_str().is_some_and(|n| n.starts_with(&self.pool)) {
