@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_sdk_sts::config::ProvideCredentials;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
@@ -67,14 +68,13 @@ impl AwsContext {
         let region = config.region().map(ToString::to_string).ok_or_else(|| {
             Error::usage("AWS region", "none is configured").fix("set AWS_REGION (e.g. AWS_REGION=us-east-1) or `region` in your AWS profile")
         })?;
-        if config.credentials_provider().is_none() {
+        let Some(provider) = config.credentials_provider() else {
             return Err(no_credentials("no credential provider is configured"));
-        }
+        };
+        // The chain's own error says which sources it tried; STS's would only say it failed.
+        provider.provide_credentials().await.map_err(|e| no_credentials(&super::errors::causes(&e)))?;
         let sts = aws_sdk_sts::Client::new(&config);
-        let identity = sts.get_caller_identity().send().await.map_err(|e| {
-            let error = aws_error("AWS credentials", "sts:GetCallerIdentity", e);
-            if error.cause.contains("credentials") && error.fix.is_none() { no_credentials(&error.cause) } else { error }
-        })?;
+        let identity = sts.get_caller_identity().send().await.map_err(|e| aws_error("AWS credentials", "sts:GetCallerIdentity", e))?;
         let account_id = identity.account().unwrap_or_default().to_owned();
         Ok(Self {
             iam: aws_sdk_iam::Client::new(&config),

@@ -3,24 +3,45 @@
 
 use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::error::Error;
+
+/// An error and its sources, each by its message: "dispatch failure: io error: connection
+/// refused". Never the SDK's debug dump, which holds the whole raw response.
+pub fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let message = inner.to_string();
+        if !text.contains(&message) {
+            text = format!("{text}: {message}");
+        }
+        source = inner.source();
+    }
+    text
+}
 
 /// The error code and message AWS answered with. When the SDK could not read them (an
 /// error body in another shape: a proxy's, a load balancer's, an emulator's), they are
 /// looked for in the raw body, and the HTTP status stands in for a missing code.
 fn code_and_message<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<(String, String)> {
-    let SdkError::ServiceError(service) = err else { return None };
-    let parsed = service.err();
-    if let Some(code) = parsed.code() {
-        return Some((code.to_owned(), parsed.message().unwrap_or("no message").to_owned()));
-    }
-    let raw = service.raw();
+    let raw = match err {
+        SdkError::ServiceError(service) => {
+            let parsed = service.err();
+            if let Some(code) = parsed.code() {
+                return Some((code.to_owned(), parsed.message().unwrap_or("no message").to_owned()));
+            }
+            service.raw()
+        }
+        SdkError::ResponseError(response) => response.raw(),
+        _ => return None,
+    };
     let body = raw.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
     let code = xml_element(&body, "Code").unwrap_or_else(|| format!("HTTP {}", raw.status().as_u16()));
-    let message = xml_element(&body, "Message").unwrap_or_else(|| body.chars().take(200).collect());
+    let message = xml_element(&body, "Message")
+        .or_else(|| xml_element(&body, "title"))
+        .unwrap_or_else(|| body.chars().take(200).collect());
     Some((code, message))
 }
 
@@ -44,7 +65,7 @@ where
     let answer = code_and_message(&err);
     let cause = match &answer {
         Some((code, message)) => format!("{action} failed: {message} ({code})"),
-        None => format!("{action} failed: {}", DisplayErrorContext(&err)),
+        None => format!("{action} failed: {}", causes(&err)),
     };
     let error = Error::remote(what, cause);
     match answer.as_ref().map(|(code, _)| code.as_str()) {
@@ -56,8 +77,11 @@ where
         Some("InvalidClientTokenId" | "ExpiredToken" | "ExpiredTokenException" | "SignatureDoesNotMatch") => {
             error.fix("refresh the AWS credentials (e.g. `aws sso login`), then run again")
         }
+        Some(code) if code.starts_with("HTTP 5") => {
+            error.fix("check the region (AWS_REGION) and AWS_ENDPOINT_URL; if they are right, AWS is failing: run again later")
+        }
         _ if matches!(err, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
-            error.fix("check the network and AWS_ENDPOINT_URL, then run again")
+            error.fix("check the network, the region (AWS_REGION) and AWS_ENDPOINT_URL, then run again")
         }
         _ => error,
     }
