@@ -66,6 +66,7 @@ async fn every_aws_action_throttled_twice_still_provisions_the_same_end_state() 
     let throttled = calls.iter().filter(|c| c.fault.as_deref() == Some("throttle")).count();
     let actions: std::collections::BTreeSet<&str> = calls.iter().map(|c| c.action.as_str()).collect();
     assert_eq!(throttled, 2 * actions.len(), "each action was throttled twice: {actions:?}");
+    println!("throttled twice each: {} AWS actions", actions.len());
     world.aws.set_faults(json!({})).await;
 
     let clean = World::new("throttle-clean").await;
@@ -95,7 +96,9 @@ async fn a_refused_write_names_the_resource_and_action_and_a_rerun_converges() {
     clean.create(&["--yes"]).ok();
     let expected = dump(&clean).await;
 
-    for action in fresh_run_writes().await {
+    let writes = fresh_run_writes().await;
+    println!("refused in turn: {} AWS write actions", writes.len());
+    for action in writes {
         let world = World::new("refused").await;
         world.clients().await.delete_default_vpc().await;
         let message = format!("injected refusal of {action}");
@@ -122,6 +125,7 @@ async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
     let succeeded = |calls: Vec<support::Call>| calls.iter().filter(|c| c.write && c.status < 400).count();
     let total = succeeded(clean.aws.calls().await) + succeeded(clean.prefect.calls().await);
     assert!(total > 20, "a fresh run makes {total} writes");
+    println!("killed after each of {total} writes");
 
     let mut orphans_cleaned = 0;
     for k in 1..=total {
