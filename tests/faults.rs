@@ -55,10 +55,24 @@ async fn dump(world: &World) -> Value {
     })
 }
 
+/// A world on a fresh account whose default VPC is gone: every resource is pushpool's to make.
+async fn fresh(prefix: &str) -> World {
+    let world = World::new(prefix).await;
+    world.clients().await.delete_default_vpc().await;
+    world
+}
+
+/// A fresh world provisioned without faults, and the dump of its end state.
+async fn clean_run(prefix: &str) -> (World, Value) {
+    let world = fresh(prefix).await;
+    world.create(&["--yes"]).ok();
+    let end = dump(&world).await;
+    (world, end)
+}
+
 #[tokio::test]
 async fn every_aws_action_throttled_twice_still_provisions_the_same_end_state() {
-    let world = World::new("throttle").await;
-    world.clients().await.delete_default_vpc().await;
+    let world = fresh("throttle").await;
     world.aws.set_faults(json!({"*": {"kind": "throttle", "times": 2}})).await;
     let run = world.create(&["--yes"]);
     run.ok();
@@ -69,17 +83,13 @@ async fn every_aws_action_throttled_twice_still_provisions_the_same_end_state() 
     println!("throttled twice each: {} AWS actions", actions.len());
     world.aws.set_faults(json!({})).await;
 
-    let clean = World::new("throttle-clean").await;
-    clean.clients().await.delete_default_vpc().await;
-    clean.create(&["--yes"]).ok();
-    assert_eq!(dump(&world).await, dump(&clean).await);
+    let (_, expected) = clean_run("throttle-clean").await;
+    assert_eq!(dump(&world).await, expected);
 }
 
 /// The AWS write actions of a fresh run, in the order they were made.
 async fn fresh_run_writes() -> Vec<String> {
-    let world = World::new("writes").await;
-    world.clients().await.delete_default_vpc().await;
-    world.create(&["--yes"]).ok();
+    let (world, _) = clean_run("writes").await;
     let mut actions: Vec<String> = Vec::new();
     for call in world.aws.calls().await.into_iter().filter(|c| c.write) {
         if !actions.contains(&call.action) {
@@ -91,16 +101,12 @@ async fn fresh_run_writes() -> Vec<String> {
 
 #[tokio::test]
 async fn a_refused_write_names_the_resource_and_action_and_a_rerun_converges() {
-    let clean = World::new("refused-clean").await;
-    clean.clients().await.delete_default_vpc().await;
-    clean.create(&["--yes"]).ok();
-    let expected = dump(&clean).await;
+    let (_, expected) = clean_run("refused-clean").await;
 
     let writes = fresh_run_writes().await;
     println!("refused in turn: {} AWS write actions", writes.len());
     for action in writes {
-        let world = World::new("refused").await;
-        world.clients().await.delete_default_vpc().await;
+        let world = fresh("refused").await;
         let message = format!("injected refusal of {action}");
         world.aws.set_faults(json!({ (action.as_str()): {"kind": "error", "status": 400, "code": "ValidationError", "message": message} })).await;
         let run = world.create(&["--yes"]);
@@ -117,10 +123,7 @@ async fn a_refused_write_names_the_resource_and_action_and_a_rerun_converges() {
 
 #[tokio::test]
 async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
-    let clean = World::new("crash-clean").await;
-    clean.clients().await.delete_default_vpc().await;
-    clean.create(&["--yes"]).ok();
-    let expected = dump(&clean).await;
+    let (clean, expected) = clean_run("crash-clean").await;
     // Successful writes only, as the loop below counts them.
     let succeeded = |calls: Vec<support::Call>| calls.iter().filter(|c| c.write && c.status < 400).count();
     let total = succeeded(clean.aws.calls().await) + succeeded(clean.prefect.calls().await);
@@ -129,8 +132,7 @@ async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
 
     let mut orphans_cleaned = 0;
     for k in 1..=total {
-        let world = World::new("crash").await;
-        world.clients().await.delete_default_vpc().await;
+        let world = fresh("crash").await;
         // A run whose AWS and Prefect channels freeze together right after the k-th write.
         let group = unique("crash-group");
         let aws = Channel::open_in(&world.sandbox, &world.moto, Some(&group)).await;
@@ -172,13 +174,9 @@ async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
 
 #[tokio::test]
 async fn two_runs_started_together_leave_one_set_of_resources() {
-    let clean = World::new("twin-clean").await;
-    clean.clients().await.delete_default_vpc().await;
-    clean.create(&["--yes"]).ok();
-    let expected = dump(&clean).await;
+    let (_, expected) = clean_run("twin-clean").await;
 
-    let world = World::new("twin").await;
-    world.clients().await.delete_default_vpc().await;
+    let world = fresh("twin").await;
     let args = ["work-pool", "create", world.pool.as_str(), "--type", "ecs:push", "--provision-infra", "--yes"];
     let spawn = || {
         let mut command = world.command(&args);
