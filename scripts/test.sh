@@ -36,6 +36,8 @@ finish() {
   local summary
   summary=$(printf '%s, ' "${timings[@]}")
   echo "test.sh: exit status $rc; ${summary}total $((SECONDS - started)) s"
+  # Last, alone on its line: every test binary's results added up.
+  [[ -z ${totals:-} ]] || echo "${totals% *} passed, ${totals#* } failed"
   exit "$rc"
 }
 trap finish EXIT
@@ -46,4 +48,10 @@ sandbox_env=$(scripts/sandbox.sh env) # assigned first so a failure stops us (se
 eval "$sandbox_env"
 
 phase "cargo test"
-cargo test --locked -- "$@"
+# The output is kept so that the last line can total every test binary's result.
+log=$(mktemp)
+status=0
+cargo test --locked -- "$@" 2>&1 | tee "$log" || status=$?
+totals=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log")
+rm -f "$log"
+exit "$status"
