@@ -73,6 +73,11 @@ impl Blueprint {
         Ok(None)
     }
 
+    /// Every embedded blueprint.
+    pub fn all() -> Result<Vec<Self>> {
+        BLUEPRINTS.iter().map(|(file, text)| Self::parse(file, text)).collect()
+    }
+
     /// Every pool type some blueprint provisions.
     pub fn supported_types() -> Vec<String> {
         BLUEPRINTS

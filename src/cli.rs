@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::provision::{self, PoolMode, PoolRequest, RunOptions, Target, read_pools_file};
+use crate::provision::{self, PoolMode, PoolRequest, RunOptions, Target, TeardownOptions, read_pools_file};
 use crate::ui::{Console, Format};
 
 /// Get a Prefect push work pool ready to run flows: a reviewable plan, safe re-runs,
@@ -27,7 +27,7 @@ pub struct Cli {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create and provision work pools.
+    /// Create, provision and tear down work pools.
     #[command(name = "work-pool", subcommand)]
     WorkPool(WorkPoolCommand),
     /// Show what provisioning would change, for one pool or a pools file, without any write.
@@ -63,6 +63,38 @@ pub enum WorkPoolCommand {
         name: String,
         #[command(flatten)]
         run: RunArgs,
+    },
+    /// Delete a work pool and what pushpool built for it, in reverse dependency order.
+    ///
+    /// Only resources with pushpool's ownership tag (managed-by=pushpool) are deleted; those
+    /// another pool or block still names are kept, and the plan says why.
+    Deprovision {
+        /// The work pool's name.
+        name: String,
+        /// The pool's type, needed only when the pool itself is already gone and pushpool
+        /// knows several types.
+        #[arg(long = "type", value_name = "TYPE")]
+        pool_type: Option<String>,
+        /// Keep the work pool; reset the job variable defaults that name deleted resources.
+        #[arg(long)]
+        keep_pool: bool,
+        /// Delete the image repository even when it holds images.
+        #[arg(long)]
+        force: bool,
+        /// Delete without asking for confirmation (needed when not run from a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Show the teardown plan and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        naming: Naming,
+        /// How to print the plan (json and markdown with --dry-run only).
+        #[arg(long, value_enum, default_value = "text")]
+        output: Format,
+        /// Exit 2 when something is left to delete, 0 when nothing is (1 stays an error).
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
 }
 
@@ -167,6 +199,12 @@ impl Command {
             Command::WorkPool(WorkPoolCommand::ProvisionInfra { name, run }) => {
                 let target = run.naming.target(name, String::new(), PoolMode::ProvisionInfra)?;
                 provision_one(vec![target], true, run, console).await
+            }
+            Command::WorkPool(WorkPoolCommand::Deprovision { name, pool_type, keep_pool, force, yes, dry_run, naming, output, detailed_exitcode }) => {
+                let target = naming.target(name, pool_type.unwrap_or_default(), PoolMode::Deprovision)?;
+                let run = RunOptions { provision_infra: true, dry_run, yes, output, out: None };
+                let options = TeardownOptions { run, keep_pool, force };
+                Ok(provision::deprovision(target, &options, console).await?.exit_code(detailed_exitcode))
             }
             Command::Plan(PlanArgs { name, pool_type, file, naming, report }) => {
                 let targets = match (file, name, pool_type) {

@@ -46,7 +46,7 @@ pub struct PoolDoc {
     /// Its type.
     #[serde(rename = "type")]
     pub pool_type: String,
-    /// `create`, `create-overwrite`, `provision-infra` or `ensure`.
+    /// `create`, `create-overwrite`, `provision-infra`, `ensure` or `deprovision`.
     pub mode: String,
     /// Resource name overrides, node id → name.
     #[serde(default)]
@@ -78,6 +78,19 @@ pub struct SummaryDoc {
     pub update: usize,
     /// Resources used as they are.
     pub reuse: usize,
+    /// Teardown: resources to delete.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub delete: usize,
+    /// Teardown: resources that stay.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub keep: usize,
+    /// Teardown: resources already gone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gone: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// One node's planned change.
@@ -127,7 +140,14 @@ impl PlanDocument {
             workspace: workspace.to_owned(),
             pools,
             targets,
-            summary: SummaryDoc { create: plan.count(Action::Create), update: plan.count(Action::Update), reuse: plan.count(Action::Reuse) },
+            summary: SummaryDoc {
+                create: plan.count(Action::Create),
+                update: plan.count(Action::Update),
+                reuse: plan.count(Action::Reuse),
+                delete: plan.count(Action::Delete),
+                keep: plan.count(Action::Keep),
+                gone: plan.count(Action::Gone),
+            },
             changes,
         }
     }
@@ -177,8 +197,8 @@ impl PlanDocument {
                     "{} {}: planned {}, now {} ({})",
                     saved.resource,
                     saved.name,
-                    action_word(saved.action),
-                    action_word(live.action),
+                    saved.action.as_str(),
+                    live.action.as_str(),
                     live.reason
                 ));
             } else if saved.attributes != live.attributes {
@@ -199,14 +219,6 @@ impl PlanDocument {
             found.push(format!("{} {}: new in the plan", live.resource, live.name));
         }
         found
-    }
-}
-
-fn action_word(action: Action) -> &'static str {
-    match action {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Reuse => "reuse",
     }
 }
 
@@ -233,7 +245,7 @@ mod tests {
             after: vec![],
             pools: vec!["p".into()],
         };
-        Plan { changes: vec![Change { info, observed: Arc::new(observed) }] }
+        Plan { goal: crate::engine::Goal::Provision, changes: vec![Change { info, observed: Arc::new(observed) }] }
     }
 
     fn document(action: Action, vpc: &str, account: &str) -> PlanDocument {

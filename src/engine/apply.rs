@@ -1,22 +1,23 @@
-//! Applying a plan: each node starts as soon as everything it depends on is done.
+//! Applying a plan: each node starts as soon as everything it depends on is done (for a
+//! teardown: everything that depends on it).
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 
 use super::attrs::Attrs;
 use super::graph::{Graph, NodeInfo};
-use super::plan::Plan;
+use super::plan::{Goal, Plan};
 use super::upstream::Inputs;
 use crate::error::Error;
 
 /// Receives progress as apply goes, for the console.
 pub trait Progress: Send + Sync {
-    /// A node's create or update started.
+    /// A node's create, update or delete started.
     fn started(&self, info: &NodeInfo);
-    /// A node's create or update ended.
+    /// A node's create, update or delete ended.
     fn finished(&self, info: &NodeInfo, result: Result<Duration, &Error>);
 }
 
@@ -41,10 +42,26 @@ pub async fn settle(graph: &Graph, applied: &Applied) -> crate::error::Result<()
     results.into_iter().collect()
 }
 
-/// Applies `plan` to `graph`. Reused nodes count as done from the start; the others run as
-/// soon as their dependencies are done, concurrently. After a failure no new node starts,
-/// the running ones finish, and the outcome says what exists now.
+/// The nodes each node waits for: its dependencies when provisioning; when tearing down, the
+/// nodes that depend on it (a subnet goes before its VPC, a pool before its block).
+fn waits_for(graph: &Graph, goal: Goal) -> BTreeMap<&str, Vec<&str>> {
+    let mut waits: BTreeMap<&str, Vec<&str>> = graph.entries().iter().map(|e| (e.info.id.as_str(), Vec::new())).collect();
+    for entry in graph.entries() {
+        for dep in &entry.info.after {
+            match goal {
+                Goal::Provision => waits.entry(entry.info.id.as_str()).or_default().push(dep),
+                Goal::Teardown => waits.entry(dep.as_str()).or_default().push(&entry.info.id),
+            }
+        }
+    }
+    waits
+}
+
+/// Applies `plan` to `graph`. Nodes that write nothing count as done from the start; the
+/// others run as soon as the nodes they wait for are done, concurrently. After a failure no
+/// new node starts, the running ones finish, and the outcome says what exists now.
 pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Applied {
+    let waits = waits_for(graph, plan.goal);
     let mut attrs: BTreeMap<String, Attrs> = BTreeMap::new();
     let mut done: HashSet<&str> = HashSet::new();
     let mut waiting = Vec::new();
@@ -64,24 +81,30 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
         if failure.is_none() {
             let (ready, rest): (Vec<_>, Vec<_>) = waiting
                 .into_iter()
-                .partition(|c| c.info.after.iter().all(|d| done.contains(d.as_str())));
+                .partition(|c| waits[c.info.id.as_str()].iter().all(|d| done.contains(d)));
             waiting = rest;
             for change in ready {
                 let entry = graph.entry(&change.info.id).expect("plan comes from this graph");
-                let inputs = Inputs::new(
-                    entry
-                        .aliases
-                        .iter()
-                        .map(|(local, id)| (local.clone(), attrs[id].clone()))
-                        .chain(entry.context.clone())
-                        .collect(),
-                );
                 let node = entry.node.clone();
                 let observed = change.observed.clone();
+                let work = match plan.goal {
+                    Goal::Provision => {
+                        let inputs = Inputs::new(
+                            entry
+                                .aliases
+                                .iter()
+                                .map(|(local, id)| (local.clone(), attrs[id].clone()))
+                                .chain(entry.context.clone())
+                                .collect(),
+                        );
+                        async move { node.apply(&observed, &inputs).await }.boxed()
+                    }
+                    Goal::Teardown => async move { node.tear_down(&observed).await.map(|()| Attrs::new()) }.boxed(),
+                };
                 progress.started(&change.info);
                 running.push(async move {
                     let start = Instant::now();
-                    let result = node.apply(&observed, &inputs).await;
+                    let result = work.await;
                     (change, start.elapsed(), result)
                 });
             }

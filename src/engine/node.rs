@@ -1,4 +1,5 @@
-//! What every node kind implements: observe the live object, then create or update it.
+//! What every node kind implements: observe the live object, then create or update it; and
+//! for a teardown, observe it again and delete it when it is pushpool's and nobody else's.
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::attrs::Attrs;
+use super::teardown::Teardown;
 use super::upstream::{Inputs, Upstream};
 use crate::error::Result;
 
@@ -19,12 +21,30 @@ pub enum Action {
     Update,
     /// The resource exists as wanted and is used as it is.
     Reuse,
+    /// Teardown: the resource is pushpool's, nothing else uses it, and it will be deleted.
+    Delete,
+    /// Teardown: the resource exists and stays (not pushpool's, in use, or holding data).
+    Keep,
+    /// Teardown: there is nothing to delete.
+    Gone,
 }
 
 impl Action {
     /// True when applying this action writes something.
     pub fn writes(self) -> bool {
-        !matches!(self, Action::Reuse)
+        matches!(self, Action::Create | Action::Update | Action::Delete)
+    }
+
+    /// The action as a word, as plan documents spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Reuse => "reuse",
+            Action::Delete => "delete",
+            Action::Keep => "keep",
+            Action::Gone => "gone",
+        }
     }
 }
 
@@ -55,6 +75,21 @@ impl Observation {
     pub fn reuse(reason: impl Into<String>, attrs: Attrs) -> Self {
         Self { action: Action::Reuse, reason: reason.into(), attrs }
     }
+
+    /// Teardown: the resource will be deleted; `attrs` hold what the delete needs (ids).
+    pub fn delete(reason: impl Into<String>, attrs: Attrs) -> Self {
+        Self { action: Action::Delete, reason: reason.into(), attrs }
+    }
+
+    /// Teardown: the resource stays, for `reason`.
+    pub fn keep(reason: impl Into<String>, attrs: Attrs) -> Self {
+        Self { action: Action::Keep, reason: reason.into(), attrs }
+    }
+
+    /// Teardown: nothing exists to delete.
+    pub fn gone(reason: impl Into<String>) -> Self {
+        Self { action: Action::Gone, reason: reason.into(), attrs: Attrs::new() }
+    }
 }
 
 /// A resource kind of some cloud (or of Prefect, or of the local machine).
@@ -82,6 +117,18 @@ pub trait Node: Send + Sync {
     fn settle<'a>(&'a self, _attrs: &'a Attrs) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Reads the live object for a teardown and decides: `Delete` only when pushpool made
+    /// it (its ownership tag) and nothing in `teardown`'s references still uses it, `Keep`
+    /// with the reason otherwise, `Gone` when there is nothing. Must not write.
+    /// `upstream` gives the teardown observations of the node's dependencies (subnets
+    /// follow their VPC).
+    fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>>;
+
+    /// Carries out a teardown observation: `Delete`, or `Update` for a kind that is changed
+    /// rather than deleted (a kept pool's job variables). Called once every node that
+    /// depends on this one is done; a resource found already deleted counts as success.
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>>;
 }
 
 /// A shared node kind instance.

@@ -1,15 +1,25 @@
-//! Planning: observe every node at once and collect what apply would do.
+//! Planning: observe every node at once and collect what apply (or a teardown) would do.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use futures::future::join_all;
+use futures::future::{BoxFuture, join_all};
 
 use super::graph::{Graph, NodeInfo};
-use super::node::{Action, Observation};
+use super::node::{Action, NodeRef, Observation};
+use super::teardown::Teardown;
 use super::upstream::{SharedObservation, Upstream};
 use crate::error::Result;
+
+/// What a plan is for, which decides the order its apply follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Create, update or reuse; each node after the nodes it depends on.
+    Provision,
+    /// Delete or keep; each node after the nodes that depend on it.
+    Teardown,
+}
 
 /// One planned change: the node and its observation.
 #[derive(Debug, Clone)]
@@ -23,7 +33,9 @@ pub struct Change {
 /// The observed graph diffed against the wanted one, in dependency order.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Every node's change, reused ones included.
+    /// Provisioning or teardown.
+    pub goal: Goal,
+    /// Every node's change, reused (or kept) ones included.
     pub changes: Vec<Change>,
 }
 
@@ -48,14 +60,31 @@ impl Plan {
 /// once; it waits on its dependencies' observations only where its decision needs them.
 /// The first failure (in dependency order) is returned.
 pub async fn plan(graph: &Graph) -> Result<Plan> {
+    observe_all(graph, Goal::Provision, |node, upstream| async move { node.observe(&upstream).await }.boxed()).await
+}
+
+/// Observes every node for a teardown, as [`plan`] does for provisioning.
+pub async fn plan_teardown(graph: &Graph, teardown: &Teardown) -> Result<Plan> {
+    let teardown = std::sync::Arc::new(teardown.clone());
+    observe_all(graph, Goal::Teardown, move |node, upstream| {
+        let teardown = teardown.clone();
+        async move { node.observe_teardown(&upstream, &teardown).await }.boxed()
+    })
+    .await
+}
+
+async fn observe_all(
+    graph: &Graph,
+    goal: Goal,
+    observe: impl Fn(NodeRef, Upstream) -> BoxFuture<'static, Result<Observation>>,
+) -> Result<Plan> {
     let mut shared: BTreeMap<String, SharedObservation> = BTreeMap::new();
     for entry in graph.entries() {
         let upstream = Upstream {
             deps: entry.aliases.iter().map(|(local, id)| (local.clone(), shared[id].clone())).collect(),
             context: entry.context.clone(),
         };
-        let node = entry.node.clone();
-        let observation = async move { node.observe(&upstream).await.map(Arc::new) };
+        let observation = observe(entry.node.clone(), upstream).map(|observed| observed.map(Arc::new));
         shared.insert(entry.info.id.clone(), observation.boxed().shared());
     }
     let observed = join_all(graph.entries().iter().map(|e| shared[&e.info.id].clone())).await;
@@ -65,5 +94,5 @@ pub async fn plan(graph: &Graph) -> Result<Plan> {
         .zip(observed)
         .map(|(entry, observed)| Ok(Change { info: entry.info.clone(), observed: observed? }))
         .collect::<Result<Vec<_>>>()?;
-    Ok(Plan { changes })
+    Ok(Plan { goal, changes })
 }

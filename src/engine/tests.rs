@@ -52,6 +52,28 @@ impl Node for Fake {
         }
         .boxed()
     }
+
+    /// Exists → delete, unless `teardown` names it; missing → gone.
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            Ok(match (self.exists, teardown.in_use([self.id])) {
+                (false, _) => Observation::gone("missing"),
+                (true, Some(used)) => Observation::keep(used, Attrs::new()),
+                (true, None) => Observation::delete("exists", Attrs::new()),
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, _: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let start = Instant::now();
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            self.log.lock().unwrap().push((self.id, start, Instant::now()));
+            if self.fails { Err(Error::remote(self.id, "injected failure")) } else { Ok(()) }
+        }
+        .boxed()
+    }
 }
 
 struct Recorder(Mutex<Vec<String>>);
@@ -160,4 +182,47 @@ async fn failure_stops_new_work_and_reports_what_exists() {
     let events = recorder.0.lock().unwrap();
     assert!(events.contains(&"err a".to_string()) && events.contains(&"ok b".to_string()));
     assert!(!events.iter().any(|e| e.ends_with(" c")));
+}
+
+#[tokio::test]
+async fn teardown_deletes_dependents_first_and_keeps_what_is_in_use() {
+    let log = Log::default();
+    // vpc ← subnet ← pool, vpc ← group; "shared" is named elsewhere; "missing" does not exist.
+    let g = graph(
+        &[
+            ("vpc", &[], true, false),
+            ("subnet", &["vpc"], true, false),
+            ("group", &["vpc"], true, false),
+            ("shared", &[], true, false),
+            ("missing", &[], false, false),
+            ("pool", &["subnet", "shared", "missing"], true, false),
+        ],
+        &log,
+    );
+    let mut teardown = Teardown::new(false, false);
+    teardown.add_references("pool 'other'", &serde_json::json!({"cluster": "shared"}));
+    let plan = plan_teardown(&g, &teardown).await.unwrap();
+    assert_eq!(plan.goal, Goal::Teardown);
+    assert_eq!((plan.count(Action::Delete), plan.count(Action::Keep), plan.count(Action::Gone)), (4, 1, 1));
+    assert_eq!(plan.change("shared").unwrap().observed.reason, "in use by pool 'other'");
+
+    let applied = apply(&g, &plan, &Recorder(Mutex::new(Vec::new()))).await;
+    assert!(applied.failure.is_none());
+    let log = log.lock().unwrap();
+    let span = |id: &str| log.iter().find(|(n, ..)| *n == id).map(|(_, s, e)| (*s, *e)).unwrap();
+    let (vpc, subnet, group, pool) = (span("vpc"), span("subnet"), span("group"), span("pool"));
+    assert!(subnet.0 >= pool.1, "the subnet goes after the pool that uses it");
+    assert!(vpc.0 >= subnet.1 && vpc.0 >= group.1, "the VPC goes last");
+    assert!(group.0 < pool.1, "the group, used by nothing, goes at once, beside the pool");
+    assert!(log.iter().all(|(n, ..)| *n != "shared" && *n != "missing"));
+}
+
+#[tokio::test]
+async fn a_failed_delete_keeps_what_it_depends_on() {
+    let log = Log::default();
+    let g = graph(&[("vpc", &[], true, false), ("subnet", &["vpc"], true, true)], &log);
+    let plan = plan_teardown(&g, &Teardown::default()).await.unwrap();
+    let applied = apply(&g, &plan, &Recorder(Mutex::new(Vec::new()))).await;
+    assert_eq!(applied.failure.expect("the subnet failed").0.id, "subnet");
+    assert_eq!(applied.not_started.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["vpc"]);
 }

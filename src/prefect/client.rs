@@ -31,6 +31,9 @@ pub struct WorkPool {
 pub struct BlockDocument {
     /// The document's id, which job variables reference.
     pub id: String,
+    /// The document's name.
+    #[serde(default)]
+    pub name: String,
     /// The document's data.
     #[serde(default)]
     pub data: Value,
@@ -189,15 +192,43 @@ impl PrefectClient {
         self.send_optional(Method::DELETE, &format!("/variables/name/{}", encode(name)), None, &format!("Prefect variable {name}")).await.map(drop)
     }
 
-    /// Every block document of type `slug` (secret fields obfuscated), page by page.
+    /// Every block document of type `slug` (secret fields obfuscated).
     pub async fn block_documents_of_type(&self, slug: &str) -> Result<Vec<BlockDocument>> {
+        let filter = json!({"block_types": {"slug": {"any_": [slug]}}});
+        self.every("/block_documents/filter", filter, &format!("blocks of type '{slug}'")).await
+    }
+
+    /// Every named block document of the workspace (secret fields obfuscated).
+    pub async fn block_documents(&self) -> Result<Vec<BlockDocument>> {
+        self.every("/block_documents/filter", json!({}), "blocks").await
+    }
+
+    /// Every work pool of the workspace.
+    pub async fn work_pools(&self) -> Result<Vec<WorkPool>> {
+        self.every("/work_pools/filter", json!({}), "work pools").await
+    }
+
+    /// Deletes a block document (a missing one is fine).
+    pub async fn delete_block_document(&self, id: &str) -> Result<()> {
+        self.send_optional(Method::DELETE, &format!("/block_documents/{id}"), None, &format!("block document {id}")).await.map(drop)
+    }
+
+    /// Deletes a work pool (a missing one is fine).
+    pub async fn delete_work_pool(&self, name: &str) -> Result<()> {
+        let path = format!("/work_pools/{}", encode(name));
+        self.send_optional(Method::DELETE, &path, None, &format!("work pool '{name}'")).await.map(drop)
+    }
+
+    /// Everything a `filter` endpoint returns for `filter`, page by page.
+    async fn every<T: serde::de::DeserializeOwned>(&self, path: &str, filter: Value, what: &str) -> Result<Vec<T>> {
         const PAGE: usize = 200;
-        let what = format!("blocks of type '{slug}'");
         let mut all = Vec::new();
         loop {
-            let body = json!({"block_types": {"slug": {"any_": [slug]}}, "limit": PAGE, "offset": all.len()});
-            let page: Vec<BlockDocument> = serde_json::from_value(self.send(Method::POST, "/block_documents/filter", Some(body), &what).await?)
-                .map_err(|e| Error::remote(&what, e.to_string()))?;
+            let mut body = filter.clone();
+            body["limit"] = json!(PAGE);
+            body["offset"] = json!(all.len());
+            let page: Vec<T> = serde_json::from_value(self.send(Method::POST, path, Some(body), what).await?)
+                .map_err(|e| Error::remote(what, e.to_string()))?;
             let done = page.len() < PAGE;
             all.extend(page);
             if done {

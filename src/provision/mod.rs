@@ -1,12 +1,14 @@
 //! A provisioning run: resolve the Prefect API and each pool's account, build one graph for
 //! every pool, plan, show the plan, confirm, apply, log Docker in, report.
 //!
-//! [`Session`] holds what a run resolved; [`provision`] and [`apply_saved`] are the flows the
-//! commands run (`work-pool create`/`provision-infra`/`plan`/`apply --file` and `apply FILE`).
+//! [`Session`] holds what a run resolved; [`provision`], [`apply_saved`] and [`deprovision`]
+//! are the flows the commands run (`work-pool create`/`provision-infra`/`plan`/`apply --file`,
+//! `apply FILE` and `work-pool deprovision`).
 
 mod graph;
 mod pools_file;
 mod request;
+mod teardown;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 pub use graph::{PoolPlan, build};
 pub use pools_file::read_pools_file;
 pub use request::{PoolMode, PoolRequest, check_block_name, check_pool_name};
+pub use teardown::{TeardownOptions, deprovision};
 
 use crate::blueprint::Blueprint;
 use crate::clouds::aws::AwsContext;
@@ -88,7 +91,7 @@ pub struct Session {
 impl Session {
     /// Checks the names, resolves the Prefect API and every pool's account (concurrently),
     /// and builds the graph. Fails, before any write, on bad input or unusable credentials.
-    pub async fn open(targets: Vec<Target>, provision_infra: bool, console: &Console) -> Result<Self> {
+    pub async fn open(targets: Vec<Target>, provision_infra: bool) -> Result<Self> {
         for (i, target) in targets.iter().enumerate() {
             check_pool_name(&target.request.name)?;
             if targets[..i].iter().any(|t| t.request.name == target.request.name) {
@@ -100,23 +103,38 @@ impl Session {
         let (checked, pools) = futures::join!(prefect.client.check(), resolve_all);
         checked?;
         let pools = pools?;
-        for pool in pools.iter().filter(|p| p.request.pool_type.ends_with(":push")) {
-            if !prefect.settings.is_cloud() {
-                console.note(&format!(
-                    "push pools run flows only on Prefect Cloud; on a self-hosted server '{}' needs --type {} and a worker",
-                    pool.request.name,
-                    pool.request.pool_type.trim_end_matches(":push")
-                ));
-            }
-        }
         let graph = build(&pools, &prefect)?;
         Ok(Self { prefect, pools, targets, graph, seen: Mutex::new(Vec::new()) })
     }
 
+    /// Tells a self-hosted server's user that push pools run nothing there.
+    fn note_push_pools(&self, console: &Console) {
+        if self.prefect.settings.is_cloud() {
+            return;
+        }
+        for pool in self.pools.iter().filter(|p| p.request.pool_type.ends_with(":push")) {
+            console.note(&format!(
+                "push pools run flows only on Prefect Cloud; on a self-hosted server '{}' needs --type {} and a worker",
+                pool.request.name,
+                pool.request.pool_type.trim_end_matches(":push")
+            ));
+        }
+    }
+
     /// Observes every node and returns the plan. Reads only.
     pub async fn plan(&self) -> Result<Plan> {
+        self.observe(engine::plan(&self.graph)).await
+    }
+
+    /// Observes every node for a teardown and returns the plan. Reads only.
+    pub async fn plan_teardown(&self, teardown: &engine::Teardown) -> Result<Plan> {
+        self.observe(engine::plan_teardown(&self.graph, teardown)).await
+    }
+
+    /// Runs `planning` beside reading the apply locks' generations, which apply checks.
+    async fn observe(&self, planning: impl std::future::Future<Output = Result<Plan>>) -> Result<Plan> {
         let keys = self.lock_keys();
-        let (plan, seen) = futures::join!(engine::plan(&self.graph), lock::generations(&self.prefect.client, &keys));
+        let (plan, seen) = futures::join!(planning, lock::generations(&self.prefect.client, &keys));
         *self.seen.lock().expect("not poisoned") = seen?;
         plan
     }
@@ -208,6 +226,10 @@ impl Session {
             Error::remote(error.what, format!("{}\n  everything was applied; only this last step failed", error.cause))
                 .fix(format!("{fix}run the same command again: it finishes the step and changes nothing else"))
         })?;
+        if plan.goal == engine::Goal::Teardown {
+            console.torn_down(plan);
+            return Ok(());
+        }
         let mut repositories = Vec::new();
         let mut logged_in = Vec::new();
         for pool in &self.pools {
@@ -229,7 +251,9 @@ impl Session {
 /// `provision-infra`, the blueprint, the names, and the AWS account.
 async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra: bool) -> Result<PoolPlan> {
     let mut request = target.request.clone();
-    if request.mode == PoolMode::ProvisionInfra {
+    if request.mode == PoolMode::Deprovision {
+        request.pool_type = teardown::pool_type(prefect, &request.name, &request.pool_type).await?;
+    } else if request.mode == PoolMode::ProvisionInfra {
         request.pool_type = match prefect.work_pool(&request.name).await? {
             Some(pool) => pool.pool_type,
             None => {
@@ -271,7 +295,8 @@ pub async fn provision(targets: Vec<Target>, options: &RunOptions, console: &Con
         return Err(Error::usage(format!("--output {}", options.output.as_str()), "prints a plan for review, not an apply's progress")
             .fix("add --dry-run (or use `pushpool plan`), or leave --output out"));
     }
-    let session = Session::open(targets, options.provision_infra, console).await?;
+    let session = Session::open(targets, options.provision_infra).await?;
+    session.note_push_pools(console);
     let plan = session.plan().await?;
     show(&session, &plan, options, console)?;
     if plan.is_empty() {
@@ -280,7 +305,7 @@ pub async fn provision(targets: Vec<Target>, options: &RunOptions, console: &Con
     if options.dry_run {
         return Ok(Outcome::Planned);
     }
-    confirm(options.yes, console)?;
+    confirm(options.yes, "Proceed with infrastructure provisioning?", console)?;
     session.apply(&plan, console).await?;
     Ok(Outcome::Applied)
 }
@@ -303,8 +328,13 @@ pub async fn apply_saved(path: &Path, console: &Console) -> Result<Outcome> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    if targets.iter().any(|t| t.request.mode == PoolMode::Deprovision) {
+        return Err(Error::usage(format!("plan file {}", path.display()), "is a teardown plan, which `apply` does not take")
+            .fix("tear down with `pushpool work-pool deprovision NAME`: it plans against what exists now and asks first"));
+    }
     let provision_infra = saved.changes.iter().any(|c| !c.kind.starts_with("prefect."));
-    let session = Session::open(targets, provision_infra, console).await?;
+    let session = Session::open(targets, provision_infra).await?;
+    session.note_push_pools(console);
     let plan = session.plan().await?;
     let differences = saved.differences(&session.document(&plan));
     if !differences.is_empty() {
@@ -329,7 +359,11 @@ fn show(session: &Session, plan: &Plan, options: &RunOptions, console: &Console)
     match options.output {
         Format::Text if plan.is_empty() => {
             let pools: Vec<String> = session.pools.iter().map(|p| format!("'{}'", p.request.name)).collect();
-            console.line(&format!("Nothing to change: work pool {} and its infrastructure are up to date.", pools.join(", ")));
+            let pools = pools.join(", ");
+            match plan.goal {
+                engine::Goal::Provision => console.line(&format!("Nothing to change: work pool {pools} and its infrastructure are up to date.")),
+                engine::Goal::Teardown => console.line(&teardown::nothing_left(&pools, plan)),
+            }
         }
         Format::Text => {
             console.plan(&session.header(), plan);
@@ -343,7 +377,7 @@ fn show(session: &Session, plan: &Plan, options: &RunOptions, console: &Console)
     Ok(())
 }
 
-fn confirm(yes: bool, console: &Console) -> Result<()> {
+fn confirm(yes: bool, question: &str, console: &Console) -> Result<()> {
     if yes {
         return Ok(());
     }
@@ -352,7 +386,7 @@ fn confirm(yes: bool, console: &Console) -> Result<()> {
             .fix("review the plan above and add --yes to apply it")
             .kind(ErrorKind::NotConfirmed));
     }
-    if console.confirm("Proceed with infrastructure provisioning?")? {
+    if console.confirm(question)? {
         Ok(())
     } else {
         Err(Error::usage("confirmation", "declined; nothing was changed").kind(ErrorKind::NotConfirmed))

@@ -17,6 +17,9 @@ pub enum PoolMode {
     /// `plan` and `apply`: the declared state. A missing pool is created; an existing one
     /// keeps its template and gets its job variable defaults filled.
     Ensure,
+    /// `work-pool deprovision`: the pool and what pushpool built for it are torn down. The
+    /// type is read from the pool, or given when the pool is already gone.
+    Deprovision,
 }
 
 impl PoolMode {
@@ -27,6 +30,7 @@ impl PoolMode {
             PoolMode::Create { overwrite: true } => "create-overwrite",
             PoolMode::ProvisionInfra => "provision-infra",
             PoolMode::Ensure => "ensure",
+            PoolMode::Deprovision => "deprovision",
         }
     }
 
@@ -37,6 +41,7 @@ impl PoolMode {
             "create-overwrite" => PoolMode::Create { overwrite: true },
             "provision-infra" => PoolMode::ProvisionInfra,
             "ensure" => PoolMode::Ensure,
+            "deprovision" => PoolMode::Deprovision,
             _ => return None,
         })
     }

@@ -3,17 +3,22 @@
 
 use std::fmt::Write;
 
-use super::summary::{PlanHeader, job_variables, shown};
-use crate::engine::{Action, Change, Plan};
+use super::summary::{PlanHeader, job_variables, shown, tally};
+use crate::engine::{Action, Change, Goal, Plan};
 
 /// Renders the plan as GitHub-flavoured Markdown.
 pub fn render_markdown(header: &PlanHeader, plan: &Plan) -> String {
     let mut out = String::new();
     let (create, update, reuse) = (plan.count(Action::Create), plan.count(Action::Update), plan.count(Action::Reuse));
-    if plan.is_empty() {
-        let _ = writeln!(out, "### pushpool plan: no changes\n");
-    } else {
-        let _ = writeln!(out, "### pushpool plan: {create} to create, {update} to update, {reuse} unchanged\n");
+    match plan.goal {
+        _ if plan.is_empty() && plan.goal == Goal::Teardown => out.push_str("### pushpool teardown: nothing to delete\n\n"),
+        _ if plan.is_empty() => out.push_str("### pushpool plan: no changes\n\n"),
+        Goal::Provision => {
+            let _ = writeln!(out, "### pushpool plan: {create} to create, {update} to update, {reuse} unchanged\n");
+        }
+        Goal::Teardown => {
+            let _ = writeln!(out, "### pushpool teardown: {}\n", tally(plan).join(", "));
+        }
     }
     let pools: Vec<String> = header.pools.iter().map(|(name, kind)| format!("`{}` ({kind})", cell(name))).collect();
     let _ = write!(out, "**Pools:** {} · **Prefect:** `{}`", pools.join(", "), cell(&header.prefect));
@@ -29,7 +34,8 @@ pub fn render_markdown(header: &PlanHeader, plan: &Plan) -> String {
         table(&mut out, header, &changed);
     }
     if !unchanged.is_empty() {
-        let _ = writeln!(out, "<details><summary>{} unchanged</summary>\n", unchanged.len());
+        let quiet = if plan.goal == Goal::Teardown { "kept or gone" } else { "unchanged" };
+        let _ = writeln!(out, "<details><summary>{} {quiet}</summary>\n", unchanged.len());
         table(&mut out, header, &unchanged);
         out.push_str("</details>\n\n");
     }
@@ -53,7 +59,8 @@ fn table(out: &mut String, header: &PlanHeader, changes: &[&Change]) {
         let action = match change.observed.action {
             Action::Create => "**create**",
             Action::Update => "**update**",
-            Action::Reuse => "reuse",
+            Action::Delete => "**delete**",
+            quiet => quiet.as_str(),
         };
         let pools = if several { format!(" {} |", cell(&change.info.pools.join(", "))) } else { String::new() };
         let _ = writeln!(

@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 
 pub use progress::ProgressView;
 pub use markdown::render_markdown;
-pub use summary::{PlanHeader, render_applied, render_plan};
+pub use summary::{PlanHeader, render_applied, render_plan, render_torn_down};
 
 /// How a plan is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,6 +100,11 @@ impl Console {
     /// Shows the plan as Markdown.
     pub fn markdown(&self, header: &PlanHeader, plan: &Plan) {
         print!("{}", render_markdown(header, plan));
+    }
+
+    /// The report of a teardown.
+    pub fn torn_down(&self, plan: &Plan) {
+        print!("{}", render_torn_down(plan));
     }
 
     /// The final report; `repositories` are where images go.

@@ -1,5 +1,5 @@
 //! Snapshots of the three renderings of a plan (text, JSON, Markdown) in four states: a
-//! fresh account, nothing to do, a partial state, and drift.
+//! fresh account, nothing to do, a partial state, and drift; and of a teardown plan.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{PlanHeader, render_markdown, render_plan};
 use crate::document::{PlanDocument, PoolDoc, TargetDoc};
-use crate::engine::{Action, Attrs, Change, NodeInfo, Observation, Plan};
+use crate::engine::{Action, Attrs, Change, Goal, NodeInfo, Observation, Plan};
 
 fn change(id: &str, kind: &str, label: &str, name: &str, action: Action, reason: &str, attrs: Attrs) -> Change {
     let info = NodeInfo {
@@ -45,7 +45,7 @@ fn plan(state: &[(Action, &str)]) -> Plan {
     let variables = json!({"cluster": "prefect-ecs-cluster", "vpc_id": vpc});
     let reason = if pool_action == Action::Reuse { "exists with the wanted job variables" } else { "missing" };
     changes.push(change("pool", "prefect.work_pool", "work pool", "my-ecs-pool", pool_action, reason, Attrs::new().with("job_variables", variables)));
-    Plan { changes }
+    Plan { goal: Goal::Provision, changes }
 }
 
 fn fresh() -> Plan {
@@ -100,6 +100,21 @@ fn drift() -> Plan {
     ])
 }
 
+/// A teardown with another pool sharing the role, a default VPC and a block already gone.
+fn teardown() -> Plan {
+    use Action::{Delete, Gone, Keep};
+    let rows = [
+        ("execution_role", "aws.iam_role", "IAM role", "PrefectEcsTaskExecutionRole", Keep, "in use by pool 'other-pool'"),
+        ("user", "aws.iam_user", "IAM user", "prefect-ecs-user", Delete, "created by pushpool; no other block holds one of its keys"),
+        ("vpc", "aws.vpc", "VPC", "prefect-ecs-vpc", Keep, "the account's default VPC vpc-1: not created by pushpool (no managed-by=pushpool tag), so pushpool never deletes it"),
+        ("repository", "aws.ecr_repository", "ECR repository", "prefect-flows", Keep, "holds 3 image(s); --force deletes them with it"),
+        ("credentials", "prefect.block", "block", "my-ecs-pool-aws-credentials", Gone, "does not exist"),
+        ("pool", "prefect.work_pool", "work pool", "my-ecs-pool", Delete, "the pool itself (--keep-pool keeps it)"),
+    ];
+    let changes = rows.iter().map(|(id, kind, label, name, action, reason)| change(id, kind, label, name, *action, reason, Attrs::new())).collect();
+    Plan { goal: Goal::Teardown, changes }
+}
+
 fn header() -> PlanHeader {
     PlanHeader {
         pools: vec![("my-ecs-pool".into(), "ecs:push".into())],
@@ -143,3 +158,9 @@ renderings!(fresh_account, fresh());
 renderings!(no_op, noop());
 renderings!(partial_state, partial());
 renderings!(drifted, drift());
+renderings!(teardown_plan, teardown());
+
+#[test]
+fn torn_down_report_lists_what_stayed_and_why() {
+    insta::assert_snapshot!(super::render_torn_down(&teardown()));
+}

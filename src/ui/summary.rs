@@ -4,7 +4,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde_json::Value;
 
-use crate::engine::{Action, Plan};
+use crate::engine::{Action, Goal, Plan};
 
 /// Who and where a plan is for, shown above it.
 #[derive(Debug, Clone)]
@@ -50,7 +50,11 @@ pub fn shown(value: &Value) -> String {
 /// group in dependency order (the order apply follows), the pool's job variables and a
 /// count line. `width` wraps the box to a terminal; None never wraps.
 pub fn render_plan(header: &PlanHeader, plan: &Plan, width: Option<u16>) -> String {
-    let mut out = format!("{}\n  Prefect: {}\n", header.pools_line(), header.prefect);
+    let title = match plan.goal {
+        Goal::Provision => header.pools_line(),
+        Goal::Teardown => format!("Teardown of {}", lowercase_first(&header.pools_line())),
+    };
+    let mut out = format!("{title}\n  Prefect: {}\n", header.prefect);
     for target in &header.targets {
         out.push_str(&format!("  Target:  {target}\n"));
     }
@@ -99,13 +103,22 @@ pub fn render_plan(header: &PlanHeader, plan: &Plan, width: Option<u16>) -> Stri
             out.push_str(&format!("  {name} = {}\n", shown(value)));
         }
     }
-    out.push_str(&format!(
-        "\nPlan: {} to create, {} to update, {} to reuse.\n",
-        plan.count(Action::Create),
-        plan.count(Action::Update),
-        plan.count(Action::Reuse)
-    ));
+    out.push_str(&format!("\nPlan: {}.\n", tally(plan).join(", ")));
     out
+}
+
+/// The plan's counts in words: "13 to create, 1 to update, 0 to reuse"; for a teardown
+/// "6 to delete, 3 to keep, 2 gone" (and the updates of a kept pool, if any).
+pub fn tally(plan: &Plan) -> Vec<String> {
+    let counts: &[(Action, &str)] = match plan.goal {
+        Goal::Provision => &[(Action::Create, "to create"), (Action::Update, "to update"), (Action::Reuse, "to reuse")],
+        Goal::Teardown => &[(Action::Delete, "to delete"), (Action::Update, "to update"), (Action::Keep, "to keep"), (Action::Gone, "gone")],
+    };
+    counts
+        .iter()
+        .filter(|(action, _)| plan.goal == Goal::Provision || *action != Action::Update || plan.count(Action::Update) > 0)
+        .map(|(action, words)| format!("{} {words}", plan.count(*action)))
+        .collect()
 }
 
 fn action_word(action: Action) -> &'static str {
@@ -113,7 +126,16 @@ fn action_word(action: Action) -> &'static str {
         Action::Create => "+ create",
         Action::Update => "~ update",
         Action::Reuse => "  reuse",
+        Action::Delete => "- delete",
+        Action::Keep => "  keep",
+        Action::Gone => "  gone",
     }
+}
+
+/// "Work pool 'a'" → "work pool 'a'", for use inside a sentence.
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// The report after a successful apply: what was done and what to do next.
@@ -129,7 +151,7 @@ pub fn render_applied(header: &PlanHeader, plan: &Plan, repositories: &[String])
         match pool.observed.action {
             Action::Create => out.push_str(&format!("Created work pool '{}'!\n", pool.info.name)),
             Action::Update => out.push_str(&format!("Updated work pool '{}'!\n", pool.info.name)),
-            Action::Reuse => {}
+            _ => {}
         }
     }
     out.push_str("\nNext steps:\n");
@@ -138,6 +160,19 @@ pub fn render_applied(header: &PlanHeader, plan: &Plan, repositories: &[String])
     }
     for (pool, _) in &header.pools {
         out.push_str(&format!("  Deploy a flow to the pool: prefect deploy --pool {pool}\n"));
+    }
+    out
+}
+
+/// The report after a successful teardown: what went and what stayed, and why.
+pub fn render_torn_down(plan: &Plan) -> String {
+    let mut out = format!("\nTeardown complete: {} deleted", plan.count(Action::Delete));
+    if plan.count(Action::Update) > 0 {
+        out.push_str(&format!(", {} updated", plan.count(Action::Update)));
+    }
+    out.push_str(&format!(", {} kept.\n", plan.count(Action::Keep)));
+    for kept in plan.changes.iter().filter(|c| c.observed.action == Action::Keep) {
+        out.push_str(&format!("  kept {} {}: {}\n", kept.info.label, kept.info.name, kept.observed.reason));
     }
     out
 }

@@ -24,7 +24,7 @@ use super::context::AwsContext;
 use super::errors::{aws_error, code};
 use super::iam::PENDING_KEY_TAG;
 use super::once::{Outcome, outcome};
-use crate::engine::{Action, Attrs, Inputs, Node, Observation, Upstream};
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::retry::{ATTEMPTS, backoff};
@@ -224,6 +224,36 @@ impl Node for AccessKey {
                 Some(true) => self.unmark().await,
                 _ => Ok(()),
             }
+        }
+        .boxed()
+    }
+
+    /// The key the block holds goes with the block: kept while the block or the key is in
+    /// use elsewhere. Keys no block holds are left to the user's own teardown.
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let (block, keys) = futures::join!(self.prefect.block_document(&self.block_slug, &self.block_name), self.user_keys());
+            let (block, keys) = (block?, keys?);
+            let Some(block) = block else { return Ok(Observation::gone(format!("block {} does not exist", self.block_name))) };
+            let Some(id) = block.data.get("aws_access_key_id").and_then(Value::as_str) else {
+                return Ok(Observation::gone(format!("block {} holds no access key id", self.block_name)));
+            };
+            if !keys.iter().any(|k| k.access_key_id() == Some(id)) {
+                return Ok(Observation::gone(format!("key {id} of block {} no longer exists", self.block_name)));
+            }
+            let attrs = Attrs::new().with("id", id);
+            Ok(match teardown.in_use([block.id.as_str(), id]) {
+                Some(used) => Observation::keep(format!("{used}, with block {}", self.block_name), attrs),
+                None => Observation::delete(format!("held by block {} only, which goes too", self.block_name), attrs),
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let id = observed.attrs.require_str(&self.user, "id")?.to_owned();
+            self.delete_keys(&[id]).await
         }
         .boxed()
     }

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::context::AwsContext;
-use super::errors::{aws_error, code};
+use super::context::{AwsContext, NOT_OURS, owned};
+use super::errors::{accept, aws_error, code};
 use super::once::create_once;
-use crate::engine::{Attrs, Inputs, Node, Observation, Upstream};
+use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::Result;
 
 /// `aws.ecs_cluster`: the cluster the flow runs start in.
@@ -62,6 +62,43 @@ impl Node for Cluster {
         }
         .boxed()
     }
+
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let out = self
+                .aws
+                .ecs
+                .describe_clusters()
+                .clusters(&self.name)
+                .include(aws_sdk_ecs::types::ClusterField::Tags)
+                .send()
+                .await
+                .map_err(|e| aws_error(&format!("ECS cluster {}", self.name), "ecs:DescribeClusters", e))?;
+            let cluster = out.clusters().iter().find(|c| c.cluster_name() == Some(self.name.as_str()) && c.status() == Some("ACTIVE"));
+            let Some(cluster) = cluster else { return Ok(Observation::gone("does not exist")) };
+            let arn = cluster.cluster_arn().unwrap_or_default();
+            let attrs = Attrs::new().with("arn", arn);
+            let busy = (cluster.running_tasks_count() + cluster.pending_tasks_count(), cluster.active_services_count());
+            Ok(if !owned(cluster.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)))) {
+                Observation::keep(NOT_OURS, attrs)
+            } else if let Some(used) = teardown.in_use([self.name.as_str(), arn]) {
+                Observation::keep(used, attrs)
+            } else if busy != (0, 0) {
+                Observation::keep(format!("runs {} task(s) and {} service(s); stop them, then run again", busy.0, busy.1), attrs)
+            } else {
+                Observation::delete("created by pushpool, used by no other pool, runs nothing", attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, _: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let deleted = self.aws.ecs.delete_cluster().cluster(&self.name).send().await;
+            accept(deleted, &["ClusterNotFoundException"], &format!("ECS cluster {}", self.name), "ecs:DeleteCluster")
+        }
+        .boxed()
+    }
 }
 
 /// `aws.ecr_repository`: where flow images are pushed. Its `registry` attribute (the
@@ -71,6 +108,16 @@ pub struct Repository {
     pub aws: Arc<AwsContext>,
     /// The repository's name.
     pub name: String,
+    /// Names of resources (the cluster) whose other users also push images here.
+    pub in_use_with: Vec<String>,
+}
+
+const NOT_FOUND: &str = "RepositoryNotFoundException";
+
+impl Repository {
+    fn what(&self) -> String {
+        format!("ECR repository {}", self.name)
+    }
 }
 
 impl Node for Repository {
@@ -86,8 +133,8 @@ impl Node for Repository {
                     let uri = out.repositories().first().and_then(|r| r.repository_uri()).unwrap_or_default();
                     Ok(Observation::reuse("exists", attrs.with("uri", uri)))
                 }
-                Err(e) if code(&e).as_deref() == Some("RepositoryNotFoundException") => Ok(Observation::create("missing", attrs)),
-                Err(e) => Err(aws_error(&format!("ECR repository {}", self.name), "ecr:DescribeRepositories", e)),
+                Err(e) if code(&e).as_deref() == Some(NOT_FOUND) => Ok(Observation::create("missing", attrs)),
+                Err(e) => Err(aws_error(&self.what(), "ecr:DescribeRepositories", e)),
             }
         }
         .boxed()
@@ -95,7 +142,7 @@ impl Node for Repository {
 
     fn apply<'a>(&'a self, _: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
-            let what = format!("ECR repository {}", self.name);
+            let what = self.what();
             let tags = self
                 .aws
                 .tags()
@@ -109,12 +156,67 @@ impl Node for Repository {
             let lookup = || async {
                 match self.aws.ecr.describe_repositories().repository_names(&self.name).send().await {
                     Ok(out) => Ok(out.repositories().first().and_then(|r| r.repository_uri()).map(str::to_owned)),
-                    Err(e) if code(&e).as_deref() == Some("RepositoryNotFoundException") => Ok(None),
+                    Err(e) if code(&e).as_deref() == Some(NOT_FOUND) => Ok(None),
                     Err(e) => Err(aws_error(&what, "ecr:DescribeRepositories", e)),
                 }
             };
             let uri = create_once(&what, "ecr:CreateRepository", create, lookup).await?;
             Ok(Attrs::new().with("uri", uri))
+        }
+        .boxed()
+    }
+
+    /// The repository is named in no job variable; it counts as in use while another pool
+    /// uses the cluster it serves (`in_use_with`), whose flows push their images here.
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let what = self.what();
+            let repository = match self.aws.ecr.describe_repositories().repository_names(&self.name).send().await {
+                Ok(out) => out.repositories().first().cloned(),
+                Err(e) if code(&e).as_deref() == Some(NOT_FOUND) => None,
+                Err(e) => return Err(aws_error(&what, "ecr:DescribeRepositories", e)),
+            };
+            let Some(repository) = repository else {
+                // The registry host is the account's: the build namespace node still names it.
+                let mut gone = Observation::gone("does not exist");
+                gone.attrs.set("registry", self.aws.registry());
+                return Ok(gone);
+            };
+            let arn = repository.repository_arn().unwrap_or_default();
+            let (tags, images) = futures::join!(
+                self.aws.ecr.list_tags_for_resource().resource_arn(arn).send(),
+                self.aws.ecr.list_images().repository_name(&self.name).send()
+            );
+            let tags = tags.map_err(|e| aws_error(&what, "ecr:ListTagsForResource", e))?;
+            let images = images.map_err(|e| aws_error(&what, "ecr:ListImages", e))?.image_ids().len();
+            let attrs = Attrs::new()
+                .with("uri", repository.repository_uri().unwrap_or_default())
+                .with("registry", self.aws.registry())
+                .with("images", images);
+            let sharing = teardown.holders(self.in_use_with.iter().map(String::as_str));
+            Ok(if !owned(tags.tags().iter().map(|t| (t.key(), t.value()))) {
+                Observation::keep(NOT_OURS, attrs)
+            } else if let Some(used) = teardown.in_use([self.name.as_str(), repository.repository_uri().unwrap_or_default()]) {
+                Observation::keep(used, attrs)
+            } else if !sharing.is_empty() {
+                let with = self.in_use_with.join(", ");
+                Observation::keep(format!("{} use(s) {with} too, and push flow images here", sharing.join(", ")), attrs)
+            } else if images > 0 && !teardown.force {
+                Observation::keep(format!("holds {images} image(s); --force deletes them with it"), attrs)
+            } else if images > 0 {
+                Observation::delete(format!("created by pushpool; its {images} image(s) go too (--force)"), attrs.with("force", true))
+            } else {
+                Observation::delete("created by pushpool, empty, used by no other pool", attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let force = observed.attrs.value("force").and_then(serde_json::Value::as_bool).unwrap_or(false);
+            let deleted = self.aws.ecr.delete_repository().repository_name(&self.name).force(force).send().await;
+            accept(deleted, &[NOT_FOUND], &self.what(), "ecr:DeleteRepository")
         }
         .boxed()
     }

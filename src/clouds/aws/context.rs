@@ -21,6 +21,15 @@ pub const MANAGED_BY: (&str, &str) = ("managed-by", "pushpool");
 /// The tag naming the work pool a resource was created for.
 pub const POOL_TAG: &str = "prefect.work-pool";
 
+/// Why a teardown keeps a resource that lacks the [`MANAGED_BY`] tag.
+pub const NOT_OURS: &str = "not created by pushpool (no managed-by=pushpool tag), so pushpool never deletes it";
+
+/// True when `tags` (key, value) carry the [`MANAGED_BY`] tag: the only resources a teardown
+/// deletes.
+pub fn owned<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+    tags.into_iter().any(|tag| tag == MANAGED_BY)
+}
+
 /// The clients and facts of one AWS account and region.
 pub struct AwsContext {
     /// IAM.

@@ -57,6 +57,20 @@ pub fn code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<
     code_and_message(err).map(|(code, _)| code)
 }
 
+/// Succeeds when `result` did, or failed with one of `codes`: answers such as "already
+/// associated" after a resumed create, or "no such entity" for a delete, that mean the work
+/// is done.
+pub fn accept<E, R>(result: Result<R, SdkError<E, HttpResponse>>, codes: &[&str], what: &str, action: &str) -> crate::error::Result<()>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if code(&e).is_some_and(|c| codes.contains(&c.as_str())) => Ok(()),
+        Err(e) => Err(aws_error(what, action, e)),
+    }
+}
+
 /// An error for `action` (e.g. "iam:CreateRole") on `what` (e.g. "IAM role X").
 pub fn aws_error<E>(what: &str, action: &str, err: SdkError<E, HttpResponse>) -> Error
 where

@@ -6,11 +6,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::context::AwsContext;
-use super::errors::{aws_error, code};
+use super::context::{AwsContext, NOT_OURS, owned};
+use super::errors::{accept, aws_error, code};
 use super::once::create_once;
 use super::policy_doc::{describe_drift, parse_live, same, with_pass_role};
-use crate::engine::{Action, Attrs, Inputs, Node, Observation, Upstream};
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::Result;
 
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
@@ -183,6 +183,48 @@ impl Node for Role {
         }
         .boxed()
     }
+
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let role = match self.aws.iam.get_role().role_name(&self.name).send().await {
+                Ok(out) => out.role().cloned(),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,
+                Err(e) => return Err(aws_error(&self.what(), "iam:GetRole", e)),
+            };
+            let Some(role) = role else { return Ok(Observation::gone("does not exist")) };
+            let attrs = Attrs::new().with("arn", role.arn());
+            Ok(if !owned(role.tags().iter().map(|t| (t.key(), t.value()))) {
+                Observation::keep(NOT_OURS, attrs)
+            } else if let Some(used) = teardown.in_use([role.arn(), self.name.as_str()]) {
+                Observation::keep(used, attrs)
+            } else {
+                Observation::delete("created by pushpool, used by no other pool", attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, _: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let (what, iam, name) = (&self.what(), &self.aws.iam, self.name.as_str());
+            let (attached, inline) = futures::join!(
+                iam.list_attached_role_policies().role_name(name).send(),
+                iam.list_role_policies().role_name(name).send()
+            );
+            let attached = attached.map_err(|e| aws_error(what, "iam:ListAttachedRolePolicies", e))?;
+            let inline = inline.map_err(|e| aws_error(what, "iam:ListRolePolicies", e))?;
+            let detach = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).map(|arn| async move {
+                accept(iam.detach_role_policy().role_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachRolePolicy")
+            });
+            let delete_inline = inline.policy_names().iter().map(|policy| async move {
+                accept(iam.delete_role_policy().role_name(name).policy_name(policy).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteRolePolicy")
+            });
+            let (detached, deleted) = futures::join!(futures::future::join_all(detach), futures::future::join_all(delete_inline));
+            detached.into_iter().chain(deleted).collect::<Result<Vec<_>>>()?;
+            accept(iam.delete_role().role_name(name).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteRole")
+        }
+        .boxed()
+    }
 }
 
 /// `aws.iam_user`: the user whose access key the pool's credentials block holds.
@@ -238,6 +280,67 @@ impl Node for User {
         }
         .boxed()
     }
+
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let what = format!("IAM user {}", self.name);
+            let (user, keys) = futures::join!(
+                self.aws.iam.get_user().user_name(&self.name).send(),
+                self.aws.iam.list_access_keys().user_name(&self.name).send()
+            );
+            let user = match user {
+                Ok(out) => out.user().cloned(),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,
+                Err(e) => return Err(aws_error(&what, "iam:GetUser", e)),
+            };
+            let Some(user) = user else { return Ok(Observation::gone("does not exist")) };
+            let keys = match keys {
+                Ok(out) => out.access_key_metadata().iter().filter_map(|k| k.access_key_id().map(str::to_owned)).collect(),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Vec::new(),
+                Err(e) => return Err(aws_error(&what, "iam:ListAccessKeys", e)),
+            };
+            let attrs = Attrs::new().with("arn", user.arn()).with("keys", keys.clone());
+            // The user is in use while another block holds one of its keys.
+            let identifiers = keys.iter().map(String::as_str).chain([user.arn(), self.name.as_str()]);
+            Ok(if !owned(user.tags().iter().map(|t| (t.key(), t.value()))) {
+                Observation::keep(NOT_OURS, attrs)
+            } else if let Some(used) = teardown.in_use(identifiers) {
+                Observation::keep(format!("{used}, which holds one of its access keys"), attrs)
+            } else {
+                Observation::delete("created by pushpool; no other block holds one of its keys", attrs)
+            })
+        }
+        .boxed()
+    }
+
+    /// Deletes the user with what IAM requires gone first: its keys and policies. Only keys
+    /// no block holds remain by now (the teardown checked), minted by pushpool for it.
+    fn tear_down<'a>(&'a self, _: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let (what, iam, name) = (&format!("IAM user {}", self.name), &self.aws.iam, self.name.as_str());
+            let (keys, attached, inline) = futures::join!(
+                iam.list_access_keys().user_name(name).send(),
+                iam.list_attached_user_policies().user_name(name).send(),
+                iam.list_user_policies().user_name(name).send()
+            );
+            let keys = keys.map_err(|e| aws_error(what, "iam:ListAccessKeys", e))?;
+            let attached = attached.map_err(|e| aws_error(what, "iam:ListAttachedUserPolicies", e))?;
+            let inline = inline.map_err(|e| aws_error(what, "iam:ListUserPolicies", e))?;
+            let mut steps: Vec<BoxFuture<'_, Result<()>>> = Vec::new();
+            for key in keys.access_key_metadata().iter().filter_map(|k| k.access_key_id()) {
+                steps.push(async move { accept(iam.delete_access_key().user_name(name).access_key_id(key).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteAccessKey") }.boxed());
+            }
+            for arn in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
+                steps.push(async move { accept(iam.detach_user_policy().user_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachUserPolicy") }.boxed());
+            }
+            for policy in inline.policy_names() {
+                steps.push(async move { accept(iam.delete_user_policy().user_name(name).policy_name(policy).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteUserPolicy") }.boxed());
+            }
+            futures::future::join_all(steps).await.into_iter().collect::<Result<Vec<_>>>()?;
+            accept(iam.delete_user().user_name(name).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteUser")
+        }
+        .boxed()
+    }
 }
 
 /// `aws.iam_policy`: a customer managed policy attached to a user. Its document may grant
@@ -253,6 +356,8 @@ pub struct Policy {
     pub pass_role: Option<String>,
     /// The name of the user it is attached to.
     pub attach_to: String,
+    /// The user's node, whose teardown decides whether the policy goes too.
+    pub user_node: String,
 }
 
 /// IAM keeps at most five versions of a managed policy.
@@ -275,6 +380,21 @@ impl Policy {
             Some(node) => Ok(upstream.get(node).await?.attrs.str("arn").map(str::to_owned)),
             None => Ok(None),
         }
+    }
+
+    /// The teardown observation of the user the policy is attached to.
+    async fn user_observed(&self, upstream: &Upstream) -> Result<Arc<Observation>> {
+        upstream.get(&self.user_node).await
+    }
+
+    /// The users, groups and roles other than its own user that have the policy attached.
+    async fn attached_elsewhere(&self, arn: &str) -> Result<Vec<String>> {
+        let out = self.aws.iam.list_entities_for_policy().policy_arn(arn).send().await;
+        let out = out.map_err(|e| aws_error(&self.what(), "iam:ListEntitiesForPolicy", e))?;
+        let users = out.policy_users().iter().filter_map(|u| u.user_name()).filter(|u| *u != self.attach_to).map(|u| format!("IAM user {u}"));
+        let groups = out.policy_groups().iter().filter_map(|g| g.group_name()).map(|g| format!("IAM group {g}"));
+        let roles = out.policy_roles().iter().filter_map(|r| r.role_name()).map(|r| format!("IAM role {r}"));
+        Ok(users.chain(groups).chain(roles).collect())
     }
 
     fn role_arn_applied<'a>(&self, inputs: &'a Inputs) -> Result<Option<&'a str>> {
@@ -409,6 +529,60 @@ impl Node for Policy {
                     .map_err(|e| aws_error(&what, "iam:AttachUserPolicy", e))?;
             }
             Ok(Attrs::new().with("arn", arn).with("attached", true))
+        }
+        .boxed()
+    }
+
+    /// The policy follows its user: it stays while the user stays, and while anything but
+    /// that user has it attached.
+    fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let what = self.what();
+            let arn = self.aws.iam_arn("policy", &self.name);
+            let (policy, user) = futures::join!(self.aws.iam.get_policy().policy_arn(&arn).send(), self.user_observed(upstream));
+            let policy = match policy {
+                Ok(out) => out.policy().cloned(),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,
+                Err(e) => return Err(aws_error(&what, "iam:GetPolicy", e)),
+            };
+            let Some(policy) = policy else { return Ok(Observation::gone("does not exist")) };
+            let attrs = Attrs::new().with("arn", arn.as_str());
+            if !owned(policy.tags().iter().map(|t| (t.key(), t.value()))) {
+                return Ok(Observation::keep(NOT_OURS, attrs));
+            }
+            if let Some(used) = teardown.in_use([arn.as_str()]) {
+                return Ok(Observation::keep(used, attrs));
+            }
+            if user?.action == Action::Keep {
+                return Ok(Observation::keep(format!("attached to IAM user {}, which stays", self.attach_to), attrs));
+            }
+            let others = self.attached_elsewhere(&arn).await?;
+            Ok(if others.is_empty() {
+                Observation::delete("created by pushpool, attached to nothing else", attrs)
+            } else {
+                Observation::keep(format!("also attached to {}", others.join(", ")), attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let (what, iam) = (&self.what(), &self.aws.iam);
+            let arn = observed.attrs.require_str(&self.name, "arn")?;
+            let detached = iam.detach_user_policy().user_name(&self.attach_to).policy_arn(arn).send().await;
+            accept(detached, &[NO_SUCH_ENTITY], what, "iam:DetachUserPolicy")?;
+            let versions = match iam.list_policy_versions().policy_arn(arn).send().await {
+                Ok(out) => out.versions().to_vec(),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => return Ok(()),
+                Err(e) => return Err(aws_error(what, "iam:ListPolicyVersions", e)),
+            };
+            // IAM deletes a policy only once its other versions are gone.
+            let old = versions.iter().filter(|v| !v.is_default_version()).filter_map(|v| v.version_id()).map(|id| async move {
+                accept(iam.delete_policy_version().policy_arn(arn).version_id(id).send().await, &[NO_SUCH_ENTITY], what, "iam:DeletePolicyVersion")
+            });
+            futures::future::join_all(old).await.into_iter().collect::<Result<Vec<_>>>()?;
+            accept(iam.delete_policy().policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DeletePolicy")
         }
         .boxed()
     }

@@ -10,7 +10,7 @@ mod network;
 mod once;
 mod policy_doc;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -22,6 +22,17 @@ use crate::engine::NodeRef;
 use crate::error::{Error, Result};
 use crate::policies;
 use crate::prefect::context::PrefectContext;
+
+/// The AWS accounts named by the ARNs anywhere in `value` (`arn:aws:iam::123456789012:...`):
+/// what tells which account a work pool's job variables are about.
+pub fn accounts_in(value: &Value) -> BTreeSet<String> {
+    match value {
+        Value::String(text) => text.strip_prefix("arn:").and_then(|arn| arn.split(':').nth(3)).filter(|a| !a.is_empty()).map(str::to_owned).into_iter().collect(),
+        Value::Array(items) => items.iter().flat_map(accounts_in).collect(),
+        Value::Object(fields) => fields.values().flat_map(accounts_in).collect(),
+        _ => BTreeSet::new(),
+    }
+}
 
 /// Builds the AWS node of `spec`, returning its display name and implementation.
 /// `names` holds every node's resolved name, for nodes that name another (a policy's user).
@@ -61,6 +72,7 @@ pub fn build(
                 document: params.document(params.str("document")?)?,
                 pass_role: spec.params.get("pass_role").and_then(Value::as_str).map(str::to_owned),
                 attach_to: params.name_of(user_node)?,
+                user_node: user_node.to_owned(),
             };
             (name, Arc::new(node))
         }
@@ -85,7 +97,8 @@ pub fn build(
         }
         "aws.ecr_repository" => {
             let name = params.name()?;
-            (name.clone(), Arc::new(containers::Repository { aws, name }))
+            let in_use_with = params.strings("in_use_with").iter().map(|id| params.name_of(id)).collect::<Result<_>>()?;
+            (name.clone(), Arc::new(containers::Repository { aws, name, in_use_with }))
         }
         "aws.vpc" => {
             let name = params.name()?;
@@ -149,5 +162,20 @@ impl<'a> Params<'a> {
 
     fn document(&self, file: &str) -> Result<Value> {
         policy_doc::parse_own(file, policies::document("aws", file)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn accounts_come_from_arns_at_any_depth() {
+        let defaults = json!({"execution_role_arn": {"default": "arn:aws:iam::111122223333:role/r"}, "cluster": {"default": "c"},
+            "network": {"default": {"subnets": ["arn:aws:ec2:us-east-1:444455556666:subnet/s"]}}});
+        assert_eq!(accounts_in(&defaults), BTreeSet::from(["111122223333".to_owned(), "444455556666".to_owned()]));
+        assert!(accounts_in(&json!({"cluster": "arn-like-name", "image": "arn:aws:s3:::bucket"})).is_empty());
     }
 }

@@ -14,10 +14,10 @@ use futures::future::{BoxFuture, join_all};
 use serde_json::{Value, json};
 
 use super::cidr::{Cidr, free_private_16, free_subnets};
-use super::context::AwsContext;
-use super::errors::{aws_error, code};
+use super::context::{AwsContext, NOT_OURS, owned};
+use super::errors::{accept, aws_error};
 use super::once::create_once;
-use crate::engine::{Action, Attrs, Inputs, Node, Observation, Upstream};
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 
 /// The prefix length of each public subnet: four fit in the /16.
@@ -29,9 +29,17 @@ pub struct NetworkFacts {
     /// The default VPC, if the account has one.
     default: Option<DefaultVpc>,
     /// The VPC tagged `Name=<vpc name>`, if any: pushpool's from an earlier run.
-    named: Option<(String, Cidr)>,
+    named: Option<NamedVpc>,
     /// Every CIDR block of every VPC in the region.
     taken: Vec<Cidr>,
+}
+
+#[derive(Debug, Clone)]
+struct NamedVpc {
+    id: String,
+    cidr: Cidr,
+    /// Whether it carries pushpool's ownership tag.
+    owned: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +84,10 @@ impl AwsContext {
         let named = vpcs
             .iter()
             .find(|v| v.tags().iter().any(|t| t.key() == Some("Name") && t.value() == Some(name)))
-            .and_then(|v| Some((v.vpc_id()?.to_owned(), v.cidr_block()?.parse().ok()?)));
+            .and_then(|v| {
+                let owned = owned(v.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
+                Some(NamedVpc { id: v.vpc_id()?.to_owned(), cidr: v.cidr_block()?.parse().ok()?, owned })
+            });
         let default = match vpcs.iter().find(|v| v.is_default() == Some(true)).and_then(|v| v.vpc_id()) {
             Some(id) => Some(self.read_default_vpc(id).await?),
             None => None,
@@ -119,16 +130,28 @@ fn done_already<E, R>(
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if matches!(code(&e).as_deref(), Some("Resource.AlreadyAssociated" | "RouteAlreadyExists")) => Ok(()),
-        Err(e) => Err(aws_error(what, action, e)),
-    }
+    accept(result, &["Resource.AlreadyAssociated", "RouteAlreadyExists"], what, action)
 }
 
 /// True when the VPC node chose the account's default VPC.
 fn is_default(vpc: &Observation) -> bool {
     vpc.attrs.value("default").and_then(Value::as_bool) == Some(true)
+}
+
+/// The teardown of what lives in a VPC (gateway, subnets, route table) follows the VPC's:
+/// the VPC's id when it is deleted, else the observation to report.
+fn follow_vpc(vpc: &Observation, what: &str) -> std::result::Result<String, Observation> {
+    match (vpc.action, vpc.attrs.str("id")) {
+        (Action::Delete, Some(id)) => Ok(id.to_owned()),
+        (Action::Gone, _) | (_, None) => Err(Observation::gone("its VPC does not exist")),
+        _ if is_default(vpc) => Err(Observation::keep(format!("{what} of the account's default VPC, which stays"), Attrs::new())),
+        _ => Err(Observation::keep(format!("its VPC stays ({})", vpc.reason), Attrs::new())),
+    }
+}
+
+/// Tags of an EC2 resource as (key, value) pairs.
+fn tag_pairs(tags: &[aws_sdk_ec2::types::Tag]) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
 }
 
 /// `aws.vpc`: the network of the flow runs.
@@ -157,7 +180,7 @@ impl Node for Vpc {
                 let reason = format!("default VPC {} routes 0.0.0.0/0 to {}", default.id, default.gateway.as_deref().unwrap_or("?"));
                 return Ok(Observation::reuse(reason, attrs));
             }
-            if let Some((id, cidr)) = &facts.named {
+            if let Some(NamedVpc { id, cidr, .. }) = &facts.named {
                 let attrs = Attrs::new().with("id", id.as_str()).with("default", false).with("cidr", cidr.to_string());
                 return Ok(Observation::reuse("exists", attrs));
             }
@@ -189,6 +212,37 @@ impl Node for Vpc {
             };
             let id = create_once(&what, "ec2:CreateVpc", create, lookup).await?;
             Ok(Attrs::new().with("id", id))
+        }
+        .boxed()
+    }
+
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let facts = self.aws.network(&self.name).await?;
+            if let Some(NamedVpc { id, owned, .. }) = &facts.named {
+                let attrs = Attrs::new().with("id", id.as_str()).with("default", false);
+                return Ok(if !owned {
+                    Observation::keep(NOT_OURS, attrs)
+                } else if let Some(used) = teardown.in_use([id.as_str()]) {
+                    Observation::keep(used, attrs)
+                } else {
+                    Observation::delete(format!("{id}, created by pushpool, used by no other pool"), attrs)
+                });
+            }
+            // The default VPC is listed only where provisioning would have used it.
+            Ok(match facts.default.as_ref().filter(|d| d.gateway.is_some() && !d.subnets.is_empty()) {
+                Some(default) => Observation::keep(format!("the account's default VPC {}: {NOT_OURS}", default.id), Attrs::new().with("id", default.id.as_str()).with("default", true)),
+                None => Observation::gone("does not exist"),
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let id = observed.attrs.require_str(&self.name, "id")?;
+            let deleted = self.aws.ec2.delete_vpc().vpc_id(id).send().await;
+            accept(deleted, &["InvalidVpcID.NotFound"], &format!("VPC {}", self.name), "ec2:DeleteVpc")
         }
         .boxed()
     }
@@ -268,6 +322,48 @@ impl Node for InternetGateway {
             let attached = ec2.attach_internet_gateway().internet_gateway_id(&id).vpc_id(vpc_id).send().await;
             done_already(attached, &what, "ec2:AttachInternetGateway")?;
             Ok(Attrs::new().with("id", id))
+        }
+        .boxed()
+    }
+
+    fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, _: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let what = format!("internet gateway {}", self.name);
+            let vpc = upstream.get(&self.vpc).await?;
+            let request = self.aws.ec2.describe_internet_gateways();
+            // A gateway left detached by an interrupted run is found by its name.
+            let request = match follow_vpc(&vpc, "the gateway") {
+                Ok(vpc_id) => request.filters(filter("attachment.vpc-id", &vpc_id)),
+                Err(observed) if observed.action == Action::Gone => request.filters(filter("tag:Name", &self.name)),
+                Err(observed) => return Ok(observed),
+            };
+            let out = request.send().await.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
+            let Some(gateway) = out.internet_gateways().first() else { return Ok(Observation::gone("does not exist")) };
+            let id = gateway.internet_gateway_id().unwrap_or_default();
+            let attached: Vec<&str> = gateway.attachments().iter().filter_map(|a| a.vpc_id()).collect();
+            let attrs = Attrs::new().with("id", id).with("attached_to", attached.clone());
+            Ok(if !owned(tag_pairs(gateway.tags())) {
+                Observation::keep(format!("{id}: {NOT_OURS}"), attrs)
+            } else if vpc.action != Action::Delete && !attached.is_empty() {
+                Observation::keep(format!("{id} is attached to {}", attached.join(", ")), attrs)
+            } else {
+                Observation::delete(format!("{id}, created by pushpool"), attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let what = format!("internet gateway {}", self.name);
+            let id = observed.attrs.require_str(&self.name, "id")?;
+            let attached: Vec<String> = serde_json::from_value(observed.attrs.value("attached_to").cloned().unwrap_or_default()).unwrap_or_default();
+            const GONE: &[&str] = &["InvalidInternetGatewayID.NotFound", "Gateway.NotAttached"];
+            for vpc_id in &attached {
+                let detached = self.aws.ec2.detach_internet_gateway().internet_gateway_id(id).vpc_id(vpc_id).send().await;
+                accept(detached, GONE, &what, "ec2:DetachInternetGateway")?;
+            }
+            accept(self.aws.ec2.delete_internet_gateway().internet_gateway_id(id).send().await, GONE, &what, "ec2:DeleteInternetGateway")
         }
         .boxed()
     }
@@ -382,6 +478,41 @@ impl Node for Subnets {
             all.sort_by(|a, b| a["zone"].as_str().cmp(&b["zone"].as_str()));
             let ids: Vec<Value> = all.iter().map(|s| s["id"].clone()).collect();
             Ok(Attrs::new().with("ids", ids).with("present", all).with("planned", Vec::<Value>::new()))
+        }
+        .boxed()
+    }
+
+    fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, _: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let vpc_id = match follow_vpc(&*upstream.get(&self.vpc).await?, "the default subnets") {
+                Ok(vpc_id) => vpc_id,
+                Err(observed) => return Ok(observed),
+            };
+            let out = self.aws.ec2.describe_subnets().filters(filter("vpc-id", &vpc_id)).send().await;
+            let out = out.map_err(|e| aws_error(&format!("subnets {}", self.name), "ec2:DescribeSubnets", e))?;
+            let (ours, others): (Vec<_>, Vec<_>) = out.subnets().iter().partition(|s| owned(tag_pairs(s.tags())));
+            let ids: Vec<&str> = ours.iter().filter_map(|s| s.subnet_id()).collect();
+            let attrs = Attrs::new().with("ids", ids.clone());
+            Ok(match (ids.is_empty(), others.is_empty()) {
+                (true, true) => Observation::gone("none in the VPC"),
+                (_, true) => Observation::delete(ids.join(", "), attrs),
+                (_, false) => {
+                    let others: Vec<&str> = others.iter().filter_map(|s| s.subnet_id()).collect();
+                    Observation::keep(format!("{} in the VPC: {NOT_OURS}; delete them, then run again", others.join(", ")), attrs)
+                }
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let ids: Vec<String> = serde_json::from_value(observed.attrs.value("ids").cloned().unwrap_or_default()).unwrap_or_default();
+            let delete = ids.iter().map(|id| async move {
+                let deleted = self.aws.ec2.delete_subnet().subnet_id(id).send().await;
+                accept(deleted, &["InvalidSubnetID.NotFound"], &format!("subnet {id}"), "ec2:DeleteSubnet")
+            });
+            join_all(delete).await.into_iter().collect()
         }
         .boxed()
     }
@@ -503,6 +634,42 @@ impl Node for RouteTable {
         }
         .boxed()
     }
+
+    fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, _: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let vpc_id = match follow_vpc(&*upstream.get(&self.vpc).await?, "the main route table") {
+                Ok(vpc_id) => vpc_id,
+                Err(observed) => return Ok(observed),
+            };
+            let Some(table) = self.find(&vpc_id).await? else { return Ok(Observation::gone("does not exist")) };
+            let id = table.route_table_id().unwrap_or_default();
+            let associations: Vec<&str> =
+                table.associations().iter().filter(|a| a.main() != Some(true)).filter_map(|a| a.route_table_association_id()).collect();
+            let attrs = Attrs::new().with("id", id).with("associations", associations);
+            Ok(if owned(tag_pairs(table.tags())) {
+                Observation::delete(format!("{id}, created by pushpool"), attrs)
+            } else {
+                Observation::keep(format!("{id}: {NOT_OURS}"), attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let what = self.what();
+            let id = observed.attrs.require_str(&self.name, "id")?;
+            let associations: Vec<String> = serde_json::from_value(observed.attrs.value("associations").cloned().unwrap_or_default()).unwrap_or_default();
+            let what = &what;
+            let disassociate = associations.iter().map(|association| async move {
+                let done = self.aws.ec2.disassociate_route_table().association_id(association).send().await;
+                accept(done, &["InvalidAssociationID.NotFound"], what, "ec2:DisassociateRouteTable")
+            });
+            join_all(disassociate).await.into_iter().collect::<Result<Vec<_>>>()?;
+            accept(self.aws.ec2.delete_route_table().route_table_id(id).send().await, &["InvalidRouteTableID.NotFound"], what, "ec2:DeleteRouteTable")
+        }
+        .boxed()
+    }
 }
 
 /// `aws.security_group`: the tasks' group; no inbound rules, AWS's default egress.
@@ -567,6 +734,44 @@ impl Node for SecurityGroup {
             };
             let id = create_once(&what, "ec2:CreateSecurityGroup", create, lookup).await?;
             Ok(Attrs::new().with("id", id))
+        }
+        .boxed()
+    }
+
+    fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let vpc = upstream.get(&self.vpc).await?;
+            let Some(vpc_id) = vpc.attrs.str("id").filter(|_| vpc.action != Action::Gone) else {
+                return Ok(Observation::gone("its VPC does not exist"));
+            };
+            let out = self
+                .aws
+                .ec2
+                .describe_security_groups()
+                .filters(filter("vpc-id", vpc_id))
+                .filters(filter("group-name", &self.name))
+                .send()
+                .await
+                .map_err(|e| aws_error(&format!("security group {}", self.name), "ec2:DescribeSecurityGroups", e))?;
+            let Some(group) = out.security_groups().first() else { return Ok(Observation::gone(format!("none in {vpc_id}"))) };
+            let id = group.group_id().unwrap_or_default();
+            let attrs = Attrs::new().with("id", id);
+            Ok(if !owned(tag_pairs(group.tags())) {
+                Observation::keep(format!("{id}: {NOT_OURS}"), attrs)
+            } else if let Some(used) = teardown.in_use([id]) {
+                Observation::keep(used, attrs)
+            } else {
+                Observation::delete(format!("{id}, created by pushpool, used by no other pool"), attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let id = observed.attrs.require_str(&self.name, "id")?;
+            let deleted = self.aws.ec2.delete_security_group().group_id(id).send().await;
+            accept(deleted, &["InvalidGroup.NotFound"], &format!("security group {}", self.name), "ec2:DeleteSecurityGroup")
         }
         .boxed()
     }

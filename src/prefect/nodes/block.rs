@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use crate::engine::reference::{Resolved, Secrets, resolve};
-use crate::engine::{Attrs, Inputs, Node, Observation, Upstream};
+use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 
@@ -91,6 +91,24 @@ impl Node for Block {
             Ok(self.attrs(&id, type_id, schema_id))
         }
         .boxed()
+    }
+
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let Some(document) = self.prefect.block_document(&self.slug, &self.name).await? else {
+                return Ok(Observation::gone("does not exist"));
+            };
+            let attrs = Attrs::new().with("id", document.id.as_str());
+            Ok(match teardown.in_use([document.id.as_str()]) {
+                Some(used) => Observation::keep(used, attrs),
+                None => Observation::delete("no other pool uses it", attrs),
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move { self.prefect.client.delete_block_document(observed.attrs.require_str(&self.name, "id")?).await }.boxed()
     }
 }
 

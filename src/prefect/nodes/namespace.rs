@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use crate::engine::reference::{Resolved, Secrets, resolve};
-use crate::engine::{Attrs, Inputs, Node, Observation, Upstream};
+use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::profile::{BUILD_NAMESPACE_KEY, build_namespace, set_build_namespace};
@@ -65,5 +65,24 @@ impl Node for DockerNamespace {
             Ok(Attrs::new().with("namespace", wanted))
         }
         .boxed()
+    }
+
+    /// The namespace is the account's registry host, which outlives any one repository and
+    /// may serve other pools: a teardown reports it and leaves the profile as it is.
+    fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, _: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let registry = self.wanted(&upstream.attrs_for(&self.registry).await?)?;
+            Ok(match build_namespace(&self.prefect.settings.profile)? {
+                Some(current) if current == registry => {
+                    Observation::keep(format!("{BUILD_NAMESPACE_KEY} stays: the registry outlives the repository"), Attrs::new())
+                }
+                _ => Observation::gone(format!("{BUILD_NAMESPACE_KEY} does not name this registry")),
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, _: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move { Err(Error::usage("Docker build namespace", "a teardown never changes the profile")) }.boxed()
     }
 }

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
 use crate::engine::reference::{Resolved, Secrets, resolve};
-use crate::engine::{Attrs, Inputs, Node, Observation, Upstream};
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::provision::{PoolMode, PoolRequest};
@@ -50,6 +50,25 @@ impl WorkPoolNode {
         Ok(template)
     }
 
+    /// The pool's template with the job variable defaults pushpool fills put back to the
+    /// worker type's defaults, for a pool kept by a teardown: its defaults must not name
+    /// resources that are gone.
+    async fn reset_template(&self, current: &Value) -> Result<Value> {
+        let defaults = self.prefect.default_template(&self.template_type).await?;
+        let mut template = current.clone();
+        let Some(properties) = template.pointer_mut("/variables/properties").and_then(Value::as_object_mut) else {
+            return Ok(template);
+        };
+        for name in self.job_variables.as_object().into_iter().flatten().map(|(name, _)| name) {
+            let Some(property) = properties.get_mut(name).and_then(Value::as_object_mut) else { continue };
+            match defaults.pointer(&format!("/variables/properties/{name}/default")) {
+                Some(default) => property.insert("default".into(), default.clone()),
+                None => property.remove("default"),
+            };
+        }
+        Ok(template)
+    }
+
     /// The base template to fill: the pool's own when it has one and is kept, else the
     /// worker type's default.
     async fn base(&self, existing: Option<&Value>) -> Result<Value> {
@@ -76,7 +95,7 @@ impl Node for WorkPoolNode {
             let Some(pool) = existing else {
                 return match self.request.mode {
                     PoolMode::Create { .. } | PoolMode::Ensure => Ok(Observation::create("missing", attrs)),
-                    PoolMode::ProvisionInfra => Err(Error::usage(self.what(), "does not exist").fix(format!(
+                    PoolMode::ProvisionInfra | PoolMode::Deprovision => Err(Error::usage(self.what(), "does not exist").fix(format!(
                         "create it with `pushpool work-pool create {} --type {} --provision-infra`",
                         self.request.name, self.request.pool_type
                     ))),
@@ -115,10 +134,40 @@ impl Node for WorkPoolNode {
             let template = self.template(&base, &values)?;
             let client = &self.prefect.client;
             match observed.action {
-                crate::engine::Action::Create => client.create_work_pool(&self.request.name, &self.request.pool_type, &template).await?,
+                Action::Create => client.create_work_pool(&self.request.name, &self.request.pool_type, &template).await?,
                 _ => client.update_work_pool(&self.request.name, &template).await?,
             }
             Ok(Attrs::new().with("job_variables", Value::Object(values)))
+        }
+        .boxed()
+    }
+
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let Some(pool) = self.prefect.work_pool(&self.request.name).await? else { return Ok(Observation::gone("does not exist")) };
+            let attrs = Attrs::new().with("name", self.request.name.as_str());
+            if !teardown.keep_pool {
+                return Ok(Observation::delete("the pool itself (--keep-pool keeps it)", attrs));
+            }
+            Ok(if self.reset_template(&pool.base_job_template).await? == pool.base_job_template {
+                Observation::keep("kept (--keep-pool); no job variable default names a resource", attrs)
+            } else {
+                let names: Vec<&String> = self.job_variables.as_object().into_iter().flatten().map(|(name, _)| name).collect();
+                let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                Observation::update(format!("kept (--keep-pool); reset the defaults of {}", names.join(", ")), attrs)
+            })
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let client = &self.prefect.client;
+            if observed.action == Action::Delete {
+                return client.delete_work_pool(&self.request.name).await;
+            }
+            let Some(pool) = client.work_pool(&self.request.name).await? else { return Ok(()) };
+            client.update_work_pool(&self.request.name, &self.reset_template(&pool.base_job_template).await?).await
         }
         .boxed()
     }

@@ -1,0 +1,109 @@
+//! `work-pool deprovision`: plan and carry out the teardown of a pool and of what pushpool
+//! built for it, keeping whatever another pool or block still names.
+
+use super::{Outcome, PoolMode, RunOptions, Session, Target, confirm, show};
+use serde_json::Value;
+
+use crate::blueprint::Blueprint;
+use crate::clouds::aws;
+use crate::engine::{Action, Plan, Teardown};
+use crate::error::{Error, Result};
+use crate::prefect::context::PrefectContext;
+use crate::ui::Console;
+
+/// What `work-pool deprovision` is asked besides the pool.
+#[derive(Debug, Clone)]
+pub struct TeardownOptions {
+    /// Dry run, confirmation and output, as for provisioning (`out` is not offered).
+    pub run: RunOptions,
+    /// Keep the work pool; reset the job variable defaults that name deleted resources.
+    pub keep_pool: bool,
+    /// Delete an image repository that still holds images.
+    pub force: bool,
+}
+
+/// Plans the teardown of `target`'s pool, shows it, and unless it is a dry run, confirms and
+/// carries it out in reverse dependency order.
+pub async fn deprovision(target: Target, options: &TeardownOptions, console: &Console) -> Result<Outcome> {
+    let run = &options.run;
+    if run.output != crate::ui::Format::Text && !run.dry_run {
+        return Err(Error::usage(format!("--output {}", run.output.as_str()), "prints a teardown plan for review, not its progress")
+            .fix("add --dry-run, or leave --output out"));
+    }
+    debug_assert_eq!(target.request.mode, PoolMode::Deprovision);
+    let session = Session::open(vec![target], true).await?;
+    let teardown = references(&session, Teardown::new(options.force, options.keep_pool)).await?;
+    let plan = session.plan_teardown(&teardown).await?;
+    show(&session, &plan, run, console)?;
+    if plan.is_empty() {
+        return Ok(Outcome::NoChanges);
+    }
+    if run.dry_run {
+        return Ok(Outcome::Planned);
+    }
+    confirm(run.yes, "Delete the resources marked 'delete'?", console)?;
+    session.apply(&plan, console).await?;
+    Ok(Outcome::Applied)
+}
+
+/// The type of pool `name` for a teardown: the pool's own; once the pool is gone, `asked`
+/// (--type) or the only type pushpool builds infrastructure for, so that a re-run still
+/// finds what is left.
+pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str) -> Result<String> {
+    if let Some(pool) = prefect.work_pool(name).await? {
+        if !asked.is_empty() && asked != pool.pool_type {
+            return Err(Error::usage(format!("work pool '{name}'"), format!("has type '{}', not '{asked}'", pool.pool_type))
+                .fix("leave --type out: the pool's own type is used"));
+        }
+        return Ok(pool.pool_type);
+    }
+    if !asked.is_empty() {
+        return Ok(asked.to_owned());
+    }
+    match Blueprint::all()?.as_slice() {
+        [only] => Ok(only.types[0].clone()),
+        _ => Err(Error::usage(format!("work pool '{name}'"), "does not exist, so the type of what was built for it is unknown")
+            .fix("pass the type it had: --type TYPE")),
+    }
+}
+
+/// Adds to `teardown` what every other pool's job variable defaults and every other block's
+/// data name: the resources a teardown of `session`'s pool must keep. A pool whose defaults
+/// name only other AWS accounts (by ARN) is left out: a cluster of the same name there is
+/// not ours. A pool that names no account counts, which errs on the side of keeping.
+async fn references(session: &Session, mut teardown: Teardown) -> Result<Teardown> {
+    let client = &session.prefect.client;
+    let (pools, blocks) = futures::join!(client.work_pools(), client.block_documents());
+    let ours: Vec<&str> = session.pools.iter().map(|p| p.request.name.as_str()).collect();
+    let our_accounts: Vec<&str> = session.pools.iter().filter_map(|p| p.aws.as_ref()).map(|aws| aws.account_id.as_str()).collect();
+    let our_blocks: Vec<&str> =
+        session.graph.entries().iter().filter(|e| e.info.kind == "prefect.block").map(|e| e.info.name.as_str()).collect();
+    for pool in pools?.iter().filter(|p| !ours.contains(&p.name.as_str())) {
+        let defaults: serde_json::Map<String, Value> = pool
+            .base_job_template
+            .pointer("/variables/properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, property)| Some((name.clone(), property.get("default")?.clone())))
+            .collect();
+        let defaults = Value::Object(defaults);
+        let accounts = aws::accounts_in(&defaults);
+        if accounts.is_empty() || accounts.iter().any(|a| our_accounts.contains(&a.as_str())) {
+            teardown.add_references(&format!("pool '{}'", pool.name), &defaults);
+        }
+    }
+    for block in blocks?.iter().filter(|b| !our_blocks.contains(&b.name.as_str())) {
+        teardown.add_references(&format!("block '{}'", block.name), &block.data);
+    }
+    Ok(teardown)
+}
+
+/// What a teardown with nothing to delete says, with what stays and why.
+pub(super) fn nothing_left(pools: &str, plan: &Plan) -> String {
+    let mut text = format!("Nothing to delete: nothing pushpool built for work pool {pools} is left.");
+    for kept in plan.changes.iter().filter(|c| c.observed.action == Action::Keep) {
+        text.push_str(&format!("\n  kept {} {}: {}", kept.info.label, kept.info.name, kept.observed.reason));
+    }
+    text
+}
