@@ -208,8 +208,8 @@ async fn plan_policy_can_plan_and_cannot_write() {
     assert!(world.work_pool().await.is_none());
 }
 
-/// Every AWS action a fresh apply and a plan make, as the proxy saw them, is granted by the
-/// operator policy for it, and the plan policy grants reads only.
+/// Every AWS action a fresh apply, a plan and a teardown make, as the proxy saw them, is
+/// granted by the operator policy for it, and the plan policy grants reads only.
 #[tokio::test]
 async fn operator_policies_grant_every_action_pushpool_calls() {
     let apply_policy = policy_actions("operator-apply.json");
@@ -238,6 +238,25 @@ async fn operator_policies_grant_every_action_pushpool_calls() {
         assert!(apply_policy.contains(action), "operator-apply.json lacks {action}");
     }
     assert!(apply_calls.iter().any(|a| a == "iam:CreateRole") && plan_calls.iter().any(|a| a == "ec2:DescribeVpcs"));
+
+    // A teardown's plan needs the plan policy only; the teardown itself its own policy.
+    let teardown_policy = policy_actions("operator-teardown.json");
+    let mark = world.aws.mark().await;
+    world.run(&["work-pool", "deprovision", &world.pool, "--dry-run"]).ok();
+    let planned = world.aws.mark().await;
+    world.run(&["work-pool", "deprovision", &world.pool, "--yes"]).ok();
+    let all = world.aws.calls().await;
+    for action in called(all[mark..planned].to_vec()) {
+        assert!(plan_policy.contains(&action), "operator-plan.json lacks {action}, which a teardown plan calls");
+    }
+    let teardown_calls = called(all[planned..].to_vec());
+    for action in &teardown_calls {
+        assert!(teardown_policy.contains(action), "operator-teardown.json lacks {action}");
+    }
+    assert!(teardown_calls.iter().any(|a| a == "ec2:DeleteVpc") && teardown_calls.iter().any(|a| a == "iam:DeleteRole"));
+    for action in &teardown_policy {
+        assert!(!action.contains(":Create") && !action.contains(":Put") && !action.contains(":Attach"), "{action} does not belong to a teardown");
+    }
 }
 
 #[tokio::test]
