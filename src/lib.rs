@@ -1,12 +1,13 @@
 //! pushpool: gets a Prefect push work pool ready to run flows.
 //!
 //! A pool type's resources are a [`blueprint`] (data in `plans/`); the [`engine`] observes
-//! them all at once, diffs them into a plan of create / update / reuse changes, and applies
-//! the plan concurrently. [`clouds`] holds each cloud's node kinds, [`prefect`] the Prefect
+//! them all at once, diffs them into a plan of create / update / reuse changes (or, for a
+//! teardown, delete / keep), and applies the plan concurrently. [`clouds`] holds each cloud's node kinds, [`prefect`] the Prefect
 //! side, [`provision`] the whole run, [`ui`] the console and [`cli`] the command line.
 
 pub mod blueprint;
 pub mod cli;
+pub mod clock;
 pub mod clouds;
 pub mod docker;
 pub mod document;

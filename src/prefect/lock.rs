@@ -3,19 +3,16 @@
 //! workspace sees), and a generation counter beside it that each apply bumps, so that a run
 //! whose plan was overtaken by another run's apply refuses instead of creating twice.
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
 use super::client::PrefectClient;
+use crate::clock::unix_seconds;
 use crate::error::{Error, Result};
 
 /// A lock older than this is taken over: its run cannot still be applying.
 const STALE_AFTER_SECONDS: i64 = 3600;
 
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
 
 fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
@@ -49,7 +46,7 @@ impl ApplyLock {
         sorted.sort();
         for key in sorted {
             let name = variable("lock", &key);
-            let holder = json!({"host": host(), "pid": std::process::id(), "since": now()});
+            let holder = json!({"host": host(), "pid": std::process::id(), "since": unix_seconds()});
             if client.create_variable(&name, &holder).await? {
                 held.keys.push(key);
                 continue;
@@ -64,7 +61,7 @@ impl ApplyLock {
                 }
             }
             held.release().await;
-            let since = current["since"].as_i64().map(|s| format!("{} s ago", (now() - s).max(0))).unwrap_or_else(|| "recently".into());
+            let since = current["since"].as_i64().map(|s| format!("{} s ago", (unix_seconds() - s).max(0))).unwrap_or_else(|| "recently".into());
             return Err(Error::usage(
                 format!("apply lock for {key}"),
                 format!("another pushpool run (pid {} on {}, started {since}) is applying to it; nothing was changed", current["pid"], current["host"]),
@@ -100,7 +97,7 @@ impl ApplyLock {
 /// True when the lock's run cannot be applying any more: its process is gone from this
 /// host, or it is older than an hour.
 fn is_stale(holder: &Value) -> bool {
-    let old = holder["since"].as_i64().is_none_or(|since| now() - since > STALE_AFTER_SECONDS);
+    let old = holder["since"].as_i64().is_none_or(|since| unix_seconds() - since > STALE_AFTER_SECONDS);
     let gone_here = holder["host"].as_str() == Some(host().as_str())
         && holder["pid"].as_u64().is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
     old || gone_here
@@ -118,13 +115,13 @@ mod tests {
 
     #[test]
     fn a_lock_is_stale_when_its_process_is_gone_or_it_is_old() {
-        let alive = json!({"host": host(), "pid": std::process::id(), "since": now()});
+        let alive = json!({"host": host(), "pid": std::process::id(), "since": unix_seconds()});
         assert!(!is_stale(&alive));
-        let gone = json!({"host": host(), "pid": u32::MAX, "since": now()});
+        let gone = json!({"host": host(), "pid": u32::MAX, "since": unix_seconds()});
         assert!(is_stale(&gone));
-        let elsewhere = json!({"host": "another-machine", "pid": u32::MAX, "since": now()});
+        let elsewhere = json!({"host": "another-machine", "pid": u32::MAX, "since": unix_seconds()});
         assert!(!is_stale(&elsewhere), "a process on another machine cannot be checked");
-        let old = json!({"host": "another-machine", "pid": 1, "since": now() - 7200});
+        let old = json!({"host": "another-machine", "pid": 1, "since": unix_seconds() - 7200});
         assert!(is_stale(&old));
     }
 }

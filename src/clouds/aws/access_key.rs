@@ -13,7 +13,6 @@
 //! never deletes any other key.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_iam::types::{AccessKeyMetadata, StatusType, Tag};
 use futures::FutureExt;
@@ -27,6 +26,7 @@ use super::once::{Outcome, outcome};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
+use crate::clock::unix_seconds;
 use crate::retry::{ATTEMPTS, backoff};
 use crate::secret::Secret;
 
@@ -36,9 +36,6 @@ const KEYS_PER_USER: usize = 2;
 /// Keys created this long before the mark still count as the interrupted run's (clock skew).
 const SKEW_SECONDS: i64 = 60;
 
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
 
 /// The access key of `user` held by the block `block_slug`/`block_name`.
 pub struct AccessKey {
@@ -134,7 +131,7 @@ impl AccessKey {
         let listed: Vec<String> = keys
             .iter()
             .map(|k| {
-                let age = k.create_date().map(|d| (now() - d.secs()).max(0) / 86_400);
+                let age = k.create_date().map(|d| (unix_seconds() - d.secs()).max(0) / 86_400);
                 let status = k.status().map(StatusType::as_str).unwrap_or("unknown");
                 format!("{} ({status}, {} days old)", k.access_key_id().unwrap_or("?"), age.map_or("?".into(), |a| a.to_string()))
             })
@@ -208,7 +205,7 @@ impl Node for AccessKey {
                 self.unmark().await?;
                 return Ok(Attrs::new().with("orphans", Vec::<String>::new()).with("pending", false));
             }
-            let since = now();
+            let since = unix_seconds();
             self.mark(since).await?;
             let (id, secret) = self.mint(since).await?;
             let mut attrs = Attrs::new().with("id", id).with("orphans", Vec::<String>::new()).with("pending", true);

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::context::{AwsContext, NOT_OURS, owned};
+use super::context::{AwsContext, decide, owned};
 use super::errors::{accept, aws_error, code};
 use super::once::create_once;
-use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::Result;
 
 /// `aws.ecs_cluster`: the cluster the flow runs start in.
@@ -19,6 +19,22 @@ pub struct Cluster {
     pub name: String,
 }
 
+impl Cluster {
+    /// The cluster with its tags, in whatever status, if ECS knows it.
+    async fn describe(&self) -> Result<Option<aws_sdk_ecs::types::Cluster>> {
+        let out = self
+            .aws
+            .ecs
+            .describe_clusters()
+            .clusters(&self.name)
+            .include(aws_sdk_ecs::types::ClusterField::Tags)
+            .send()
+            .await
+            .map_err(|e| aws_error(&format!("ECS cluster {}", self.name), "ecs:DescribeClusters", e))?;
+        Ok(out.clusters().iter().find(|c| c.cluster_name() == Some(self.name.as_str())).cloned())
+    }
+}
+
 impl Node for Cluster {
     fn label(&self) -> &'static str {
         "ECS cluster"
@@ -26,16 +42,8 @@ impl Node for Cluster {
 
     fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let out = self
-                .aws
-                .ecs
-                .describe_clusters()
-                .clusters(&self.name)
-                .send()
-                .await
-                .map_err(|e| aws_error(&format!("ECS cluster {}", self.name), "ecs:DescribeClusters", e))?;
             let attrs = Attrs::new().with("name", self.name.as_str());
-            Ok(match out.clusters().iter().find(|c| c.cluster_name() == Some(self.name.as_str())) {
+            Ok(match self.describe().await? {
                 Some(c) if c.status() == Some("ACTIVE") => {
                     Observation::reuse("active", attrs.with("arn", c.cluster_arn().unwrap_or_default()))
                 }
@@ -65,28 +73,17 @@ impl Node for Cluster {
 
     fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let out = self
-                .aws
-                .ecs
-                .describe_clusters()
-                .clusters(&self.name)
-                .include(aws_sdk_ecs::types::ClusterField::Tags)
-                .send()
-                .await
-                .map_err(|e| aws_error(&format!("ECS cluster {}", self.name), "ecs:DescribeClusters", e))?;
-            let cluster = out.clusters().iter().find(|c| c.cluster_name() == Some(self.name.as_str()) && c.status() == Some("ACTIVE"));
-            let Some(cluster) = cluster else { return Ok(Observation::gone("does not exist")) };
+            let Some(cluster) = self.describe().await?.filter(|c| c.status() == Some("ACTIVE")) else {
+                return Ok(Observation::gone("does not exist"));
+            };
             let arn = cluster.cluster_arn().unwrap_or_default();
-            let attrs = Attrs::new().with("arn", arn);
+            let owned = owned(cluster.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
+            let decided = decide(owned, teardown.in_use([self.name.as_str(), arn]), Attrs::new().with("arn", arn), "created by pushpool, used by no other pool, runs nothing");
             let busy = (cluster.running_tasks_count() + cluster.pending_tasks_count(), cluster.active_services_count());
-            Ok(if !owned(cluster.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)))) {
-                Observation::keep(NOT_OURS, attrs)
-            } else if let Some(used) = teardown.in_use([self.name.as_str(), arn]) {
-                Observation::keep(used, attrs)
-            } else if busy != (0, 0) {
-                Observation::keep(format!("runs {} task(s) and {} service(s); stop them, then run again", busy.0, busy.1), attrs)
-            } else {
-                Observation::delete("created by pushpool, used by no other pool, runs nothing", attrs)
+            Ok(match busy {
+                (0, 0) => decided,
+                _ if decided.action != Action::Delete => decided,
+                (tasks, services) => Observation::keep(format!("runs {tasks} task(s) and {services} service(s); stop them, then run again"), decided.attrs),
             })
         }
         .boxed()
@@ -194,19 +191,21 @@ impl Node for Repository {
                 .with("registry", self.aws.registry())
                 .with("images", images);
             let sharing = teardown.holders(self.in_use_with.iter().map(String::as_str));
-            Ok(if !owned(tags.tags().iter().map(|t| (t.key(), t.value()))) {
-                Observation::keep(NOT_OURS, attrs)
-            } else if let Some(used) = teardown.in_use([self.name.as_str(), repository.repository_uri().unwrap_or_default()]) {
-                Observation::keep(used, attrs)
-            } else if !sharing.is_empty() {
+            let owned = owned(tags.tags().iter().map(|t| (t.key(), t.value())));
+            let in_use = teardown.in_use([self.name.as_str(), repository.repository_uri().unwrap_or_default()]);
+            let decided = decide(owned, in_use, attrs, "created by pushpool, empty, used by no other pool");
+            if decided.action != Action::Delete {
+                return Ok(decided);
+            }
+            Ok(if !sharing.is_empty() {
                 let with = self.in_use_with.join(", ");
-                Observation::keep(format!("{} use(s) {with} too, and push flow images here", sharing.join(", ")), attrs)
+                Observation::keep(format!("{} use(s) {with} too, and push flow images here", sharing.join(", ")), decided.attrs)
             } else if images > 0 && !teardown.force {
-                Observation::keep(format!("holds {images} image(s); --force deletes them with it"), attrs)
+                Observation::keep(format!("holds {images} image(s); --force deletes them with it"), decided.attrs)
             } else if images > 0 {
-                Observation::delete(format!("created by pushpool; its {images} image(s) go too (--force)"), attrs.with("force", true))
+                Observation::delete(format!("created by pushpool; its {images} image(s) go too (--force)"), decided.attrs.with("force", true))
             } else {
-                Observation::delete("created by pushpool, empty, used by no other pool", attrs)
+                decided
             })
         }
         .boxed()

@@ -11,7 +11,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
 
 use super::errors::aws_error;
 use super::network::NetworkFacts;
-use crate::engine::Attrs;
+use crate::engine::{Attrs, Observation};
 use crate::engine::memo::Memo;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -28,6 +28,17 @@ pub const NOT_OURS: &str = "not created by pushpool (no managed-by=pushpool tag)
 /// deletes.
 pub fn owned<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
     tags.into_iter().any(|tag| tag == MANAGED_BY)
+}
+
+/// The teardown decision every AWS kind starts from: keep what lacks the [`MANAGED_BY`] tag,
+/// keep what something else still names (`in_use`, from
+/// [`Teardown::in_use`](crate::engine::Teardown::in_use)), delete the rest, saying `why`.
+pub fn decide(owned: bool, in_use: Option<String>, attrs: Attrs, why: impl Into<String>) -> Observation {
+    match (owned, in_use) {
+        (false, _) => Observation::keep(NOT_OURS, attrs),
+        (true, Some(used)) => Observation::keep(used, attrs),
+        (true, None) => Observation::delete(why, attrs),
+    }
 }
 
 /// The clients and facts of one AWS account and region.

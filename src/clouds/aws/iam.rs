@@ -6,7 +6,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::context::{AwsContext, NOT_OURS, owned};
+use super::context::{AwsContext, decide, owned};
 use super::errors::{accept, aws_error, code};
 use super::once::create_once;
 use super::policy_doc::{describe_drift, parse_live, same, with_pass_role};
@@ -192,14 +192,9 @@ impl Node for Role {
                 Err(e) => return Err(aws_error(&self.what(), "iam:GetRole", e)),
             };
             let Some(role) = role else { return Ok(Observation::gone("does not exist")) };
-            let attrs = Attrs::new().with("arn", role.arn());
-            Ok(if !owned(role.tags().iter().map(|t| (t.key(), t.value()))) {
-                Observation::keep(NOT_OURS, attrs)
-            } else if let Some(used) = teardown.in_use([role.arn(), self.name.as_str()]) {
-                Observation::keep(used, attrs)
-            } else {
-                Observation::delete("created by pushpool, used by no other pool", attrs)
-            })
+            let owned = owned(role.tags().iter().map(|t| (t.key(), t.value())));
+            let in_use = teardown.in_use([role.arn(), self.name.as_str()]);
+            Ok(decide(owned, in_use, Attrs::new().with("arn", role.arn()), "created by pushpool, used by no other pool"))
         }
         .boxed()
     }
@@ -302,13 +297,9 @@ impl Node for User {
             let attrs = Attrs::new().with("arn", user.arn()).with("keys", keys.clone());
             // The user is in use while another block holds one of its keys.
             let identifiers = keys.iter().map(String::as_str).chain([user.arn(), self.name.as_str()]);
-            Ok(if !owned(user.tags().iter().map(|t| (t.key(), t.value()))) {
-                Observation::keep(NOT_OURS, attrs)
-            } else if let Some(used) = teardown.in_use(identifiers) {
-                Observation::keep(format!("{used}, which holds one of its access keys"), attrs)
-            } else {
-                Observation::delete("created by pushpool; no other block holds one of its keys", attrs)
-            })
+            let owned = owned(user.tags().iter().map(|t| (t.key(), t.value())));
+            let in_use = teardown.in_use(identifiers).map(|used| format!("{used}, which holds one of its access keys"));
+            Ok(decide(owned, in_use, attrs, "created by pushpool; no other block holds one of its keys"))
         }
         .boxed()
     }
@@ -546,22 +537,16 @@ impl Node for Policy {
                 Err(e) => return Err(aws_error(&what, "iam:GetPolicy", e)),
             };
             let Some(policy) = policy else { return Ok(Observation::gone("does not exist")) };
-            let attrs = Attrs::new().with("arn", arn.as_str());
-            if !owned(policy.tags().iter().map(|t| (t.key(), t.value()))) {
-                return Ok(Observation::keep(NOT_OURS, attrs));
-            }
-            if let Some(used) = teardown.in_use([arn.as_str()]) {
-                return Ok(Observation::keep(used, attrs));
+            let owned = owned(policy.tags().iter().map(|t| (t.key(), t.value())));
+            let decided = decide(owned, teardown.in_use([arn.as_str()]), Attrs::new().with("arn", arn.as_str()), "created by pushpool, attached to nothing else");
+            if decided.action != Action::Delete {
+                return Ok(decided);
             }
             if user?.action == Action::Keep {
-                return Ok(Observation::keep(format!("attached to IAM user {}, which stays", self.attach_to), attrs));
+                return Ok(Observation::keep(format!("attached to IAM user {}, which stays", self.attach_to), decided.attrs));
             }
             let others = self.attached_elsewhere(&arn).await?;
-            Ok(if others.is_empty() {
-                Observation::delete("created by pushpool, attached to nothing else", attrs)
-            } else {
-                Observation::keep(format!("also attached to {}", others.join(", ")), attrs)
-            })
+            Ok(if others.is_empty() { decided } else { Observation::keep(format!("also attached to {}", others.join(", ")), decided.attrs) })
         }
         .boxed()
     }

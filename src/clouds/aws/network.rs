@@ -14,7 +14,7 @@ use futures::future::{BoxFuture, join_all};
 use serde_json::{Value, json};
 
 use super::cidr::{Cidr, free_private_16, free_subnets};
-use super::context::{AwsContext, NOT_OURS, owned};
+use super::context::{AwsContext, NOT_OURS, decide, owned};
 use super::errors::{accept, aws_error};
 use super::once::create_once;
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
@@ -221,13 +221,7 @@ impl Node for Vpc {
             let facts = self.aws.network(&self.name).await?;
             if let Some(NamedVpc { id, owned, .. }) = &facts.named {
                 let attrs = Attrs::new().with("id", id.as_str()).with("default", false);
-                return Ok(if !owned {
-                    Observation::keep(NOT_OURS, attrs)
-                } else if let Some(used) = teardown.in_use([id.as_str()]) {
-                    Observation::keep(used, attrs)
-                } else {
-                    Observation::delete(format!("{id}, created by pushpool, used by no other pool"), attrs)
-                });
+                return Ok(decide(*owned, teardown.in_use([id.as_str()]), attrs, format!("{id}, created by pushpool, used by no other pool")));
             }
             // The default VPC is listed only where provisioning would have used it.
             Ok(match facts.default.as_ref().filter(|d| d.gateway.is_some() && !d.subnets.is_empty()) {
@@ -756,13 +750,7 @@ impl Node for SecurityGroup {
             let Some(group) = out.security_groups().first() else { return Ok(Observation::gone(format!("none in {vpc_id}"))) };
             let id = group.group_id().unwrap_or_default();
             let attrs = Attrs::new().with("id", id);
-            Ok(if !owned(tag_pairs(group.tags())) {
-                Observation::keep(format!("{id}: {NOT_OURS}"), attrs)
-            } else if let Some(used) = teardown.in_use([id]) {
-                Observation::keep(used, attrs)
-            } else {
-                Observation::delete(format!("{id}, created by pushpool, used by no other pool"), attrs)
-            })
+            Ok(decide(owned(tag_pairs(group.tags())), teardown.in_use([id]), attrs, format!("{id}, created by pushpool, used by no other pool")))
         }
         .boxed()
     }
