@@ -75,10 +75,15 @@ impl ApplyLock {
 
     /// Bumps the generation of every key held: another run's plan made before now is stale.
     pub async fn bump(&self, seen: &[i64]) -> Result<()> {
-        for (key, generation) in self.keys.iter().zip(seen) {
-            self.client.set_variable(&variable("generation", key), &json!(generation + 1)).await?;
-        }
-        Ok(())
+        let bumps = self.keys.iter().zip(seen).map(|(key, generation)| async move {
+            let (name, next) = (variable("generation", key), json!(generation + 1));
+            // Generation 0 is a variable that does not exist yet: create it in one call.
+            if *generation == 0 && self.client.create_variable(&name, &next).await? {
+                return Ok(());
+            }
+            self.client.set_variable(&name, &next).await
+        });
+        futures::future::try_join_all(bumps).await.map(drop)
     }
 
     /// The keys held, in the order of [`generations`].

@@ -214,27 +214,38 @@ impl Session {
             .fix("run again: pushpool plans against what exists now"));
         }
         let applied = engine::apply(&self.graph, plan, &console.progress(plan)).await;
-        if !applied.written.is_empty() {
-            // Whatever was written makes plans made before it stale, a failed apply's too.
-            lock.bump(&seen).await?;
-        }
+        // Whatever was written makes plans made before it stale, a failed apply's too.
+        let bump = async { if applied.written.is_empty() { Ok(()) } else { lock.bump(&seen).await } };
         if let Some((_, error)) = &applied.failure {
+            bump.await?;
             return Err(mid_apply_error(&self.graph, &applied, error));
         }
-        engine::settle(&self.graph, &applied).await.map_err(|error| {
+        // The last steps are independent of each other: they run at once.
+        let (bumped, settled, repositories) = futures::join!(bump, engine::settle(&self.graph, &applied), self.log_in(plan, &applied, console));
+        bumped?;
+        settled.map_err(|error| {
             let fix = error.fix.clone().map(|f| format!("{f}; then ")).unwrap_or_default();
             Error::remote(error.what, format!("{}\n  everything was applied; only this last step failed", error.cause))
                 .fix(format!("{fix}run the same command again: it finishes the step and changes nothing else"))
         })?;
-        if plan.goal == engine::Goal::Teardown {
-            console.torn_down(plan);
-            return Ok(());
+        match plan.goal {
+            engine::Goal::Teardown => console.torn_down(plan),
+            engine::Goal::Provision => console.applied(&self.header(), plan, &repositories),
         }
+        Ok(())
+    }
+
+    /// After a provisioning apply: logs Docker in to each pool's registry (once per host) and
+    /// returns the repositories images go to. A teardown logs in nowhere.
+    async fn log_in(&self, plan: &Plan, applied: &Applied, console: &Console) -> Vec<String> {
         let mut repositories = Vec::new();
+        if plan.goal == engine::Goal::Teardown {
+            return repositories;
+        }
         let mut logged_in = Vec::new();
         for pool in &self.pools {
             let (Some(registry), Some(aws)) = (&pool.blueprint.registry, &pool.aws) else { continue };
-            let attrs = applied_attrs_of(&self.graph, &applied, &pool.request.name);
+            let attrs = applied_attrs_of(&self.graph, applied, &pool.request.name);
             if let Some(host) = resolved_string(&registry.host, &attrs).filter(|h| !logged_in.contains(h)) {
                 docker_login(&host, aws, console).await;
                 logged_in.push(host);
@@ -242,8 +253,7 @@ impl Session {
             repositories.extend(resolved_string(&registry.repository, &attrs));
         }
         repositories.dedup();
-        console.applied(&self.header(), plan, &repositories);
-        Ok(())
+        repositories
     }
 }
 

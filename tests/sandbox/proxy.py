@@ -8,7 +8,8 @@ right after the k-th write, so that a test can kill the client "just after" that
 
 Admin API (usage: proxy.py ADMIN_PORT):
   POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0, "group": "g"} -> {"port": N}
-  GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status", "fault"?}, ...]
+  GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status", "fault"?,
+                                 "start", "end"?}, ...]  (start/end: the proxy's monotonic clock, seconds)
   PUT    /channels/{port}/faults {ACTION or "*": FAULT, ...}; {} clears. ACTION is an AWS action
                                  ("CreateVpc") or, for Prefect, "METHOD /api/path". FAULT:
            {"kind": "error", "status": 400, "code": "AccessDeniedException", "message": "..."}
@@ -27,6 +28,7 @@ import asyncio
 import re
 import socket
 import sys
+import time
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
@@ -111,12 +113,14 @@ class Channel:
         return sock.getsockname()[1]
 
     async def forward(self, request):
+        started = time.monotonic()
         body = await request.read()
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
         service, action, write = classify(request.method, request.path, request.rel_url.raw_query_string,
                                          request.headers, body)
-        call = {"method": request.method, "path": request.path, "service": service, "action": action, "write": write}
+        call = {"method": request.method, "path": request.path, "service": service, "action": action, "write": write,
+                "start": started}
         if self.group and self.group.frozen.is_set():
             await asyncio.sleep(3600)  # frozen: the client is about to be killed
         fault = self.fault_for(action, write)
@@ -149,6 +153,7 @@ class Channel:
         except (ClientError, asyncio.TimeoutError) as e:
             out = web.Response(status=502, text=f"sandbox proxy: {self.target} unreachable: {e!r}")
         call["status"] = out.status
+        call["end"] = time.monotonic()
         self.calls.append(call)  # recorded before the client can see the response
         if kind == "reset":  # after: the upstream did the work, the client never hears of it
             request.transport.abort()

@@ -26,7 +26,7 @@ const SUBNET_PREFIX: u8 = 18;
 /// What the region's VPCs say, read once per run.
 #[derive(Debug, Clone)]
 pub struct NetworkFacts {
-    /// The default VPC, if the account has one.
+    /// The default VPC, if the account has one and pushpool's own does not exist.
     default: Option<DefaultVpc>,
     /// The VPC tagged `Name=<vpc name>`, if any: pushpool's from an earlier run.
     named: Option<NamedVpc>,
@@ -88,9 +88,11 @@ impl AwsContext {
                 let owned = owned(v.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
                 Some(NamedVpc { id: v.vpc_id()?.to_owned(), cidr: v.cidr_block()?.parse().ok()?, owned })
             });
+        // pushpool's own VPC, once it exists, stays the pool's network: the default VPC's
+        // routes and subnets are read only when there is a choice to make.
         let default = match vpcs.iter().find(|v| v.is_default() == Some(true)).and_then(|v| v.vpc_id()) {
-            Some(id) => Some(self.read_default_vpc(id).await?),
-            None => None,
+            Some(id) if named.is_none() => Some(self.read_default_vpc(id).await?),
+            _ => None,
         };
         Ok(NetworkFacts { default, named, taken })
     }
@@ -257,33 +259,29 @@ impl Node for InternetGateway {
         "internet gateway"
     }
 
+    /// One read in the usual cases: the gateway attached to the VPC once the VPC exists, the
+    /// one with the gateway's name before. Only a VPC without a gateway also looks for a
+    /// detached one left by an interrupted run.
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
             let what = format!("internet gateway {}", self.name);
-            let tagged = self.aws.ec2.describe_internet_gateways().filters(filter("tag:Name", &self.name)).send();
-            let (vpc, tagged) = futures::join!(upstream.get(&self.vpc), tagged);
-            let vpc = vpc?;
+            let vpc = upstream.get(&self.vpc).await?;
             if is_default(&vpc) {
                 let id = vpc.attrs.str("gateway").unwrap_or_default();
                 return Ok(Observation::reuse(format!("the default VPC's gateway {id}"), Attrs::new().with("id", id)));
             }
-            let tagged = tagged.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
-            let vpc_id = vpc.attrs.str("id");
-            let attached_to = |g: &aws_sdk_ec2::types::InternetGateway, id: &str| g.attachments().iter().any(|a| a.vpc_id() == Some(id));
-            if let Some(vpc_id) = vpc_id {
-                let attached = self
-                    .aws
-                    .ec2
-                    .describe_internet_gateways()
-                    .filters(filter("attachment.vpc-id", vpc_id))
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
+            let describe = |name: &str, value: &str| {
+                let request = self.aws.ec2.describe_internet_gateways().filters(filter(name, value)).send();
+                async { request.await.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e)) }
+            };
+            if let Some(vpc_id) = vpc.attrs.str("id") {
+                let attached = describe("attachment.vpc-id", vpc_id).await?;
                 if let Some(id) = attached.internet_gateways().first().and_then(|g| g.internet_gateway_id()) {
                     return Ok(Observation::reuse(format!("attached to {vpc_id}"), Attrs::new().with("id", id)));
                 }
             }
-            let detached = tagged.internet_gateways().iter().find(|g| g.attachments().is_empty() || vpc_id.is_some_and(|v| attached_to(g, v)));
+            let tagged = describe("tag:Name", &self.name).await?;
+            let detached = tagged.internet_gateways().iter().find(|g| g.attachments().is_empty());
             Ok(match detached.and_then(|g| g.internet_gateway_id()) {
                 Some(id) => Observation::update(format!("{id} exists but is not attached to the VPC"), Attrs::new().with("id", id)),
                 None => Observation::create("missing", Attrs::new()),
@@ -552,16 +550,22 @@ impl Node for RouteTable {
 
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let (vpc, gateway, subnets) = futures::join!(upstream.get(&self.vpc), upstream.get(&self.gateway), upstream.get(&self.subnets));
-            let (vpc, gateway, subnets) = (vpc?, gateway?, subnets?);
+            // The table is read as soon as the VPC is known, while the gateway and subnets
+            // are still being observed.
+            let vpc = upstream.get(&self.vpc).await?;
+            let table = async {
+                match vpc.attrs.str("id").filter(|_| !is_default(&vpc)) {
+                    Some(vpc_id) => self.find(vpc_id).await,
+                    None => Ok(None),
+                }
+            };
+            let (table, gateway, subnets) = futures::join!(table, upstream.get(&self.gateway), upstream.get(&self.subnets));
+            let (table, gateway, subnets) = (table?, gateway?, subnets?);
             if is_default(&vpc) {
                 let id = vpc.attrs.str("route_table").unwrap_or_default();
                 return Ok(Observation::reuse(format!("the default VPC's main table {id}"), Attrs::new().with("id", id)));
             }
-            let Some(table) = (match vpc.attrs.str("id") {
-                Some(vpc_id) => self.find(vpc_id).await?,
-                None => None,
-            }) else {
+            let Some(table) = table else {
                 return Ok(Observation::create("missing", Attrs::new()));
             };
             let id = table.route_table_id().unwrap_or_default();
@@ -608,23 +612,28 @@ impl Node for RouteTable {
                     (create_once(&what, "ec2:CreateRouteTable", create, lookup).await?, None, Vec::<String>::new())
                 }
             };
-            match route.as_deref() {
-                Some(current) if current == gateway => {}
-                Some(_) => {
-                    ec2.replace_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await.map_err(|e| aws_error(&what, "ec2:ReplaceRoute", e))?;
+            // The route and the associations only need the table: they are made at once.
+            let route = async {
+                match route.as_deref() {
+                    Some(current) if current == gateway => Ok(()),
+                    Some(_) => {
+                        let replaced = ec2.replace_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await;
+                        replaced.map(drop).map_err(|e| aws_error(&what, "ec2:ReplaceRoute", e))
+                    }
+                    None => {
+                        let created = ec2.create_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await;
+                        done_already(created, &what, "ec2:CreateRoute")
+                    }
                 }
-                None => {
-                    let route = ec2.create_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await;
-                    done_already(route, &what, "ec2:CreateRoute")?;
-                }
-            }
-            let associate = subnet_ids.iter().filter(|s| !associated.contains(s)).map(|subnet| {
-                ec2.associate_route_table().route_table_id(&id).subnet_id(subnet).send()
+            };
+            let (id, what) = (&id, &what);
+            let associate = subnet_ids.iter().filter(|s| !associated.contains(s)).map(|subnet| async move {
+                done_already(ec2.associate_route_table().route_table_id(id).subnet_id(subnet).send().await, what, "ec2:AssociateRouteTable")
             });
-            for result in join_all(associate).await {
-                done_already(result, &what, "ec2:AssociateRouteTable")?;
-            }
-            Ok(Attrs::new().with("id", id))
+            let (route, associated) = futures::join!(route, join_all(associate));
+            route?;
+            associated.into_iter().collect::<Result<Vec<_>>>()?;
+            Ok(Attrs::new().with("id", id.as_str()))
         }
         .boxed()
     }

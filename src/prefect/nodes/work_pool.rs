@@ -87,7 +87,16 @@ impl Node for WorkPoolNode {
 
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let (existing, known) = futures::join!(self.prefect.work_pool(&self.request.name), upstream.attrs_for(&self.job_variables));
+            // A missing pool is created from the type's default template: it is read now, while
+            // the other nodes are observed, so that apply does not wait for it.
+            let existing = async {
+                let existing = self.prefect.work_pool(&self.request.name).await?;
+                if existing.is_none() && self.request.mode != PoolMode::ProvisionInfra {
+                    self.prefect.default_template(&self.template_type).await?;
+                }
+                Ok::<_, Error>(existing)
+            };
+            let (existing, known) = futures::join!(existing, upstream.attrs_for(&self.job_variables));
             let (existing, known) = (existing?, known?);
             let resolved = resolve(&self.job_variables, &known, Secrets::Refuse)?;
             let shown = shown_values(&self.job_variables, &known)?;
