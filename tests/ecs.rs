@@ -64,7 +64,6 @@ async fn fresh_account_without_default_vpc_is_fully_provisioned_and_a_rerun_writ
     let mut zones: Vec<&str> = subnets.subnets().iter().map(|s| s.availability_zone().unwrap()).collect();
     zones.sort();
     assert_eq!(zones, ["us-east-1a", "us-east-1b", "us-east-1c"]);
-    assert!(subnets.subnets().iter().all(|s| s.map_public_ip_on_launch() == Some(true)));
     let gateways = aws.ec2.describe_internet_gateways().filters(Filter::builder().name("attachment.vpc-id").values(vpc_id).build()).send().await.unwrap();
     let gateway = gateways.internet_gateways()[0].internet_gateway_id().unwrap().to_owned();
     let tables = aws.ec2.describe_route_tables().filters(vpc_filter(vpc_id)).filters(Filter::builder().name("tag:Name").values("prefect-ecs-route-table").build()).send().await.unwrap();

@@ -34,6 +34,12 @@ pub struct BlockDocument {
     /// The document's name.
     #[serde(default)]
     pub name: String,
+    /// Its block type.
+    #[serde(default)]
+    pub block_type_id: String,
+    /// The schema its data follows.
+    #[serde(default)]
+    pub block_schema_id: String,
     /// The document's data.
     #[serde(default)]
     pub data: Value,
@@ -87,12 +93,6 @@ impl PrefectClient {
     /// The API URL, for messages and plan headers.
     pub fn api_url(&self) -> &str {
         &self.api_url
-    }
-
-    /// Checks that the API answers and accepts the key, with a clear error otherwise.
-    pub async fn check(&self) -> Result<()> {
-        // A filter of one pool is the cheapest call that needs an accepted key on Cloud.
-        self.send(Method::POST, "/work_pools/filter", Some(json!({"limit": 1})), "Prefect API").await.map(drop)
     }
 
     /// The work pool named `name`, if it exists.

@@ -99,10 +99,10 @@ impl Session {
             }
         }
         let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
-        let resolve_all = futures::future::try_join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra)));
-        let (checked, pools) = futures::join!(prefect.client.check(), resolve_all);
-        checked?;
-        let pools = pools?;
+        // No separate API check: every plan reads Prefect (the pool, the lock generations)
+        // before any write, and a refused key or a server that is down fails those reads
+        // with the same clear error.
+        let pools = futures::future::try_join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra))).await?;
         let graph = build(&pools, &prefect)?;
         Ok(Self { prefect, pools, targets, graph, seen: Mutex::new(Vec::new()) })
     }
@@ -261,21 +261,35 @@ impl Session {
 /// `provision-infra`, the blueprint, the names, and the AWS account.
 async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra: bool) -> Result<PoolPlan> {
     let mut request = target.request.clone();
-    if request.mode == PoolMode::Deprovision {
-        request.pool_type = teardown::pool_type(prefect, &request.name, &request.pool_type).await?;
-    } else if request.mode == PoolMode::ProvisionInfra {
-        request.pool_type = match prefect.work_pool(&request.name).await? {
-            Some(pool) => pool.pool_type,
-            None => {
-                return Err(Error::usage(format!("work pool '{}'", request.name), "does not exist")
-                    .fix(format!("create it with `pushpool work-pool create {} --type ecs:push --provision-infra`", request.name)));
-            }
-        };
+    // Whether the pool's type must be read first. The account is then connected to at the
+    // same time, as every pool type pushpool provisions is on AWS: one round trip, not two.
+    let type_read = matches!(request.mode, PoolMode::ProvisionInfra | PoolMode::Deprovision);
+    let pool_type = async {
+        match request.mode {
+            PoolMode::Deprovision => teardown::pool_type(prefect, &request.name, &request.pool_type).await.map(Some),
+            PoolMode::ProvisionInfra => match prefect.work_pool(&request.name).await? {
+                Some(pool) => Ok(Some(pool.pool_type)),
+                None => Err(Error::usage(format!("work pool '{}'", request.name), "does not exist")
+                    .fix(format!("create it with `pushpool work-pool create {} --type ecs:push --provision-infra`", request.name))),
+            },
+            _ => Ok(None),
+        }
+    };
+    let early_aws = async {
+        match type_read && provision_infra {
+            true => AwsContext::connect(&request.name, target.region.as_deref()).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let (pool_type, early_aws) = futures::join!(pool_type, early_aws);
+    if let Some(pool_type) = pool_type? {
+        request.pool_type = pool_type;
     }
     let blueprint = blueprint_for(&request.pool_type, provision_infra)?;
     let names = blueprint.names(&request.name, &target.names)?;
-    let aws = match blueprint.cloud.as_str() {
-        "aws" => Some(Arc::new(AwsContext::connect(&request.name, target.region.as_deref()).await?)),
+    let aws = match (blueprint.cloud.as_str(), early_aws?) {
+        ("aws", Some(aws)) => Some(Arc::new(aws)),
+        ("aws", None) => Some(Arc::new(AwsContext::connect(&request.name, target.region.as_deref()).await?)),
         _ => None,
     };
     Ok(PoolPlan { request, blueprint, names, aws })

@@ -403,13 +403,23 @@ impl Policy {
 
     /// The live default document, or None when the policy does not exist.
     async fn live_document(&self, arn: &str) -> Result<Option<Value>> {
-        let what = self.what();
-        let policy = match self.aws.iam.get_policy().policy_arn(arn).send().await {
-            Ok(out) => out.policy().cloned(),
-            Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,
-            Err(e) => return Err(aws_error(&what, "iam:GetPolicy", e)),
-        };
-        let Some(version) = policy.and_then(|p| p.default_version_id().map(str::to_owned)) else { return Ok(None) };
+        match self.default_version(arn).await? {
+            Some(version) => self.document_of(arn, &version).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The id of the policy's default version, or None when the policy does not exist.
+    async fn default_version(&self, arn: &str) -> Result<Option<String>> {
+        match self.aws.iam.get_policy().policy_arn(arn).send().await {
+            Ok(out) => Ok(out.policy().and_then(|p| p.default_version_id()).map(str::to_owned)),
+            Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(None),
+            Err(e) => Err(aws_error(&self.what(), "iam:GetPolicy", e)),
+        }
+    }
+
+    /// The document of one version of the policy.
+    async fn document_of(&self, arn: &str, version: &str) -> Result<Value> {
         let out = self
             .aws
             .iam
@@ -418,9 +428,8 @@ impl Policy {
             .version_id(version)
             .send()
             .await
-            .map_err(|e| aws_error(&what, "iam:GetPolicyVersion", e))?;
-        let text = out.policy_version().and_then(|v| v.document()).unwrap_or("{}");
-        parse_live(text).map(Some)
+            .map_err(|e| aws_error(&self.what(), "iam:GetPolicyVersion", e))?;
+        parse_live(out.policy_version().and_then(|v| v.document()).unwrap_or("{}"))
     }
 
     /// Makes `document` the default version, deleting the oldest non-default version first
@@ -463,12 +472,17 @@ impl Node for Policy {
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
             let arn = self.aws.iam_arn("policy", &self.name);
-            let (live, attached, role_arn) =
-                futures::join!(self.live_document(&arn), self.is_attached(&arn), self.role_arn_observed(upstream));
-            let (live, attached, role_arn) = (live?, attached?, role_arn?);
+            // A missing policy is attached to nothing: its attachment is read only when it exists.
+            let live_and_attached = async {
+                let Some(version) = self.default_version(&arn).await? else { return Ok(None) };
+                let (live, attached) = futures::join!(self.document_of(&arn, &version), self.is_attached(&arn));
+                Ok::<_, crate::error::Error>(Some((live?, attached?)))
+            };
+            let (live, role_arn) = futures::join!(live_and_attached, self.role_arn_observed(upstream));
+            let (live, role_arn) = (live?, role_arn?);
             let wanted = self.wanted(role_arn.as_deref());
             let attrs = Attrs::new().with("name", self.name.as_str()).with("arn", arn.as_str());
-            let Some(live) = live else { return Ok(Observation::create("missing", attrs)) };
+            let Some((live, attached)) = live else { return Ok(Observation::create("missing", attrs)) };
             let drifted = !same(&live, &wanted);
             let mut reasons = Vec::new();
             if drifted {

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, RouteTable as Ec2RouteTable};
+use aws_sdk_ec2::types::{Filter, ResourceType, RouteTable as Ec2RouteTable};
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 use serde_json::{Value, json};
@@ -259,9 +259,9 @@ impl Node for InternetGateway {
         "internet gateway"
     }
 
-    /// One read in the usual cases: the gateway attached to the VPC once the VPC exists, the
-    /// one with the gateway's name before. Only a VPC without a gateway also looks for a
-    /// detached one left by an interrupted run.
+    /// One read at most in the usual cases: none before the VPC exists, the gateway attached
+    /// to it after. Only a VPC without a gateway also looks for a detached one left by an
+    /// interrupted run.
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
             let what = format!("internet gateway {}", self.name);
@@ -274,11 +274,12 @@ impl Node for InternetGateway {
                 let request = self.aws.ec2.describe_internet_gateways().filters(filter(name, value)).send();
                 async { request.await.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e)) }
             };
-            if let Some(vpc_id) = vpc.attrs.str("id") {
-                let attached = describe("attachment.vpc-id", vpc_id).await?;
-                if let Some(id) = attached.internet_gateways().first().and_then(|g| g.internet_gateway_id()) {
-                    return Ok(Observation::reuse(format!("attached to {vpc_id}"), Attrs::new().with("id", id)));
-                }
+            // A VPC yet to be created has no gateway: a stray one from an interrupted run
+            // exists only beside an existing VPC (the gateway is created after it).
+            let Some(vpc_id) = vpc.attrs.str("id") else { return Ok(Observation::create("missing", Attrs::new())) };
+            let attached = describe("attachment.vpc-id", vpc_id).await?;
+            if let Some(id) = attached.internet_gateways().first().and_then(|g| g.internet_gateway_id()) {
+                return Ok(Observation::reuse(format!("attached to {vpc_id}"), Attrs::new().with("id", id)));
             }
             let tagged = describe("tag:Name", &self.name).await?;
             let detached = tagged.internet_gateways().iter().find(|g| g.attachments().is_empty());
@@ -453,15 +454,6 @@ impl Node for Subnets {
                     Ok(out.subnets().first().and_then(|s| s.subnet_id()).map(str::to_owned))
                 };
                 let id = create_once(&what, "ec2:CreateSubnet", create, lookup).await?;
-                let id = id.as_str();
-                self.aws
-                    .ec2
-                    .modify_subnet_attribute()
-                    .subnet_id(id)
-                    .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&what, "ec2:ModifySubnetAttribute", e))?;
                 Ok::<_, Error>(json!({"zone": zone, "id": id}))
             });
             let created = join_all(create).await.into_iter().collect::<Result<Vec<_>>>()?;

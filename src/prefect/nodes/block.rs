@@ -40,18 +40,21 @@ impl Node for Block {
 
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let schema = async {
+            // An existing document names its type and schema; only a new one needs the
+            // type looked up and its newest schema chosen (while the data's sources are
+            // still being observed).
+            let document = self.prefect.block_document(&self.slug, &self.name).await?;
+            let ids = async {
+                if let Some(document) = &document {
+                    return Ok::<_, Error>((document.block_type_id.clone(), document.block_schema_id.clone()));
+                }
                 let type_id = self.prefect.client.block_type_id(&self.slug).await?;
-                let schema = self.prefect.client.newest_block_schema(&type_id).await?;
-                Ok::<_, Error>((type_id, schema.id))
+                let schema_id = self.prefect.client.newest_block_schema(&type_id).await?.id;
+                Ok((type_id, schema_id))
             };
-            let (document, schema, known) = futures::join!(
-                self.prefect.block_document(&self.slug, &self.name),
-                schema,
-                upstream.attrs_for(&self.data)
-            );
-            let ((type_id, schema_id), known) = (schema?, known?);
-            let Some(document) = document? else {
+            let (ids, known) = futures::join!(ids, upstream.attrs_for(&self.data));
+            let ((type_id, schema_id), known) = (ids?, known?);
+            let Some(document) = document else {
                 let attrs = Attrs::new().with("name", self.name.as_str()).with("block_type_id", type_id).with("block_schema_id", schema_id);
                 return Ok(Observation::create("missing", attrs));
             };
