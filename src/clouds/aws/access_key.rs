@@ -154,9 +154,10 @@ impl Node for AccessKey {
 
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let (block, keys, user) =
-                futures::join!(self.prefect.block_document(&self.block_slug, &self.block_name), self.user_keys(), upstream.get(&self.user_node));
-            let (block, keys, user) = (block?, keys?, user?);
+            let (block, user) = futures::join!(self.prefect.block_document(&self.block_slug, &self.block_name), upstream.get(&self.user_node));
+            let (block, user) = (block?, user?);
+            // A user yet to be created has no keys.
+            let keys = if user.action == Action::Create { Vec::new() } else { self.user_keys().await? };
             let pending = user.attrs.value(PENDING_KEY_TAG).and_then(Value::as_i64);
             let orphans = match pending {
                 Some(since) => self.orphans(since).await?,
@@ -197,7 +198,7 @@ impl Node for AccessKey {
         .boxed()
     }
 
-    fn apply<'a>(&'a self, observed: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+    fn apply<'a>(&'a self, observed: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
             let orphans: Vec<String> = serde_json::from_value(observed.attrs.value("orphans").cloned().unwrap_or_default()).unwrap_or_default();
             self.delete_keys(&orphans).await?;
@@ -205,8 +206,16 @@ impl Node for AccessKey {
                 self.unmark().await?;
                 return Ok(Attrs::new().with("orphans", Vec::<String>::new()).with("pending", false));
             }
-            let since = unix_seconds();
-            self.mark(since).await?;
+            // A user created in this apply carries the mark from its creation.
+            let marked = inputs.node(&self.user_node)?.value(PENDING_KEY_TAG).and_then(Value::as_i64);
+            let since = match marked {
+                Some(since) => since,
+                None => {
+                    let since = unix_seconds();
+                    self.mark(since).await?;
+                    since
+                }
+            };
             let (id, secret) = self.mint(since).await?;
             let mut attrs = Attrs::new().with("id", id).with("orphans", Vec::<String>::new()).with("pending", true);
             attrs.set_secret("secret", secret);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use aws_sdk_iam::types::Tag;
 use serde_json::Value;
 
 use super::context::{AwsContext, decide, owned};
@@ -11,7 +12,8 @@ use super::errors::{accept, aws_error, code};
 use super::once::create_once;
 use super::policy_doc::{describe_drift, parse_live, same, with_pass_role};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
-use crate::error::Result;
+use crate::clock::unix_seconds;
+use crate::error::{Error, Result};
 
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
 
@@ -259,8 +261,14 @@ impl Node for User {
     fn apply<'a>(&'a self, _: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
             let what = format!("IAM user {}", self.name);
+            // A new user gets its access key in this apply: it is created with the mark the key
+            // node would otherwise set with a call of its own (see PENDING_KEY_TAG).
+            let since = unix_seconds();
+            let mark = Tag::builder().key(PENDING_KEY_TAG).value(since.to_string()).build().map_err(|e| Error::remote(&what, e.to_string()))?;
             let create = || async {
-                let out = self.aws.once.iam.create_user().user_name(&self.name).set_tags(Some(self.aws.iam_tags())).send().await?;
+                let mut tags = self.aws.iam_tags();
+                tags.push(mark.clone());
+                let out = self.aws.once.iam.create_user().user_name(&self.name).set_tags(Some(tags)).send().await?;
                 Ok(out.user().map(|u| u.arn().to_owned()))
             };
             let lookup = || async {
@@ -271,7 +279,7 @@ impl Node for User {
                 }
             };
             let arn = create_once(&what, "iam:CreateUser", create, lookup).await?;
-            Ok(Attrs::new().with("arn", arn))
+            Ok(Attrs::new().with("arn", arn).with(PENDING_KEY_TAG, since))
         }
         .boxed()
     }
