@@ -3,7 +3,6 @@
 //! workspace sees), and a generation counter beside it that each apply bumps, so that a run
 //! whose plan was overtaken by another run's apply refuses instead of creating twice.
 
-
 use serde_json::{Value, json};
 
 use super::client::PrefectClient;
@@ -13,7 +12,7 @@ use crate::error::{Error, Result};
 /// A lock older than this is taken over: its run cannot still be applying.
 const STALE_AFTER_SECONDS: i64 = 3600;
 
-
+/// This machine's name, to tell whether a lock's process can be checked here.
 fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }

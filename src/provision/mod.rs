@@ -386,7 +386,7 @@ fn show(session: &Session, plan: &Plan, options: &RunOptions, console: &Console)
             let pools = pools.join(", ");
             match plan.goal {
                 engine::Goal::Provision => console.line(&format!("Nothing to change: work pool {pools} and its infrastructure are up to date.")),
-                engine::Goal::Teardown => console.line(&teardown::nothing_left(&pools, plan)),
+                engine::Goal::Teardown => print!("{}", crate::ui::render_nothing_left(&pools, plan)),
             }
         }
         Format::Text => {

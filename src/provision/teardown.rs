@@ -2,13 +2,12 @@
 //! built for it, keeping whatever another pool or block still names.
 
 use super::{Outcome, PoolMode, RunOptions, Session, Target, confirm, show};
-use serde_json::Value;
-
 use crate::blueprint::Blueprint;
 use crate::clouds::aws;
-use crate::engine::{Action, Plan, Teardown};
+use crate::engine::Teardown;
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
+use crate::prefect::nodes::job_variable_defaults;
 use crate::ui::Console;
 
 /// What `work-pool deprovision` is asked besides the pool.
@@ -79,15 +78,7 @@ async fn references(session: &Session, mut teardown: Teardown) -> Result<Teardow
     let our_blocks: Vec<&str> =
         session.graph.entries().iter().filter(|e| e.info.kind == "prefect.block").map(|e| e.info.name.as_str()).collect();
     for pool in pools?.iter().filter(|p| !ours.contains(&p.name.as_str())) {
-        let defaults: serde_json::Map<String, Value> = pool
-            .base_job_template
-            .pointer("/variables/properties")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(name, property)| Some((name.clone(), property.get("default")?.clone())))
-            .collect();
-        let defaults = Value::Object(defaults);
+        let defaults = job_variable_defaults(&pool.base_job_template);
         let accounts = aws::accounts_in(&defaults);
         if accounts.is_empty() || accounts.iter().any(|a| our_accounts.contains(&a.as_str())) {
             teardown.add_references(&format!("pool '{}'", pool.name), &defaults);
@@ -97,13 +88,4 @@ async fn references(session: &Session, mut teardown: Teardown) -> Result<Teardow
         teardown.add_references(&format!("block '{}'", block.name), &block.data);
     }
     Ok(teardown)
-}
-
-/// What a teardown with nothing to delete says, with what stays and why.
-pub(super) fn nothing_left(pools: &str, plan: &Plan) -> String {
-    let mut text = format!("Nothing to delete: nothing pushpool built for work pool {pools} is left.");
-    for kept in plan.changes.iter().filter(|c| c.observed.action == Action::Keep) {
-        text.push_str(&format!("\n  kept {} {}: {}", kept.info.label, kept.info.name, kept.observed.reason));
-    }
-    text
 }

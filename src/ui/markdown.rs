@@ -10,16 +10,12 @@ use crate::engine::{Action, Change, Goal, Plan};
 pub fn render_markdown(header: &PlanHeader, plan: &Plan) -> String {
     let mut out = String::new();
     let (create, update, reuse) = (plan.count(Action::Create), plan.count(Action::Update), plan.count(Action::Reuse));
-    match plan.goal {
-        _ if plan.is_empty() && plan.goal == Goal::Teardown => out.push_str("### pushpool teardown: nothing to delete\n\n"),
-        _ if plan.is_empty() => out.push_str("### pushpool plan: no changes\n\n"),
-        Goal::Provision => {
-            let _ = writeln!(out, "### pushpool plan: {create} to create, {update} to update, {reuse} unchanged\n");
-        }
-        Goal::Teardown => {
-            let _ = writeln!(out, "### pushpool teardown: {}\n", tally(plan).join(", "));
-        }
-    }
+    let _ = match (plan.goal, plan.is_empty()) {
+        (Goal::Provision, true) => writeln!(out, "### pushpool plan: no changes\n"),
+        (Goal::Provision, false) => writeln!(out, "### pushpool plan: {create} to create, {update} to update, {reuse} unchanged\n"),
+        (Goal::Teardown, true) => writeln!(out, "### pushpool teardown: nothing to delete\n"),
+        (Goal::Teardown, false) => writeln!(out, "### pushpool teardown: {}\n", tally(plan).join(", ")),
+    };
     let pools: Vec<String> = header.pools.iter().map(|(name, kind)| format!("`{}` ({kind})", cell(name))).collect();
     let _ = write!(out, "**Pools:** {} · **Prefect:** `{}`", pools.join(", "), cell(&header.prefect));
     for target in &header.targets {

@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 
 pub use progress::ProgressView;
 pub use markdown::render_markdown;
-pub use summary::{PlanHeader, render_applied, render_plan, render_torn_down};
+pub use summary::{PlanHeader, render_applied, render_nothing_left, render_plan, render_torn_down};
 
 /// How a plan is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

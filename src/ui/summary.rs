@@ -171,8 +171,20 @@ pub fn render_torn_down(plan: &Plan) -> String {
         out.push_str(&format!(", {} updated", plan.count(Action::Update)));
     }
     out.push_str(&format!(", {} kept.\n", plan.count(Action::Keep)));
-    for kept in plan.changes.iter().filter(|c| c.observed.action == Action::Keep) {
-        out.push_str(&format!("  kept {} {}: {}\n", kept.info.label, kept.info.name, kept.observed.reason));
-    }
+    out.push_str(&kept_lines(plan));
     out
+}
+
+/// What a teardown with nothing to delete says for `pools` ("'a', 'b'"), with what stays.
+pub fn render_nothing_left(pools: &str, plan: &Plan) -> String {
+    format!("Nothing to delete: nothing pushpool built for work pool {pools} is left.\n{}", kept_lines(plan))
+}
+
+/// One line per resource a teardown keeps, with the reason.
+fn kept_lines(plan: &Plan) -> String {
+    plan.changes
+        .iter()
+        .filter(|c| c.observed.action == Action::Keep)
+        .map(|kept| format!("  kept {} {}: {}\n", kept.info.label, kept.info.name, kept.observed.reason))
+        .collect()
 }

@@ -381,11 +381,6 @@ impl Policy {
         }
     }
 
-    /// The teardown observation of the user the policy is attached to.
-    async fn user_observed(&self, upstream: &Upstream) -> Result<Arc<Observation>> {
-        upstream.get(&self.user_node).await
-    }
-
     /// The users, groups and roles other than its own user that have the policy attached.
     async fn attached_elsewhere(&self, arn: &str) -> Result<Vec<String>> {
         let out = self.aws.iam.list_entities_for_policy().policy_arn(arn).send().await;
@@ -552,7 +547,7 @@ impl Node for Policy {
         async move {
             let what = self.what();
             let arn = self.aws.iam_arn("policy", &self.name);
-            let (policy, user) = futures::join!(self.aws.iam.get_policy().policy_arn(&arn).send(), self.user_observed(upstream));
+            let (policy, user) = futures::join!(self.aws.iam.get_policy().policy_arn(&arn).send(), upstream.get(&self.user_node));
             let policy = match policy {
                 Ok(out) => out.policy().cloned(),
                 Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,

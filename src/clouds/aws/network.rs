@@ -122,18 +122,9 @@ impl AwsContext {
     }
 }
 
-/// Treats "already there" answers of idempotent follow-up calls (attach, associate, route)
-/// as success: after a retried or resumed create they mean the work is done.
-fn done_already<E, R>(
-    result: Result<R, aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>>,
-    what: &str,
-    action: &str,
-) -> Result<()>
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    accept(result, &["Resource.AlreadyAssociated", "RouteAlreadyExists"], what, action)
-}
+/// Answers of idempotent follow-up calls (attach, associate, route) that mean the work is
+/// done: after a retried or resumed create they count as success.
+const DONE_ALREADY: &[&str] = &["Resource.AlreadyAssociated", "RouteAlreadyExists"];
 
 /// True when the VPC node chose the account's default VPC.
 fn is_default(vpc: &Observation) -> bool {
@@ -313,7 +304,7 @@ impl Node for InternetGateway {
             };
             let vpc_id = inputs.str(&self.vpc, "id")?;
             let attached = ec2.attach_internet_gateway().internet_gateway_id(&id).vpc_id(vpc_id).send().await;
-            done_already(attached, &what, "ec2:AttachInternetGateway")?;
+            accept(attached, DONE_ALREADY, &what, "ec2:AttachInternetGateway")?;
             Ok(Attrs::new().with("id", id))
         }
         .boxed()
@@ -614,13 +605,13 @@ impl Node for RouteTable {
                     }
                     None => {
                         let created = ec2.create_route().route_table_id(&id).destination_cidr_block("0.0.0.0/0").gateway_id(gateway).send().await;
-                        done_already(created, &what, "ec2:CreateRoute")
+                        accept(created, DONE_ALREADY, &what, "ec2:CreateRoute")
                     }
                 }
             };
             let (id, what) = (&id, &what);
             let associate = subnet_ids.iter().filter(|s| !associated.contains(s)).map(|subnet| async move {
-                done_already(ec2.associate_route_table().route_table_id(id).subnet_id(subnet).send().await, what, "ec2:AssociateRouteTable")
+                accept(ec2.associate_route_table().route_table_id(id).subnet_id(subnet).send().await, DONE_ALREADY, what, "ec2:AssociateRouteTable")
             });
             let (route, associated) = futures::join!(route, join_all(associate));
             route?;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 pub use block::Block;
 pub use namespace::DockerNamespace;
-pub use work_pool::{KNOWN_AFTER_APPLY, WorkPoolNode};
+pub use work_pool::{KNOWN_AFTER_APPLY, WorkPoolNode, job_variable_defaults};
 
 use crate::blueprint::NodeSpec;
 use crate::engine::NodeRef;

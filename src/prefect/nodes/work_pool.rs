@@ -161,8 +161,7 @@ impl Node for WorkPoolNode {
             Ok(if self.reset_template(&pool.base_job_template).await? == pool.base_job_template {
                 Observation::keep("kept (--keep-pool); no job variable default names a resource", attrs)
             } else {
-                let names: Vec<&String> = self.job_variables.as_object().into_iter().flatten().map(|(name, _)| name).collect();
-                let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+                let names: Vec<&str> = self.job_variables.as_object().into_iter().flatten().map(|(name, _)| name.as_str()).collect();
                 Observation::update(format!("kept (--keep-pool); reset the defaults of {}", names.join(", ")), attrs)
             })
         }
@@ -195,18 +194,18 @@ fn shown_values(job_variables: &Value, known: &BTreeMap<String, Attrs>) -> Resul
     Ok(Value::Object(shown))
 }
 
+/// Each job variable of a base job template with its default (null when it has none), as an
+/// object: what a pool's job variables resolve to unless a deployment overrides them.
+pub fn job_variable_defaults(template: &Value) -> Value {
+    let properties = template.pointer("/variables/properties").and_then(Value::as_object).into_iter().flatten();
+    Value::Object(properties.map(|(k, v)| (k.clone(), v.get("default").cloned().unwrap_or(Value::Null))).collect())
+}
+
 /// Names the job variables whose defaults differ between two templates.
 fn changed_defaults(wanted: &Value, existing: &Value) -> String {
-    let defaults = |t: &Value| -> BTreeMap<String, Value> {
-        t.pointer("/variables/properties")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.get("default").cloned().unwrap_or(Value::Null)))
-            .collect()
-    };
-    let (wanted, existing) = (defaults(wanted), defaults(existing));
-    let changed: Vec<&str> = wanted.iter().filter(|(k, v)| existing.get(*k) != Some(v)).map(|(k, _)| k.as_str()).collect();
+    let (wanted, existing) = (job_variable_defaults(wanted), job_variable_defaults(existing));
+    let wanted = wanted.as_object().into_iter().flatten();
+    let changed: Vec<&str> = wanted.filter(|(k, v)| existing.get(k.as_str()) != Some(v)).map(|(k, _)| k.as_str()).collect();
     if changed.is_empty() {
         "base job template differs".into()
     } else {
