@@ -24,9 +24,10 @@ where, in round trips (RT):
 The weights are read off the node implementations (src/clouds/aws/*.rs, src/prefect/nodes/*.rs,
 as of commit 955ced0) and are the minimum each needs when nothing fails or is retried: when
 those change, this file must follow. What the bound leaves out: process start, CPU time, the
-servers' own processing time, and pushpool's bookkeeping around an apply (the apply lock and
-generation variables, the access-key mark removed at the end, the ECR token for `docker login`):
-as_coded() lists those as pushpool runs them.
+servers' own processing time, and pushpool's bookkeeping around an apply (the apply marker
+created before it and marked done after it, the access-key mark removed once the block holds
+the key, which runs inside the apply off its critical path, the ECR token for `docker login`,
+read during the apply): as_coded() lists those as pushpool runs them.
 """
 
 import tomllib
@@ -209,14 +210,11 @@ def bound(plan_doc, blueprint_path):
 def as_coded(b):
     """pushpool's own sequential chain around the same plan (src/provision/mod.rs, prefect/lock.rs),
     for comparison with the bound: what its bookkeeping adds, one step after another."""
-    steps = [("pool read beside sts:GetCallerIdentity", 1), ("observe (generation variable read beside it)", b["observe"])]
+    steps = [("pool read beside sts:GetCallerIdentity", 1), ("observe (apply markers read beside it)", b["observe"])]
     if b["writes"]:
         steps += [
-            ("apply lock: POST /variables/", 1),
-            ("generation variable re-read", 1),
-            ("apply", b["apply"]),
-            ("side by side: generation bump (POST or PATCH), iam:UntagUser (pending-key mark), "
-             "ecr:GetAuthorizationToken then `docker login`", 1),
-            ("lock release: DELETE /variables/name/...", 1),
+            ("apply marker: POST /variables/ (refused if another run applied since the plan)", 1),
+            ("apply (iam:UntagUser and ecr:GetAuthorizationToken inside it, off its critical path)", b["apply"]),
+            ("side by side: marker marked done (PATCH /variables/name/...), `docker login`", 1),
         ]
     return steps

@@ -153,9 +153,9 @@ async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        // After the pool is created only three writes remain: the key's settle (UntagUser), the
-        // apply generation bump and the lock's release.
-        if k + 3 < total {
+        // After the pool is created at most two writes remain: the key's settle (UntagUser, which
+        // may come before it) and marking the apply done.
+        if k + 2 < total {
             assert!(world.work_pool().await.is_none(), "killed after write {k} of {total}, the run must not have finished");
         }
 

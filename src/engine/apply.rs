@@ -9,7 +9,7 @@ use futures::{FutureExt, StreamExt};
 
 use super::attrs::Attrs;
 use super::graph::{Graph, NodeInfo};
-use super::plan::{Goal, Plan};
+use super::plan::{Change, Goal, Plan};
 use super::upstream::Inputs;
 use crate::error::Error;
 
@@ -35,13 +35,6 @@ pub struct Applied {
     pub not_started: Vec<NodeInfo>,
 }
 
-/// Settles every node `applied` wrote, once the whole apply has succeeded.
-pub async fn settle(graph: &Graph, applied: &Applied) -> crate::error::Result<()> {
-    let settling = applied.written.iter().filter_map(|id| Some((graph.entry(id)?, applied.attrs.get(id)?)));
-    let results = futures::future::join_all(settling.map(|(entry, attrs)| entry.node.settle(attrs))).await;
-    results.into_iter().collect()
-}
-
 /// The nodes each node waits for: its dependencies when provisioning; when tearing down, the
 /// nodes that depend on it (a subnet goes before its VPC, a pool before its block).
 fn waits_for(graph: &Graph, goal: Goal) -> BTreeMap<&str, Vec<&str>> {
@@ -57,11 +50,23 @@ fn waits_for(graph: &Graph, goal: Goal) -> BTreeMap<&str, Vec<&str>> {
     waits
 }
 
+/// What finished in an apply: a node's create, update or delete, or a node's settling.
+enum Finished<'p> {
+    Applied(&'p Change, Duration, Result<Attrs, Error>),
+    Settled(&'p Change, Result<(), Error>),
+}
+
 /// Applies `plan` to `graph`. Nodes that write nothing count as done from the start; the
-/// others run as soon as the nodes they wait for are done, concurrently. After a failure no
-/// new node starts, the running ones finish, and the outcome says what exists now.
+/// others run as soon as the nodes they wait for are done, concurrently. When provisioning,
+/// a written node settles once every node that depends on it is done (a key once the block
+/// that holds it is stored). After a failure nothing new starts, the running work finishes,
+/// and the outcome says what exists now.
 pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Applied {
     let waits = waits_for(graph, plan.goal);
+    let dependents = match plan.goal {
+        Goal::Provision => waits_for(graph, Goal::Teardown),
+        Goal::Teardown => BTreeMap::new(),
+    };
     let mut attrs: BTreeMap<String, Attrs> = BTreeMap::new();
     let mut done: HashSet<&str> = HashSet::new();
     let mut waiting = Vec::new();
@@ -76,6 +81,7 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
 
     let mut running = FuturesUnordered::new();
     let mut written = Vec::new();
+    let mut unsettled: Vec<&Change> = Vec::new();
     let mut failure = None;
     loop {
         if failure.is_none() {
@@ -102,29 +108,48 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
                     Goal::Teardown => async move { node.tear_down(&observed).await.map(|()| Attrs::new()) }.boxed(),
                 };
                 progress.started(&change.info);
-                running.push(async move {
-                    let start = Instant::now();
-                    let result = work.await;
-                    (change, start.elapsed(), result)
-                });
+                running.push(
+                    async move {
+                        let start = Instant::now();
+                        let result = work.await;
+                        Finished::Applied(change, start.elapsed(), result)
+                    }
+                    .boxed(),
+                );
+            }
+            let (settling, rest): (Vec<_>, Vec<_>) = unsettled
+                .into_iter()
+                .partition(|c| dependents.get(c.info.id.as_str()).is_none_or(|ds| ds.iter().all(|d| done.contains(d))));
+            unsettled = rest;
+            for change in settling {
+                let node = graph.entry(&change.info.id).expect("plan comes from this graph").node.clone();
+                let applied = attrs[&change.info.id].clone();
+                running.push(async move { Finished::Settled(change, node.settle(&applied).await) }.boxed());
             }
         }
-        let Some((change, elapsed, result)) = running.next().await else { break };
-        match result {
-            Ok(new) => {
+        let Some(finished) = running.next().await else { break };
+        let (change, error) = match finished {
+            Finished::Applied(change, elapsed, Ok(new)) => {
                 progress.finished(&change.info, Ok(elapsed));
                 let mut all = change.observed.attrs.clone();
                 all.extend(new);
                 attrs.insert(change.info.id.clone(), all);
                 done.insert(&change.info.id);
                 written.push(change.info.id.clone());
-            }
-            Err(error) => {
-                progress.finished(&change.info, Err(&error));
-                if failure.is_none() {
-                    failure = Some((change.info.clone(), error));
+                if plan.goal == Goal::Provision {
+                    unsettled.push(change);
                 }
+                continue;
             }
+            Finished::Applied(change, _, Err(error)) => {
+                progress.finished(&change.info, Err(&error));
+                (change, error)
+            }
+            Finished::Settled(_, Ok(())) => continue,
+            Finished::Settled(change, Err(error)) => (change, error),
+        };
+        if failure.is_none() {
+            failure = Some((change.info.clone(), error));
         }
     }
     let not_started = waiting.into_iter().map(|c| c.info.clone()).collect();

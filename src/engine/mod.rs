@@ -16,7 +16,7 @@ pub mod reference;
 mod teardown;
 mod upstream;
 
-pub use apply::{Applied, Progress, apply, settle};
+pub use apply::{Applied, Progress, apply};
 pub use attrs::{Attr, Attrs};
 pub use graph::{Entry, Graph, NodeInfo};
 pub use node::{Action, Node, NodeRef, Observation};

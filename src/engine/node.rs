@@ -112,8 +112,9 @@ pub trait Node: Send + Sync {
         inputs: &'a Inputs,
     ) -> BoxFuture<'a, Result<Attrs>>;
 
-    /// Runs once the whole apply has succeeded, for a node that was applied: the place to
-    /// clear a marker that lets an interrupted run be cleaned up (see the access key).
+    /// Runs, for a node that was applied, once every node that depends on it is done: the
+    /// place to clear a marker that lets an interrupted run be cleaned up (the access key's,
+    /// once the block holding the key is stored).
     fn settle<'a>(&'a self, _attrs: &'a Attrs) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }

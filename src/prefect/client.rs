@@ -55,6 +55,16 @@ pub struct BlockSchema {
     pub version: String,
 }
 
+/// A Prefect variable: a named JSON value.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Variable {
+    /// The variable's name.
+    pub name: String,
+    /// Its value.
+    #[serde(default)]
+    pub value: Value,
+}
+
 #[derive(Deserialize)]
 struct BlockType {
     id: String,
@@ -168,23 +178,25 @@ impl PrefectClient {
         Ok(found.map(|v| v["value"].clone()))
     }
 
-    /// Creates the variable `name`; false when one of that name exists.
-    pub async fn create_variable(&self, name: &str, value: &Value) -> Result<bool> {
-        let body = json!({"name": name, "value": value});
+    /// Every variable tagged `tag`, with its value.
+    pub async fn variables_tagged(&self, tag: &str) -> Result<Vec<Variable>> {
+        let filter = json!({"variables": {"tags": {"all_": [tag]}}});
+        self.every("/variables/filter", filter, &format!("Prefect variables tagged {tag}")).await
+    }
+
+    /// Creates the variable `name` tagged `tags`; false when one of that name exists.
+    pub async fn create_variable(&self, name: &str, value: &Value, tags: &[&str]) -> Result<bool> {
+        let body = json!({"name": name, "value": value, "tags": tags});
         match self.request(Method::POST, "/variables/", Some(body), &format!("Prefect variable {name}")).await? {
             Reply::Conflict => Ok(false),
             _ => Ok(true),
         }
     }
 
-    /// Sets the variable `name`, creating it when missing.
+    /// Sets the value of the existing variable `name`.
     pub async fn set_variable(&self, name: &str, value: &Value) -> Result<()> {
-        let what = format!("Prefect variable {name}");
         let path = format!("/variables/name/{}", encode(name));
-        match self.request(Method::PATCH, &path, Some(json!({"value": value})), &what).await? {
-            Reply::NotFound if !self.create_variable(name, value).await? => Err(Error::remote(what, "was created meanwhile")),
-            _ => Ok(()),
-        }
+        self.send(Method::PATCH, &path, Some(json!({"value": value})), &format!("Prefect variable {name}")).await.map(drop)
     }
 
     /// Deletes the variable `name` (a missing one is fine).

@@ -1,104 +1,172 @@
-//! One apply at a time per AWS account: a lock kept as a Prefect variable (creating a
-//! variable whose name exists is refused with 409, which makes it a mutex every run of the
-//! workspace sees), and a generation counter beside it that each apply bumps, so that a run
-//! whose plan was overtaken by another run's apply refuses instead of creating twice.
+//! One apply at a time per AWS account, and never the apply of a plan another apply
+//! overtook. Each apply creates a marker, a Prefect variable named after the key and the
+//! generation it makes (`pushpool_apply_aws_123456789012_0000000007`): creating a variable
+//! whose name exists is refused with 409, so the create is a compare-and-set every run of the
+//! workspace sees. A plan reads the key's markers; its apply creates the one after the newest
+//! it saw, which fails when another run applied, or is applying, since. The marker says
+//! `done` once the apply ends.
+//!
+//! One call before the apply and one after, where a lock and a separate generation counter
+//! take four (take, check, bump, release). Superseded markers are deleted once a day old; a
+//! plan older than half a day is not applied, so the marker that would refuse it still exists.
+
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::client::PrefectClient;
+use super::client::{PrefectClient, Variable};
 use crate::clock::unix_seconds;
 use crate::error::{Error, Result};
 
-/// A lock older than this is taken over: its run cannot still be applying.
+/// An unfinished marker older than this is taken over: its run cannot still be applying.
 const STALE_AFTER_SECONDS: i64 = 3600;
 
-/// This machine's name, to tell whether a lock's process can be checked here.
+/// Superseded markers older than this are deleted by the next apply.
+const KEEP_SECONDS: i64 = 86_400;
+
+/// The oldest plan an apply takes: well inside [`KEEP_SECONDS`], clocks of two machines apart.
+pub const PLAN_MAX_AGE: Duration = Duration::from_secs(12 * 3600);
+
+/// This machine's name, to tell whether a marker's process can be checked here.
 fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }
 
-/// A variable name for `key`: Prefect takes lowercase letters, digits and underscores.
-fn variable(prefix: &str, key: &str) -> String {
+/// The tag of `key`'s markers: Prefect takes lowercase letters, digits and underscores in
+/// names, and a name filter's `like_` would read `_` as a wildcard, so markers are found by tag.
+fn tag(key: &str) -> String {
     let key: String = key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
-    format!("pushpool_{prefix}_{key}")
+    format!("pushpool_apply_{key}")
 }
 
-/// The generation of each key: how many applies have finished on it.
-pub async fn generations(client: &PrefectClient, keys: &[String]) -> Result<Vec<i64>> {
-    let names: Vec<String> = keys.iter().map(|key| variable("generation", key)).collect();
-    let values = futures::future::try_join_all(names.iter().map(|name| client.variable(name))).await?;
-    Ok(values.into_iter().map(|v| v.and_then(|v| v.as_i64()).unwrap_or(0)).collect())
+/// The marker of `key`'s generation `generation`.
+fn marker(key: &str, generation: u64) -> String {
+    format!("{}_{generation:010}", tag(key))
 }
 
-/// The held locks of one apply.
+/// The generation a marker of `key` is for, when `name` is one.
+fn generation_of(key: &str, name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(&tag(key))?.strip_prefix('_')?;
+    digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
+}
+
+/// What a plan saw of one key's applies.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    /// The newest generation (0: never applied).
+    pub generation: u64,
+    /// The newest marker's value: who made it, since when, and whether it is done.
+    pub newest: Value,
+    /// Superseded markers old enough to delete.
+    expired: Vec<String>,
+}
+
+/// Reads the markers of every key: what the plan is made against.
+pub async fn observe(client: &PrefectClient, keys: &[String]) -> Result<Vec<Seen>> {
+    let reads = keys.iter().map(|key| async move { Ok::<_, Error>(seen(key, client.variables_tagged(&tag(key)).await?)) });
+    futures::future::try_join_all(reads).await
+}
+
+fn seen(key: &str, variables: Vec<Variable>) -> Seen {
+    let mut markers: Vec<(u64, Variable)> = variables.into_iter().filter_map(|v| Some((generation_of(key, &v.name)?, v))).collect();
+    markers.sort_by_key(|(generation, _)| *generation);
+    let Some((generation, newest)) = markers.pop() else { return Seen::default() };
+    let now = unix_seconds();
+    let expired = markers
+        .into_iter()
+        .filter(|(_, v)| v.value["since"].as_i64().is_none_or(|since| now - since > KEEP_SECONDS))
+        .map(|(_, v)| v.name)
+        .collect();
+    Seen { generation, newest: newest.value, expired }
+}
+
+/// The markers one apply holds.
 pub struct ApplyLock {
     client: PrefectClient,
-    keys: Vec<String>,
+    held: Vec<(String, Value)>,
+    expired: Vec<String>,
 }
 
 impl ApplyLock {
-    /// Takes the lock of every key (in order, so two runs cannot deadlock), taking over a lock
-    /// whose run is gone. Another live run holding one is a clear error, and nothing is kept.
-    pub async fn acquire(client: &PrefectClient, keys: &[String], note: &dyn Fn(&str)) -> Result<Self> {
-        let mut held = Self { client: client.clone(), keys: Vec::new() };
-        let mut sorted = keys.to_vec();
-        sorted.sort();
-        for key in sorted {
-            let name = variable("lock", &key);
-            let holder = json!({"host": host(), "pid": std::process::id(), "since": unix_seconds()});
-            if client.create_variable(&name, &holder).await? {
-                held.keys.push(key);
-                continue;
-            }
-            let current = client.variable(&name).await?.unwrap_or(Value::Null);
-            if is_stale(&current) {
-                note(&format!("taking over the lock of a pushpool run that is gone ({current})"));
-                client.delete_variable(&name).await?;
-                if client.create_variable(&name, &holder).await? {
-                    held.keys.push(key);
-                    continue;
-                }
-            }
-            held.release().await;
-            let since = current["since"].as_i64().map(|s| format!("{} s ago", (unix_seconds() - s).max(0))).unwrap_or_else(|| "recently".into());
-            return Err(Error::usage(
-                format!("apply lock for {key}"),
-                format!("another pushpool run (pid {} on {}, started {since}) is applying to it; nothing was changed", current["pid"], current["host"]),
-            )
-            .fix(format!(
-                "run again once it is done; if that run died on another machine, delete the Prefect variable {name} (`prefect variable unset {name}`)"
-            )));
+    /// Creates, for every key (in order, so two runs cannot deadlock), the marker after the
+    /// newest the plan saw, taking over from a run that is gone. A live run applying, or an
+    /// apply since the plan, is a clear error, and nothing is kept.
+    pub async fn acquire(client: &PrefectClient, keys: &[String], seen: &[Seen], planned: Instant, note: &dyn Fn(&str)) -> Result<Self> {
+        if planned.elapsed() > PLAN_MAX_AGE {
+            return Err(Error::usage("plan", format!("was made more than {} hours ago; nothing was changed", PLAN_MAX_AGE.as_secs() / 3600))
+                .fix("run again: pushpool plans against what exists now"));
         }
-        Ok(held)
+        let mut lock = Self { client: client.clone(), held: Vec::new(), expired: Vec::new() };
+        let mut order: Vec<(&String, &Seen)> = keys.iter().zip(seen).collect();
+        order.sort_by_key(|(key, _)| *key);
+        for (key, seen) in order {
+            if let Err(error) = lock.take(key, seen, note).await {
+                lock.abandon().await;
+                return Err(error);
+            }
+        }
+        Ok(lock)
     }
 
-    /// Bumps the generation of every key held: another run's plan made before now is stale.
-    pub async fn bump(&self, seen: &[i64]) -> Result<()> {
-        let bumps = self.keys.iter().zip(seen).map(|(key, generation)| async move {
-            let (name, next) = (variable("generation", key), json!(generation + 1));
-            // Generation 0 is a variable that does not exist yet: create it in one call.
-            if *generation == 0 && self.client.create_variable(&name, &next).await? {
-                return Ok(());
+    async fn take(&mut self, key: &str, seen: &Seen, note: &dyn Fn(&str)) -> Result<()> {
+        let newest = &seen.newest;
+        if seen.generation > 0 && newest["done"] != json!(true) {
+            if !is_stale(newest) {
+                return Err(busy(key, newest, "is applying to it"));
             }
-            self.client.set_variable(&name, &next).await
+            note(&format!("taking over from a pushpool run that is gone ({newest})"));
+        }
+        let name = marker(key, seen.generation + 1);
+        let holder = json!({"host": host(), "pid": std::process::id(), "since": unix_seconds(), "done": false});
+        // A create retried after its answer was lost finds its own marker.
+        if !self.client.create_variable(&name, &holder, &[&tag(key)]).await? {
+            let current = self.client.variable(&name).await?.unwrap_or(Value::Null);
+            if current != holder {
+                return Err(busy(key, &current, "has applied or is applying to it since this plan was made"));
+            }
+        }
+        self.held.push((name, holder));
+        self.expired.extend(seen.expired.iter().cloned());
+        Ok(())
+    }
+
+    /// Ends the apply. When it wrote something each marker is marked done, which makes the
+    /// plans made before it stale; otherwise the markers go and the generation stays.
+    /// Superseded markers a day old go at the same time. A failure leaves a marker that
+    /// stops other runs until this process is gone (on this machine) or an hour has passed.
+    pub async fn release(self, wrote: bool) -> Result<()> {
+        let client = &self.client;
+        let ends = self.held.iter().map(|(name, holder)| async move {
+            if !wrote {
+                return client.delete_variable(name).await;
+            }
+            let mut done = holder.clone();
+            done["done"] = json!(true);
+            client.set_variable(name, &done).await
         });
-        futures::future::try_join_all(bumps).await.map(drop)
+        let expired = self.expired.iter().map(|name| client.delete_variable(name));
+        let (ends, _) = futures::join!(futures::future::try_join_all(ends), futures::future::join_all(expired));
+        ends.map(drop)
     }
 
-    /// The keys held, in the order of [`generations`].
-    pub fn keys(&self) -> &[String] {
-        &self.keys
-    }
-
-    /// Releases every lock held; a failure only leaves a lock the next run takes over.
-    pub async fn release(self) {
-        for key in &self.keys {
-            let _ = self.client.delete_variable(&variable("lock", key)).await;
-        }
+    /// Deletes the markers taken so far, after another key could not be taken.
+    async fn abandon(self) {
+        let deletes = self.held.iter().map(|(name, _)| self.client.delete_variable(name));
+        let _ = futures::future::join_all(deletes).await;
     }
 }
 
-/// True when the lock's run cannot be applying any more: its process is gone from this
+/// The error for a key another run holds: who, since when, and what to do.
+fn busy(key: &str, holder: &Value, doing: &str) -> Error {
+    let since = holder["since"].as_i64().map(|s| format!("started {} s ago", (unix_seconds() - s).max(0))).unwrap_or_else(|| "recently".into());
+    Error::usage(
+        format!("apply to {key}"),
+        format!("another pushpool run (pid {} on {}, {since}) {doing}; nothing was changed", holder["pid"], holder["host"]),
+    )
+    .fix("run again once it is done: pushpool plans against what exists then")
+}
+
+/// True when the marker's run cannot be applying any more: its process is gone from this
 /// host, or it is older than an hour.
 fn is_stale(holder: &Value) -> bool {
     let old = holder["since"].as_i64().is_none_or(|since| unix_seconds() - since > STALE_AFTER_SECONDS);
@@ -111,14 +179,43 @@ fn is_stale(holder: &Value) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn variable_names_take_prefect_characters_only() {
-        assert_eq!(variable("lock", "aws 123456789012/us-east-1"), "pushpool_lock_aws_123456789012_us_east_1");
-        assert_eq!(variable("lock", "Pool-A"), "pushpool_lock_pool_a");
+    fn variable(name: &str, value: Value) -> Variable {
+        Variable { name: name.to_owned(), value }
     }
 
     #[test]
-    fn a_lock_is_stale_when_its_process_is_gone_or_it_is_old() {
+    fn markers_take_prefect_characters_and_sort_by_name() {
+        assert_eq!(marker("aws 123456789012/us-east-1", 7), "pushpool_apply_aws_123456789012_us_east_1_0000000007");
+        assert_eq!(marker("Pool-A", 12), "pushpool_apply_pool_a_0000000012");
+        assert!(marker("k", 9) < marker("k", 10));
+    }
+
+    #[test]
+    fn the_newest_marker_of_the_key_itself_is_the_generation() {
+        let now = unix_seconds();
+        let seen = seen(
+            "pool_a",
+            vec![
+                variable("pushpool_apply_pool_a_0000000002", json!({"since": now, "done": true})),
+                variable("pushpool_apply_pool_a_0000000001", json!({"since": now - 2 * KEEP_SECONDS, "done": true})),
+                // Pool 'a-b' shares the tag's prefix, not the tag: a name of another key is ignored.
+                variable("pushpool_apply_pool_a_b_0000000009", json!({"since": now, "done": false})),
+                variable("pushpool_apply_pool_a_0000000003", json!({"since": now, "done": false})),
+            ],
+        );
+        assert_eq!(seen.generation, 3);
+        assert_eq!(seen.newest["done"], json!(false));
+        assert_eq!(seen.expired, ["pushpool_apply_pool_a_0000000001"], "a superseded marker goes once a day old");
+        assert_eq!(generation_of("pool_a", "pushpool_apply_pool_a_b_0000000009"), None);
+    }
+
+    #[test]
+    fn a_key_never_applied_is_generation_zero() {
+        assert_eq!(seen("pool_a", Vec::new()), Seen::default());
+    }
+
+    #[test]
+    fn a_marker_is_stale_when_its_process_is_gone_or_it_is_old() {
         let alive = json!({"host": host(), "pid": std::process::id(), "since": unix_seconds()});
         assert!(!is_stale(&alive));
         let gone = json!({"host": host(), "pid": u32::MAX, "since": unix_seconds()});

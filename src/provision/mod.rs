@@ -13,6 +13,7 @@ mod teardown;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 pub use graph::{PoolPlan, build};
 pub use pools_file::read_pools_file;
@@ -29,6 +30,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::lock::{self, ApplyLock};
 use crate::prefect::settings::{ProcessEnv, discover};
+use crate::secret::Secret;
 use crate::ui::{Console, Format, PlanHeader};
 
 /// One pool a run is asked to provision.
@@ -79,13 +81,13 @@ impl Outcome {
 }
 
 /// What a run resolved: the Prefect API, each pool with its blueprint and account, the graph,
-/// and the generations of its apply locks as the last plan saw them.
+/// and what the last plan saw of the apply markers, and when.
 pub struct Session {
     prefect: Arc<PrefectContext>,
     pools: Vec<PoolPlan>,
     targets: Vec<Target>,
     graph: Graph,
-    seen: Mutex<Vec<i64>>,
+    seen: Mutex<(Instant, Vec<lock::Seen>)>,
 }
 
 impl Session {
@@ -99,12 +101,12 @@ impl Session {
             }
         }
         let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
-        // No separate API check: every plan reads Prefect (the pool, the lock generations)
+        // No separate API check: every plan reads Prefect (the pool, the apply markers)
         // before any write, and a refused key or a server that is down fails those reads
         // with the same clear error.
         let pools = futures::future::try_join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra))).await?;
         let graph = build(&pools, &prefect)?;
-        Ok(Self { prefect, pools, targets, graph, seen: Mutex::new(Vec::new()) })
+        Ok(Self { prefect, pools, targets, graph, seen: Mutex::new((Instant::now(), Vec::new())) })
     }
 
     /// Tells a self-hosted server's user that push pools run nothing there.
@@ -131,11 +133,12 @@ impl Session {
         self.observe(engine::plan_teardown(&self.graph, teardown)).await
     }
 
-    /// Runs `planning` beside reading the apply locks' generations, which apply checks.
+    /// Runs `planning` beside reading the apply markers, which apply builds on.
     async fn observe(&self, planning: impl std::future::Future<Output = Result<Plan>>) -> Result<Plan> {
         let keys = self.lock_keys();
-        let (plan, seen) = futures::join!(planning, lock::generations(&self.prefect.client, &keys));
-        *self.seen.lock().expect("not poisoned") = seen?;
+        let started = Instant::now();
+        let (plan, seen) = futures::join!(planning, lock::observe(&self.prefect.client, &keys));
+        *self.seen.lock().expect("not poisoned") = (started, seen?);
         plan
     }
 
@@ -197,36 +200,28 @@ impl Session {
     /// names the resource and cause, what was written and what was not started.
     pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
         let keys = self.lock_keys();
-        let lock = ApplyLock::acquire(&self.prefect.client, &keys, &|text| console.note(text)).await?;
-        let result = self.apply_locked(plan, &lock, console).await;
-        lock.release().await;
-        result
-    }
-
-    async fn apply_locked(&self, plan: &Plan, lock: &ApplyLock, console: &Console) -> Result<()> {
-        let seen = self.seen.lock().expect("not poisoned").clone();
-        let now = lock::generations(&self.prefect.client, lock.keys()).await?;
-        if now != seen {
-            return Err(Error::usage(
-                format!("apply to {}", lock.keys().join(", ")),
-                "another pushpool run applied changes there after this plan was made; nothing was changed",
-            )
-            .fix("run again: pushpool plans against what exists now"));
-        }
-        let applied = engine::apply(&self.graph, plan, &console.progress(plan)).await;
+        let (planned, seen) = self.seen.lock().expect("not poisoned").clone();
+        let lock = ApplyLock::acquire(&self.prefect.client, &keys, &seen, planned, &|text| console.note(text)).await?;
+        // The registries' login tokens are read while the apply runs: Docker logs in at its end.
+        let (applied, tokens) = {
+            let progress = console.progress(plan);
+            futures::join!(engine::apply(&self.graph, plan, &progress), self.registry_tokens(plan))
+        };
         // Whatever was written makes plans made before it stale, a failed apply's too.
-        let bump = async { if applied.written.is_empty() { Ok(()) } else { lock.bump(&seen).await } };
+        let wrote = !applied.written.is_empty();
         if let Some((_, error)) = &applied.failure {
-            bump.await?;
+            // The apply's own error says more than a failure to end it.
+            let _ = lock.release(wrote).await;
             return Err(mid_apply_error(&self.graph, &applied, error));
         }
-        // The last steps are independent of each other: they run at once.
-        let (bumped, settled, repositories) = futures::join!(bump, engine::settle(&self.graph, &applied), self.log_in(plan, &applied, console));
-        bumped?;
-        settled.map_err(|error| {
-            let fix = error.fix.clone().map(|f| format!("{f}; then ")).unwrap_or_default();
-            Error::remote(error.what, format!("{}\n  everything was applied; only this last step failed", error.cause))
-                .fix(format!("{fix}run the same command again: it finishes the step and changes nothing else"))
+        // Ending the apply and logging Docker in are independent: they run at once.
+        let (released, repositories) = futures::join!(lock.release(wrote), self.log_in(plan, &applied, tokens, console));
+        released.map_err(|error| {
+            let fix = format!(
+                "nothing else is needed on this machine: its next run takes the marker over; from another machine, wait an hour or delete {} (`prefect variable unset NAME`)",
+                error.what
+            );
+            Error::remote(error.what, format!("{}\n  everything was applied; only marking the apply done failed", error.cause)).fix(fix)
         })?;
         match plan.goal {
             engine::Goal::Teardown => console.torn_down(plan),
@@ -235,9 +230,23 @@ impl Session {
         Ok(())
     }
 
-    /// After a provisioning apply: logs Docker in to each pool's registry (once per host) and
-    /// returns the repositories images go to. A teardown logs in nowhere.
-    async fn log_in(&self, plan: &Plan, applied: &Applied, console: &Console) -> Vec<String> {
+    /// The registry login of each AWS account a provisioning plan pushes images to.
+    async fn registry_tokens(&self, plan: &Plan) -> Vec<(String, Result<(String, Secret)>)> {
+        if plan.goal == engine::Goal::Teardown {
+            return Vec::new();
+        }
+        let mut accounts: Vec<&Arc<AwsContext>> = Vec::new();
+        for aws in self.pools.iter().filter(|p| p.blueprint.registry.is_some()).filter_map(|p| p.aws.as_ref()) {
+            if !accounts.iter().any(|a| a.account_id == aws.account_id) {
+                accounts.push(aws);
+            }
+        }
+        futures::future::join_all(accounts.into_iter().map(|aws| async move { (aws.account_id.clone(), aws.docker_credentials().await) })).await
+    }
+
+    /// After a provisioning apply: logs Docker in to each pool's registry (once per host),
+    /// with its account's token from `tokens`, and returns the repositories images go to.
+    async fn log_in(&self, plan: &Plan, applied: &Applied, tokens: Vec<(String, Result<(String, Secret)>)>, console: &Console) -> Vec<String> {
         let mut repositories = Vec::new();
         if plan.goal == engine::Goal::Teardown {
             return repositories;
@@ -247,7 +256,8 @@ impl Session {
             let (Some(registry), Some(aws)) = (&pool.blueprint.registry, &pool.aws) else { continue };
             let attrs = applied_attrs_of(&self.graph, applied, &pool.request.name);
             if let Some(host) = resolved_string(&registry.host, &attrs).filter(|h| !logged_in.contains(h)) {
-                docker_login(&host, aws, console).await;
+                let token = tokens.iter().find(|(account, _)| *account == aws.account_id).map(|(_, token)| token);
+                docker_login(&host, token, console).await;
                 logged_in.push(host);
             }
             repositories.extend(resolved_string(&registry.repository, &attrs));
@@ -459,12 +469,12 @@ fn resolved_string(reference: &serde_json::Value, attrs: &BTreeMap<String, engin
     }
 }
 
-async fn docker_login(registry: &str, aws: &AwsContext, console: &Console) {
-    let result = async {
-        let (user, password) = aws.docker_credentials().await?;
-        docker::login(registry, &user, &password).await
-    }
-    .await;
+async fn docker_login(registry: &str, token: Option<&Result<(String, Secret)>>, console: &Console) {
+    let result = match token {
+        Some(Ok((user, password))) => docker::login(registry, user, password).await,
+        Some(Err(error)) => Err(error.clone()),
+        None => Err(Error::remote(format!("docker login to {registry}"), "no registry token was read for its account")),
+    };
     match result {
         Ok(Login::Done) => console.line(&format!("Docker is logged in to {registry}.")),
         Ok(Login::NotInstalled) => console.note(&format!(

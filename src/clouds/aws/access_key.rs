@@ -7,7 +7,8 @@
 //!
 //! A key's secret is shown once, so a minted key cannot be adopted the way a VPC can: a run
 //! killed between minting and storing it leaves a key nobody holds. Before minting, the user
-//! is tagged with the time ([`PENDING_KEY_TAG`]); the tag goes once the whole apply succeeded.
+//! is tagged with the time ([`PENDING_KEY_TAG`]); the tag goes once the block holding the key
+//! is stored.
 //! A run that finds the tag deletes the keys created since then that no `aws-credentials`
 //! block of the workspace holds: those can only be keys pushpool minted and lost. pushpool
 //! never deletes any other key.
