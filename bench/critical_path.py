@@ -21,8 +21,8 @@ where, in round trips (RT):
   The plan must be complete before the first write (it is shown and confirmed), so the apply
   chain starts after the observe chain.
 
-The weights are read off the node implementations (src/clouds/aws/*.rs, src/prefect/nodes/*.rs,
-as of commit 955ced0) and are the minimum each needs when nothing fails or is retried: when
+The weights are read off the node implementations (src/clouds/aws/*.rs, src/prefect/nodes/*.rs)
+and are the minimum each needs when nothing fails or is retried: when
 those change, this file must follow. What the bound leaves out: process start, CPU time, the
 servers' own processing time, and pushpool's bookkeeping around an apply (the apply marker
 created before it and marked done after it, the access-key mark removed once the block holds
@@ -69,8 +69,10 @@ def _observe(kind, params, change, plan, end):
         if default or not own_vpc:      # and when there is none, a detached one by name
             return after(dep("vpc"))
         return after(dep("vpc"), then=1 + (1 if change["action"] != "reuse" else 0))
-    if kind == "aws.subnets":  # availability zones beside the VPC; then the VPC's subnets
-        return after(dep("vpc"), own=1, then=1 if own_vpc else 0)
+    if kind == "aws.subnets":  # after the VPC: its subnets (if it has an id), then the region's
+        if default:                # zones only when some are missing; the default VPC's: known
+            return after(dep("vpc"))
+        return after(dep("vpc"), then=(1 if own_vpc else 0) + (1 if change["action"] != "reuse" else 0))
     if kind == "aws.route_table":  # the table by name once the VPC is known, beside gateway and subnets
         table_end = end(dep("vpc")) + (1 if own_vpc else 0)
         return after(dep("internet_gateway"), dep("subnets"), own=table_end)

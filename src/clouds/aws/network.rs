@@ -373,16 +373,11 @@ impl Node for Subnets {
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
             let what = format!("subnets {}", self.name);
-            let (vpc, zones) = futures::join!(upstream.get(&self.vpc), self.aws.zones());
-            let vpc = vpc?;
+            let vpc = upstream.get(&self.vpc).await?;
             if is_default(&vpc) {
                 let ids: Vec<String> = serde_json::from_value(vpc.attrs.value("subnets").cloned().unwrap_or_default()).unwrap_or_default();
                 let ids: Vec<String> = ids.into_iter().take(self.count).collect();
                 return Ok(Observation::reuse(format!("the default VPC's subnets {}", ids.join(", ")), Attrs::new().with("ids", ids)));
-            }
-            let zones: Vec<String> = zones?.into_iter().take(self.count).collect();
-            if zones.is_empty() {
-                return Err(Error::usage(format!("region {}", self.aws.region), "has no available availability zone"));
             }
             let mut present: Vec<(String, String, Cidr)> = Vec::new();
             if let Some(vpc_id) = vpc.attrs.str("id") {
@@ -392,6 +387,19 @@ impl Node for Subnets {
                     .iter()
                     .filter_map(|s| Some((s.availability_zone()?.to_owned(), s.subnet_id()?.to_owned(), s.cidr_block()?.parse().ok()?)))
                     .collect();
+            }
+            // Subnets in enough zones are all a re-run needs to know; the region's zones are
+            // read only to place the missing ones.
+            let mut present_zones: Vec<String> = present.iter().map(|(zone, ..)| zone.clone()).collect();
+            present_zones.sort();
+            present_zones.dedup();
+            let zones: Vec<String> = if present_zones.len() >= self.count {
+                present_zones.into_iter().take(self.count).collect()
+            } else {
+                self.aws.zones().await?.into_iter().take(self.count).collect()
+            };
+            if zones.is_empty() {
+                return Err(Error::usage(format!("region {}", self.aws.region), "has no available availability zone"));
             }
             let vpc_cidr: Cidr = vpc.attrs.require_str(&self.vpc, "cidr")?.parse().map_err(|e: String| Error::remote(&what, e))?;
             let missing: Vec<&String> = zones.iter().filter(|z| !present.iter().any(|(az, ..)| az == *z)).collect();
