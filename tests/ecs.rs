@@ -161,6 +161,26 @@ print(json.dumps({"key": creds.aws_access_key_id, "secret": creds.aws_secret_acc
     again.ok();
     assert!(again.stdout.contains("Nothing to change"), "{}", again.stdout);
     world.assert_no_writes_since(marks).await;
+    // And reads only what it needs to know that: each resource once, no zone list, no
+    // default-VPC reads, one read of the apply markers.
+    let reads = |calls: Vec<support::Call>, mark: usize| {
+        let mut reads: Vec<String> = calls.into_iter().skip(mark).map(|c| format!("{} {}", c.service, c.action)).collect();
+        reads.sort();
+        reads
+    };
+    let aws_reads = reads(world.aws.calls().await, marks.0);
+    assert_eq!(
+        aws_reads,
+        [
+            "ec2 DescribeInternetGateways", "ec2 DescribeRouteTables", "ec2 DescribeSecurityGroups", "ec2 DescribeSubnets", "ec2 DescribeVpcs",
+            "ecr DescribeRepositories", "ecs DescribeClusters",
+            "iam GetPolicy", "iam GetPolicyVersion", "iam GetRole", "iam GetRolePolicy", "iam GetUser", "iam ListAccessKeys",
+            "iam ListAttachedRolePolicies", "iam ListAttachedUserPolicies",
+            "sts GetCallerIdentity",
+        ]
+    );
+    let prefect_reads = reads(world.prefect.calls().await, marks.1);
+    assert_eq!(prefect_reads.len(), 3, "the pool, the block and the apply markers: {prefect_reads:?}");
     assert_eq!(docker_calls(&world.docker_log()).iter().filter(|c| c["argv"][0] == "login").count(), 1);
     assert_eq!(aws.vpcs_named("prefect-ecs-vpc").await.len(), 1, "no second VPC");
     assert_eq!(aws.access_keys(USER).await, [key_id], "no extra key");
