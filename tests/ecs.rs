@@ -250,6 +250,14 @@ async fn block_whose_key_was_deleted_gets_a_new_key_and_is_updated_in_place() {
     let block = world.block().await.unwrap();
     let old_key = block["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
     aws.iam.delete_access_key().user_name(USER).access_key_id(&old_key).send().await.unwrap();
+    // The first apply left the account's first apply marker, done. Made to look two days
+    // old, it goes with the next apply, which leaves the second.
+    let markers = world.apply_markers().await;
+    let [(name, value)] = &markers[..] else { panic!("one marker: {markers:?}") };
+    assert!(name.ends_with("_0000000001") && value["done"] == json!(true), "{name}: {value}");
+    let mut aged = value.clone();
+    aged["since"] = json!(value["since"].as_i64().unwrap() - 2 * 86_400);
+    assert_eq!(world.prefect_send(Method::PATCH, &format!("/variables/name/{name}"), json!({"value": aged})).await, 204);
 
     let marks = world.marks().await;
     let run = world.create(&["--yes"]);
@@ -266,6 +274,9 @@ async fn block_whose_key_was_deleted_gets_a_new_key_and_is_updated_in_place() {
     run.assert_no_secret(&[&world.block_secret().await]);
     // The pool still references the same block, so it was not rewritten.
     assert!(!world.prefect.writes_since(marks.1).await.iter().any(|w| w.contains("work_pools")));
+    let markers = world.apply_markers().await;
+    let [(name, value)] = &markers[..] else { panic!("the old marker went, the new one stays: {markers:?}") };
+    assert!(name.ends_with("_0000000002") && value["done"] == json!(true), "{name}: {value}");
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ pub struct Seen {
     pub generation: u64,
     /// The newest marker's value: who made it, since when, and whether it is done.
     pub newest: Value,
-    /// Superseded markers old enough to delete.
+    /// Markers old enough to delete once the apply has made the next one.
     expired: Vec<String>,
 }
 
@@ -69,15 +69,16 @@ pub async fn observe(client: &PrefectClient, keys: &[String]) -> Result<Vec<Seen
 
 fn seen(key: &str, variables: Vec<Variable>) -> Seen {
     let mut markers: Vec<(u64, Variable)> = variables.into_iter().filter_map(|v| Some((generation_of(key, &v.name)?, v))).collect();
-    markers.sort_by_key(|(generation, _)| *generation);
-    let Some((generation, newest)) = markers.pop() else { return Seen::default() };
+    let Some((generation, newest)) = markers.iter().max_by_key(|(generation, _)| *generation) else { return Seen::default() };
+    let (generation, newest) = (*generation, newest.value.clone());
+    // The newest one too: it is superseded once the apply has made the next.
     let now = unix_seconds();
     let expired = markers
         .into_iter()
         .filter(|(_, v)| v.value["since"].as_i64().is_none_or(|since| now - since > KEEP_SECONDS))
         .map(|(_, v)| v.name)
         .collect();
-    Seen { generation, newest: newest.value, expired }
+    Seen { generation, newest, expired }
 }
 
 /// The markers one apply holds.
@@ -205,8 +206,10 @@ mod tests {
         );
         assert_eq!(seen.generation, 3);
         assert_eq!(seen.newest["done"], json!(false));
-        assert_eq!(seen.expired, ["pushpool_apply_pool_a_0000000001"], "a superseded marker goes once a day old");
+        assert_eq!(seen.expired, ["pushpool_apply_pool_a_0000000001"], "a marker goes once a day old");
         assert_eq!(generation_of("pool_a", "pushpool_apply_pool_a_b_0000000009"), None);
+        let old = super::seen("pool_a", vec![variable("pushpool_apply_pool_a_0000000004", json!({"since": now - 2 * KEEP_SECONDS, "done": true}))]);
+        assert_eq!((old.generation, old.expired.len()), (4, 1), "the newest goes too once the next supersedes it");
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub struct Session {
     pools: Vec<PoolPlan>,
     targets: Vec<Target>,
     graph: Graph,
-    seen: Mutex<(Instant, Vec<lock::Seen>)>,
+    seen: Mutex<Option<(Instant, Vec<lock::Seen>)>>,
 }
 
 impl Session {
@@ -106,7 +106,7 @@ impl Session {
         // with the same clear error.
         let pools = futures::future::try_join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra))).await?;
         let graph = build(&pools, &prefect)?;
-        Ok(Self { prefect, pools, targets, graph, seen: Mutex::new((Instant::now(), Vec::new())) })
+        Ok(Self { prefect, pools, targets, graph, seen: Mutex::new(None) })
     }
 
     /// Tells a self-hosted server's user that push pools run nothing there.
@@ -138,7 +138,7 @@ impl Session {
         let keys = self.lock_keys();
         let started = Instant::now();
         let (plan, seen) = futures::join!(planning, lock::observe(&self.prefect.client, &keys));
-        *self.seen.lock().expect("not poisoned") = (started, seen?);
+        *self.seen.lock().expect("not poisoned") = Some((started, seen?));
         plan
     }
 
@@ -200,7 +200,7 @@ impl Session {
     /// names the resource and cause, what was written and what was not started.
     pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
         let keys = self.lock_keys();
-        let (planned, seen) = self.seen.lock().expect("not poisoned").clone();
+        let (planned, seen) = self.seen.lock().expect("not poisoned").clone().expect("an apply follows its plan");
         let lock = ApplyLock::acquire(&self.prefect.client, &keys, &seen, planned, &|text| console.note(text)).await?;
         // The registries' login tokens are read while the apply runs: Docker logs in at its end.
         let (applied, tokens) = {

@@ -348,6 +348,14 @@ impl World {
         response.status().as_u16()
     }
 
+    /// The apply markers of this world's account: (name, value), oldest first.
+    pub async fn apply_markers(&self) -> Vec<(String, Value)> {
+        let filter = json!({"variables": {"tags": {"all_": [format!("pushpool_apply_aws_{}", self.account.id)]}}, "sort": "NAME_ASC"});
+        let response = http().post(format!("{}/variables/filter", self.sandbox.prefect)).json(&filter).send().await.unwrap();
+        let variables: Vec<Value> = response.json().await.unwrap();
+        variables.into_iter().map(|v| (v["name"].as_str().unwrap().to_owned(), v["value"].clone())).collect()
+    }
+
     pub async fn block(&self) -> Option<Value> {
         self.prefect_get(&format!("/block_types/slug/aws-credentials/block_documents/name/{}-aws-credentials", self.pool)).await
     }
