@@ -212,7 +212,7 @@ def bound(plan_doc, blueprint_path):
 def as_coded(b):
     """pushpool's own sequential chain around the same plan (src/provision/mod.rs, prefect/lock.rs),
     for comparison with the bound: what its bookkeeping adds, one step after another."""
-    steps = [("pool read beside sts:GetCallerIdentity", 1), ("observe (apply markers read beside it)", b["observe"])]
+    steps = [("pool read beside sts:GetCallerIdentity and the apply markers' read", 1), ("observe", b["observe"])]
     if b["writes"]:
         steps += [
             ("apply marker: POST /variables/ (refused if another run applied since the plan)", 1),

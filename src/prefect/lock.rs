@@ -2,9 +2,11 @@
 //! overtook. Each apply creates a marker, a Prefect variable named after the key and the
 //! generation it makes (`pushpool_apply_aws_123456789012_0000000007`): creating a variable
 //! whose name exists is refused with 409, so the create is a compare-and-set every run of the
-//! workspace sees. A plan reads the key's markers; its apply creates the one after the newest
-//! it saw, which fails when another run applied, or is applying, since. The marker says
-//! `done` once the apply ends.
+//! workspace sees. A run reads the markers before it reads anything else; its apply creates
+//! the one after the newest it saw, which fails when another run applied, or is applying,
+//! since. The marker says `done` once the apply ends. Reading them first matters: an apply
+//! that ended while the run was reading resources would otherwise look finished before the
+//! reads and leave the plan built on its half-done state.
 //!
 //! One call before the apply and one after, where a lock and a separate generation counter
 //! take four (take, check, bump, release). Superseded markers are deleted once a day old; a
@@ -27,26 +29,28 @@ const KEEP_SECONDS: i64 = 86_400;
 /// The oldest plan an apply takes: well inside [`KEEP_SECONDS`], clocks of two machines apart.
 pub const PLAN_MAX_AGE: Duration = Duration::from_secs(12 * 3600);
 
+/// The tag of every marker, to read them all in one call.
+const TAG: &str = "pushpool_apply";
+
 /// This machine's name, to tell whether a marker's process can be checked here.
 fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
 }
 
-/// The tag of `key`'s markers: Prefect takes lowercase letters, digits and underscores in
-/// names, and a name filter's `like_` would read `_` as a wildcard, so markers are found by tag.
-fn tag(key: &str) -> String {
+/// The prefix of `key`'s markers: Prefect takes lowercase letters, digits and underscores.
+fn prefix(key: &str) -> String {
     let key: String = key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     format!("pushpool_apply_{key}")
 }
 
 /// The marker of `key`'s generation `generation`.
 fn marker(key: &str, generation: u64) -> String {
-    format!("{}_{generation:010}", tag(key))
+    format!("{}_{generation:010}", prefix(key))
 }
 
 /// The generation a marker of `key` is for, when `name` is one.
 fn generation_of(key: &str, name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(&tag(key))?.strip_prefix('_')?;
+    let digits = name.strip_prefix(&prefix(key))?.strip_prefix('_')?;
     digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
 }
 
@@ -61,14 +65,24 @@ pub struct Seen {
     expired: Vec<String>,
 }
 
-/// Reads the markers of every key: what the plan is made against.
-pub async fn observe(client: &PrefectClient, keys: &[String]) -> Result<Vec<Seen>> {
-    let reads = keys.iter().map(|key| async move { Ok::<_, Error>(seen(key, client.variables_tagged(&tag(key)).await?)) });
-    futures::future::try_join_all(reads).await
+/// Every apply marker of the workspace, as a run read them before anything else.
+#[derive(Debug, Clone)]
+pub struct Markers(Vec<Variable>);
+
+impl Markers {
+    /// Reads them: one call, whatever the keys (the account is not known yet).
+    pub async fn read(client: &PrefectClient) -> Result<Self> {
+        client.variables_tagged(TAG).await.map(Self)
+    }
+
+    /// What they say of each key: what the plan is made against.
+    pub fn seen(&self, keys: &[String]) -> Vec<Seen> {
+        keys.iter().map(|key| seen(key, &self.0)).collect()
+    }
 }
 
-fn seen(key: &str, variables: Vec<Variable>) -> Seen {
-    let mut markers: Vec<(u64, Variable)> = variables.into_iter().filter_map(|v| Some((generation_of(key, &v.name)?, v))).collect();
+fn seen(key: &str, variables: &[Variable]) -> Seen {
+    let markers: Vec<(u64, &Variable)> = variables.iter().filter_map(|v| Some((generation_of(key, &v.name)?, v))).collect();
     let Some((generation, newest)) = markers.iter().max_by_key(|(generation, _)| *generation) else { return Seen::default() };
     let (generation, newest) = (*generation, newest.value.clone());
     // The newest one too: it is superseded once the apply has made the next.
@@ -76,7 +90,7 @@ fn seen(key: &str, variables: Vec<Variable>) -> Seen {
     let expired = markers
         .into_iter()
         .filter(|(_, v)| v.value["since"].as_i64().is_none_or(|since| now - since > KEEP_SECONDS))
-        .map(|(_, v)| v.name)
+        .map(|(_, v)| v.name.clone())
         .collect();
     Seen { generation, newest, expired }
 }
@@ -120,7 +134,7 @@ impl ApplyLock {
         let name = marker(key, seen.generation + 1);
         let holder = json!({"host": host(), "pid": std::process::id(), "since": unix_seconds(), "done": false});
         // A create retried after its answer was lost finds its own marker.
-        if !self.client.create_variable(&name, &holder, &[&tag(key)]).await? {
+        if !self.client.create_variable(&name, &holder, &[TAG]).await? {
             let current = self.client.variable(&name).await?.unwrap_or(Value::Null);
             if current != holder {
                 return Err(busy(key, &current, "has applied or is applying to it since this plan was made"));
@@ -196,10 +210,10 @@ mod tests {
         let now = unix_seconds();
         let seen = seen(
             "pool_a",
-            vec![
+            &[
                 variable("pushpool_apply_pool_a_0000000002", json!({"since": now, "done": true})),
                 variable("pushpool_apply_pool_a_0000000001", json!({"since": now - 2 * KEEP_SECONDS, "done": true})),
-                // Pool 'a-b' shares the tag's prefix, not the tag: a name of another key is ignored.
+                // Pool 'a-b' is another key whose names start the same: ignored.
                 variable("pushpool_apply_pool_a_b_0000000009", json!({"since": now, "done": false})),
                 variable("pushpool_apply_pool_a_0000000003", json!({"since": now, "done": false})),
             ],
@@ -208,13 +222,13 @@ mod tests {
         assert_eq!(seen.newest["done"], json!(false));
         assert_eq!(seen.expired, ["pushpool_apply_pool_a_0000000001"], "a marker goes once a day old");
         assert_eq!(generation_of("pool_a", "pushpool_apply_pool_a_b_0000000009"), None);
-        let old = super::seen("pool_a", vec![variable("pushpool_apply_pool_a_0000000004", json!({"since": now - 2 * KEEP_SECONDS, "done": true}))]);
+        let old = super::seen("pool_a", &[variable("pushpool_apply_pool_a_0000000004", json!({"since": now - 2 * KEEP_SECONDS, "done": true}))]);
         assert_eq!((old.generation, old.expired.len()), (4, 1), "the newest goes too once the next supersedes it");
     }
 
     #[test]
     fn a_key_never_applied_is_generation_zero() {
-        assert_eq!(seen("pool_a", Vec::new()), Seen::default());
+        assert_eq!(seen("pool_a", &[]), Seen::default());
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod teardown;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use graph::{PoolPlan, build};
@@ -28,7 +28,7 @@ use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::prefect::context::PrefectContext;
-use crate::prefect::lock::{self, ApplyLock};
+use crate::prefect::lock::{ApplyLock, Markers};
 use crate::prefect::settings::{ProcessEnv, discover};
 use crate::secret::Secret;
 use crate::ui::{Console, Format, PlanHeader};
@@ -81,13 +81,14 @@ impl Outcome {
 }
 
 /// What a run resolved: the Prefect API, each pool with its blueprint and account, the graph,
-/// and what the last plan saw of the apply markers, and when.
+/// and the apply markers with the time they were read.
 pub struct Session {
     prefect: Arc<PrefectContext>,
     pools: Vec<PoolPlan>,
     targets: Vec<Target>,
     graph: Graph,
-    seen: Mutex<Option<(Instant, Vec<lock::Seen>)>>,
+    markers: Markers,
+    markers_read: Instant,
 }
 
 impl Session {
@@ -101,12 +102,16 @@ impl Session {
             }
         }
         let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
-        // No separate API check: every plan reads Prefect (the pool, the apply markers)
+        // No separate API check: every run reads Prefect (the pool, the apply markers)
         // before any write, and a refused key or a server that is down fails those reads
         // with the same clear error.
-        let pools = futures::future::try_join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra))).await?;
+        // The apply markers are read before any resource (see prefect::lock), beside the pools.
+        let markers_read = Instant::now();
+        let pools = futures::future::try_join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra)));
+        let (pools, markers) = futures::join!(pools, Markers::read(&prefect.client));
+        let (pools, markers) = (pools?, markers?);
         let graph = build(&pools, &prefect)?;
-        Ok(Self { prefect, pools, targets, graph, seen: Mutex::new(None) })
+        Ok(Self { prefect, pools, targets, graph, markers, markers_read })
     }
 
     /// Tells a self-hosted server's user that push pools run nothing there.
@@ -125,21 +130,12 @@ impl Session {
 
     /// Observes every node and returns the plan. Reads only.
     pub async fn plan(&self) -> Result<Plan> {
-        self.observe(engine::plan(&self.graph)).await
+        engine::plan(&self.graph).await
     }
 
     /// Observes every node for a teardown and returns the plan. Reads only.
     pub async fn plan_teardown(&self, teardown: &engine::Teardown) -> Result<Plan> {
-        self.observe(engine::plan_teardown(&self.graph, teardown)).await
-    }
-
-    /// Runs `planning` beside reading the apply markers, which apply builds on.
-    async fn observe(&self, planning: impl std::future::Future<Output = Result<Plan>>) -> Result<Plan> {
-        let keys = self.lock_keys();
-        let started = Instant::now();
-        let (plan, seen) = futures::join!(planning, lock::observe(&self.prefect.client, &keys));
-        *self.seen.lock().expect("not poisoned") = Some((started, seen?));
-        plan
+        engine::plan_teardown(&self.graph, teardown).await
     }
 
     /// What one apply locks: each AWS account it writes to (pools in one account share
@@ -200,8 +196,8 @@ impl Session {
     /// names the resource and cause, what was written and what was not started.
     pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
         let keys = self.lock_keys();
-        let (planned, seen) = self.seen.lock().expect("not poisoned").clone().expect("an apply follows its plan");
-        let lock = ApplyLock::acquire(&self.prefect.client, &keys, &seen, planned, &|text| console.note(text)).await?;
+        let seen = self.markers.seen(&keys);
+        let lock = ApplyLock::acquire(&self.prefect.client, &keys, &seen, self.markers_read, &|text| console.note(text)).await?;
         // The registries' login tokens are read while the apply runs: Docker logs in at its end.
         let (applied, tokens) = {
             let progress = console.progress(plan);

@@ -350,10 +350,12 @@ impl World {
 
     /// The apply markers of this world's account: (name, value), oldest first.
     pub async fn apply_markers(&self) -> Vec<(String, Value)> {
-        let filter = json!({"variables": {"tags": {"all_": [format!("pushpool_apply_aws_{}", self.account.id)]}}, "sort": "NAME_ASC"});
+        let filter = json!({"variables": {"tags": {"all_": ["pushpool_apply"]}}, "sort": "NAME_ASC", "limit": 200});
         let response = http().post(format!("{}/variables/filter", self.sandbox.prefect)).json(&filter).send().await.unwrap();
         let variables: Vec<Value> = response.json().await.unwrap();
-        variables.into_iter().map(|v| (v["name"].as_str().unwrap().to_owned(), v["value"].clone())).collect()
+        let prefix = format!("pushpool_apply_aws_{}_", self.account.id);
+        let names = variables.into_iter().filter(|v| v["name"].as_str().unwrap().starts_with(&prefix));
+        names.map(|v| (v["name"].as_str().unwrap().to_owned(), v["value"].clone())).collect()
     }
 
     pub async fn block(&self) -> Option<Value> {
