@@ -93,6 +93,23 @@ fn cases() -> Vec<Case> {
             args: CREATE, env: &[], code: 1, expect: &["work pool '", "503", "written before the failure:", "run the same command again"], mid_run: true,
         },
         Case {
+            name: "an apply in progress from another machine",
+            setup: Some(|w| {
+                Box::pin(async {
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                    let marker = json!({
+                        "name": format!("pushpool_apply_aws_{}_0000000003", w.account.id),
+                        "value": {"host": "ci-runner-7", "pid": 4242, "since": now, "done": false},
+                        "tags": ["pushpool_apply"],
+                    });
+                    assert_eq!(w.prefect_send(Method::POST, "/variables/", marker).await, 201);
+                })
+            }),
+            args: CREATE, env: &[], code: 1,
+            expect: &["apply to aws_", "another pushpool run (pid 4242 on ci-runner-7, started", "is applying to it; nothing was changed", "run again once it is done"],
+            mid_run: false,
+        },
+        Case {
             name: "fewer than three availability zones",
             setup: None, args: CREATE, env: &[("AWS_REGION", "us-west-1")], code: 0,
             expect: &["10.0.0.0/18 in us-west-1a, 10.0.64.0/18 in us-west-1b"], mid_run: false,

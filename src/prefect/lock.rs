@@ -176,7 +176,7 @@ fn busy(key: &str, holder: &Value, doing: &str) -> Error {
     let since = holder["since"].as_i64().map(|s| format!("started {} s ago", (unix_seconds() - s).max(0))).unwrap_or_else(|| "recently".into());
     Error::usage(
         format!("apply to {key}"),
-        format!("another pushpool run (pid {} on {}, {since}) {doing}; nothing was changed", holder["pid"], holder["host"]),
+        format!("another pushpool run (pid {} on {}, {since}) {doing}; nothing was changed", holder["pid"], holder["host"].as_str().unwrap_or("?")),
     )
     .fix("run again once it is done: pushpool plans against what exists then")
 }
