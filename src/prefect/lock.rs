@@ -2,11 +2,13 @@
 //! overtook. Each apply creates a marker, a Prefect variable named after the key and the
 //! generation it makes (`pushpool_apply_aws_123456789012_0000000007`): creating a variable
 //! whose name exists is refused with 409, so the create is a compare-and-set every run of the
-//! workspace sees. A run reads the markers before it reads anything else; its apply creates
-//! the one after the newest it saw, which fails when another run applied, or is applying,
-//! since. The marker says `done` once the apply ends. Reading them first matters: an apply
-//! that ended while the run was reading resources would otherwise look finished before the
-//! reads and leave the plan built on its half-done state.
+//! workspace sees. A run reads the markers beside the pool's own read and before any other
+//! resource; its apply creates the one after the newest it saw, which fails when another run
+//! applied, or is applying, since. The marker says `done` once the apply ends. Reading them
+//! first matters: an apply that ended while the run was reading resources would otherwise
+//! look finished before the reads and leave the plan built on its half-done state. (The pool
+//! read beside them can only be older than the markers, and the pool's update rewrites the
+//! defaults this run wants either way.)
 //!
 //! One call before the apply and one after, where a lock and a separate generation counter
 //! take four (take, check, bump, release). Superseded markers are deleted once a day old; a
