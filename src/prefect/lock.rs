@@ -6,9 +6,9 @@
 //! resource; its apply creates the one after the newest it saw, which fails when another run
 //! applied, or is applying, since. The marker says `done` once the apply ends. Reading them
 //! first matters: an apply that ended while the run was reading resources would otherwise
-//! look finished before the reads and leave the plan built on its half-done state. (The pool
-//! read beside them can only be older than the markers, and the pool's update rewrites the
-//! defaults this run wants either way.)
+//! look finished before the reads and leave the plan built on its half-done state. (The
+//! pool is read at the same time as the markers; a pool read just before another apply's
+//! last write only makes this run write the same job-variable defaults again.)
 //!
 //! One call before the apply and one after, where a lock and a separate generation counter
 //! take four (take, check, bump, release). Superseded markers are deleted once a day old; a
@@ -29,7 +29,7 @@ const STALE_AFTER_SECONDS: i64 = 3600;
 const KEEP_SECONDS: i64 = 86_400;
 
 /// The oldest plan an apply takes: well inside [`KEEP_SECONDS`], clocks of two machines apart.
-pub const PLAN_MAX_AGE: Duration = Duration::from_secs(12 * 3600);
+const PLAN_MAX_AGE: Duration = Duration::from_secs(12 * 3600);
 
 /// The tag of every marker, to read them all in one call.
 const TAG: &str = "pushpool_apply";
@@ -58,28 +58,28 @@ fn generation_of(key: &str, name: &str) -> Option<u64> {
 
 /// What a plan saw of one key's applies.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Seen {
+struct Seen {
     /// The newest generation (0: never applied).
-    pub generation: u64,
+    generation: u64,
     /// The newest marker's value: who made it, since when, and whether it is done.
-    pub newest: Value,
+    newest: Value,
     /// Markers old enough to delete once the apply has made the next one.
     expired: Vec<String>,
 }
 
-/// Every apply marker of the workspace, as a run read them before anything else.
+/// Every apply marker of the workspace, as a run read them before anything else, and when:
+/// what its plan is made against.
 #[derive(Debug, Clone)]
-pub struct Markers(Vec<Variable>);
+pub struct Markers {
+    variables: Vec<Variable>,
+    read_at: Instant,
+}
 
 impl Markers {
     /// Reads them: one call, whatever the keys (the account is not known yet).
     pub async fn read(client: &PrefectClient) -> Result<Self> {
-        client.variables_tagged(TAG).await.map(Self)
-    }
-
-    /// What they say of each key: what the plan is made against.
-    pub fn seen(&self, keys: &[String]) -> Vec<Seen> {
-        keys.iter().map(|key| seen(key, &self.0)).collect()
+        let read_at = Instant::now();
+        Ok(Self { variables: client.variables_tagged(TAG).await?, read_at })
     }
 }
 
@@ -108,16 +108,16 @@ impl ApplyLock {
     /// Creates, for every key (in order, so two runs cannot deadlock), the marker after the
     /// newest the plan saw, taking over from a run that is gone. A live run applying, or an
     /// apply since the plan, is a clear error, and nothing is kept.
-    pub async fn acquire(client: &PrefectClient, keys: &[String], seen: &[Seen], planned: Instant, note: &dyn Fn(&str)) -> Result<Self> {
-        if planned.elapsed() > PLAN_MAX_AGE {
+    pub async fn acquire(client: &PrefectClient, keys: &[String], markers: &Markers, note: &dyn Fn(&str)) -> Result<Self> {
+        if markers.read_at.elapsed() > PLAN_MAX_AGE {
             return Err(Error::usage("plan", format!("was made more than {} hours ago; nothing was changed", PLAN_MAX_AGE.as_secs() / 3600))
                 .fix("run again: pushpool plans against what exists now"));
         }
         let mut lock = Self { client: client.clone(), held: Vec::new(), expired: Vec::new() };
-        let mut order: Vec<(&String, &Seen)> = keys.iter().zip(seen).collect();
-        order.sort_by_key(|(key, _)| *key);
-        for (key, seen) in order {
-            if let Err(error) = lock.take(key, seen, note).await {
+        let mut order: Vec<&String> = keys.iter().collect();
+        order.sort();
+        for key in order {
+            if let Err(error) = lock.take(key, &seen(key, &markers.variables), note).await {
                 lock.abandon().await;
                 return Err(error);
             }

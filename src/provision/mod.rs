@@ -13,7 +13,6 @@ mod teardown;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 pub use graph::{PoolPlan, build};
 pub use pools_file::read_pools_file;
@@ -81,14 +80,13 @@ impl Outcome {
 }
 
 /// What a run resolved: the Prefect API, each pool with its blueprint and account, the graph,
-/// and the apply markers with the time they were read.
+/// and the apply markers as the run read them.
 pub struct Session {
     prefect: Arc<PrefectContext>,
     pools: Vec<PoolPlan>,
     targets: Vec<Target>,
     graph: Graph,
     markers: Markers,
-    markers_read: Instant,
 }
 
 impl Session {
@@ -104,14 +102,13 @@ impl Session {
         let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
         // No separate API check: every run reads Prefect (the pool, the apply markers)
         // before any write, and a refused key or a server that is down fails those reads
-        // with the same clear error.
-        // The apply markers are read before any resource (see prefect::lock), beside the pools.
-        let markers_read = Instant::now();
+        // with the same clear error. The markers are read beside the pools, before any other
+        // resource (see prefect::lock).
         let pools = futures::future::try_join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra)));
         let (pools, markers) = futures::join!(pools, Markers::read(&prefect.client));
         let (pools, markers) = (pools?, markers?);
         let graph = build(&pools, &prefect)?;
-        Ok(Self { prefect, pools, targets, graph, markers, markers_read })
+        Ok(Self { prefect, pools, targets, graph, markers })
     }
 
     /// Tells a self-hosted server's user that push pools run nothing there.
@@ -196,8 +193,7 @@ impl Session {
     /// names the resource and cause, what was written and what was not started.
     pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
         let keys = self.lock_keys();
-        let seen = self.markers.seen(&keys);
-        let lock = ApplyLock::acquire(&self.prefect.client, &keys, &seen, self.markers_read, &|text| console.note(text)).await?;
+        let lock = ApplyLock::acquire(&self.prefect.client, &keys, &self.markers, &|text| console.note(text)).await?;
         // The registries' login tokens are read while the apply runs: Docker logs in at its end.
         let (applied, tokens) = {
             let progress = console.progress(plan);
