@@ -15,14 +15,14 @@
 
 use std::sync::Arc;
 
-use aws_sdk_iam::types::{AccessKeyMetadata, StatusType, Tag};
+use aws_sdk_iam::types::{AccessKeyMetadata, StatusType};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::context::AwsContext;
 use super::errors::{aws_error, code};
-use super::iam::PENDING_KEY_TAG;
+use super::iam::{PENDING_KEY_TAG, pending_key_tag};
 use super::once::{Outcome, outcome};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
@@ -94,8 +94,7 @@ impl AccessKey {
     }
 
     async fn mark(&self, since: i64) -> Result<()> {
-        let tag = Tag::builder().key(PENDING_KEY_TAG).value(since.to_string()).build().map_err(|e| Error::remote(self.what(), e.to_string()))?;
-        self.aws.iam.tag_user().user_name(&self.user).tags(tag).send().await.map_err(|e| aws_error(&self.what(), "iam:TagUser", e))?;
+        self.aws.iam.tag_user().user_name(&self.user).tags(pending_key_tag(since)).send().await.map_err(|e| aws_error(&self.what(), "iam:TagUser", e))?;
         Ok(())
     }
 

@@ -2,18 +2,18 @@
 
 use std::sync::Arc;
 
+use aws_sdk_iam::types::Tag;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use aws_sdk_iam::types::Tag;
 use serde_json::Value;
 
 use super::context::{AwsContext, decide, owned};
 use super::errors::{accept, aws_error, code};
 use super::once::create_once;
 use super::policy_doc::{describe_drift, parse_live, same, with_pass_role};
-use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::clock::unix_seconds;
-use crate::error::{Error, Result};
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
+use crate::error::Result;
 
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
 
@@ -21,6 +21,11 @@ const NO_SUCH_ENTITY: &str = "NoSuchEntity";
 /// and removes once the key is stored: found by a later run, it marks keys minted by an
 /// interrupted run. Also the attribute name under which the user node reports it.
 pub const PENDING_KEY_TAG: &str = "pushpool.key-pending-since";
+
+/// The [`PENDING_KEY_TAG`] of a key about to be minted at `since`.
+pub fn pending_key_tag(since: i64) -> Tag {
+    Tag::builder().key(PENDING_KEY_TAG).value(since.to_string()).build().expect("a tag with a key and a value")
+}
 
 /// An inline policy of a role: its name and document.
 pub struct InlinePolicy {
@@ -264,7 +269,7 @@ impl Node for User {
             // A new user gets its access key in this apply: it is created with the mark the key
             // node would otherwise set with a call of its own (see PENDING_KEY_TAG).
             let since = unix_seconds();
-            let mark = Tag::builder().key(PENDING_KEY_TAG).value(since.to_string()).build().map_err(|e| Error::remote(&what, e.to_string()))?;
+            let mark = pending_key_tag(since);
             let create = || async {
                 let mut tags = self.aws.iam_tags();
                 tags.push(mark.clone());
