@@ -3,19 +3,24 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
-use crate::provision::{self, PoolMode, PoolRequest, RunOptions, Target, TeardownOptions, read_pools_file};
+use crate::clouds::Scope;
+use crate::provision::{self, RunOptions, Target, TeardownOptions, read_pools_file};
+use crate::request::{PoolMode, PoolRequest, read_base_job_template};
 use crate::ui::{Console, Format};
 
 /// Get a Prefect push work pool ready to run flows: a reviewable plan, safe re-runs,
 /// concurrent apply.
 ///
 /// The Prefect API comes from PREFECT_API_URL / PREFECT_API_KEY or the active profile of
-/// $PREFECT_HOME/profiles.toml; AWS credentials and region from the standard AWS chain
-/// (AWS_ENDPOINT_URL honoured).
+/// $PREFECT_HOME/profiles.toml. A run connects only to the clouds its pool types need: AWS
+/// credentials and region from the standard AWS chain (AWS_ENDPOINT_URL honoured), the Modal
+/// token from MODAL_TOKEN_ID/MODAL_TOKEN_SECRET or ~/.modal.toml, the Coiled token from
+/// DASK_COILED__TOKEN or the dask configuration.
 #[derive(Debug, Parser)]
 #[command(name = "pushpool", version, max_term_width = 100)]
 pub struct Cli {
@@ -45,15 +50,27 @@ pub enum WorkPoolCommand {
     Create {
         /// The work pool's name.
         name: String,
-        /// The pool type: ecs:push, or ecs for a self-hosted server with an ECS worker.
+        /// The pool type: ecs:push, modal:push, coiled:push, or ecs for a self-hosted server
+        /// with an ECS worker.
         #[arg(long = "type", value_name = "TYPE")]
         pool_type: String,
         /// Build the cloud resources the pool needs and fill its job variable defaults.
         #[arg(long)]
         provision_infra: bool,
-        /// Update the pool if it exists and differs (its template is reset to the type's default).
+        /// Update the pool if it exists and differs (its template is reset to the type's
+        /// default, or to --base-job-template).
         #[arg(long)]
         overwrite: bool,
+        /// Start the pool from this base job template (JSON) instead of the type's default;
+        /// the provisioned defaults are filled into it.
+        #[arg(long, value_name = "FILE")]
+        base_job_template: Option<PathBuf>,
+        /// Create the pool paused.
+        #[arg(long)]
+        paused: bool,
+        /// Make the pool the default work pool of the active Prefect profile.
+        #[arg(long)]
+        set_as_default: bool,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -151,8 +168,8 @@ impl Naming {
             .collect()
     }
 
-    fn target(&self, name: String, pool_type: String, mode: PoolMode) -> Result<Target> {
-        Ok(Target { request: PoolRequest { name, pool_type, mode }, names: self.names()?, region: self.region.clone() })
+    fn target(&self, request: PoolRequest) -> Result<Target> {
+        Ok(Target { request, names: self.names()?, scope: Scope { region: self.region.clone() } })
     }
 }
 
@@ -186,22 +203,43 @@ pub struct ApplyArgs {
     /// Apply a pools file without asking for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Refuse a saved plan older than this ("24h", "90m", "2d").
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration, conflicts_with = "file")]
+    pub max_age: Duration,
+}
+
+/// A duration as people write it ("24h", "90m").
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 24h, 90m, 2d)"))
 }
 
 impl Command {
     /// Runs the command and returns the exit code of a success.
     pub async fn run(self, console: &Console) -> Result<u8> {
         match self {
-            Command::WorkPool(WorkPoolCommand::Create { name, pool_type, provision_infra, overwrite, run }) => {
-                let target = run.naming.target(name, pool_type, PoolMode::Create { overwrite })?;
+            Command::WorkPool(WorkPoolCommand::Create {
+                name,
+                pool_type,
+                provision_infra,
+                overwrite,
+                base_job_template,
+                paused,
+                set_as_default,
+                run,
+            }) => {
+                let mut request = PoolRequest::new(name, pool_type, PoolMode::Create { overwrite });
+                request.base_job_template = base_job_template.as_deref().map(read_base_job_template).transpose()?;
+                request.paused = paused;
+                request.set_as_default = set_as_default;
+                let target = run.naming.target(request)?;
                 provision_one(vec![target], provision_infra, run, console).await
             }
             Command::WorkPool(WorkPoolCommand::ProvisionInfra { name, run }) => {
-                let target = run.naming.target(name, String::new(), PoolMode::ProvisionInfra)?;
+                let target = run.naming.target(PoolRequest::new(name, "", PoolMode::ProvisionInfra))?;
                 provision_one(vec![target], true, run, console).await
             }
             Command::WorkPool(WorkPoolCommand::Deprovision { name, pool_type, keep_pool, force, yes, dry_run, naming, output, detailed_exitcode }) => {
-                let target = naming.target(name, pool_type.unwrap_or_default(), PoolMode::Deprovision)?;
+                let target = naming.target(PoolRequest::new(name, pool_type.unwrap_or_default(), PoolMode::Deprovision))?;
                 let run = RunOptions { provision_infra: true, dry_run, yes, output, out: None };
                 let options = TeardownOptions { run, keep_pool, force };
                 Ok(provision::deprovision(target, &options, console).await?.exit_code(detailed_exitcode))
@@ -209,15 +247,15 @@ impl Command {
             Command::Plan(PlanArgs { name, pool_type, file, naming, report }) => {
                 let targets = match (file, name, pool_type) {
                     (Some(file), ..) => read_pools_file(&file)?,
-                    (None, Some(name), Some(pool_type)) => vec![naming.target(name, pool_type, PoolMode::Ensure)?],
+                    (None, Some(name), Some(pool_type)) => vec![naming.target(PoolRequest::new(name, pool_type, PoolMode::Ensure))?],
                     _ => return Err(Error::usage("pushpool plan", "needs a pool name and --type, or --file")),
                 };
                 let options = RunOptions { provision_infra: true, dry_run: true, yes: false, output: report.output, out: report.out };
                 Ok(provision::provision(targets, &options, console).await?.exit_code(report.detailed_exitcode))
             }
-            Command::Apply(ApplyArgs { plan_file, file, yes }) => {
+            Command::Apply(ApplyArgs { plan_file, file, yes, max_age }) => {
                 let outcome = match (plan_file, file) {
-                    (Some(plan), None) => provision::apply_saved(&plan, console).await?,
+                    (Some(plan), None) => provision::apply_saved(&plan, max_age, console).await?,
                     (None, Some(file)) => {
                         let options = RunOptions { provision_infra: true, dry_run: false, yes, output: Format::Text, out: None };
                         provision::provision(read_pools_file(&file)?, &options, console).await?

@@ -1,12 +1,16 @@
 //! The plan as a document: what `--output json` prints and `--out` saves, and what
 //! `pushpool apply FILE` checks the live state against before it applies.
 //!
-//! The format is versioned (`format_version`) and described by `schemas/plan.v1.json`. It
-//! holds no secret: attributes are the public ones only (a secret is a separate kind of
-//! attribute that cannot be serialized), and secrets do not exist before apply anyway.
+//! The format is versioned (`format_version`) and described by `schemas/plan.v2.json`. It
+//! holds no secret: attributes are the public ones and hints only (a secret is a separate kind
+//! of attribute that cannot be serialized), and a token known at plan time is never one of them.
+//! Version 2 has one target per cloud with that cloud's own scope, keeps each change's apply
+//! hints apart from its public attributes, and records when the plan was made, so that `apply`
+//! refuses a plan older than its `--max-age`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,7 +19,7 @@ use crate::engine::{Action, Plan};
 use crate::error::{Error, Result};
 
 /// The version of the document's format; readers refuse others.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A plan, as saved and printed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,11 +29,13 @@ pub struct PlanDocument {
     pub format_version: u32,
     /// The pushpool version that made it.
     pub pushpool_version: String,
+    /// When it was made (RFC 3339, UTC).
+    pub created_at: String,
     /// The Prefect API URL (workspace) it was made against.
     pub workspace: String,
     /// The pools it covers, with what was asked of each.
     pub pools: Vec<PoolDoc>,
-    /// The cloud accounts and regions it was made against.
+    /// The cloud scopes (account and region, workspace, ...) it was made against.
     pub targets: Vec<TargetDoc>,
     /// Counts of changes by action.
     pub summary: SummaryDoc,
@@ -38,7 +44,7 @@ pub struct PlanDocument {
 }
 
 /// One pool of the plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolDoc {
     /// The pool's name.
@@ -51,21 +57,40 @@ pub struct PoolDoc {
     /// Resource name overrides, node id → name.
     #[serde(default)]
     pub names: BTreeMap<String, String>,
-    /// The region asked for, if not the AWS chain's.
+    /// The AWS region asked for, if not the credential chain's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Whether a new pool is created paused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// Whether the pool becomes the profile's default work pool.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub set_as_default: bool,
+    /// The base job template a new pool starts from, when not the type's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_job_template: Option<Value>,
 }
 
-/// A cloud account and region.
+/// One cloud scope a plan was made against, with that cloud's own fields.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetDoc {
-    /// "aws".
-    pub cloud: String,
-    /// The account id.
-    pub account: String,
-    /// The region.
-    pub region: String,
+#[serde(tag = "cloud", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TargetDoc {
+    /// An AWS account and region.
+    Aws {
+        /// The account id.
+        account: String,
+        /// The region.
+        region: String,
+    },
+}
+
+impl TargetDoc {
+    /// The target in words, for plan headers and differences: "AWS account 1234, region us-east-1".
+    pub fn describe(&self) -> String {
+        match self {
+            TargetDoc::Aws { account, region } => format!("AWS account {account}, region {region}"),
+        }
+    }
 }
 
 /// How many changes of each action.
@@ -113,6 +138,10 @@ pub struct ChangeDoc {
     pub reason: String,
     /// What was observed or is known in advance (never a secret).
     pub attributes: BTreeMap<String, Value>,
+    /// What the observation tells its apply ("the trust policy drifted"): not a public
+    /// attribute, but compared by `apply FILE` like one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hints: BTreeMap<String, Value>,
 }
 
 impl PlanDocument {
@@ -132,11 +161,13 @@ impl PlanDocument {
                 action: c.observed.action,
                 reason: c.observed.reason.clone(),
                 attributes: c.observed.attrs.public(),
+                hints: c.observed.attrs.hints(),
             })
             .collect();
         Self {
             format_version: FORMAT_VERSION,
             pushpool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            created_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             workspace: workspace.to_owned(),
             pools,
             targets,
@@ -162,17 +193,29 @@ impl PlanDocument {
         std::fs::write(path, self.to_json()).map_err(|e| Error::usage(format!("plan file {}", path.display()), e.to_string()))
     }
 
-    /// Reads a document, refusing other format versions.
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads a document, refusing other format versions and plans older than `max_age`.
+    pub fn load(path: &Path, max_age: Duration) -> Result<Self> {
         let what = || format!("plan file {}", path.display());
+        let replan = "make the plan again with this pushpool (`pushpool plan ... --out FILE`), review it, and apply that";
         let text = std::fs::read_to_string(path).map_err(|e| Error::usage(what(), e.to_string()))?;
         let value: Value = serde_json::from_str(&text).map_err(|e| Error::usage(what(), format!("not JSON: {e}")))?;
         let version = value.get("format_version").and_then(Value::as_u64);
         if version != Some(u64::from(FORMAT_VERSION)) {
-            return Err(Error::usage(what(), format!("has format version {version:?}; this pushpool reads version {FORMAT_VERSION}"))
-                .fix("make the plan again with this pushpool: `pushpool plan ... --out FILE`"));
+            let shown = version.map_or("no format version".to_owned(), |v| format!("format version {v}"));
+            return Err(Error::usage(what(), format!("has {shown}; this pushpool reads version {FORMAT_VERSION} only")).fix(replan));
         }
-        serde_json::from_value(value).map_err(|e| Error::usage(what(), format!("not a pushpool plan: {e}")))
+        let document: Self = serde_json::from_value(value).map_err(|e| Error::usage(what(), format!("not a pushpool plan: {e}")))?;
+        let made = humantime::parse_rfc3339(&document.created_at)
+            .map_err(|e| Error::usage(what(), format!("created_at '{}' is not an RFC 3339 time: {e}", document.created_at)))?;
+        let age = SystemTime::now().duration_since(made).unwrap_or_default();
+        if age > max_age {
+            return Err(Error::usage(
+                what(),
+                format!("was made {} ago, more than --max-age {}; nothing was applied", round(age), round(max_age)),
+            )
+            .fix(format!("{replan}, or pass a larger --max-age")));
+        }
+        Ok(document)
     }
 
     /// What differs between this saved plan and `now`, a plan of the same pools made just
@@ -183,7 +226,7 @@ impl PlanDocument {
             found.push(format!("the plan was made against Prefect API {}, this run uses {}", self.workspace, now.workspace));
         }
         if self.targets != now.targets {
-            let show = |t: &[TargetDoc]| t.iter().map(|t| format!("{} account {} in {}", t.cloud, t.account, t.region)).collect::<Vec<_>>().join(", ");
+            let show = |t: &[TargetDoc]| t.iter().map(TargetDoc::describe).collect::<Vec<_>>().join("; ");
             found.push(format!("the plan was made against {}, this run uses {}", show(&self.targets), show(&now.targets)));
         }
         let current: BTreeMap<&str, &ChangeDoc> = now.changes.iter().map(|c| (c.id.as_str(), c)).collect();
@@ -201,17 +244,16 @@ impl PlanDocument {
                     live.action.as_str(),
                     live.reason
                 ));
-            } else if saved.attributes != live.attributes {
-                let keys: Vec<&String> = saved
-                    .attributes
-                    .keys()
-                    .chain(live.attributes.keys())
-                    .filter(|k| saved.attributes.get(*k) != live.attributes.get(*k))
-                    .collect::<std::collections::BTreeSet<_>>()
+            } else {
+                let keys: std::collections::BTreeSet<&str> = [(&saved.attributes, &live.attributes), (&saved.hints, &live.hints)]
                     .into_iter()
+                    .flat_map(|(saved, live)| saved.keys().chain(live.keys()).filter(|k| saved.get(*k) != live.get(*k)))
+                    .map(String::as_str)
                     .collect();
-                let keys: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
-                found.push(format!("{} {}: {} changed", saved.resource, saved.name, keys.join(", ")));
+                if !keys.is_empty() {
+                    let keys: Vec<&str> = keys.into_iter().collect();
+                    found.push(format!("{} {}: {} changed", saved.resource, saved.name, keys.join(", ")));
+                }
             }
         }
         let saved: Vec<&str> = self.changes.iter().map(|c| c.id.as_str()).collect();
@@ -220,6 +262,11 @@ impl PlanDocument {
         }
         found
     }
+}
+
+/// A duration in the largest whole unit that fits: "3h", "2d 4h".
+fn round(duration: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_secs(duration.as_secs() / 60 * 60))
 }
 
 #[cfg(test)]
@@ -233,7 +280,7 @@ mod tests {
     use crate::secret::Secret;
 
     fn plan(action: Action, vpc: &str) -> Plan {
-        let mut attrs = Attrs::new().with("id", vpc);
+        let mut attrs = Attrs::new().with("id", vpc).hint("drifted", true);
         attrs.set_secret("secret", Secret::new("never-saved"));
         let observed = Observation { action, reason: "why".into(), attrs };
         let info = NodeInfo {
@@ -249,7 +296,7 @@ mod tests {
     }
 
     fn document(action: Action, vpc: &str, account: &str) -> PlanDocument {
-        let target = TargetDoc { cloud: "aws".into(), account: account.into(), region: "us-east-1".into() };
+        let target = TargetDoc::Aws { account: account.into(), region: "us-east-1".into() };
         PlanDocument::new("http://prefect/api", vec![], vec![target], &plan(action, vpc))
     }
 
@@ -260,7 +307,9 @@ mod tests {
         assert!(!text.contains("secret"), "{text}");
         let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["changes"][0]["attributes"], json!({"id": "vpc-1"}));
-        assert_eq!(parsed["format_version"], 1);
+        assert_eq!(parsed["changes"][0]["hints"], json!({"drifted": true}), "hints are kept apart from the attributes");
+        assert_eq!(parsed["format_version"], 2);
+        assert_eq!(parsed["targets"][0], json!({"cloud": "aws", "account": "1", "region": "us-east-1"}));
     }
 
     #[test]
@@ -270,20 +319,34 @@ mod tests {
         let moved = document(Action::Reuse, "vpc-1", "111").differences(&saved);
         assert_eq!(moved, ["VPC prefect-ecs-vpc: planned reuse, now create (why)"]);
         let other_account = saved.differences(&document(Action::Create, "vpc-1", "222"));
-        assert!(other_account[0].contains("aws account 111 in us-east-1, this run uses aws account 222"), "{other_account:?}");
+        assert!(other_account[0].contains("AWS account 111, region us-east-1, this run uses AWS account 222"), "{other_account:?}");
         let attributes = document(Action::Reuse, "vpc-1", "111").differences(&document(Action::Reuse, "vpc-2", "111"));
         assert_eq!(attributes, ["VPC prefect-ecs-vpc: id changed"]);
     }
 
     #[test]
-    fn other_format_versions_are_refused() {
+    fn other_format_versions_are_refused_with_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plan.json");
-        std::fs::write(&path, r#"{"format_version": 99}"#).unwrap();
-        let error = PlanDocument::load(&path).unwrap_err();
-        assert!(error.cause.contains("format version Some(99)"), "{error}");
+        let day = Duration::from_secs(86_400);
+        std::fs::write(&path, r#"{"format_version": 1, "targets": []}"#).unwrap();
+        let error = PlanDocument::load(&path, day).unwrap_err();
+        assert!(error.cause.contains("has format version 1; this pushpool reads version 2 only"), "{error}");
+        assert!(error.fix.unwrap().contains("make the plan again"));
         let saved = document(Action::Create, "vpc-1", "1");
         saved.save(&path).unwrap();
-        assert_eq!(PlanDocument::load(&path).unwrap(), saved);
+        assert_eq!(PlanDocument::load(&path, day).unwrap(), saved);
+    }
+
+    #[test]
+    fn a_plan_older_than_the_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let mut old = document(Action::Create, "vpc-1", "1");
+        old.created_at = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(3 * 3600)).to_string();
+        old.save(&path).unwrap();
+        let error = PlanDocument::load(&path, Duration::from_secs(3600)).unwrap_err();
+        assert!(error.cause.contains("was made 3h ago, more than --max-age 1h"), "{error}");
+        assert!(PlanDocument::load(&path, Duration::from_secs(4 * 3600)).is_ok());
     }
 }

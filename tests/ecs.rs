@@ -262,7 +262,7 @@ async fn block_whose_key_was_deleted_gets_a_new_key_and_is_updated_in_place() {
     let marks = world.marks().await;
     let run = world.create(&["--yes"]);
     run.ok();
-    assert!(run.stdout.contains(&format!("holds key {old_key}, which no longer exists on user {USER}")), "{}", run.stdout);
+    assert!(run.stdout.contains(&format!("holds key {old_key}, which no longer exists on IAM user {USER}")), "{}", run.stdout);
     let writes = world.aws.writes_since(marks.0).await;
     // The user is marked while the new key is minted and unmarked once it is stored.
     assert_eq!(writes, ["iam TagUser", "iam CreateAccessKey", "iam UntagUser"]);
@@ -368,6 +368,41 @@ async fn provision_infra_needs_an_existing_pool_of_a_provisionable_type_and_keep
     let defaults = defaults(&world.work_pool().await.unwrap());
     assert_eq!(defaults["launch_type"], "EC2", "the pool's own template is kept");
     assert_eq!(defaults["cluster"], "prefect-ecs-cluster");
+}
+
+#[tokio::test]
+async fn create_takes_prefects_flags_a_base_template_paused_and_set_as_default() {
+    let world = World::new("flags").await;
+    let metadata = world.prefect_get("/collections/views/aggregate-worker-metadata").await.unwrap();
+    let mut template = metadata["prefect-aws"]["ecs"]["default_base_job_configuration"].clone();
+    template["variables"]["properties"]["team"] = json!({"type": "string", "default": "data-platform"});
+    let file = world.home.path().join("tpl.json");
+    std::fs::write(&file, template.to_string()).unwrap();
+    let plan = world.create(&["--dry-run", "--base-job-template", file.to_str().unwrap(), "--paused", "--set-as-default"]);
+    plan.ok();
+    assert!(plan.stdout.contains("set PREFECT_DEFAULT_WORK_POOL_NAME to"), "the default pool is part of the plan: {}", plan.stdout);
+    assert!(!std::fs::read_to_string(world.profiles_path()).unwrap().contains("PREFECT_DEFAULT_WORK_POOL_NAME"), "a dry run writes no profile");
+
+    world.create(&["--yes", "--base-job-template", file.to_str().unwrap(), "--paused", "--set-as-default"]).ok();
+    let pool = world.work_pool().await.unwrap();
+    assert_eq!(pool["is_paused"], true);
+    let defaults = defaults(&pool);
+    assert_eq!(defaults["team"], "data-platform", "the pool starts from the given template");
+    assert_eq!(defaults["cluster"], "prefect-ecs-cluster", "and gets the provisioned defaults");
+    let profiles = std::fs::read_to_string(world.profiles_path()).unwrap();
+    assert!(profiles.contains(&format!("PREFECT_DEFAULT_WORK_POOL_NAME = \"{}\"", world.pool)), "{profiles}");
+    assert!(profiles.starts_with("# a comment that must survive\n"), "every other line is kept: {profiles}");
+
+    let marks = world.marks().await;
+    let again = world.create(&["--yes", "--base-job-template", file.to_str().unwrap(), "--paused", "--set-as-default"]);
+    assert!(again.ok().stdout.contains("Nothing to change"), "{}", again.stdout);
+    world.assert_no_writes_since(marks).await;
+
+    let bad = world.home.path().join("bad.json");
+    std::fs::write(&bad, "{\"variables\": {}}").unwrap();
+    let refused = world.create(&["--yes", "--base-job-template", bad.to_str().unwrap()]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("bad.json") && refused.stderr.contains("get-default-base-job-template"), "{}", refused.stderr);
 }
 
 #[tokio::test]

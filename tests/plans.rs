@@ -15,9 +15,9 @@ fn plan_args<'a>(world: &'a World, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// Validates `document` against `schemas/plan.v1.json` with Python's jsonschema.
+/// Validates `document` against `schemas/plan.v2.json` with Python's jsonschema.
 fn assert_matches_schema(world: &World, document: &str) {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.v1.json");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.v2.json");
     let script = "import json, sys, jsonschema\njsonschema.validate(json.loads(sys.argv[2]), json.load(open(sys.argv[1])))";
     let output = world.python(script, &[schema.to_str().unwrap(), document]);
     assert!(output.status.success(), "the plan does not match its schema: {}", String::from_utf8_lossy(&output.stderr));
@@ -95,7 +95,7 @@ async fn plan_made_against_another_account_is_refused() {
     let marks = second.marks().await;
     let run = second.run(&["apply", out.to_str().unwrap()]);
     assert_eq!(run.code, 1, "{}", run.all());
-    let expected = format!("aws account {} in us-east-1, this run uses aws account {} in us-east-1", first.account.id, second.account.id);
+    let expected = format!("AWS account {}, region us-east-1, this run uses AWS account {}, region us-east-1", first.account.id, second.account.id);
     assert!(run.stderr.contains(&expected), "{}", run.stderr);
     second.assert_no_writes_since(marks).await;
 }

@@ -1,3 +1,115 @@
-//! The clouds pushpool provisions in: each one's client setup and node kinds.
+//! The clouds pushpool provisions in: each one's client setup and node kinds, behind one seam.
+//!
+//! A blueprint names the clouds its pool type needs; a run connects to those and no other, so
+//! that a pool on one cloud works on a machine without credentials for the others.
+//! [`CloudContext`] is what the rest of pushpool sees of a connected cloud: who and where it
+//! is (the plan's target and header), the `@cloud.attr` attributes blueprints may name, the
+//! scope one apply locks, the image registry's login, and how another pool's job variables
+//! tell that they name another scope of this cloud (teardown's "in use").
 
 pub mod aws;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::document::TargetDoc;
+use crate::engine::Attrs;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// Where a pool's resources go, as asked on the command line or in a pools file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The AWS region, instead of the credential chain's.
+    pub region: Option<String>,
+}
+
+/// A connected cloud.
+#[derive(Clone)]
+pub enum CloudContext {
+    /// An AWS account and region.
+    Aws(Arc<aws::AwsContext>),
+}
+
+impl CloudContext {
+    /// Connects to `cloud` for `pool`: resolves credentials and identity, and fails here,
+    /// before anything is read or written, with the fix.
+    pub async fn connect(cloud: &str, pool: &str, scope: &Scope) -> Result<Self> {
+        match cloud {
+            "aws" => Ok(Self::Aws(Arc::new(aws::AwsContext::connect(pool, scope.region.as_deref()).await?))),
+            other => Err(Error::usage(format!("cloud '{other}'"), "pushpool has no client for it")),
+        }
+    }
+
+    /// The cloud's name as blueprints and plan documents spell it ("aws").
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Aws(_) => "aws",
+        }
+    }
+
+    /// The attributes `@<cloud>.<attr>` references may name.
+    pub fn attrs(&self) -> Attrs {
+        match self {
+            Self::Aws(aws) => aws.attrs(),
+        }
+    }
+
+    /// Who and where, for plan documents and `apply`'s check that nothing moved.
+    pub fn target(&self) -> TargetDoc {
+        match self {
+            Self::Aws(aws) => TargetDoc::Aws { account: aws.account_id.clone(), region: aws.region.clone() },
+        }
+    }
+
+    /// What one apply locks, for a cloud pushpool builds resources in: the whole AWS account,
+    /// as pools in it share resources.
+    pub fn lock_scope(&self) -> Option<String> {
+        match self {
+            Self::Aws(aws) => Some(format!("aws_{}", aws.account_id)),
+        }
+    }
+
+    /// Whether job variable defaults name resources of this cloud in another scope only (ARNs
+    /// of other AWS accounts): such a pool cannot be using this scope's resources.
+    pub fn names_other_scopes_only(&self, defaults: &Value) -> bool {
+        match self {
+            Self::Aws(aws) => {
+                let accounts = aws::accounts_in(defaults);
+                !accounts.is_empty() && !accounts.contains(&aws.account_id)
+            }
+        }
+    }
+
+    /// Docker credentials for this cloud's registry (user and password).
+    pub fn registry_login(&self) -> BoxFuture<'_, Result<(String, Secret)>> {
+        match self {
+            Self::Aws(aws) => Box::pin(aws.docker_credentials()),
+        }
+    }
+
+    /// How to log Docker in by hand, for when pushpool could not.
+    pub fn registry_login_hint(&self, registry: &str) -> String {
+        match self {
+            Self::Aws(_) => format!("aws ecr get-login-password | docker login --username AWS --password-stdin {registry}"),
+        }
+    }
+
+    /// The scope within which two pools' nodes of `kind` with one name are one resource:
+    /// IAM is account-wide, the rest regional.
+    pub fn node_scope(&self, kind: &str) -> String {
+        match self {
+            Self::Aws(aws) if kind.starts_with("aws.iam_") => aws.account_id.clone(),
+            Self::Aws(aws) => format!("{}/{}", aws.account_id, aws.region),
+        }
+    }
+
+    /// The AWS context, for AWS node kinds.
+    pub fn aws(&self) -> Option<&Arc<aws::AwsContext>> {
+        match self {
+            Self::Aws(aws) => Some(aws),
+        }
+    }
+}

@@ -7,7 +7,8 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 
 use super::graph::{Graph, NodeInfo};
-use super::node::{Action, NodeRef, Observation};
+use super::node::NodeRef;
+use super::observation::{Action, Observation};
 use super::teardown::Teardown;
 use super::upstream::{SharedObservation, Upstream};
 use crate::error::Result;

@@ -58,6 +58,14 @@ fn visit<'a>(value: &'a Value, f: &mut impl FnMut(Reference<'a>)) {
     }
 }
 
+/// True when `template` references an attribute of `known` that is a secret: a value known at
+/// plan time (a local token) that must be compared without being shown.
+pub fn names_secret(template: &Value, known: &BTreeMap<String, Attrs>) -> bool {
+    let mut found = false;
+    visit(template, &mut |r| found |= matches!(known.get(r.node).and_then(|a| a.get(r.attr)), Some(Attr::Secret(_))));
+    found
+}
+
 /// What a template resolves to when some attributes are not known yet.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
@@ -96,7 +104,7 @@ fn resolve_value<'l>(
 ) -> Result<Option<Value>> {
     if let Some(r) = Reference::parse(value) {
         return match (lookup(r.node, r.attr), secrets) {
-            (Some(Attr::Value(v)), _) => Ok(Some(v.clone())),
+            (Some(Attr::Value(v) | Attr::Hint(v)), _) => Ok(Some(v.clone())),
             (Some(Attr::Secret(s)), Secrets::Expose) => Ok(Some(Value::from(s.expose()))),
             (Some(Attr::Secret(_)), Secrets::Refuse) => Err(Error::usage(
                 format!("reference @{}.{}", r.node, r.attr),
@@ -161,6 +169,12 @@ mod tests {
         assert!(resolve(&json!("@k.secret"), &known(), Secrets::Refuse).is_err());
         let exposed = resolve(&json!("@k.secret"), &known(), Secrets::Expose).unwrap();
         assert_eq!(exposed, Resolved::Known(json!("s3cr3t")));
+    }
+
+    #[test]
+    fn tells_whether_a_template_names_a_known_secret() {
+        assert!(names_secret(&json!({"a": ["@k.secret"]}), &known()));
+        assert!(!names_secret(&json!({"a": "@vpc.id", "b": "@k.other"}), &known()));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use futures::future::{BoxFuture, Shared};
 use serde_json::Value;
 
 use super::attrs::{Attr, Attrs};
-use super::node::Observation;
+use super::observation::Observation;
 use super::reference::referenced_nodes;
 use crate::error::{Error, Result};
 

@@ -86,6 +86,8 @@ pub struct PrefectClient {
     http: reqwest::Client,
     api_url: String,
     api_key: Option<Secret>,
+    /// Whether the API is Prefect Cloud's, which serves some things elsewhere.
+    cloud: bool,
 }
 
 impl PrefectClient {
@@ -97,7 +99,7 @@ impl PrefectClient {
             .user_agent(concat!("pushpool/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::usage("HTTP client", e.to_string()))?;
-        Ok(Self { http, api_url: settings.api_url.clone(), api_key: settings.api_key.clone() })
+        Ok(Self { http, api_url: settings.api_url.clone(), api_key: settings.api_key.clone(), cloud: settings.is_cloud() })
     }
 
     /// The API URL, for messages and plan headers.
@@ -113,8 +115,8 @@ impl PrefectClient {
 
     /// Creates a work pool; one that appeared meanwhile (a retried or concurrent create) gets
     /// the template instead.
-    pub async fn create_work_pool(&self, name: &str, pool_type: &str, template: &Value) -> Result<()> {
-        let body = json!({"name": name, "type": pool_type, "base_job_template": template, "is_paused": false});
+    pub async fn create_work_pool(&self, name: &str, pool_type: &str, template: &Value, paused: bool) -> Result<()> {
+        let body = json!({"name": name, "type": pool_type, "base_job_template": template, "is_paused": paused});
         match self.request(Method::POST, "/work_pools/", Some(body), &format!("work pool '{name}'")).await? {
             Reply::Conflict => self.update_work_pool(name, template).await,
             _ => Ok(()),
@@ -128,29 +130,35 @@ impl PrefectClient {
         self.send(Method::PATCH, &path, Some(body), &format!("work pool '{name}'")).await.map(drop)
     }
 
-    /// The default base job template of a worker type, from the server's collections view.
-    pub async fn default_base_job_template(&self, worker_type: &str) -> Result<Value> {
-        let what = "Prefect worker metadata";
-        let view = self.send(Method::GET, "/collections/views/aggregate-worker-metadata", None, what).await?;
-        view.as_object()
-            .into_iter()
-            .flat_map(|collections| collections.values())
-            .filter_map(|workers| workers.get(worker_type))
-            .find_map(|worker| worker.get("default_base_job_configuration").cloned())
-            .ok_or_else(|| {
-                Error::remote(what, format!("the server lists no '{worker_type}' worker type"))
-                    .fix("upgrade the Prefect server, or create the pool with `prefect work-pool create` first and run `pushpool work-pool provision-infra`")
-            })
+    /// The default base job template of `pool_type`, else of its worker type `fallback` (the
+    /// hybrid twin a push type shares its template with), as Prefect's own CLI finds them:
+    /// Prefect Cloud serves every type, push types included, at `collections/work_pool_types`; a
+    /// self-hosted server has the workers' templates in its collections view.
+    pub async fn default_base_job_template(&self, pool_type: &str, fallback: &str) -> Result<Value> {
+        let (path, what) = match self.cloud {
+            true => ("/collections/work_pool_types", "Prefect Cloud's work pool types"),
+            false => ("/collections/views/aggregate-worker-metadata", "Prefect worker metadata"),
+        };
+        let view = self.send(Method::GET, path, None, what).await?;
+        let workers: Vec<(&String, &Value)> = view.as_object().into_iter().flat_map(|c| c.values()).filter_map(Value::as_object).flatten().collect();
+        let template_of = |wanted: &str| {
+            workers
+                .iter()
+                .find(|(key, worker)| worker.get("type").and_then(Value::as_str).unwrap_or(key) == wanted)
+                .and_then(|(_, worker)| worker.get("default_base_job_configuration").cloned())
+        };
+        template_of(pool_type).or_else(|| template_of(fallback)).ok_or_else(|| {
+            Error::remote(format!("work pool type '{pool_type}'"), format!("{what} at {} have no default base job template for it", self.api_url))
+                .fix(format!("pass one with --base-job-template FILE (Prefect Cloud gives it: `prefect work-pool get-default-base-job-template --type {pool_type}`), or create the pool in Prefect Cloud and run `pushpool work-pool provision-infra`"))
+        })
     }
 
-    /// The id of the block type `slug`, with a clear error when the server lacks it.
-    pub async fn block_type_id(&self, slug: &str) -> Result<String> {
+    /// The id of the block type `slug`, or an error naming the server and giving `fix`
+    /// (which package registers the type, or that only Prefect Cloud has it).
+    pub async fn block_type_id(&self, slug: &str, fix: &str) -> Result<String> {
         let what = format!("block type '{slug}'");
         let found: Option<BlockType> = self.get_optional(&format!("/block_types/slug/{}", encode(slug)), &what).await?;
-        found.map(|t| t.id).ok_or_else(|| {
-            Error::remote(what, "is not registered on this Prefect server")
-                .fix("register it, e.g. `prefect block register -m prefect_aws`, then run again")
-        })
+        found.map(|t| t.id).ok_or_else(|| Error::usage(what, format!("is not registered on the Prefect server at {}; nothing was written", self.api_url)).fix(fix))
     }
 
     /// The newest schema of a block type, by version, not the first one the server lists:
@@ -166,9 +174,11 @@ impl PrefectClient {
             .ok_or_else(|| Error::remote(what, format!("block type {block_type_id} has no schema")))
     }
 
-    /// The block document `name` of type `slug`, without secret values.
-    pub async fn block_document(&self, slug: &str, name: &str) -> Result<Option<BlockDocument>> {
-        let path = format!("/block_types/slug/{}/block_documents/name/{}", encode(slug), encode(name));
+    /// The block document `name` of type `slug`; its secret values only with
+    /// `include_secrets`, for comparing them with values known at plan time (never shown).
+    pub async fn block_document(&self, slug: &str, name: &str, include_secrets: bool) -> Result<Option<BlockDocument>> {
+        let query = if include_secrets { "?include_secrets=true" } else { "" };
+        let path = format!("/block_types/slug/{}/block_documents/name/{}{query}", encode(slug), encode(name));
         self.get_optional(&path, &format!("block '{slug}/{name}'")).await
     }
 
@@ -258,7 +268,7 @@ impl PrefectClient {
         match self.request(Method::POST, "/block_documents/", Some(body.clone()), &what).await? {
             Reply::Body(created) => created["id"].as_str().map(str::to_owned).ok_or_else(|| Error::remote(&what, "created without an id")),
             Reply::Conflict => {
-                let existing = self.block_document(slug, name).await?.ok_or_else(|| Error::remote(&what, "exists and then does not"))?;
+                let existing = self.block_document(slug, name, false).await?.ok_or_else(|| Error::remote(&what, "exists and then does not"))?;
                 self.update_block_document(&existing.id, schema_id, body["data"].clone()).await?;
                 Ok(existing.id)
             }

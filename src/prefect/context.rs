@@ -15,7 +15,7 @@ pub struct PrefectContext {
     pub settings: PrefectSettings,
     blocks: Memo<(String, String), Result<Option<BlockDocument>>>,
     pools: Memo<String, Result<Option<WorkPool>>>,
-    templates: Memo<String, Result<Value>>,
+    templates: Memo<(String, String), Result<Value>>,
 }
 
 impl PrefectContext {
@@ -33,7 +33,7 @@ impl PrefectContext {
     /// The block document, read once per run (the access key and the block both need it).
     pub async fn block_document(&self, slug: &str, name: &str) -> Result<Option<BlockDocument>> {
         let key = (slug.to_owned(), name.to_owned());
-        self.blocks.get_or_init(&key, || self.client.block_document(slug, name)).await
+        self.blocks.get_or_init(&key, || self.client.block_document(slug, name, false)).await
     }
 
     /// The work pool, read once per run (the command and the pool node both need it).
@@ -41,9 +41,10 @@ impl PrefectContext {
         self.pools.get_or_init(&name.to_owned(), || self.client.work_pool(name)).await
     }
 
-    /// A worker type's default base job template, read once per run.
-    pub async fn default_template(&self, worker_type: &str) -> Result<Value> {
-        let key = worker_type.to_owned();
-        self.templates.get_or_init(&key, || self.client.default_base_job_template(worker_type)).await
+    /// The default base job template of `pool_type` (else of its worker type `fallback`),
+    /// read once per run.
+    pub async fn default_template(&self, pool_type: &str, fallback: &str) -> Result<Value> {
+        let key = (pool_type.to_owned(), fallback.to_owned());
+        self.templates.get_or_init(&key, || self.client.default_base_job_template(pool_type, fallback)).await
     }
 }

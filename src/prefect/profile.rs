@@ -1,35 +1,33 @@
-//! Writes the default Docker build namespace into the active Prefect profile, keeping every
-//! other line, comment and setting of `profiles.toml` as it was.
+//! Reads and writes settings of the active Prefect profile (the default Docker build namespace,
+//! the default work pool), keeping every other line, comment and setting of `profiles.toml`.
 
 use std::io::Write;
 use std::path::Path;
 
-use toml_edit::{DocumentMut, Item, Table, value};
+use toml_edit::{DocumentMut, Item, Table};
 
 use super::settings::{ProfileFile, read_profiles};
 use crate::error::{Error, Result};
 
-/// The setting Prefect 3 reads for `prefect deploy`'s image namespace.
-pub const BUILD_NAMESPACE_KEY: &str = "PREFECT_DEPLOYMENTS_DEFAULT_DOCKER_BUILD_NAMESPACE";
 
-/// The namespace currently set in the active profile, if any.
-pub fn build_namespace(profile: &ProfileFile) -> Result<Option<String>> {
+/// The value of `key` in the active profile, if set.
+pub fn profile_value(profile: &ProfileFile, key: &str) -> Result<Option<String>> {
     let Some(document) = read_profiles(&profile.path)? else { return Ok(None) };
     Ok(document
         .get("profiles")
         .and_then(|p| p.get(&profile.active))
-        .and_then(|p| p.get(BUILD_NAMESPACE_KEY))
+        .and_then(|p| p.get(key))
         .and_then(|v| v.as_str())
         .map(str::to_owned))
 }
 
-/// Sets the namespace in the active profile, creating the file (mode 0600, as Prefect does)
-/// or the profile's table when missing. The file is replaced atomically.
-pub fn set_build_namespace(profile: &ProfileFile, namespace: &str) -> Result<()> {
+/// Sets `key` in the active profile, creating the file (mode 0600, as Prefect does) or the
+/// profile's table when missing. The file is replaced atomically.
+pub fn set_profile_value(profile: &ProfileFile, key: &str, value: &str) -> Result<()> {
     let what = || format!("Prefect profiles {}", profile.path.display());
     let mut document = read_profiles(&profile.path)?.unwrap_or_else(|| {
         let mut fresh = DocumentMut::new();
-        fresh["active"] = value(profile.active.as_str());
+        fresh["active"] = toml_edit::value(profile.active.as_str());
         fresh
     });
     let profiles = document.entry("profiles").or_insert_with(|| {
@@ -44,7 +42,7 @@ pub fn set_build_namespace(profile: &ProfileFile, namespace: &str) -> Result<()>
     let active = active
         .as_table_like_mut()
         .ok_or_else(|| Error::usage(what(), format!("profile '{}' is not a table", profile.active)))?;
-    active.insert(BUILD_NAMESPACE_KEY, value(namespace));
+    active.insert(key, toml_edit::value(value));
     write_atomically(&profile.path, document.to_string().as_bytes()).map_err(|e| Error::usage(what(), e.to_string()))
 }
 
@@ -68,6 +66,9 @@ mod tests {
 
     use super::*;
 
+    /// The setting Prefect 3 reads for `prefect deploy`'s image namespace.
+    const BUILD_NAMESPACE_KEY: &str = "PREFECT_DEPLOYMENTS_DEFAULT_DOCKER_BUILD_NAMESPACE";
+
     #[test]
     fn keeps_every_other_line_and_comment() {
         let dir = tempfile::tempdir().unwrap();
@@ -75,26 +76,26 @@ mod tests {
         let original = "# my settings\nactive = \"work\"\n\n[profiles.default]\nPREFECT_API_URL = \"http://a/api\"\n\n[profiles.work]\n# the team server\nPREFECT_API_URL = \"http://b/api\"\nPREFECT_LOGGING_LEVEL = \"DEBUG\"\n";
         std::fs::write(&path, original).unwrap();
         let profile = ProfileFile { path: path.clone(), active: "work".into() };
-        set_build_namespace(&profile, "123.dkr.ecr.us-east-1.amazonaws.com").unwrap();
+        set_profile_value(&profile, BUILD_NAMESPACE_KEY, "123.dkr.ecr.us-east-1.amazonaws.com").unwrap();
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             written,
             original.to_owned() + "PREFECT_DEPLOYMENTS_DEFAULT_DOCKER_BUILD_NAMESPACE = \"123.dkr.ecr.us-east-1.amazonaws.com\"\n"
         );
-        assert_eq!(build_namespace(&profile).unwrap().as_deref(), Some("123.dkr.ecr.us-east-1.amazonaws.com"));
+        assert_eq!(profile_value(&profile, BUILD_NAMESPACE_KEY).unwrap().as_deref(), Some("123.dkr.ecr.us-east-1.amazonaws.com"));
     }
 
     #[test]
     fn creates_a_private_file_when_there_is_none() {
         let dir = tempfile::tempdir().unwrap();
         let profile = ProfileFile { path: dir.path().join("home/profiles.toml"), active: "default".into() };
-        assert_eq!(build_namespace(&profile).unwrap(), None);
-        set_build_namespace(&profile, "ns").unwrap();
+        assert_eq!(profile_value(&profile, BUILD_NAMESPACE_KEY).unwrap(), None);
+        set_profile_value(&profile, BUILD_NAMESPACE_KEY, "ns").unwrap();
         let mode = std::fs::metadata(&profile.path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let written = std::fs::read_to_string(&profile.path).unwrap();
         assert!(written.starts_with("active = \"default\"\n"), "{written}");
-        assert_eq!(build_namespace(&profile).unwrap().as_deref(), Some("ns"));
+        assert_eq!(profile_value(&profile, BUILD_NAMESPACE_KEY).unwrap().as_deref(), Some("ns"));
     }
 
     #[test]
@@ -103,7 +104,7 @@ mod tests {
         let path = dir.path().join("profiles.toml");
         std::fs::write(&path, "active = [\n").unwrap();
         let profile = ProfileFile { path: path.clone(), active: "default".into() };
-        assert!(set_build_namespace(&profile, "ns").is_err());
+        assert!(set_profile_value(&profile, BUILD_NAMESPACE_KEY, "ns").is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "active = [\n");
     }
 }

@@ -1,23 +1,24 @@
 //! Turns the blueprints of one or more pools into one engine graph, in which a resource that
 //! several pools want (the default IAM user, the cluster, the repository) is one node.
 //!
-//! Two pools' nodes are the same resource when kind, scope (account and region; account only
-//! for IAM) and name are equal, and so are the names of the nodes their settings point at (a
-//! policy attached to the same user). Same kind, scope and name with different settings is a
-//! conflict: both would manage one object differently, so the run stops before any read.
+//! Two pools' nodes are the same resource when kind, scope (the cloud's: account and region,
+//! account only for IAM) and name are equal, and so are the names of the nodes their settings
+//! point at (a policy attached to the same user). Same kind, scope and name with different
+//! settings is a conflict: both would manage one object differently, so the run stops before
+//! any read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::request::{PoolRequest, check_block_name};
-use crate::blueprint::{Blueprint, NodeSpec};
-use crate::clouds::aws::{self, AwsContext};
-use crate::engine::{Entry, Graph, NodeInfo};
+use crate::blueprint::{Blueprint, Kind, NodeSpec};
+use crate::clouds::{CloudContext, aws};
+use crate::engine::{Attrs, Entry, Graph, NodeInfo, NodeRef};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::nodes;
+use crate::request::{PoolRequest, check_block_name};
 
-/// One pool of a run, resolved: what is asked, its blueprint and names, and its account.
+/// One pool of a run, resolved: what is asked, its blueprint and names, and its clouds.
 pub struct PoolPlan {
     /// The pool and its mode.
     pub request: PoolRequest,
@@ -25,33 +26,32 @@ pub struct PoolPlan {
     pub blueprint: Blueprint,
     /// Node id → resource name, overrides applied.
     pub names: BTreeMap<String, String>,
-    /// The AWS account and region, for blueprints on AWS.
-    pub aws: Option<Arc<AwsContext>>,
+    /// The clouds the blueprint names, connected.
+    pub clouds: Vec<CloudContext>,
 }
 
 impl PoolPlan {
+    /// The connected cloud named `name` ("aws"), if the blueprint names it.
+    pub fn cloud(&self, name: &str) -> Option<&CloudContext> {
+        self.clouds.iter().find(|c| c.name() == name)
+    }
+
     fn scope(&self, spec: &NodeSpec) -> String {
-        match (&self.aws, spec.kind.split_once('.').map(|(system, _)| system)) {
-            (Some(aws), Some("aws")) if spec.kind.starts_with("aws.iam_") => aws.account_id.clone(),
-            (Some(aws), Some("aws")) => format!("{}/{}", aws.account_id, aws.region),
-            _ => String::new(),
-        }
+        self.cloud(spec.kind.system()).map(|cloud| cloud.node_scope(spec.kind.name())).unwrap_or_default()
     }
 
     /// The names of the nodes `spec`'s settings point at, e.g. `attach_to=prefect-ecs-user`.
     fn references(&self, spec: &NodeSpec) -> Vec<String> {
-        let ids: Vec<&str> = self.blueprint.nodes.iter().map(|n| n.id.as_str()).collect();
-        spec.params
-            .iter()
-            .filter_map(|(key, value)| {
-                let target = value.as_str().filter(|v| ids.contains(v))?;
-                Some(format!("{key}={}", self.names.get(target).map(String::as_str).unwrap_or(target)))
-            })
+        spec.kind
+            .node_settings()
+            .into_iter()
+            .map(|(setting, id, _)| format!("{setting}={}", self.names.get(id.as_str()).map(String::as_str).unwrap_or(id.as_str())))
             .collect()
     }
 
-    fn context(&self) -> BTreeMap<String, crate::engine::Attrs> {
-        self.aws.iter().map(|aws| ("aws".to_owned(), aws.attrs())).collect()
+    /// The attributes of each cloud, for `@cloud.attr` references.
+    fn context(&self) -> BTreeMap<String, Attrs> {
+        self.clouds.iter().map(|cloud| (cloud.name().to_owned(), cloud.attrs())).collect()
     }
 }
 
@@ -66,10 +66,10 @@ pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph>
         let mut ids = BTreeMap::new();
         for spec in &pool.blueprint.nodes {
             let name = pool.names.get(&spec.id).cloned().unwrap_or_default();
-            if spec.kind == "prefect.block" {
+            if matches!(spec.kind, Kind::PrefectBlock(_)) {
                 check_block_name(&name, &spec.id)?;
             }
-            let object = format!("{}|{}|{name}", spec.kind, pool.scope(spec));
+            let object = format!("{}|{}|{name}|{}", spec.kind.name(), pool.scope(spec), spec.kind.identity());
             let references = pool.references(spec);
             let identity = format!("{object}|{}", references.join(","));
             // A node without a name of its own (an access key) is told apart by what it points at.
@@ -79,7 +79,7 @@ pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph>
                 let ours: Vec<&String> = references.iter().filter(|r| !other_refs.contains(r)).collect();
                 let show = |refs: &[&String]| refs.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
                 return Err(Error::usage(
-                    format!("{} '{name}'", spec.kind),
+                    format!("{} '{name}'", spec.kind.name()),
                     format!("pools '{other_pool}' and '{}' both use it, with different settings ({} against {})", pool.request.name, show(&theirs), show(&ours)),
                 )
                 .fix(format!("give one pool its own name for it: --set {}=<name> (or `set` in the pools file)", spec.id)));
@@ -108,7 +108,7 @@ pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph>
             let aliases: BTreeMap<String, String> = spec.after.iter().map(|dep| (dep.clone(), ids[dep].clone())).collect();
             let info = NodeInfo {
                 id: id.clone(),
-                kind: spec.kind.clone(),
+                kind: spec.kind.name().to_owned(),
                 label: node.label().to_owned(),
                 name,
                 says: spec.says.clone(),
@@ -124,13 +124,13 @@ pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph>
     Graph::new(entries)
 }
 
-fn build_node(spec: &NodeSpec, pool: &PoolPlan, prefect: &Arc<PrefectContext>) -> Result<(String, crate::engine::NodeRef)> {
-    match spec.kind.split_once('.').map(|(system, _)| system) {
-        Some("prefect") => nodes::build(spec, pool.names.get(&spec.id).map(String::as_str), prefect, &pool.request, &pool.blueprint.template_type),
-        Some("aws") => {
-            let aws = pool.aws.as_ref().ok_or_else(|| Error::usage(format!("node '{}'", spec.id), "needs an AWS context"))?;
-            aws::build(spec, &pool.blueprint, &pool.names, aws, prefect)
-        }
-        _ => Err(Error::usage(format!("node '{}'", spec.id), format!("unknown kind '{}'", spec.kind))),
+fn build_node(spec: &NodeSpec, pool: &PoolPlan, prefect: &Arc<PrefectContext>) -> Result<(String, NodeRef)> {
+    let system = spec.kind.system();
+    if system == "prefect" {
+        return nodes::build(spec, pool.names.get(&spec.id).map(String::as_str), prefect, &pool.request, &pool.blueprint.template_type);
+    }
+    let missing = || Error::usage(format!("node '{}'", spec.id), format!("needs the {system} cloud, which the run did not connect to"));
+    match pool.cloud(system).ok_or_else(missing)? {
+        CloudContext::Aws(context) => aws::build(spec, &pool.blueprint, &pool.names, context, prefect),
     }
 }

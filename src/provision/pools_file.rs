@@ -10,15 +10,21 @@
 //! type = "ecs:push"
 //! region = "eu-west-1"                  # else the AWS credential chain's region
 //! set = { cluster = "team-b-cluster" }   # resource names, as with --set
+//!
+//! [[pool]]
+//! name = "team-m"
+//! type = "modal:push"
+//! base_job_template = "modal.json"        # relative to this file; else the type's default
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::Target;
-use super::request::{PoolMode, PoolRequest};
+use crate::clouds::Scope;
+use crate::request::{PoolMode, PoolRequest, read_base_job_template};
 use crate::error::{Error, Result};
 
 #[derive(Deserialize)]
@@ -38,6 +44,8 @@ struct PoolEntry {
     region: Option<String>,
     #[serde(default)]
     set: BTreeMap<String, String>,
+    #[serde(default)]
+    base_job_template: Option<PathBuf>,
 }
 
 /// The pools declared in `path`, each to be brought to its declared state (created when
@@ -50,15 +58,15 @@ pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
     if file.pools.is_empty() {
         return Err(Error::usage(what(), "declares no pool").fix("add a [[pool]] table with a name and a type"));
     }
-    Ok(file
-        .pools
+    let dir = path.parent().unwrap_or(Path::new("."));
+    file.pools
         .into_iter()
-        .map(|entry| Target {
-            request: PoolRequest { name: entry.name, pool_type: entry.pool_type, mode: PoolMode::Ensure },
-            names: entry.set,
-            region: entry.region,
+        .map(|entry| {
+            let mut request = PoolRequest::new(entry.name, entry.pool_type, PoolMode::Ensure);
+            request.base_job_template = entry.base_job_template.map(|t| read_base_job_template(&dir.join(t))).transpose()?;
+            Ok(Target { request, names: entry.set, scope: Scope { region: entry.region } })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -69,10 +77,12 @@ mod tests {
     fn reads_pools_with_regions_and_names() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pools.toml");
-        std::fs::write(&path, "[[pool]]\nname = \"a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"b\"\ntype = \"ecs\"\nregion = \"eu-west-1\"\nset = { cluster = \"c\" }\n").unwrap();
+        std::fs::write(dir.path().join("m.json"), r#"{"job_configuration": {}, "variables": {"properties": {"x": {}}}}"#).unwrap();
+        std::fs::write(&path, "[[pool]]\nname = \"a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"b\"\ntype = \"ecs\"\nregion = \"eu-west-1\"\nset = { cluster = \"c\" }\n\n[[pool]]\nname = \"m\"\ntype = \"modal:push\"\nbase_job_template = \"m.json\"\n").unwrap();
         let targets = read_pools_file(&path).unwrap();
-        assert_eq!(targets.len(), 2);
-        assert_eq!(targets[1].region.as_deref(), Some("eu-west-1"));
+        assert_eq!(targets.len(), 3);
+        assert!(targets[2].request.base_job_template.as_ref().unwrap().pointer("/variables/properties/x").is_some(), "read relative to the file");
+        assert_eq!(targets[1].scope.region.as_deref(), Some("eu-west-1"));
         assert_eq!(targets[1].names["cluster"], "c");
         assert_eq!(targets[0].request.mode, PoolMode::Ensure);
     }

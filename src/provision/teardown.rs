@@ -1,9 +1,10 @@
 //! `work-pool deprovision`: plan and carry out the teardown of a pool and of what pushpool
 //! built for it, keeping whatever another pool or block still names.
 
-use super::{Outcome, PoolMode, RunOptions, Session, Target, confirm, show};
-use crate::blueprint::Blueprint;
-use crate::clouds::aws;
+use super::flows::{confirm, show};
+use super::{Outcome, RunOptions, Session, Target};
+use crate::request::PoolMode;
+use crate::blueprint::{Blueprint, Kind};
 use crate::engine::Teardown;
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
@@ -46,8 +47,9 @@ pub async fn deprovision(target: Target, options: &TeardownOptions, console: &Co
 }
 
 /// The type of pool `name` for a teardown: the pool's own; once the pool is gone, `asked`
-/// (--type) or the only type pushpool builds infrastructure for, so that a re-run still
-/// finds what is left.
+/// (--type), else what is left tells: the type whose credentials block for the pool remains,
+/// else the only type that builds resources in a cloud (a teardown interrupted after the pool
+/// and its block went leaves only those), so that a re-run still finds what is left.
 pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str) -> Result<String> {
     if let Some(pool) = prefect.work_pool(name).await? {
         if !asked.is_empty() && asked != pool.pool_type {
@@ -59,7 +61,25 @@ pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str)
     if !asked.is_empty() {
         return Ok(asked.to_owned());
     }
-    match Blueprint::all()?.as_slice() {
+    let blueprints = Blueprint::all()?;
+    let blocks = blueprints.iter().map(|blueprint| async move {
+        let names = blueprint.names(name, &Default::default())?;
+        for node in &blueprint.nodes {
+            if let (Kind::PrefectBlock(block), Some(block_name)) = (&node.kind, names.get(&node.id)) {
+                if prefect.block_document(&block.block_type, block_name).await?.is_some() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok::<_, Error>(false)
+    });
+    let has_block = futures::future::try_join_all(blocks).await?;
+    let left: Vec<&Blueprint> = blueprints.iter().zip(&has_block).filter(|(_, has)| **has).map(|(b, _)| b).collect();
+    let candidates = match left.is_empty() {
+        true => blueprints.iter().filter(|b| b.builds_in_clouds()).collect(),
+        false => left,
+    };
+    match candidates.as_slice() {
         [only] => Ok(only.types[0].clone()),
         _ => Err(Error::usage(format!("work pool '{name}'"), "does not exist, so the type of what was built for it is unknown")
             .fix("pass the type it had: --type TYPE")),
@@ -68,19 +88,19 @@ pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str)
 
 /// Adds to `teardown` what every other pool's job variable defaults and every other block's
 /// data name: the resources a teardown of `session`'s pool must keep. A pool whose defaults
-/// name only other AWS accounts (by ARN) is left out: a cluster of the same name there is
-/// not ours. A pool that names no account counts, which errs on the side of keeping.
+/// name only other scopes of a cloud (ARNs of other AWS accounts) is left out: a cluster of
+/// the same name there is not ours. A pool that names no scope counts, which errs on the side
+/// of keeping.
 async fn references(session: &Session, mut teardown: Teardown) -> Result<Teardown> {
     let client = &session.prefect.client;
     let (pools, blocks) = futures::join!(client.work_pools(), client.block_documents());
     let ours: Vec<&str> = session.pools.iter().map(|p| p.request.name.as_str()).collect();
-    let our_accounts: Vec<&str> = session.pools.iter().filter_map(|p| p.aws.as_ref()).map(|aws| aws.account_id.as_str()).collect();
+    let clouds = session.clouds();
     let our_blocks: Vec<&str> =
         session.graph.entries().iter().filter(|e| e.info.kind == "prefect.block").map(|e| e.info.name.as_str()).collect();
     for pool in pools?.iter().filter(|p| !ours.contains(&p.name.as_str())) {
         let defaults = job_variable_defaults(&pool.base_job_template);
-        let accounts = aws::accounts_in(&defaults);
-        if accounts.is_empty() || accounts.iter().any(|a| our_accounts.contains(&a.as_str())) {
+        if !clouds.iter().any(|cloud| cloud.names_other_scopes_only(&defaults)) {
             teardown.add_references(&format!("pool '{}'", pool.name), &defaults);
         }
     }

@@ -19,7 +19,7 @@ pub use summary::{PlanHeader, render_applied, render_nothing_left, render_plan, 
 pub enum Format {
     /// The summary box, for people at a terminal.
     Text,
-    /// The plan document (`schemas/plan.v1.json`), for programs.
+    /// The plan document (`schemas/plan.v2.json`), for programs.
     Json,
     /// A pull request comment.
     Markdown,

@@ -124,7 +124,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// Every file under `dir`, the fake docker's log excepted (it records what docker was given
 /// on stdin: the registry password is meant to be there).
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();

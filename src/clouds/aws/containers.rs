@@ -203,7 +203,7 @@ impl Node for Repository {
             } else if images > 0 && !teardown.force {
                 Observation::keep(format!("holds {images} image(s); --force deletes them with it"), decided.attrs)
             } else if images > 0 {
-                Observation::delete(format!("created by pushpool; its {images} image(s) go too (--force)"), decided.attrs.with("force", true))
+                Observation::delete(format!("created by pushpool; its {images} image(s) go too (--force)"), decided.attrs.hint("force", true))
             } else {
                 decided
             })
@@ -213,7 +213,7 @@ impl Node for Repository {
 
     fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
         async move {
-            let force = observed.attrs.value("force").and_then(serde_json::Value::as_bool).unwrap_or(false);
+            let force = observed.attrs.flag("force", false);
             let deleted = self.aws.ecr.delete_repository().repository_name(&self.name).force(force).send().await;
             accept(deleted, &[NOT_FOUND], &self.what(), "ecr:DeleteRepository")
         }

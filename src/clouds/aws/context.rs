@@ -11,35 +11,17 @@ use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
 
 use super::errors::aws_error;
 use super::network::NetworkFacts;
-use crate::engine::{Attrs, Observation};
+use crate::engine::Attrs;
+use crate::engine::ownership::Marking;
 use crate::engine::memo::Memo;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
-/// The tag that marks a resource as created by pushpool.
-pub const MANAGED_BY: (&str, &str) = ("managed-by", "pushpool");
-/// The tag naming the work pool a resource was created for.
-pub const POOL_TAG: &str = "prefect.work-pool";
+// Ownership is one engine rule; these are the names AWS's node kinds use for it.
+pub use crate::engine::ownership::{NOT_OURS, decide, owned};
 
-/// Why a teardown keeps a resource that lacks the [`MANAGED_BY`] tag.
-pub const NOT_OURS: &str = "not created by pushpool (no managed-by=pushpool tag), so pushpool never deletes it";
-
-/// True when `tags` (key, value) carry the [`MANAGED_BY`] tag: the only resources a teardown
-/// deletes.
-pub fn owned<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
-    tags.into_iter().any(|tag| tag == MANAGED_BY)
-}
-
-/// The teardown decision every AWS kind starts from: keep what lacks the [`MANAGED_BY`] tag,
-/// keep what something else still names (`in_use`, from
-/// [`Teardown::in_use`](crate::engine::Teardown::in_use)), delete the rest, saying `why`.
-pub fn decide(owned: bool, in_use: Option<String>, attrs: Attrs, why: impl Into<String>) -> Observation {
-    match (owned, in_use) {
-        (false, _) => Observation::keep(NOT_OURS, attrs),
-        (true, Some(used)) => Observation::keep(used, attrs),
-        (true, None) => Observation::delete(why, attrs),
-    }
-}
+/// How AWS marks what pushpool creates: tags, the pool's under `prefect.work-pool`.
+pub const MARKING: Marking = Marking { pool_key: "prefect.work-pool" };
 
 /// The clients and facts of one AWS account and region.
 pub struct AwsContext {
@@ -122,7 +104,7 @@ impl AwsContext {
 
     /// The ownership tags every created resource carries.
     pub fn tags(&self) -> [(&str, &str); 2] {
-        [MANAGED_BY, (POOL_TAG, self.pool.as_str())]
+        MARKING.marks(&self.pool)
     }
 
     /// The ownership tags plus `Name`, as an EC2 tag specification for `resource`.

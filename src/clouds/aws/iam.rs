@@ -14,12 +14,13 @@ use super::policy_doc::{describe_drift, parse_live, same, with_pass_role};
 use crate::clock::unix_seconds;
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::Result;
+use crate::minted::PENDING_SINCE;
 
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
 
 /// The user tag pushpool sets, to the time in Unix seconds, before it mints an access key,
 /// and removes once the key is stored: found by a later run, it marks keys minted by an
-/// interrupted run. Also the attribute name under which the user node reports it.
+/// interrupted run. The user node reports it as the [`PENDING_SINCE`] hint.
 pub const PENDING_KEY_TAG: &str = "pushpool.key-pending-since";
 
 /// The [`PENDING_KEY_TAG`] of a key about to be minted at `since`.
@@ -112,7 +113,7 @@ impl Node for Role {
                 let name = self.inline_policy.as_ref().map(|p| p.name.as_str()).unwrap_or_default();
                 reasons.push(format!("inline policy {name} missing or drifted"));
             }
-            let attrs = attrs.with("trust_drift", trust_drift).with("missing_policies", missing).with("inline_drift", inline_drift);
+            let attrs = attrs.hint("trust_drift", trust_drift).hint("missing_policies", missing).hint("inline_drift", inline_drift);
             Ok(if reasons.is_empty() {
                 Observation::reuse("exists as wanted", attrs)
             } else {
@@ -127,7 +128,7 @@ impl Node for Role {
             let what = self.what();
             let iam = &self.aws.iam;
             let created = observed.action == Action::Create;
-            let flag = |key: &str| observed.attrs.value(key).and_then(Value::as_bool).unwrap_or(created);
+            let flag = |key: &str| observed.attrs.flag(key, created);
             let mut arn = observed.attrs.str("arn").unwrap_or_default().to_owned();
             if created {
                 let create = || async {
@@ -160,11 +161,7 @@ impl Node for Role {
                     .await
                     .map_err(|e| aws_error(&what, "iam:UpdateAssumeRolePolicy", e))?;
             }
-            let missing: Vec<String> = if created {
-                self.managed_policies.clone()
-            } else {
-                serde_json::from_value(observed.attrs.value("missing_policies").cloned().unwrap_or_default()).unwrap_or_default()
-            };
+            let missing = if created { self.managed_policies.clone() } else { observed.attrs.strings("missing_policies") };
             let what = &what;
             let attach = missing.iter().map(|policy| async move {
                 iam.attach_role_policy().role_name(&self.name).policy_arn(policy).send().await.map_err(|e| aws_error(what, "iam:AttachRolePolicy", e))
@@ -252,7 +249,7 @@ impl Node for User {
                     let mut attrs = attrs.with("arn", arn);
                     let mark = user.and_then(|u| u.tags().iter().find(|t| t.key() == PENDING_KEY_TAG)).map(|t| t.value().to_owned());
                     if let Some(since) = mark.and_then(|v| v.parse::<i64>().ok()) {
-                        attrs.set(PENDING_KEY_TAG, since);
+                        attrs = attrs.hint(PENDING_SINCE, since);
                     }
                     Ok(Observation::reuse("exists", attrs))
                 }
@@ -284,7 +281,7 @@ impl Node for User {
                 }
             };
             let arn = create_once(&what, "iam:CreateUser", create, lookup).await?;
-            Ok(Attrs::new().with("arn", arn).with(PENDING_KEY_TAG, since))
+            Ok(Attrs::new().with("arn", arn).hint(PENDING_SINCE, since))
         }
         .boxed()
     }
@@ -499,7 +496,7 @@ impl Node for Policy {
             if !attached {
                 reasons.push(format!("not attached to user {}", self.attach_to));
             }
-            let attrs = attrs.with("drifted", drifted).with("attached", attached);
+            let attrs = attrs.hint("drifted", drifted).hint("attached", attached);
             Ok(if reasons.is_empty() { Observation::reuse("exists as wanted", attrs) } else { Observation::update(reasons.join("; "), attrs) })
         }
         .boxed()
@@ -511,7 +508,6 @@ impl Node for Policy {
             let iam = &self.aws.iam;
             let document = self.wanted(self.role_arn_applied(inputs)?);
             let mut arn = observed.attrs.require_str(&self.name, "arn")?.to_owned();
-            let flag = |key: &str, default: bool| observed.attrs.value(key).and_then(Value::as_bool).unwrap_or(default);
             if observed.action == Action::Create {
                 let create = || async {
                     let out = self
@@ -529,10 +525,10 @@ impl Node for Policy {
                 };
                 let lookup = || async { Ok(self.live_document(&arn).await?.map(|_| arn.clone())) };
                 arn = create_once(&what, "iam:CreatePolicy", create, lookup).await?;
-            } else if flag("drifted", false) {
+            } else if observed.attrs.flag("drifted", false) {
                 self.new_version(&arn, &document).await?;
             }
-            if !flag("attached", false) {
+            if !observed.attrs.flag("attached", false) {
                 let user = &self.attach_to;
                 iam.attach_user_policy()
                     .user_name(user)
@@ -541,7 +537,7 @@ impl Node for Policy {
                     .await
                     .map_err(|e| aws_error(&what, "iam:AttachUserPolicy", e))?;
             }
-            Ok(Attrs::new().with("arn", arn).with("attached", true))
+            Ok(Attrs::new().with("arn", arn).hint("attached", true))
         }
         .boxed()
     }

@@ -17,8 +17,9 @@ use serde_json::Value;
 
 pub use context::AwsContext;
 
-use crate::blueprint::{Blueprint, NodeSpec};
+use crate::blueprint::{Blueprint, Kind, NodeId, NodeSpec};
 use crate::engine::NodeRef;
+use crate::minted::MintedSecret;
 use crate::error::{Error, Result};
 use crate::policies;
 use crate::prefect::context::PrefectContext;
@@ -43,126 +44,95 @@ pub fn build(
     aws: &Arc<AwsContext>,
     prefect: &Arc<PrefectContext>,
 ) -> Result<(String, NodeRef)> {
-    let params = Params { spec, names };
+    let name_of = |id: &str| {
+        names.get(id).cloned().ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), format!("node '{id}' has no name")))
+    };
+    let name = || name_of(&spec.id);
+    let node_id = |id: &NodeId| id.as_str().to_owned();
+    let document = |file: &str| policy_doc::parse_own(file, policies::document("aws", file)?);
     let aws = aws.clone();
-    let node: (String, NodeRef) = match spec.kind.as_str() {
-        "aws.iam_role" => {
-            let name = params.name()?;
-            let inline_policy = match spec.params.get("inline_policy") {
-                Some(inline) => Some(iam::InlinePolicy {
-                    name: inline["name"].as_str().ok_or_else(|| params.missing("inline_policy.name"))?.to_owned(),
-                    document: params.document(inline["document"].as_str().ok_or_else(|| params.missing("inline_policy.document"))?)?,
-                }),
+    let node: (String, NodeRef) = match &spec.kind {
+        Kind::AwsIamRole(role) => {
+            let name = name()?;
+            let inline_policy = match &role.inline_policy {
+                Some(inline) => Some(iam::InlinePolicy { name: inline.name.clone(), document: document(&inline.document)? }),
                 None => None,
             };
-            let managed_policies = params.strings("managed_policies");
-            let trust_policy = params.document(params.str("trust_policy")?)?;
-            (name.clone(), Arc::new(iam::Role { aws, name, trust_policy, managed_policies, inline_policy }))
+            let node = iam::Role {
+                aws,
+                name: name.clone(),
+                trust_policy: document(&role.trust_policy)?,
+                managed_policies: role.managed_policies.clone(),
+                inline_policy,
+            };
+            (name, Arc::new(node))
         }
-        "aws.iam_user" => {
-            let name = params.name()?;
+        Kind::AwsIamUser(_) => {
+            let name = name()?;
             (name.clone(), Arc::new(iam::User { aws, name }))
         }
-        "aws.iam_policy" => {
-            let name = params.name()?;
-            let user_node = params.str("attach_to")?;
+        Kind::AwsIamPolicy(policy) => {
+            let name = name()?;
             let node = iam::Policy {
                 aws,
                 name: name.clone(),
-                document: params.document(params.str("document")?)?,
-                pass_role: spec.params.get("pass_role").and_then(Value::as_str).map(str::to_owned),
-                attach_to: params.name_of(user_node)?,
-                user_node: user_node.to_owned(),
+                document: document(&policy.document)?,
+                pass_role: policy.pass_role.as_ref().map(node_id),
+                attach_to: name_of(policy.attach_to.as_str())?,
+                user_node: node_id(&policy.attach_to),
             };
             (name, Arc::new(node))
         }
-        "aws.iam_access_key" => {
-            let user = params.name_of(params.str("user")?)?;
-            let block_node = params.str("block")?;
-            let block_spec = blueprint.nodes.iter().find(|n| n.id == block_node).ok_or_else(|| params.missing("block"))?;
-            let block_slug = block_spec.params.get("block_type").and_then(Value::as_str).ok_or_else(|| params.missing("block.block_type"))?;
-            let node = access_key::AccessKey {
-                aws,
-                prefect: prefect.clone(),
-                user: user.clone(),
-                user_node: params.str("user")?.to_owned(),
-                block_slug: block_slug.to_owned(),
-                block_name: params.name_of(block_node)?,
-            };
+        Kind::AwsIamAccessKey(key) => {
+            let user = name_of(key.user.as_str())?;
+            let block = blueprint.node(key.block.as_str()).and_then(|b| match &b.kind {
+                Kind::PrefectBlock(block) => Some(block),
+                _ => None,
+            });
+            let block = block.ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), "`block` must name a prefect.block node"))?;
+            let minter = access_key::AccessKeys { aws, user: user.clone() };
+            let node = MintedSecret::new(minter, prefect.clone(), &block.block_type, &name_of(key.block.as_str())?, key.user.as_str(), block.holds.as_deref())?;
             (user, Arc::new(node))
         }
-        "aws.ecs_cluster" => {
-            let name = params.name()?;
+        Kind::AwsEcsCluster(_) => {
+            let name = name()?;
             (name.clone(), Arc::new(containers::Cluster { aws, name }))
         }
-        "aws.ecr_repository" => {
-            let name = params.name()?;
-            let in_use_with = params.strings("in_use_with").iter().map(|id| params.name_of(id)).collect::<Result<_>>()?;
+        Kind::AwsEcrRepository(repository) => {
+            let name = name()?;
+            let in_use_with = repository.in_use_with.iter().map(|id| name_of(id.as_str())).collect::<Result<_>>()?;
             (name.clone(), Arc::new(containers::Repository { aws, name, in_use_with }))
         }
-        "aws.vpc" => {
-            let name = params.name()?;
+        Kind::AwsVpc(_) => {
+            let name = name()?;
             (name.clone(), Arc::new(network::Vpc { aws, name }))
         }
-        "aws.internet_gateway" => {
-            let name = params.name()?;
-            (name.clone(), Arc::new(network::InternetGateway { aws, name, vpc: params.str("vpc")?.to_owned() }))
+        Kind::AwsInternetGateway(gateway) => {
+            let name = name()?;
+            (name.clone(), Arc::new(network::InternetGateway { aws, name, vpc: node_id(&gateway.vpc) }))
         }
-        "aws.subnets" => {
-            let name = params.name()?;
-            let count = spec.params.get("count").and_then(Value::as_u64).unwrap_or(3) as usize;
-            (name.clone(), Arc::new(network::Subnets { aws, name, vpc: params.str("vpc")?.to_owned(), count }))
+        Kind::AwsSubnets(subnets) => {
+            let name = name()?;
+            (name.clone(), Arc::new(network::Subnets { aws, name, vpc: node_id(&subnets.vpc), count: subnets.count }))
         }
-        "aws.route_table" => {
-            let name = params.name()?;
+        Kind::AwsRouteTable(table) => {
+            let name = name()?;
             let node = network::RouteTable {
                 aws,
                 name: name.clone(),
-                vpc: params.str("vpc")?.to_owned(),
-                gateway: params.str("internet_gateway")?.to_owned(),
-                subnets: params.str("subnets")?.to_owned(),
+                vpc: node_id(&table.vpc),
+                gateway: node_id(&table.internet_gateway),
+                subnets: node_id(&table.subnets),
             };
             (name, Arc::new(node))
         }
-        "aws.security_group" => {
-            let name = params.name()?;
-            (name.clone(), Arc::new(network::SecurityGroup { aws, name, vpc: params.str("vpc")?.to_owned() }))
+        Kind::AwsSecurityGroup(group) => {
+            let name = name()?;
+            (name.clone(), Arc::new(network::SecurityGroup { aws, name, vpc: node_id(&group.vpc) }))
         }
-        other => return Err(Error::usage(format!("node '{}'", spec.id), format!("unknown kind '{other}'"))),
+        other => return Err(Error::usage(format!("node '{}'", spec.id), format!("{} is not an AWS kind", other.name()))),
     };
     Ok(node)
-}
-
-/// Typed access to a node's settings, with errors that name the node and the setting.
-struct Params<'a> {
-    spec: &'a NodeSpec,
-    names: &'a BTreeMap<String, String>,
-}
-
-impl<'a> Params<'a> {
-    fn missing(&self, key: &str) -> Error {
-        Error::usage(format!("blueprint node '{}'", self.spec.id), format!("needs `{key}`"))
-    }
-
-    fn str(&self, key: &str) -> Result<&'a str> {
-        self.spec.params.get(key).and_then(Value::as_str).ok_or_else(|| self.missing(key))
-    }
-
-    fn strings(&self, key: &str) -> Vec<String> {
-        serde_json::from_value(self.spec.params.get(key).cloned().unwrap_or_default()).unwrap_or_default()
-    }
-
-    fn name(&self) -> Result<String> {
-        self.name_of(&self.spec.id)
-    }
-
-    fn name_of(&self, id: &str) -> Result<String> {
-        self.names.get(id).cloned().ok_or_else(|| self.missing(&format!("name of node '{id}'")))
-    }
-
-    fn document(&self, file: &str) -> Result<Value> {
-        policy_doc::parse_own(file, policies::document("aws", file)?)
-    }
 }
 
 #[cfg(test)]

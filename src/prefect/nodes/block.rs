@@ -1,4 +1,7 @@
-//! `prefect.block`: a credentials block whose data comes from other nodes' attributes.
+//! `prefect.block`: a credentials block whose data comes from other nodes' attributes and
+//! from the clouds' (a local token). A secret known at plan time is compared with the stored
+//! block, read with its secrets for that alone: a changed token is an update, named by field,
+//! never shown.
 
 use std::sync::Arc;
 
@@ -6,7 +9,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::engine::reference::{Resolved, Secrets, resolve};
+use crate::engine::reference::{Resolved, Secrets, names_secret, resolve};
 use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
@@ -21,6 +24,8 @@ pub struct Block {
     pub name: String,
     /// The wanted data, with `@node.attr` references.
     pub data: Value,
+    /// The fix when the server lacks the block type.
+    pub when_type_missing: String,
 }
 
 impl Block {
@@ -40,26 +45,33 @@ impl Node for Block {
 
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            // An existing document names its type and schema; only a new one needs the
-            // type looked up and its newest schema chosen (while the data's sources are
-            // still being observed).
-            let document = self.prefect.block_document(&self.slug, &self.name).await?;
-            let ids = async {
-                if let Some(document) = &document {
-                    return Ok::<_, Error>((document.block_type_id.clone(), document.block_schema_id.clone()));
-                }
-                let type_id = self.prefect.client.block_type_id(&self.slug).await?;
-                let schema_id = self.prefect.client.newest_block_schema(&type_id).await?.id;
-                Ok((type_id, schema_id))
+            // Data naming a secret known now (a local token) is compared with the stored one's,
+            // read with its secrets; other data needs no secret read. An existing document names
+            // its type and schema; only a new one needs the type looked up and its newest schema
+            // chosen (while the data's sources are still being observed).
+            let document_and_ids = async {
+                let document = match names_secret(&self.data, &upstream.context) {
+                    true => self.prefect.client.block_document(&self.slug, &self.name, true).await?,
+                    false => self.prefect.block_document(&self.slug, &self.name).await?,
+                };
+                let ids = match &document {
+                    Some(document) => (document.block_type_id.clone(), document.block_schema_id.clone()),
+                    None => {
+                        let type_id = self.prefect.client.block_type_id(&self.slug, &self.when_type_missing).await?;
+                        (type_id.clone(), self.prefect.client.newest_block_schema(&type_id).await?.id)
+                    }
+                };
+                Ok::<_, Error>((document, ids))
             };
-            let (ids, known) = futures::join!(ids, upstream.attrs_for(&self.data));
-            let ((type_id, schema_id), known) = (ids?, known?);
+            let (document_and_ids, known) = futures::join!(document_and_ids, upstream.attrs_for(&self.data));
+            let ((document, (type_id, schema_id)), known) = (document_and_ids?, known?);
             let Some(document) = document else {
                 let attrs = Attrs::new().with("name", self.name.as_str()).with("block_type_id", type_id).with("block_schema_id", schema_id);
                 return Ok(Observation::create("missing", attrs));
             };
             let attrs = self.attrs(&document.id, &type_id, &schema_id);
-            Ok(match resolve(&self.data, &known, Secrets::Refuse)? {
+            // The secrets go into the comparison only: the reason names fields, not values.
+            Ok(match resolve(&self.data, &known, Secrets::Expose)? {
                 Resolved::Unknown(pending) => {
                     Observation::update(format!("takes new values: {}", pending.join(", ")), attrs)
                 }

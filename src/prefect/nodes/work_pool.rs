@@ -11,7 +11,7 @@ use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
-use crate::provision::{PoolMode, PoolRequest};
+use crate::request::{PoolMode, PoolRequest};
 
 /// Shown for a job variable whose value exists only once apply has created its resource.
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
@@ -22,10 +22,13 @@ pub struct WorkPoolNode {
     pub prefect: Arc<PrefectContext>,
     /// The pool, its type and whether this run creates it.
     pub request: PoolRequest,
-    /// The worker type whose default template a new pool starts from.
+    /// The worker type whose default template a new pool starts from when the pool type has
+    /// none of its own (`ecs` for `ecs:push` on a self-hosted server).
     pub template_type: String,
     /// Job variable name → wanted default, with `@node.attr` references.
     pub job_variables: Value,
+    /// The job variables set only when the pool's template has them (Coiled's `image`).
+    pub optional: Vec<String>,
 }
 
 impl WorkPoolNode {
@@ -41,6 +44,9 @@ impl WorkPoolNode {
             .and_then(Value::as_object_mut)
             .ok_or_else(|| Error::remote(self.what(), "its base job template has no variables"))?;
         for (name, value) in values {
+            if self.optional.contains(name) && !properties.contains_key(name) {
+                continue;
+            }
             let property = properties.get_mut(name).and_then(Value::as_object_mut).ok_or_else(|| {
                 Error::remote(self.what(), format!("its base job template has no job variable '{name}'"))
                     .fix("restore the type's default template with `pushpool work-pool create ... --overwrite`")
@@ -54,7 +60,7 @@ impl WorkPoolNode {
     /// worker type's defaults, for a pool kept by a teardown: its defaults must not name
     /// resources that are gone.
     async fn reset_template(&self, current: &Value) -> Result<Value> {
-        let defaults = self.prefect.default_template(&self.template_type).await?;
+        let defaults = self.type_default().await?;
         let mut template = current.clone();
         let Some(properties) = template.pointer_mut("/variables/properties").and_then(Value::as_object_mut) else {
             return Ok(template);
@@ -69,12 +75,26 @@ impl WorkPoolNode {
         Ok(template)
     }
 
+    /// The type's default template.
+    async fn type_default(&self) -> Result<Value> {
+        self.prefect.default_template(&self.request.pool_type, &self.template_type).await
+    }
+
+    /// The template a new (or overwritten) pool starts from: `--base-job-template`'s, else the
+    /// type's default.
+    async fn starting_template(&self) -> Result<Value> {
+        match &self.request.base_job_template {
+            Some(template) => Ok(template.clone()),
+            None => self.type_default().await,
+        }
+    }
+
     /// The base template to fill: the pool's own when it has one and is kept, else the
-    /// worker type's default.
+    /// starting template.
     async fn base(&self, existing: Option<&Value>) -> Result<Value> {
         let own = existing.filter(|t| t.pointer("/variables/properties").is_some());
         match (&self.request.mode, own) {
-            (PoolMode::Create { overwrite: true }, _) | (_, None) => self.prefect.default_template(&self.template_type).await,
+            (PoolMode::Create { overwrite: true }, _) | (_, None) => self.starting_template().await,
             (_, Some(own)) => Ok(own.clone()),
         }
     }
@@ -92,7 +112,7 @@ impl Node for WorkPoolNode {
             let existing = async {
                 let existing = self.prefect.work_pool(&self.request.name).await?;
                 if existing.is_none() && self.request.mode != PoolMode::ProvisionInfra {
-                    self.prefect.default_template(&self.template_type).await?;
+                    self.starting_template().await?;
                 }
                 Ok::<_, Error>(existing)
             };
@@ -143,7 +163,7 @@ impl Node for WorkPoolNode {
             let template = self.template(&base, &values)?;
             let client = &self.prefect.client;
             match observed.action {
-                Action::Create => client.create_work_pool(&self.request.name, &self.request.pool_type, &template).await?,
+                Action::Create => client.create_work_pool(&self.request.name, &self.request.pool_type, &template, self.request.paused).await?,
                 _ => client.update_work_pool(&self.request.name, &template).await?,
             }
             Ok(Attrs::new().with("job_variables", Value::Object(values)))

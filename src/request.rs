@@ -1,4 +1,9 @@
-//! What the user asked for, checked against Prefect's naming rules before any call.
+//! What the user asked of a pool (its name, type and mode), checked against Prefect's naming
+//! rules before any call. A leaf module: the node kinds and the run both use it.
+
+use std::path::Path;
+
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 
@@ -56,6 +61,33 @@ pub struct PoolRequest {
     pub pool_type: String,
     /// Create or provision for an existing pool.
     pub mode: PoolMode,
+    /// The base job template a new pool starts from instead of the type's default
+    /// (`--base-job-template`); the provisioned defaults are filled into it.
+    pub base_job_template: Option<Value>,
+    /// Create the pool paused (`--paused`), as `prefect work-pool create` does.
+    pub paused: bool,
+    /// Make it the active profile's default work pool (`--set-as-default`).
+    pub set_as_default: bool,
+}
+
+impl PoolRequest {
+    /// A request for pool `name` of `pool_type` in `mode`, with Prefect's defaults for the rest.
+    pub fn new(name: impl Into<String>, pool_type: impl Into<String>, mode: PoolMode) -> Self {
+        Self { name: name.into(), pool_type: pool_type.into(), mode, base_job_template: None, paused: false, set_as_default: false }
+    }
+}
+
+/// Reads a base job template file (`--base-job-template`): JSON with `job_configuration` and
+/// `variables.properties`, as Prefect's own `work-pool create` takes.
+pub fn read_base_job_template(path: &Path) -> Result<Value> {
+    let what = || format!("base job template {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| Error::usage(what(), e.to_string()))?;
+    let template: Value = serde_json::from_str(&text).map_err(|e| Error::usage(what(), format!("not JSON: {e}")))?;
+    if template.pointer("/variables/properties").and_then(Value::as_object).is_none() || template.get("job_configuration").is_none() {
+        return Err(Error::usage(what(), "has no `job_configuration` and `variables.properties`")
+            .fix("start from the type's default: `prefect work-pool get-default-base-job-template --type TYPE > FILE`"));
+    }
+    Ok(template)
 }
 
 /// Checks a work pool name as the Prefect server does, so that the error comes before
@@ -95,6 +127,18 @@ mod tests {
             let error = check_pool_name(bad).unwrap_err();
             assert!(error.fix.is_some(), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn a_base_job_template_needs_its_two_sections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tpl.json");
+        std::fs::write(&path, r#"{"variables": {"properties": {"image": {}}}}"#).unwrap();
+        assert!(read_base_job_template(&path).unwrap_err().fix.unwrap().contains("get-default-base-job-template"));
+        std::fs::write(&path, r#"{"job_configuration": {}, "variables": {"properties": {"image": {}}}}"#).unwrap();
+        assert!(read_base_job_template(&path).is_ok());
+        std::fs::write(&path, "{").unwrap();
+        assert!(read_base_job_template(&path).unwrap_err().cause.contains("not JSON"));
     }
 
     #[test]

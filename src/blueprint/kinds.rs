@@ -1,0 +1,265 @@
+//! The registry of node kinds: every kind a blueprint may name, with its typed settings.
+//!
+//! A blueprint node is `id`, `kind`, `name`, `says`, `after` plus the kind's own settings. The
+//! settings are parsed here, when the embedded blueprints are parsed, into one struct per kind
+//! that refuses unknown fields: a misspelt setting fails a unit test, not the first live run.
+//! Settings that name another node (`vpc = "vpc"`) are [`NodeId`]s, checked to exist.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The id of another node of the same blueprint, named by a setting.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct NodeId(pub String);
+
+impl NodeId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A node kind and its settings. `kind = "<system>.<resource>"` selects the variant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Kind {
+    /// An IAM role with a trust policy, managed policies and an inline policy.
+    #[serde(rename = "aws.iam_role")]
+    AwsIamRole(IamRole),
+    /// An IAM user.
+    #[serde(rename = "aws.iam_user")]
+    AwsIamUser(NoSettings),
+    /// A customer managed policy attached to a user.
+    #[serde(rename = "aws.iam_policy")]
+    AwsIamPolicy(IamPolicy),
+    /// The access key of a user, held by a credentials block.
+    #[serde(rename = "aws.iam_access_key")]
+    AwsIamAccessKey(IamAccessKey),
+    /// An ECS cluster.
+    #[serde(rename = "aws.ecs_cluster")]
+    AwsEcsCluster(NoSettings),
+    /// An ECR repository.
+    #[serde(rename = "aws.ecr_repository")]
+    AwsEcrRepository(EcrRepository),
+    /// The pool's VPC: the default one when it reaches the internet, else pushpool's own.
+    #[serde(rename = "aws.vpc")]
+    AwsVpc(NoSettings),
+    /// An internet gateway attached to a VPC.
+    #[serde(rename = "aws.internet_gateway")]
+    AwsInternetGateway(InVpc),
+    /// Public subnets, one per availability zone.
+    #[serde(rename = "aws.subnets")]
+    AwsSubnets(Subnets),
+    /// A route table sending 0.0.0.0/0 to the gateway.
+    #[serde(rename = "aws.route_table")]
+    AwsRouteTable(RouteTable),
+    /// A security group without inbound rules.
+    #[serde(rename = "aws.security_group")]
+    AwsSecurityGroup(InVpc),
+    /// A Prefect block document.
+    #[serde(rename = "prefect.block")]
+    PrefectBlock(Block),
+    /// The work pool.
+    #[serde(rename = "prefect.work_pool")]
+    PrefectWorkPool(WorkPool),
+    /// A setting of the active Prefect profile.
+    #[serde(rename = "prefect.profile_setting")]
+    PrefectProfileSetting(ProfileSetting),
+}
+
+/// Settings of a kind that has none.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSettings {}
+
+/// `aws.iam_role`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamRole {
+    /// The trust policy's file in `policies/aws/`.
+    pub trust_policy: String,
+    /// ARNs of AWS managed policies to attach.
+    #[serde(default)]
+    pub managed_policies: Vec<String>,
+    /// One inline policy, for what the managed policies lack.
+    pub inline_policy: Option<InlinePolicy>,
+}
+
+/// An inline policy of a role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlinePolicy {
+    /// Its name on the role.
+    pub name: String,
+    /// Its document's file in `policies/aws/`.
+    pub document: String,
+}
+
+/// `aws.iam_policy`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamPolicy {
+    /// The document's file in `policies/aws/`.
+    pub document: String,
+    /// A role node the policy may pass (`iam:PassRole` on its ARN).
+    pub pass_role: Option<NodeId>,
+    /// The user node it is attached to.
+    pub attach_to: NodeId,
+}
+
+/// `aws.iam_access_key`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamAccessKey {
+    /// The user node whose key it is.
+    pub user: NodeId,
+    /// The block node that holds it.
+    pub block: NodeId,
+}
+
+/// `aws.ecr_repository`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcrRepository {
+    /// Nodes whose other users also push images here: a teardown keeps the repository while
+    /// another pool uses them.
+    #[serde(default)]
+    pub in_use_with: Vec<NodeId>,
+}
+
+/// A resource that lives in a VPC node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InVpc {
+    /// The VPC node.
+    pub vpc: NodeId,
+}
+
+/// `aws.subnets`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subnets {
+    /// The VPC node.
+    pub vpc: NodeId,
+    /// How many availability zones to cover (fewer where the region has fewer).
+    #[serde(default = "three")]
+    pub count: usize,
+}
+
+fn three() -> usize {
+    3
+}
+
+/// `aws.route_table`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTable {
+    /// The VPC node.
+    pub vpc: NodeId,
+    /// The gateway node the default route goes to.
+    pub internet_gateway: NodeId,
+    /// The subnets node whose subnets the table serves.
+    pub subnets: NodeId,
+}
+
+/// `prefect.block`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Block {
+    /// The block type's slug, e.g. `aws-credentials`.
+    pub block_type: String,
+    /// The wanted data, with `@node.attr` references.
+    pub data: Value,
+    /// The data field that holds the id of a credential another node mints (the access key
+    /// id): what tells which credential a block holds.
+    pub holds: Option<String>,
+    /// What to do when the server lacks the block type: which package registers it, or that
+    /// only Prefect Cloud has it.
+    pub when_type_missing: String,
+}
+
+/// `prefect.work_pool`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkPool {
+    /// Job variable name → wanted default, with `@node.attr` references.
+    #[serde(default)]
+    pub job_variables: Map<String, Value>,
+}
+
+/// `prefect.profile_setting`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSetting {
+    /// The profile key, e.g. `PREFECT_DEPLOYMENTS_DEFAULT_DOCKER_BUILD_NAMESPACE`.
+    pub key: String,
+    /// The wanted value: a reference such as `"@repository.registry"`, or a literal.
+    pub value: Value,
+}
+
+impl Kind {
+    /// The kind's name, `<system>.<resource>`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::AwsIamRole(_) => "aws.iam_role",
+            Kind::AwsIamUser(_) => "aws.iam_user",
+            Kind::AwsIamPolicy(_) => "aws.iam_policy",
+            Kind::AwsIamAccessKey(_) => "aws.iam_access_key",
+            Kind::AwsEcsCluster(_) => "aws.ecs_cluster",
+            Kind::AwsEcrRepository(_) => "aws.ecr_repository",
+            Kind::AwsVpc(_) => "aws.vpc",
+            Kind::AwsInternetGateway(_) => "aws.internet_gateway",
+            Kind::AwsSubnets(_) => "aws.subnets",
+            Kind::AwsRouteTable(_) => "aws.route_table",
+            Kind::AwsSecurityGroup(_) => "aws.security_group",
+            Kind::PrefectBlock(_) => "prefect.block",
+            Kind::PrefectWorkPool(_) => "prefect.work_pool",
+            Kind::PrefectProfileSetting(_) => "prefect.profile_setting",
+        }
+    }
+
+    /// The system the kind belongs to: a cloud ("aws") or "prefect".
+    pub fn system(&self) -> &'static str {
+        self.name().split_once('.').map_or("", |(system, _)| system)
+    }
+
+    /// The settings that name other nodes, as (setting, node id, whether this node waits for
+    /// that one). A key names the block that holds it, which waits for the key; a repository
+    /// names the cluster it is kept with, which it does not need.
+    pub fn node_settings(&self) -> Vec<(&'static str, &NodeId, bool)> {
+        let settings = match self {
+            Kind::AwsIamPolicy(p) => {
+                let mut refs = vec![("attach_to", &p.attach_to)];
+                refs.extend(p.pass_role.as_ref().map(|r| ("pass_role", r)));
+                refs
+            }
+            Kind::AwsIamAccessKey(k) => vec![("user", &k.user), ("block", &k.block)],
+            Kind::AwsEcrRepository(r) => r.in_use_with.iter().map(|n| ("in_use_with", n)).collect(),
+            Kind::AwsInternetGateway(n) | Kind::AwsSecurityGroup(n) => vec![("vpc", &n.vpc)],
+            Kind::AwsSubnets(s) => vec![("vpc", &s.vpc)],
+            Kind::AwsRouteTable(t) => vec![("vpc", &t.vpc), ("internet_gateway", &t.internet_gateway), ("subnets", &t.subnets)],
+            _ => Vec::new(),
+        };
+        settings.into_iter().map(|(setting, id)| (setting, id, !matches!(setting, "block" | "in_use_with"))).collect()
+    }
+
+    /// What tells two nameless nodes of this kind apart (a profile setting's key); empty for
+    /// kinds that are told apart by name.
+    pub fn identity(&self) -> &str {
+        match self {
+            Kind::PrefectProfileSetting(setting) => &setting.key,
+            _ => "",
+        }
+    }
+
+    /// The data of the node that may hold `@node.attr` references.
+    pub fn templates(&self) -> Vec<Value> {
+        match self {
+            Kind::PrefectBlock(b) => vec![b.data.clone()],
+            Kind::PrefectWorkPool(p) => vec![Value::Object(p.job_variables.clone())],
+            Kind::PrefectProfileSetting(s) => vec![s.value.clone()],
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Blueprints: the resource graph of each pool type, as data in `plans/`.
+//!
+//! A blueprint lists the clouds a pool type needs, the nodes it builds, their default names,
+//! what each waits for, and which job variables their attributes feed. The plan, the summary,
+//! tagging and teardown all come from this one description. They are embedded in the binary
+//! and checked when parsed: each node's settings against its kind ([`kinds`]), every node a
+//! setting, `after` or `@node.attr` reference names against the blueprint's nodes and clouds.
+
+pub mod kinds;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub use kinds::{Kind, NodeId};
+
+use crate::engine::reference::referenced_nodes;
+use crate::error::{Error, Result};
+
+/// The embedded blueprints, one per file in `plans/`.
+const BLUEPRINTS: &[(&str, &str)] = &[
+    ("ecs-push.toml", include_str!("../../plans/ecs-push.toml")),
+    ("modal-push.toml", include_str!("../../plans/modal-push.toml")),
+    ("coiled-push.toml", include_str!("../../plans/coiled-push.toml")),
+];
+
+/// A pool type's resource graph, before names are resolved for a pool.
+#[derive(Debug, Clone)]
+pub struct Blueprint {
+    /// The pool types this blueprint provisions, e.g. `ecs:push` and its hybrid twin `ecs`.
+    pub types: Vec<String>,
+    /// The clouds whose contexts the nodes use (and whose attributes `@cloud.attr` names); a
+    /// run connects to these and no other.
+    pub clouds: Vec<String>,
+    /// The Prefect worker type whose default base job template the pool starts from.
+    pub template_type: String,
+    /// The nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// The image registry Docker is logged into after a successful apply.
+    pub registry: Option<Registry>,
+}
+
+/// One node of a blueprint.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// Unique id within the blueprint, used by `after`, references and `--set`.
+    pub id: String,
+    /// Default name; `{pool}` is replaced by the pool's name. Kinds without their own name
+    /// (an access key) leave it out.
+    pub name: Option<String>,
+    /// What the resource is for, shown in the summary.
+    pub says: String,
+    /// Nodes this one waits for: those listed, plus every node its settings and data name.
+    pub after: Vec<String>,
+    /// The kind and its settings.
+    pub kind: Kind,
+}
+
+/// The image registry a pool type provisions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    /// A reference to the registry host Docker logs in to, e.g. "@repository.registry".
+    pub host: Value,
+    /// A reference to the repository images are pushed to, e.g. "@repository.uri".
+    pub repository: Value,
+}
+
+/// The file's shape; nodes are checked against their kinds afterwards.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlueprint {
+    types: Vec<String>,
+    clouds: Vec<String>,
+    template_type: String,
+    #[serde(rename = "node")]
+    nodes: Vec<RawNode>,
+    registry: Option<Registry>,
+}
+
+/// A node's common fields; the rest are the kind and its settings.
+#[derive(Deserialize)]
+struct RawNode {
+    id: String,
+    name: Option<String>,
+    says: String,
+    #[serde(default)]
+    after: Vec<String>,
+    #[serde(flatten)]
+    settings: Map<String, Value>,
+}
+
+impl Blueprint {
+    /// The blueprint that provisions `pool_type`, if any.
+    pub fn for_type(pool_type: &str) -> Result<Option<Self>> {
+        Ok(Self::all()?.into_iter().find(|b| b.types.iter().any(|t| t == pool_type)))
+    }
+
+    /// Every embedded blueprint.
+    pub fn all() -> Result<Vec<Self>> {
+        BLUEPRINTS.iter().map(|(file, text)| Self::parse(file, text)).collect()
+    }
+
+    /// Every pool type some blueprint provisions.
+    pub fn supported_types() -> Vec<String> {
+        Self::all().into_iter().flatten().flat_map(|b| b.types).collect()
+    }
+
+    /// Parses and checks a blueprint, and adds to each node's `after` every node its settings
+    /// and data name.
+    pub fn parse(file: &str, text: &str) -> Result<Self> {
+        let what = format!("blueprint {file}");
+        let raw: RawBlueprint = toml_edit::de::from_str(text).map_err(|e| Error::usage(&what, e.message().to_owned()))?;
+        let ids: Vec<&str> = raw.nodes.iter().map(|n| n.id.as_str()).collect();
+        if let Some(twice) = ids.iter().enumerate().find_map(|(i, id)| ids[..i].contains(id).then_some(id)) {
+            return Err(Error::usage(&what, format!("two nodes have the id '{twice}'")));
+        }
+        let known: BTreeSet<&str> = ids.iter().copied().chain(raw.clouds.iter().map(String::as_str)).collect();
+        let mut nodes = Vec::with_capacity(raw.nodes.len());
+        for node in &raw.nodes {
+            let at = || format!("{what}, node '{}'", node.id);
+            let kind: Kind = serde_json::from_value(Value::Object(node.settings.clone())).map_err(|e| Error::usage(at(), e.to_string()))?;
+            if kind.system() != "prefect" && !raw.clouds.iter().any(|c| c == kind.system()) {
+                return Err(Error::usage(at(), format!("is of kind {} but the blueprint's clouds are [{}]", kind.name(), raw.clouds.join(", "))));
+            }
+            let mut after = node.after.clone();
+            let settings = kind.node_settings().into_iter().map(|(_, id, waits)| (id.as_str().to_owned(), waits));
+            let referenced = kind.templates().iter().flat_map(referenced_nodes).map(|id| (id, true)).collect::<Vec<_>>();
+            let listed = node.after.iter().map(|id| (id.clone(), true));
+            for (named, waits) in listed.chain(settings).chain(referenced) {
+                if !known.contains(named.as_str()) {
+                    return Err(Error::usage(at(), format!("names '{named}', which is neither a node nor a cloud of this blueprint")));
+                }
+                if waits && ids.contains(&named.as_str()) && !after.contains(&named) {
+                    after.push(named);
+                }
+            }
+            nodes.push(NodeSpec { id: node.id.clone(), name: node.name.clone(), says: node.says.clone(), after, kind });
+        }
+        let mut placed: Vec<&str> = Vec::new();
+        while placed.len() < nodes.len() {
+            let before = placed.len();
+            for node in &nodes {
+                if !placed.contains(&node.id.as_str()) && node.after.iter().all(|d| placed.contains(&d.as_str())) {
+                    placed.push(&node.id);
+                }
+            }
+            if placed.len() == before {
+                let stuck: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).filter(|id| !placed.contains(id)).collect();
+                return Err(Error::usage(&what, format!("its nodes wait for each other in a cycle: {}", stuck.join(", "))));
+            }
+        }
+        for reference in raw.registry.iter().flat_map(|r| [&r.host, &r.repository]).flat_map(referenced_nodes) {
+            if !ids.contains(&reference.as_str()) {
+                return Err(Error::usage(&what, format!("its registry names '{reference}', which is not a node")));
+            }
+        }
+        Ok(Self { types: raw.types, clouds: raw.clouds, template_type: raw.template_type, nodes, registry: raw.registry })
+    }
+
+    /// Whether the pool type builds resources in a cloud (not only Prefect objects).
+    pub fn builds_in_clouds(&self) -> bool {
+        self.nodes.iter().any(|n| n.kind.system() != "prefect")
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: &str) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Resolves node names for `pool`, applying `overrides` (node id → name), which must
+    /// name existing nodes.
+    pub fn names(&self, pool: &str, overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+        for id in overrides.keys() {
+            if !self.nodes.iter().any(|n| &n.id == id && n.name.is_some()) {
+                let named: Vec<&str> =
+                    self.nodes.iter().filter(|n| n.name.is_some()).map(|n| n.id.as_str()).collect();
+                return Err(Error::usage(format!("--set {id}=..."), "no such resource in this pool type")
+                    .fix(format!("use one of: {}", named.join(", "))));
+            }
+        }
+        Ok(self
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                let name = overrides.get(&n.id).cloned().or_else(|| n.name.as_ref().map(|t| t.replace("{pool}", pool)))?;
+                Some((n.id.clone(), name))
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_blueprint_parses() {
+        for (file, text) in BLUEPRINTS {
+            let blueprint = Blueprint::parse(file, text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!blueprint.types.is_empty(), "{file}");
+            let ids: Vec<&str> = blueprint.nodes.iter().map(|n| n.id.as_str()).collect();
+            for node in &blueprint.nodes {
+                for dep in &node.after {
+                    assert!(ids.contains(&dep.as_str()), "{file}: {} waits for unknown {dep}", node.id);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ecs_pool_waits_for_every_resource_its_job_variables_name() {
+        let blueprint = Blueprint::for_type("ecs:push").unwrap().unwrap();
+        let pool = blueprint.node("pool").unwrap();
+        for dep in ["credentials", "cluster", "vpc", "execution_role", "subnets", "security_group", "route_table"] {
+            assert!(pool.after.iter().any(|a| a == dep), "pool must wait for {dep}");
+        }
+    }
+
+    #[test]
+    fn names_take_the_pool_name_and_overrides() {
+        let blueprint = Blueprint::for_type("ecs").unwrap().unwrap();
+        let overrides = BTreeMap::from([("cluster".to_string(), "team-cluster".to_string())]);
+        let names = blueprint.names("my-pool", &overrides).unwrap();
+        assert_eq!(names["credentials"], "my-pool-aws-credentials");
+        assert_eq!(names["cluster"], "team-cluster");
+        assert_eq!(names["user"], "prefect-ecs-user");
+
+        let bad = BTreeMap::from([("clustr".to_string(), "x".to_string())]);
+        let error = blueprint.names("my-pool", &bad).unwrap_err();
+        assert!(error.fix.unwrap().contains("cluster"));
+    }
+
+    fn parse(nodes: &str) -> Result<Blueprint> {
+        Blueprint::parse("test.toml", &format!("types = [\"t\"]\nclouds = [\"aws\"]\ntemplate_type = \"t\"\n{nodes}"))
+    }
+
+    #[test]
+    fn a_misspelt_setting_is_refused_with_the_node_named() {
+        let error = parse("[[node]]\nid = \"gw\"\nkind = \"aws.internet_gateway\"\nsays = \"x\"\nvcp = \"vpc\"\n").unwrap_err();
+        assert!(error.what.contains("node 'gw'") && error.cause.contains("vcp"), "{error}");
+        let error = parse("[[node]]\nid = \"x\"\nkind = \"aws.nothing\"\nsays = \"x\"\n").unwrap_err();
+        assert!(error.cause.contains("aws.nothing"), "{error}");
+    }
+
+    #[test]
+    fn a_reference_to_a_missing_node_is_an_error_not_dropped() {
+        let error = parse("[[node]]\nid = \"gw\"\nkind = \"aws.internet_gateway\"\nsays = \"x\"\nvpc = \"vpc\"\n").unwrap_err();
+        assert!(error.cause.contains("'vpc'"), "{error}");
+        let block = "[[node]]\nid = \"b\"\nkind = \"prefect.block\"\nsays = \"x\"\nblock_type = \"t\"\nwhen_type_missing = \"x\"\ndata = { a = \"@key.id\" }\n";
+        assert!(parse(block).unwrap_err().cause.contains("'key'"));
+        let cloud = "[[node]]\nid = \"b\"\nkind = \"prefect.block\"\nsays = \"x\"\nblock_type = \"t\"\nwhen_type_missing = \"x\"\ndata = { a = \"@aws.region\" }\n";
+        assert!(parse(cloud).unwrap().node("b").unwrap().after.is_empty(), "a cloud's attribute is no dependency");
+        let after = "[[node]]\nid = \"v\"\nkind = \"aws.vpc\"\nsays = \"x\"\nafter = [\"nowhere\"]\n";
+        assert!(parse(after).unwrap_err().cause.contains("'nowhere'"));
+    }
+
+    #[test]
+    fn a_kind_of_a_cloud_the_blueprint_does_not_name_is_refused() {
+        let text = "types = [\"t\"]\nclouds = []\ntemplate_type = \"t\"\n[[node]]\nid = \"v\"\nkind = \"aws.vpc\"\nsays = \"x\"\n";
+        assert!(Blueprint::parse("t.toml", text).unwrap_err().cause.contains("clouds are []"));
+    }
+
+    #[test]
+    fn a_cycle_is_refused_when_parsed() {
+        let nodes = "[[node]]\nid = \"a\"\nkind = \"aws.vpc\"\nsays = \"x\"\nafter = [\"b\"]\n[[node]]\nid = \"b\"\nkind = \"aws.vpc\"\nsays = \"x\"\nafter = [\"a\"]\n";
+        assert!(parse(nodes).unwrap_err().cause.contains("cycle: a, b"));
+    }
+
+    #[test]
+    fn settings_that_name_nodes_become_dependencies() {
+        let blueprint = parse("[[node]]\nid = \"vpc\"\nkind = \"aws.vpc\"\nsays = \"x\"\n[[node]]\nid = \"sg\"\nkind = \"aws.security_group\"\nsays = \"x\"\nvpc = \"vpc\"\n").unwrap();
+        assert_eq!(blueprint.node("sg").unwrap().after, ["vpc"]);
+    }
+}

@@ -1,0 +1,105 @@
+//! After a provisioning apply: Docker logs in to each pool's image registry with its cloud's
+//! token (read while the apply runs), and the report names the repositories images go to.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::Session;
+use super::graph::PoolPlan;
+use crate::clouds::CloudContext;
+use crate::docker::{self, Login};
+use crate::engine::reference::{Resolved, Secrets, referenced_nodes, resolve};
+use crate::engine::{self, Applied, Graph, Plan};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::ui::Console;
+
+/// A registry's Docker credentials, by the scope of the cloud that issued them.
+pub(super) type Tokens = Vec<(String, Result<(String, Secret)>)>;
+
+/// The cloud whose registry a pool pushes images to: the cloud of the node its registry
+/// host names (`@repository.registry`).
+fn registry_cloud(pool: &PoolPlan) -> Option<&CloudContext> {
+    let registry = pool.blueprint.registry.as_ref()?;
+    let node = referenced_nodes(&registry.host).into_iter().next()?;
+    pool.cloud(pool.blueprint.node(&node)?.kind.system())
+}
+
+/// The registry login of each cloud scope a provisioning plan pushes images to.
+pub(super) async fn tokens(session: &Session, plan: &Plan) -> Tokens {
+    if plan.goal == engine::Goal::Teardown {
+        return Vec::new();
+    }
+    let mut clouds: Vec<&CloudContext> = Vec::new();
+    for cloud in session.pools.iter().filter_map(registry_cloud) {
+        if !clouds.iter().any(|c| c.target() == cloud.target()) {
+            clouds.push(cloud);
+        }
+    }
+    let reads = clouds.into_iter().map(|cloud| async move { (scope_of(cloud), cloud.registry_login().await) });
+    futures::future::join_all(reads).await
+}
+
+fn scope_of(cloud: &CloudContext) -> String {
+    cloud.target().describe()
+}
+
+/// Logs Docker in to each pool's registry (once per host), with its cloud's token from
+/// `tokens`, and returns the repositories images go to.
+pub(super) async fn log_in(session: &Session, plan: &Plan, applied: &Applied, tokens: Tokens, console: &Console) -> Vec<String> {
+    let mut repositories = Vec::new();
+    if plan.goal == engine::Goal::Teardown {
+        return repositories;
+    }
+    let mut logged_in = Vec::new();
+    for pool in &session.pools {
+        let (Some(registry), Some(cloud)) = (&pool.blueprint.registry, registry_cloud(pool)) else { continue };
+        let attrs = applied_attrs_of(&session.graph, applied, &pool.request.name);
+        if let Some(host) = resolved_string(&registry.host, &attrs).filter(|h| !logged_in.contains(h)) {
+            let token = tokens.iter().find(|(scope, _)| *scope == scope_of(cloud)).map(|(_, token)| token);
+            docker_login(&host, cloud, token, console).await;
+            logged_in.push(host);
+        }
+        repositories.extend(resolved_string(&registry.repository, &attrs));
+    }
+    repositories.dedup();
+    repositories
+}
+
+/// The applied attributes of `pool`'s nodes, by their blueprint ids.
+fn applied_attrs_of(graph: &Graph, applied: &Applied, pool: &str) -> BTreeMap<String, engine::Attrs> {
+    graph
+        .entries()
+        .iter()
+        .filter(|e| e.info.pools.iter().any(|p| p == pool))
+        .filter_map(|e| {
+            let local = e.info.id.rsplit('/').next().unwrap_or(&e.info.id).to_owned();
+            Some((local, applied.attrs.get(&e.info.id)?.clone()))
+        })
+        .collect()
+}
+
+/// A reference resolved against applied attributes, when it is a known string.
+fn resolved_string(reference: &Value, attrs: &BTreeMap<String, engine::Attrs>) -> Option<String> {
+    match resolve(reference, attrs, Secrets::Refuse) {
+        Ok(Resolved::Known(Value::String(value))) => Some(value),
+        _ => None,
+    }
+}
+
+async fn docker_login(registry: &str, cloud: &CloudContext, token: Option<&Result<(String, Secret)>>, console: &Console) {
+    let result = match token {
+        Some(Ok((user, password))) => docker::login(registry, user, password).await,
+        Some(Err(error)) => Err(error.clone()),
+        None => Err(Error::remote(format!("docker login to {registry}"), "no registry token was read for its cloud")),
+    };
+    match result {
+        Ok(Login::Done) => console.line(&format!("Docker is logged in to {registry}.")),
+        Ok(Login::NotInstalled) => console.note(&format!(
+            "Docker is not installed, so it was not logged in to {registry}; the rest of the provisioning stands. Later: `{}`",
+            cloud.registry_login_hint(registry)
+        )),
+        Err(error) => console.note(&format!("{error}\n  the rest of the provisioning stands")),
+    }
+}

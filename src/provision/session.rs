@@ -1,0 +1,269 @@
+//! What a run resolved before it plans: the Prefect API, each pool's type, blueprint, names and
+//! connected clouds, the one graph of them all, and the apply markers as the run read them.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::graph::{PoolPlan, build};
+use super::{Target, registry, teardown};
+use crate::blueprint::{Blueprint, Kind, NodeSpec, kinds};
+use crate::clouds::CloudContext;
+use crate::document::{PlanDocument, PoolDoc, TargetDoc};
+use crate::engine::{self, Applied, Graph, Plan};
+use crate::error::{Error, Result};
+use crate::prefect::context::PrefectContext;
+use crate::prefect::lock::{ApplyLock, Markers};
+use crate::prefect::settings::{ProcessEnv, discover};
+use crate::request::{PoolMode, check_pool_name};
+use crate::ui::{Console, PlanHeader};
+
+/// The profile key Prefect reads for the work pool `prefect deploy` uses by default.
+const DEFAULT_POOL_KEY: &str = "PREFECT_DEFAULT_WORK_POOL_NAME";
+
+/// What a run resolved: the Prefect API, each pool with its blueprint and clouds, the graph,
+/// and the apply markers as the run read them.
+pub struct Session {
+    pub(super) prefect: Arc<PrefectContext>,
+    pub(super) pools: Vec<PoolPlan>,
+    targets: Vec<Target>,
+    pub(super) graph: Graph,
+    markers: Markers,
+}
+
+impl Session {
+    /// Checks the names, resolves the Prefect API and every pool's type and clouds
+    /// (concurrently), and builds the graph. Fails, before any write, on bad input or unusable
+    /// credentials; with several pools, the error names the pools whose clouds failed.
+    pub async fn open(targets: Vec<Target>, provision_infra: bool) -> Result<Self> {
+        for (i, target) in targets.iter().enumerate() {
+            check_pool_name(&target.request.name)?;
+            if targets[..i].iter().any(|t| t.request.name == target.request.name) {
+                return Err(Error::usage(format!("work pool '{}'", target.request.name), "is listed twice").fix("list each pool once"));
+            }
+        }
+        let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
+        // No separate API check: every run reads Prefect (the pool, the apply markers) before
+        // any write, and a refused key or a server that is down fails those reads with the same
+        // clear error. The markers are read beside the pools, before any other resource (see
+        // prefect::lock).
+        let pools = futures::future::join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra)));
+        let (pools, markers) = futures::join!(pools, Markers::read(&prefect.client));
+        let pools = per_pool(&targets, pools)?;
+        let markers = markers?;
+        let graph = build(&pools, &prefect)?;
+        Ok(Self { prefect, pools, targets, graph, markers })
+    }
+
+    /// Tells a self-hosted server's user that push pools run nothing there.
+    pub(super) fn note_push_pools(&self, console: &Console) {
+        if self.prefect.settings.is_cloud() {
+            return;
+        }
+        for pool in self.pools.iter().filter(|p| p.request.pool_type.ends_with(":push")) {
+            let twin = pool.request.pool_type.trim_end_matches(":push");
+            let hybrid = match Blueprint::for_type(twin) {
+                Ok(Some(_)) => format!("--type {twin} and a worker"),
+                _ => "Prefect Cloud".to_owned(),
+            };
+            console.note(&format!("push pools run flows only on Prefect Cloud; on a self-hosted server '{}' needs {hybrid}", pool.request.name));
+        }
+    }
+
+    /// Observes every node and returns the plan. Reads only.
+    pub async fn plan(&self) -> Result<Plan> {
+        engine::plan(&self.graph).await
+    }
+
+    /// Observes every node for a teardown and returns the plan. Reads only.
+    pub async fn plan_teardown(&self, teardown: &engine::Teardown) -> Result<Plan> {
+        engine::plan_teardown(&self.graph, teardown).await
+    }
+
+    /// Every cloud the run connected to, each scope once.
+    pub(super) fn clouds(&self) -> Vec<&CloudContext> {
+        let mut clouds: Vec<&CloudContext> = Vec::new();
+        for cloud in self.pools.iter().flat_map(|p| &p.clouds) {
+            if !clouds.iter().any(|c| c.target() == cloud.target()) {
+                clouds.push(cloud);
+            }
+        }
+        clouds
+    }
+
+    /// What one apply locks: each cloud scope it writes to (pools in one AWS account share
+    /// resources), and each pool that has no cloud resources.
+    fn lock_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.clouds().iter().filter_map(|c| c.lock_scope()).collect();
+        let cloudless = self.pools.iter().filter(|p| p.clouds.iter().all(|c| c.lock_scope().is_none()));
+        keys.extend(cloudless.map(|p| format!("pool_{}", p.request.name)));
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Who and where the plan is for.
+    pub fn header(&self) -> PlanHeader {
+        PlanHeader {
+            pools: self.pools.iter().map(|p| (p.request.name.clone(), p.request.pool_type.clone())).collect(),
+            prefect: self.prefect.client.api_url().to_owned(),
+            targets: self.target_docs().iter().map(TargetDoc::describe).collect(),
+        }
+    }
+
+    fn target_docs(&self) -> Vec<TargetDoc> {
+        let mut targets: Vec<TargetDoc> = self.clouds().iter().map(|c| c.target()).collect();
+        targets.sort();
+        targets
+    }
+
+    /// The plan as a document, for JSON output and plan files.
+    pub fn document(&self, plan: &Plan) -> PlanDocument {
+        let pools = self
+            .pools
+            .iter()
+            .zip(&self.targets)
+            .map(|(pool, target)| PoolDoc {
+                name: pool.request.name.clone(),
+                pool_type: pool.request.pool_type.clone(),
+                mode: pool.request.mode.as_str().to_owned(),
+                names: target.names.clone(),
+                region: target.scope.region.clone(),
+                paused: pool.request.paused,
+                set_as_default: pool.request.set_as_default,
+                base_job_template: pool.request.base_job_template.clone(),
+            })
+            .collect();
+        PlanDocument::new(self.prefect.client.api_url(), pools, self.target_docs(), plan)
+    }
+
+    /// Applies `plan`, logs Docker in to each registry, and prints the report. A failure
+    /// names the resource and cause, what was written and what was not started.
+    pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
+        let keys = self.lock_keys();
+        let lock = ApplyLock::acquire(&self.prefect.client, &keys, &self.markers, &|text| console.note(text)).await?;
+        // The registries' login tokens are read while the apply runs: Docker logs in at its end.
+        let (applied, tokens) = {
+            let progress = console.progress(plan);
+            futures::join!(engine::apply(&self.graph, plan, &progress), registry::tokens(self, plan))
+        };
+        // Whatever was written makes plans made before it stale, a failed apply's too.
+        let wrote = !applied.written.is_empty();
+        if let Some((_, error)) = &applied.failure {
+            // The apply's own error says more than a failure to end it.
+            let _ = lock.release(wrote).await;
+            return Err(mid_apply_error(&self.graph, &applied, error));
+        }
+        // Ending the apply and logging Docker in are independent: they run at once.
+        let (released, repositories) = futures::join!(lock.release(wrote), registry::log_in(self, plan, &applied, tokens, console));
+        released.map_err(|error| {
+            let fix = format!(
+                "nothing else is needed on this machine: its next run takes the marker over; from another machine, wait an hour or delete {} (`prefect variable unset NAME`)",
+                error.what
+            );
+            Error::remote(error.what, format!("{}\n  everything was applied; only marking the apply done failed", error.cause)).fix(fix)
+        })?;
+        match plan.goal {
+            engine::Goal::Teardown => console.torn_down(plan),
+            engine::Goal::Provision => console.applied(&self.header(), plan, &repositories),
+        }
+        Ok(())
+    }
+}
+
+/// Each pool's resolution, or an error naming every pool that failed and why: with several
+/// pools, one pool's missing cloud credentials must not read as the others' failure.
+fn per_pool(targets: &[Target], resolved: Vec<Result<PoolPlan>>) -> Result<Vec<PoolPlan>> {
+    if targets.len() == 1 {
+        return resolved.into_iter().collect();
+    }
+    let failed: Vec<String> = targets
+        .iter()
+        .zip(&resolved)
+        .filter_map(|(target, result)| result.as_ref().err().map(|e| (target, e)))
+        .map(|(target, error)| format!("work pool '{}': {error}", target.request.name).replace('\n', "\n    "))
+        .collect();
+    if failed.is_empty() {
+        return Ok(resolved.into_iter().map(|r| r.expect("no failure")).collect());
+    }
+    let fine: Vec<String> = targets.iter().zip(&resolved).filter(|(_, r)| r.is_ok()).map(|(t, _)| format!("'{}'", t.request.name)).collect();
+    let mut cause = format!("{} of {} pools cannot be planned; nothing was written:\n  - {}", failed.len(), targets.len(), failed.join("\n  - "));
+    if !fine.is_empty() {
+        cause.push_str(&format!("\n  the other pools ({}) are fine", fine.join(", ")));
+    }
+    Err(Error::usage("pools", cause).fix("fix each pool's problem above (or plan the others on their own), then run again"))
+}
+
+/// Reads what a target needs before its graph can be built: the pool's type for
+/// `provision-infra` and a teardown, the blueprint, the names, and then the clouds the
+/// blueprint names, and only those.
+async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra: bool) -> Result<PoolPlan> {
+    let mut request = target.request.clone();
+    match request.mode {
+        PoolMode::Deprovision => request.pool_type = teardown::pool_type(prefect, &request.name, &request.pool_type).await?,
+        PoolMode::ProvisionInfra => {
+            let pool = prefect.work_pool(&request.name).await?.ok_or_else(|| {
+                Error::usage(format!("work pool '{}'", request.name), "does not exist")
+                    .fix(format!("create it with `pushpool work-pool create {} --type TYPE --provision-infra`", request.name))
+            })?;
+            request.pool_type = pool.pool_type;
+        }
+        PoolMode::Create { .. } | PoolMode::Ensure => {}
+    }
+    let blueprint = blueprint_for(&request, provision_infra)?;
+    let names = blueprint.names(&request.name, &target.names)?;
+    let connect = blueprint.clouds.iter().map(|cloud| CloudContext::connect(cloud, &request.name, &target.scope));
+    let clouds = futures::future::try_join_all(connect).await?;
+    Ok(PoolPlan { request, blueprint, names, clouds })
+}
+
+/// The blueprint for the request's type; without `--provision-infra`, only its pool node; with
+/// `--set-as-default`, a node that makes the pool the profile's default.
+fn blueprint_for(request: &crate::request::PoolRequest, provision_infra: bool) -> Result<Blueprint> {
+    let pool_type = &request.pool_type;
+    let mut blueprint = Blueprint::for_type(pool_type)?.ok_or_else(|| {
+        Error::usage(format!("work pool type '{pool_type}'"), "pushpool cannot provision infrastructure for it")
+            .fix(format!("use one of: {}", Blueprint::supported_types().join(", ")))
+    })?;
+    if !provision_infra {
+        blueprint.nodes.retain(|n| matches!(n.kind, Kind::PrefectWorkPool(_)));
+        for node in &mut blueprint.nodes {
+            node.after.clear();
+            node.kind = Kind::PrefectWorkPool(kinds::WorkPool::default());
+        }
+        blueprint.clouds.clear();
+        blueprint.registry = None;
+    }
+    if request.set_as_default {
+        let pool = blueprint.nodes.iter().find(|n| matches!(n.kind, Kind::PrefectWorkPool(_))).map(|n| n.id.clone());
+        blueprint.nodes.push(NodeSpec {
+            id: "default_pool".into(),
+            name: None,
+            says: "Default work pool of the active Prefect profile (--set-as-default)".into(),
+            after: pool.into_iter().collect(),
+            kind: Kind::PrefectProfileSetting(kinds::ProfileSetting { key: DEFAULT_POOL_KEY.into(), value: Value::from(request.name.as_str()) }),
+        });
+    }
+    Ok(blueprint)
+}
+
+/// The error of a failed apply: what failed, what exists now, and how to resume.
+fn mid_apply_error(graph: &Graph, applied: &Applied, error: &Error) -> Error {
+    let label = |id: &String| graph.entry(id).map(|e| format!("{} {}", e.info.label, e.info.name)).unwrap_or_else(|| id.clone());
+    let done: Vec<String> = applied.written.iter().map(label).collect();
+    let skipped: Vec<String> = applied.not_started.iter().map(|i| format!("{} {}", i.label, i.name)).collect();
+    let mut cause = error.cause.clone();
+    cause.push_str(&format!(
+        "\n  written before the failure: {}",
+        if done.is_empty() { "nothing".to_owned() } else { done.join(", ") }
+    ));
+    if !skipped.is_empty() {
+        cause.push_str(&format!("\n  not started: {}", skipped.join(", ")));
+    }
+    let resume = "run the same command again: pushpool finds what exists and resumes";
+    let fix = match &error.fix {
+        Some(fix) => format!("{fix}; then {resume}"),
+        None => format!("fix the cause, then {resume}"),
+    };
+    Error::remote(error.what.clone(), cause).fix(fix)
+}
