@@ -1,5 +1,10 @@
 //! The AWS side of a run: clients from the standard credential chain, the account and
-//! region, ownership tags, and reads that several nodes share.
+//! region, the ownership tags to write, and reads that several nodes share.
+//!
+//! Dependencies point one way: the node kinds (iam, containers, access_key, network/*)
+//! import this module; this module imports only leaves that import nothing of it
+//! ([`ownership`](super::ownership), [`errors`](super::errors) and
+//! [`network::facts`](super::network::facts), the region's VPC facts it holds).
 
 use std::time::Duration;
 
@@ -10,36 +15,12 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
 
 use super::errors::aws_error;
-use super::network::NetworkFacts;
-use crate::engine::{Attrs, Observation};
+use super::network::facts::RegionNetwork;
+use super::ownership::{MANAGED_BY, POOL_TAG};
+use crate::engine::Attrs;
 use crate::engine::memo::Memo;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-
-/// The tag that marks a resource as created by pushpool.
-pub const MANAGED_BY: (&str, &str) = ("managed-by", "pushpool");
-/// The tag naming the work pool a resource was created for.
-pub const POOL_TAG: &str = "prefect.work-pool";
-
-/// Why a teardown keeps a resource that lacks the [`MANAGED_BY`] tag.
-pub const NOT_OURS: &str = "not created by pushpool (no managed-by=pushpool tag), so pushpool never deletes it";
-
-/// True when `tags` (key, value) carry the [`MANAGED_BY`] tag: the only resources a teardown
-/// deletes.
-pub fn owned<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
-    tags.into_iter().any(|tag| tag == MANAGED_BY)
-}
-
-/// The teardown decision every AWS kind starts from: keep what lacks the [`MANAGED_BY`] tag,
-/// keep what something else still names (`in_use`, from
-/// [`Teardown::in_use`](crate::engine::Teardown::in_use)), delete the rest, saying `why`.
-pub fn decide(owned: bool, in_use: Option<String>, attrs: Attrs, why: impl Into<String>) -> Observation {
-    match (owned, in_use) {
-        (false, _) => Observation::keep(NOT_OURS, attrs),
-        (true, Some(used)) => Observation::keep(used, attrs),
-        (true, None) => Observation::delete(why, attrs),
-    }
-}
 
 /// The clients and facts of one AWS account and region.
 pub struct AwsContext {
@@ -62,7 +43,8 @@ pub struct AwsContext {
     pub endpoint_url: Option<String>,
     /// The pool the resources are for, for the ownership tag.
     pub pool: String,
-    pub(super) network: Memo<String, Result<NetworkFacts>>,
+    /// The region's VPC facts, read once per run for the network nodes.
+    pub network: RegionNetwork,
     pub(super) zones: Memo<(), Result<Vec<String>>>,
 }
 
@@ -96,9 +78,11 @@ impl AwsContext {
         let sts = aws_sdk_sts::Client::new(&config);
         let identity = sts.get_caller_identity().send().await.map_err(|e| aws_error("AWS credentials", "sts:GetCallerIdentity", e))?;
         let account_id = identity.account().unwrap_or_default().to_owned();
+        let ec2 = aws_sdk_ec2::Client::new(&config);
         Ok(Self {
             iam: aws_sdk_iam::Client::new(&config),
-            ec2: aws_sdk_ec2::Client::new(&config),
+            network: RegionNetwork::new(ec2.clone(), region.clone()),
+            ec2,
             ecs: aws_sdk_ecs::Client::new(&config),
             ecr: aws_sdk_ecr::Client::new(&config),
             once: OnceClients::new(&config),
@@ -106,7 +90,6 @@ impl AwsContext {
             account_id,
             endpoint_url: config.endpoint_url().map(str::to_owned),
             pool: pool.to_owned(),
-            network: Memo::default(),
             zones: Memo::default(),
         })
     }

@@ -8,6 +8,7 @@ mod errors;
 mod iam;
 mod network;
 mod once;
+mod ownership;
 mod policy_doc;
 
 use std::collections::{BTreeMap, BTreeSet};

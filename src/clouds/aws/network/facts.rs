@@ -1,11 +1,24 @@
-//! What the region's VPCs say: pushpool's own VPC, the default VPC and the address space
-//! taken, read once per run for every network node.
+//! The region's VPC facts: pushpool's own VPC (by its `Name` tag), the account's default VPC
+//! and the address space taken, read once per run and shared by every network node.
+//!
+//! [`AwsContext`](crate::clouds::aws::AwsContext) holds a [`RegionNetwork`], built from its
+//! EC2 client and region; this module imports nothing of the context, so the dependency
+//! points one way (context -> facts).
 
-use super::{filter, internet_route};
+use super::{filter, internet_route, tag_pairs};
 use crate::clouds::aws::cidr::Cidr;
-use crate::clouds::aws::context::{AwsContext, owned};
 use crate::clouds::aws::errors::aws_error;
+use crate::clouds::aws::ownership::owned;
+use crate::engine::memo::Memo;
 use crate::error::Result;
+
+/// The reader of one region's VPCs, which keeps what it read for the rest of the run.
+pub struct RegionNetwork {
+    ec2: aws_sdk_ec2::Client,
+    region: String,
+    /// The facts per VPC name.
+    memo: Memo<String, Result<NetworkFacts>>,
+}
 
 /// What the region's VPCs say, read once per run.
 #[derive(Debug, Clone)]
@@ -39,13 +52,18 @@ pub(super) struct DefaultVpc {
     pub(super) subnets: Vec<String>,
 }
 
-impl AwsContext {
-    /// The region's VPC facts for a VPC named `name`, read once per run.
-    pub(super) async fn network(&self, name: &str) -> Result<NetworkFacts> {
-        self.network.get_or_init(&name.to_owned(), || self.read_network(name)).await
+impl RegionNetwork {
+    /// The facts of `region`, to be read with `ec2` when first asked for.
+    pub fn new(ec2: aws_sdk_ec2::Client, region: String) -> Self {
+        Self { ec2, region, memo: Memo::default() }
     }
 
-    async fn read_network(&self, name: &str) -> Result<NetworkFacts> {
+    /// The region's VPC facts for a VPC named `name`, read once per run.
+    pub async fn facts(&self, name: &str) -> Result<NetworkFacts> {
+        self.memo.get_or_init(&name.to_owned(), || self.read(name)).await
+    }
+
+    async fn read(&self, name: &str) -> Result<NetworkFacts> {
         let what = format!("VPCs of region {}", self.region);
         let vpcs = self.ec2.describe_vpcs().send().await.map_err(|e| aws_error(&what, "ec2:DescribeVpcs", e))?;
         let vpcs = vpcs.vpcs();
@@ -58,7 +76,7 @@ impl AwsContext {
             .iter()
             .find(|v| v.tags().iter().any(|t| t.key() == Some("Name") && t.value() == Some(name)))
             .and_then(|v| {
-                let owned = owned(v.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
+                let owned = owned(tag_pairs(v.tags()));
                 Some(NamedVpc { id: v.vpc_id()?.to_owned(), cidr: v.cidr_block()?.parse().ok()?, owned })
             });
         // pushpool's own VPC, once it exists, stays the pool's network: the default VPC's

@@ -7,9 +7,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::{DONE_ALREADY, filter, follow_vpc, is_default, tag_pairs};
-use crate::clouds::aws::context::{AwsContext, NOT_OURS, owned};
+use crate::clouds::aws::context::AwsContext;
 use crate::clouds::aws::errors::{accept, aws_error};
 use crate::clouds::aws::once::create_once;
+use crate::clouds::aws::ownership::{NOT_OURS, owned};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::Result;
 

@@ -5,8 +5,13 @@
 //! internet gateway: its default subnets, gateway and route table are then reused and only
 //! the security group is created. Otherwise pushpool finds or creates its own VPC (a /16 of
 //! private space), gateway, one public subnet per availability zone and a route table.
+//!
+//! Dependencies point one way: the node kinds import the [`AwsContext`](super::AwsContext)
+//! and read the VPC facts through the [`RegionNetwork`](facts::RegionNetwork) it holds;
+//! [`facts`] imports nothing of the context, and nothing outside this folder imports a node
+//! kind's file (`clouds::aws` names them through the re-exports below).
 
-mod facts;
+pub(super) mod facts;
 mod internet_gateway;
 mod route_table;
 mod security_group;
@@ -16,7 +21,6 @@ mod vpc;
 use aws_sdk_ec2::types::{Filter, RouteTable as Ec2RouteTable};
 use serde_json::Value;
 
-pub(super) use facts::NetworkFacts;
 pub use internet_gateway::InternetGateway;
 pub use route_table::RouteTable;
 pub use security_group::SecurityGroup;

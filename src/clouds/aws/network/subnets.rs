@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 
 use super::{filter, follow_vpc, is_default, tag_pairs};
 use crate::clouds::aws::cidr::{Cidr, free_subnets};
-use crate::clouds::aws::context::{AwsContext, NOT_OURS, owned};
+use crate::clouds::aws::context::AwsContext;
 use crate::clouds::aws::errors::{accept, aws_error};
 use crate::clouds::aws::once::create_once;
+use crate::clouds::aws::ownership::{NOT_OURS, owned};
 use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 

@@ -9,9 +9,10 @@ use futures::future::BoxFuture;
 use super::facts::NamedVpc;
 use super::filter;
 use crate::clouds::aws::cidr::free_private_16;
-use crate::clouds::aws::context::{AwsContext, NOT_OURS, decide};
+use crate::clouds::aws::context::AwsContext;
 use crate::clouds::aws::errors::{accept, aws_error};
 use crate::clouds::aws::once::create_once;
+use crate::clouds::aws::ownership::{NOT_OURS, decide};
 use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 
@@ -30,7 +31,7 @@ impl Node for Vpc {
 
     fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let facts = self.aws.network(&self.name).await?;
+            let facts = self.aws.network.facts(&self.name).await?;
             if let Some(default) = facts.default.as_ref().filter(|d| d.gateway.is_some() && !d.subnets.is_empty()) {
                 let attrs = Attrs::new()
                     .with("id", default.id.as_str())
@@ -79,7 +80,7 @@ impl Node for Vpc {
 
     fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let facts = self.aws.network(&self.name).await?;
+            let facts = self.aws.network.facts(&self.name).await?;
             if let Some(NamedVpc { id, owned, .. }) = &facts.named {
                 let attrs = Attrs::new().with("id", id.as_str()).with("default", false);
                 return Ok(decide(*owned, teardown.in_use([id.as_str()]), attrs, format!("{id}, created by pushpool, used by no other pool")));
