@@ -13,6 +13,7 @@ pub mod docker;
 pub mod document;
 pub mod engine;
 pub mod error;
+pub mod http;
 pub mod minted;
 pub mod policies;
 pub mod prefect;

@@ -1,5 +1,5 @@
-//! Backoff shared by every retry of pushpool: the Prefect client and the cloud creates that
-//! cannot be left to an SDK's automatic retries.
+//! Backoff shared by every retry of pushpool: the REST transport ([`crate::http`]) and the
+//! cloud creates that cannot be left to an SDK's automatic retries.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

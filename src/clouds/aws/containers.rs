@@ -5,9 +5,10 @@ use std::sync::Arc;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::context::{AwsContext, decide, owned};
+use super::context::AwsContext;
 use super::errors::{accept, aws_error, code};
 use super::once::create_once;
+use crate::engine::ownership::{decide, owned};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::Result;
 

@@ -1,5 +1,10 @@
 //! The AWS side of a run: clients from the standard credential chain, the account and
-//! region, ownership tags, and reads that several nodes share.
+//! region, the ownership tags to write, and reads that several nodes share.
+//!
+//! Dependencies point one way: the node kinds (iam, containers, access_key, network/*)
+//! import this module; this module imports only leaves that import nothing of it
+//! ([`errors`](super::errors) and [`network::facts`](super::network::facts), the region's VPC
+//! facts it holds) and the engine's ownership rule, whose marking for AWS is [`MARKING`].
 
 use std::time::Duration;
 
@@ -10,15 +15,12 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
 
 use super::errors::aws_error;
-use super::network::NetworkFacts;
+use super::network::facts::RegionNetwork;
 use crate::engine::Attrs;
 use crate::engine::ownership::Marking;
 use crate::engine::memo::Memo;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-
-// Ownership is one engine rule; these are the names AWS's node kinds use for it.
-pub use crate::engine::ownership::{NOT_OURS, decide, owned};
 
 /// How AWS marks what pushpool creates: tags, the pool's under `prefect.work-pool`.
 pub const MARKING: Marking = Marking { pool_key: "prefect.work-pool" };
@@ -44,7 +46,8 @@ pub struct AwsContext {
     pub endpoint_url: Option<String>,
     /// The pool the resources are for, for the ownership tag.
     pub pool: String,
-    pub(super) network: Memo<String, Result<NetworkFacts>>,
+    /// The region's VPC facts, read once per run for the network nodes.
+    pub network: RegionNetwork,
     pub(super) zones: Memo<(), Result<Vec<String>>>,
 }
 
@@ -78,9 +81,11 @@ impl AwsContext {
         let sts = aws_sdk_sts::Client::new(&config);
         let identity = sts.get_caller_identity().send().await.map_err(|e| aws_error("AWS credentials", "sts:GetCallerIdentity", e))?;
         let account_id = identity.account().unwrap_or_default().to_owned();
+        let ec2 = aws_sdk_ec2::Client::new(&config);
         Ok(Self {
             iam: aws_sdk_iam::Client::new(&config),
-            ec2: aws_sdk_ec2::Client::new(&config),
+            network: RegionNetwork::new(ec2.clone(), region.clone()),
+            ec2,
             ecs: aws_sdk_ecs::Client::new(&config),
             ecr: aws_sdk_ecr::Client::new(&config),
             once: OnceClients::new(&config),
@@ -88,7 +93,6 @@ impl AwsContext {
             account_id,
             endpoint_url: config.endpoint_url().map(str::to_owned),
             pool: pool.to_owned(),
-            network: Memo::default(),
             zones: Memo::default(),
         })
     }

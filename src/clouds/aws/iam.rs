@@ -7,9 +7,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::context::{AwsContext, decide, owned};
+use super::context::AwsContext;
 use super::errors::{accept, aws_error, code};
 use super::once::create_once;
+use crate::engine::ownership::{decide, owned};
 use super::policy_doc::{describe_drift, parse_live, same, with_pass_role};
 use crate::clock::unix_seconds;
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};

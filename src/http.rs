@@ -1,0 +1,265 @@
+//! A small typed JSON REST transport, shared by the REST clients of pushpool (Prefect today;
+//! ARM, Microsoft Graph and GCP later).
+//!
+//! One place for what every such API needs: an optional bearer token, retries with backoff
+//! (or the server's `Retry-After`) when the request did not get handled, 404 and 409 as
+//! answers rather than errors, and errors that name the service, carry the server's own
+//! explanation without echoing submitted values, and give the client's fix. A client supplies
+//! the [`Service`]: its URL, token, name and fix texts; the paths and bodies are its own.
+
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::retry::{ATTEMPTS, backoff};
+use crate::secret::Secret;
+
+/// What a client tells the transport about the API it calls.
+#[derive(Clone)]
+pub struct Service {
+    /// The base URL; request paths are appended to it as they are.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer <token>` when set.
+    pub token: Option<Secret>,
+    /// How errors name the API when it cannot be reached, e.g. "Prefect API at <url>".
+    pub name: String,
+    /// The fix shown when the API refuses the credentials (401).
+    pub unauthorized_fix: &'static str,
+    /// The fix shown when the API refuses the permission (403).
+    pub forbidden_fix: &'static str,
+    /// The fix shown when the API does not answer.
+    pub unreachable_fix: &'static str,
+}
+
+/// What a request got back, beside errors.
+pub enum Reply {
+    /// A success, with its JSON body (Null when empty).
+    Body(Value),
+    /// 404.
+    NotFound,
+    /// 409: an object of that name exists.
+    Conflict,
+}
+
+/// A client of one JSON REST API.
+#[derive(Clone)]
+pub struct JsonApi {
+    http: reqwest::Client,
+    service: Service,
+}
+
+impl JsonApi {
+    /// A client for `service`, with pushpool's timeouts and user agent.
+    pub fn new(service: Service) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("pushpool/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::usage("HTTP client", e.to_string()))?;
+        Ok(Self { http, service })
+    }
+
+    /// The base URL, for messages and plan headers.
+    pub fn base_url(&self) -> &str {
+        &self.service.base_url
+    }
+
+    /// GETs an object that may be missing (404 is None), as a `T`.
+    pub async fn get_optional<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<Option<T>> {
+        match self.send_optional(Method::GET, path, None, what).await? {
+            Some(value) => serde_json::from_value(value).map(Some).map_err(|e| Error::remote(what, e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// Sends a request whose object may be missing (404 is None).
+    pub async fn send_optional(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Option<Value>> {
+        let shown = format!("{method} {path}");
+        match self.request(method, path, body, what).await? {
+            Reply::Body(value) => Ok(Some(value)),
+            Reply::NotFound => Ok(None),
+            Reply::Conflict => Err(Error::remote(what, format!("{shown} was refused: it already exists (409)"))),
+        }
+    }
+
+    /// Sends a request that must find its object.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Value> {
+        let shown = format!("{method} {path}");
+        self.send_optional(method, path, body, what)
+            .await?
+            .ok_or_else(|| Error::remote(what, format!("{shown} found nothing (404)")))
+    }
+
+    /// Sends a request and returns the JSON body (Null for an empty one), 404 or 409.
+    /// Connection failures and answers that say the server did not handle the request (429,
+    /// 502, 503, 504: a busy SQLite-backed Prefect server answers 503) are retried with
+    /// backoff (or the server's `Retry-After`), up to [`ATTEMPTS`] times in all.
+    /// Errors name `what` and carry the server's `detail`, never the request body.
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Reply> {
+        let url = format!("{}{path}", self.service.base_url);
+        let mut attempt = 1;
+        let response = loop {
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(token) = &self.service.token {
+                request = request.bearer_auth(token.expose());
+            }
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            // A create sent twice is refused by name (409) and adopted by the caller, so every
+            // method may be retried after a connection failure.
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(self.unreachable(&e)),
+            };
+            let retryable = matches!(response.status().as_u16(), 429 | 502 | 503 | 504);
+            if !retryable || attempt == ATTEMPTS {
+                break response;
+            }
+            let wait = retry_after(&response).unwrap_or_else(|| backoff(attempt));
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        };
+        let status = response.status();
+        let text = response.text().await.map_err(|e| self.unreachable(&e))?;
+        if status.is_success() {
+            return Ok(Reply::Body(serde_json::from_str(&text).unwrap_or(Value::Null)));
+        }
+        match status {
+            StatusCode::NOT_FOUND => return Ok(Reply::NotFound),
+            StatusCode::CONFLICT => return Ok(Reply::Conflict),
+            _ => {}
+        }
+        let detail = error_detail(&text);
+        let error = Error::remote(what, format!("{method} {path} was refused ({status}): {detail}"));
+        Err(match status {
+            StatusCode::UNAUTHORIZED => error.fix(self.service.unauthorized_fix),
+            StatusCode::FORBIDDEN => error.fix(self.service.forbidden_fix),
+            _ => error,
+        })
+    }
+
+    /// The error for a server that did not answer: names the service, the cause and the fix.
+    fn unreachable(&self, error: &reqwest::Error) -> Error {
+        let mut cause = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(inner) = source {
+            cause = format!("{cause}: {inner}");
+            source = inner.source();
+        }
+        Error::remote(&self.service.name, format!("unreachable: {cause}")).fix(self.service.unreachable_fix)
+    }
+}
+
+/// The server's explanation of an error. FastAPI's validation errors (422) list each field
+/// with the value that was sent (`input`), which for a block is a secret: only the field's
+/// location and the message are kept.
+fn error_detail(body: &str) -> String {
+    let Ok(parsed) = serde_json::from_str::<Value>(body) else {
+        return "the server's answer is not JSON".to_owned();
+    };
+    match parsed.get("detail") {
+        Some(Value::String(detail)) => detail.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let location: Vec<String> =
+                    item["loc"].as_array().into_iter().flatten().map(|l| l.as_str().map(str::to_owned).unwrap_or_else(|| l.to_string())).collect();
+                format!("{}: {}", location.join("."), item["msg"].as_str().unwrap_or("invalid"))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Some(other) => other.to_string(),
+        None => parsed.get("exception_message").and_then(Value::as_str).unwrap_or("no detail").to_owned(),
+    }
+}
+
+/// The server's `Retry-After` in seconds, capped at a minute.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let seconds: u64 = response.headers().get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds.min(60)))
+}
+
+/// What a path segment keeps as it is: RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// Percent-encodes one path segment (a name may hold `/`, spaces or any UTF-8).
+pub fn encode(segment: &str) -> String {
+    utf8_percent_encode(segment, UNRESERVED).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_never_echo_the_submitted_values() {
+        let body = r#"{"detail":[{"type":"string_pattern_mismatch","loc":["body","name"],"msg":"String should match pattern","input":"wJalrXUtnFEMI/K7MDENG"}]}"#;
+        assert_eq!(error_detail(body), "body.name: String should match pattern");
+        assert_eq!(error_detail(r#"{"detail":"Work pool already exists."}"#), "Work pool already exists.");
+        assert_eq!(error_detail("<html>secret</html>"), "the server's answer is not JSON");
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode("my pool/x"), "my%20pool%2Fx");
+        assert_eq!(encode("a-b_c.d~é"), "a-b_c.d~%C3%A9");
+    }
+
+    /// A client of a server on 127.0.0.1 that answers every request with `status` and `body`.
+    async fn answering(status: &'static str, body: &'static str) -> JsonApi {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let _ = socket.read(&mut [0u8; 4096]).await;
+                let reply = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(reply.as_bytes()).await;
+            }
+        });
+        let service = Service {
+            base_url,
+            token: Some(Secret::new("token")),
+            name: "Test API".to_owned(),
+            unauthorized_fix: "check the token",
+            forbidden_fix: "check the role",
+            unreachable_fix: "start the server",
+        };
+        JsonApi::new(service).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_the_call_and_gives_the_clients_fix() {
+        let api = answering("401 Unauthorized", r#"{"detail":"Invalid authentication credentials"}"#).await;
+        let error = api.send(Method::GET, "/things/x", None, "thing x").await.unwrap_err();
+        assert_eq!(error.what, "thing x");
+        assert_eq!(error.cause, "GET /things/x was refused (401 Unauthorized): Invalid authentication credentials");
+        assert_eq!(error.fix.as_deref(), Some("check the token"));
+        let api = answering("403 Forbidden", r#"{"detail":"Not allowed"}"#).await;
+        let error = api.send(Method::POST, "/things/", None, "thing x").await.unwrap_err();
+        assert_eq!(error.fix.as_deref(), Some("check the role"));
+    }
+
+    #[tokio::test]
+    async fn missing_and_existing_objects_are_answers() {
+        let api = answering("404 Not Found", r#"{"detail":"Not found"}"#).await;
+        assert!(api.send_optional(Method::DELETE, "/things/x", None, "thing x").await.unwrap().is_none());
+        let error = api.send(Method::GET, "/things/x", None, "thing x").await.unwrap_err();
+        assert_eq!(error.cause, "GET /things/x found nothing (404)");
+        let api = answering("409 Conflict", r#"{"detail":"exists"}"#).await;
+        assert!(matches!(api.request(Method::POST, "/things/", None, "thing x").await.unwrap(), Reply::Conflict));
+        let error = api.send_optional(Method::POST, "/things/", None, "thing x").await.unwrap_err();
+        assert_eq!(error.cause, "POST /things/ was refused: it already exists (409)");
+    }
+}
