@@ -99,14 +99,15 @@ fn cases() -> Vec<Case> {
                     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
                     let marker = json!({
                         "name": format!("pushpool_apply_aws_{}_0000000003", w.account.id),
-                        "value": {"host": "ci-runner-7", "pid": 4242, "since": now, "done": false},
+                        // Renewed just now by a run elsewhere: no lock file of its token on this machine.
+                        "value": {"token": "00c0ffee00c0ffee", "pid": 4242, "since": now, "renewed": now, "done": false},
                         "tags": ["pushpool_apply"],
                     });
                     assert_eq!(w.prefect_send(Method::POST, "/variables/", marker).await, 201);
                 })
             }),
             args: CREATE, env: &[], code: 1,
-            expect: &["apply to aws_", "another pushpool run (pid 4242 on ci-runner-7, started", "is applying to it; nothing was changed", "run again once it is done"],
+            expect: &["apply to aws_", "another pushpool run (pid 4242, started ", " s ago, last renewed ", "is applying to it; nothing was changed", "run again once it is done"],
             mid_run: false,
         },
         Case {

@@ -10,20 +10,36 @@
 //! pool is read at the same time as the markers; a pool read just before another apply's
 //! last write only makes this run write the same job-variable defaults again.)
 //!
-//! One call before the apply and one after, where a lock and a separate generation counter
-//! take four (take, check, bump, release). Superseded markers are deleted once a day old; a
-//! plan older than half a day is not applied, so the marker that would refuse it still exists.
+//! An unfinished marker is taken over when its run had stopped by the time it was read (so
+//! nothing this run read was still being written), as any OS can tell without `/proc` or a
+//! host name. A marker holds its run's random owner token, pid (for people), start and last
+//! renewal. On the run's machine a file named after the token, locked by the OS while the
+//! run lives, says at once whether it is alive ([`owner`]); elsewhere its lease does: the run
+//! renews the marker every 20 seconds while it applies, and a marker not renewed for 90 is
+//! stale ([`lease`]).
+//!
+//! One call before the apply and one after (and one per 20 seconds of a long apply), where
+//! a lock and a separate generation counter take four (take, check, bump, release).
+//! Superseded markers are deleted once a day old; a plan older than half a day is not
+//! applied, so the marker that would refuse it still exists.
 
+mod lease;
+mod owner;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub use self::lease::LEASE_SECONDS;
+use self::lease::Renewal;
+use self::owner::{Here, Owner};
 use super::client::{PrefectClient, Variable};
+use super::context::PrefectContext;
+use super::settings::PrefectSettings;
 use crate::clock::unix_seconds;
 use crate::error::{Error, Result};
-
-/// An unfinished marker older than this is taken over: its run cannot still be applying.
-const STALE_AFTER_SECONDS: i64 = 3600;
 
 /// Superseded markers older than this are deleted by the next apply.
 const KEEP_SECONDS: i64 = 86_400;
@@ -34,9 +50,11 @@ const PLAN_MAX_AGE: Duration = Duration::from_secs(12 * 3600);
 /// The tag of every marker, to read them all in one call.
 const TAG: &str = "pushpool_apply";
 
-/// This machine's name, to tell whether a marker's process can be checked here.
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+/// Where the runs of this machine's Prefect home keep their owners' lock files: beside the
+/// profile file (in `$PREFECT_HOME`), where every run that uses that profile looks.
+fn lock_dir(settings: &PrefectSettings) -> PathBuf {
+    let home = settings.profile.path.parent().filter(|home| !home.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    home.join("pushpool").join("applies")
 }
 
 /// The prefix of `key`'s markers: Prefect takes lowercase letters, digits and underscores.
@@ -67,19 +85,35 @@ struct Seen {
     expired: Vec<String>,
 }
 
+impl Seen {
+    /// True when the newest apply has not ended (or not said so).
+    fn unfinished(&self) -> bool {
+        self.generation > 0 && self.newest["done"] != json!(true)
+    }
+}
+
 /// Every apply marker of the workspace, as a run read them before anything else, and when:
 /// what its plan is made against.
 #[derive(Debug, Clone)]
 pub struct Markers {
     variables: Vec<Variable>,
     read_at: Instant,
+    /// The unfinished markers whose run had stopped when they were read: an apply takes
+    /// them over.
+    stale: Vec<String>,
+    /// Where this machine's owners keep their lock files.
+    dir: PathBuf,
 }
 
 impl Markers {
-    /// Reads them: one call, whatever the keys (the account is not known yet).
-    pub async fn read(client: &PrefectClient) -> Result<Self> {
+    /// Reads them (one call, whatever the keys: the account is not known yet) and tells,
+    /// right after, which unfinished ones' runs had stopped.
+    pub async fn read(prefect: &PrefectContext) -> Result<Self> {
         let read_at = Instant::now();
-        Ok(Self { variables: client.variables_tagged(TAG).await?, read_at })
+        let variables = prefect.client.variables_tagged(TAG).await?;
+        let (dir, now) = (lock_dir(&prefect.settings), unix_seconds());
+        let stale = variables.iter().filter(|v| v.value["done"] != json!(true) && is_stale(&dir, &v.value, now)).map(|v| v.name.clone()).collect();
+        Ok(Self { variables, read_at, stale, dir })
     }
 }
 
@@ -97,61 +131,59 @@ fn seen(key: &str, variables: &[Variable]) -> Seen {
     Seen { generation, newest, expired }
 }
 
-/// The markers one apply holds.
+/// The markers one apply holds, and their renewals while it runs.
 pub struct ApplyLock {
     client: PrefectClient,
+    owner: Owner,
     held: Vec<(String, Value)>,
     expired: Vec<String>,
+    renewal: Renewal,
 }
 
 impl ApplyLock {
     /// Creates, for every key (in order, so two runs cannot deadlock), the marker after the
-    /// newest the plan saw, taking over from a run that is gone. A live run applying, or an
-    /// apply since the plan, is a clear error, and nothing is kept.
+    /// newest the plan saw, taking over from a run that had stopped, and renews them until
+    /// released. A live run applying, or an apply since the plan, is a clear error, and
+    /// nothing is kept.
     pub async fn acquire(client: &PrefectClient, keys: &[String], markers: &Markers, note: &dyn Fn(&str)) -> Result<Self> {
         if markers.read_at.elapsed() > PLAN_MAX_AGE {
             return Err(Error::usage("plan", format!("was made more than {} hours ago; nothing was changed", PLAN_MAX_AGE.as_secs() / 3600))
                 .fix("run again: pushpool plans against what exists now"));
         }
-        let mut lock = Self { client: client.clone(), held: Vec::new(), expired: Vec::new() };
         let mut order: Vec<&String> = keys.iter().collect();
         order.sort();
-        for key in order {
-            if let Err(error) = lock.take(key, &seen(key, &markers.variables), note).await {
-                lock.abandon().await;
-                return Err(error);
+        let seen: Vec<(&String, Seen)> = order.into_iter().map(|key| (key, seen(key, &markers.variables))).collect();
+        // A live run refuses the apply before anything is written, here or on the server.
+        if let Some((key, seen)) = seen.iter().find(|(key, seen)| seen.unfinished() && !markers.stale.contains(&marker(key, seen.generation))) {
+            return Err(busy(key, &seen.newest, "is applying to it"));
+        }
+        let owner = Owner::take(&markers.dir);
+        let (mut held, mut expired) = (Vec::new(), Vec::new());
+        for (key, seen) in &seen {
+            match take(client, &owner, key, seen, note).await {
+                Ok(marker) => held.push(marker),
+                Err(error) => {
+                    abandon(client, &held, owner).await;
+                    return Err(error);
+                }
+            }
+            expired.extend(seen.expired.iter().cloned());
+            // The lock file of a run taken over only said it had stopped.
+            if let Some(token) = seen.newest["token"].as_str().filter(|_| seen.unfinished()) {
+                owner::forget(&markers.dir, token);
             }
         }
-        Ok(lock)
+        let renewal = renew(client, &held);
+        Ok(Self { client: client.clone(), owner, held, expired, renewal })
     }
 
-    async fn take(&mut self, key: &str, seen: &Seen, note: &dyn Fn(&str)) -> Result<()> {
-        let newest = &seen.newest;
-        if seen.generation > 0 && newest["done"] != json!(true) {
-            if !is_stale(newest) {
-                return Err(busy(key, newest, "is applying to it"));
-            }
-            note(&format!("taking over from a pushpool run that is gone ({newest})"));
-        }
-        let name = marker(key, seen.generation + 1);
-        let holder = json!({"host": host(), "pid": std::process::id(), "since": unix_seconds(), "done": false});
-        // A create retried after its answer was lost finds its own marker.
-        if !self.client.create_variable(&name, &holder, &[TAG]).await? {
-            let current = self.client.variable(&name).await?.unwrap_or(Value::Null);
-            if current != holder {
-                return Err(busy(key, &current, "has applied or is applying to it since this plan was made"));
-            }
-        }
-        self.held.push((name, holder));
-        self.expired.extend(seen.expired.iter().cloned());
-        Ok(())
-    }
-
-    /// Ends the apply. When it wrote something each marker is marked done, which makes the
-    /// plans made before it stale; otherwise the markers go and the generation stays.
-    /// Superseded markers a day old go at the same time. A failure leaves a marker that
-    /// stops other runs until this process is gone (on this machine) or an hour has passed.
+    /// Ends the apply: the renewals stop, then, when it wrote something, each marker is
+    /// marked done, which makes the plans made before it stale; otherwise the markers go and
+    /// the generation stays. Superseded markers a day old go at the same time. A failure
+    /// leaves a marker the next run takes over: on this machine at once (the lock file
+    /// stays, free once this process ends), elsewhere once its lease has lapsed.
     pub async fn release(self, wrote: bool) -> Result<()> {
+        self.renewal.stop().await;
         let client = &self.client;
         let ends = self.held.iter().map(|(name, holder)| async move {
             if !wrote {
@@ -163,38 +195,93 @@ impl ApplyLock {
         });
         let expired = self.expired.iter().map(|name| client.delete_variable(name));
         let (ends, _) = futures::join!(futures::future::try_join_all(ends), futures::future::join_all(expired));
+        self.owner.end(ends.is_ok());
         ends.map(drop)
     }
+}
 
-    /// Deletes the markers taken so far, after another key could not be taken.
-    async fn abandon(self) {
-        let deletes = self.held.iter().map(|(name, _)| self.client.delete_variable(name));
-        let _ = futures::future::join_all(deletes).await;
+/// Creates `key`'s next marker for `owner`, taking over from the stopped run `seen` ends
+/// with if any.
+async fn take(client: &PrefectClient, owner: &Owner, key: &str, seen: &Seen, note: &dyn Fn(&str)) -> Result<(String, Value)> {
+    if seen.unfinished() {
+        note(&format!("taking over from a pushpool run that stopped without finishing ({})", describe(&seen.newest)));
     }
+    let name = marker(key, seen.generation + 1);
+    let since = unix_seconds();
+    let holder = json!({"token": owner.token, "pid": std::process::id(), "since": since, "renewed": since, "done": false});
+    // A create retried after its answer was lost finds its own marker.
+    if !client.create_variable(&name, &holder, &[TAG]).await? {
+        let current = client.variable(&name).await?.unwrap_or(Value::Null);
+        if current["token"] != holder["token"] {
+            return Err(busy(key, &current, "has applied or is applying to it since this plan was made"));
+        }
+    }
+    Ok((name, holder))
+}
+
+/// Deletes the markers `owner` took so far, after another key could not be taken.
+async fn abandon(client: &PrefectClient, held: &[(String, Value)], owner: Owner) {
+    let deletes = held.iter().map(|(name, _)| client.delete_variable(name));
+    let deleted = futures::future::join_all(deletes).await.iter().all(Result::is_ok);
+    owner.end(deleted);
+}
+
+/// Renews the `held` markers every [`lease::RENEW`] until stopped: each one's value with
+/// `renewed` now, in the PATCH that marks it done at the end.
+fn renew(client: &PrefectClient, held: &[(String, Value)]) -> Renewal {
+    let (client, held) = (client.clone(), Arc::new(held.to_vec()));
+    Renewal::start(lease::RENEW, move || {
+        let (client, held) = (client.clone(), held.clone());
+        async move {
+            let renewed = unix_seconds();
+            let renewals = held.iter().map(|(name, holder)| {
+                let mut holder = holder.clone();
+                holder["renewed"] = json!(renewed);
+                let client = &client;
+                async move { client.set_variable(name, &holder).await }
+            });
+            // One that fails is sent again a period later: the lease outlasts four.
+            let _ = futures::future::join_all(renewals).await;
+        }
+    })
+}
+
+/// Who holds a marker, for people: its pid, when it started and when it last renewed.
+fn describe(holder: &Value) -> String {
+    let now = unix_seconds();
+    let mut parts = vec![format!("pid {}", holder["pid"])];
+    if let Some(since) = holder["since"].as_i64() {
+        parts.push(format!("started {} s ago", (now - since).max(0)));
+    }
+    if let Some(renewed) = lease::renewed(holder) {
+        parts.push(format!("last renewed {} s ago", (now - renewed).max(0)));
+    }
+    parts.join(", ")
 }
 
 /// The error for a key another run holds: who, since when, and what to do.
 fn busy(key: &str, holder: &Value, doing: &str) -> Error {
-    let since = holder["since"].as_i64().map(|s| format!("started {} s ago", (unix_seconds() - s).max(0))).unwrap_or_else(|| "recently".into());
-    Error::usage(
-        format!("apply to {key}"),
-        format!("another pushpool run (pid {} on {}, {since}) {doing}; nothing was changed", holder["pid"], holder["host"].as_str().unwrap_or("?")),
-    )
-    .fix("run again once it is done: pushpool plans against what exists then")
+    Error::usage(format!("apply to {key}"), format!("another pushpool run ({}) {doing}; nothing was changed", describe(holder))).fix(format!(
+        "run again once it is done: pushpool plans against what exists then (a run that stopped without finishing is taken over \
+         at once on its own machine, elsewhere {LEASE_SECONDS} s after its last renewal)"
+    ))
 }
 
-/// True when the marker's run cannot be applying any more: its process is gone from this
-/// host, or it is older than an hour.
-fn is_stale(holder: &Value) -> bool {
-    let old = holder["since"].as_i64().is_none_or(|since| unix_seconds() - since > STALE_AFTER_SECONDS);
-    let gone_here = holder["host"].as_str() == Some(host().as_str())
-        && holder["pid"].as_u64().is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
-    old || gone_here
+/// True when the marker's run had stopped at `now`: its lock file in `dir` is free (it ran
+/// here), or, when it has none here, its lease has lapsed. A run alive here is never stale,
+/// whatever its lease says (a laptop that slept, a clock set back).
+fn is_stale(dir: &Path, holder: &Value, now: i64) -> bool {
+    match holder["token"].as_str().map_or(Here::Unknown, |token| owner::probe(dir, token)) {
+        Here::Alive => false,
+        Here::Gone => true,
+        Here::Unknown => lease::lapsed(holder, now),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prefect::settings::ProfileFile;
 
     fn variable(name: &str, value: Value) -> Variable {
         Variable { name: name.to_owned(), value }
@@ -234,14 +321,38 @@ mod tests {
     }
 
     #[test]
-    fn a_marker_is_stale_when_its_process_is_gone_or_it_is_old() {
-        let alive = json!({"host": host(), "pid": std::process::id(), "since": unix_seconds()});
-        assert!(!is_stale(&alive));
-        let gone = json!({"host": host(), "pid": u32::MAX, "since": unix_seconds()});
-        assert!(is_stale(&gone));
-        let elsewhere = json!({"host": "another-machine", "pid": u32::MAX, "since": unix_seconds()});
-        assert!(!is_stale(&elsewhere), "a process on another machine cannot be checked");
-        let old = json!({"host": "another-machine", "pid": 1, "since": unix_seconds() - 7200});
-        assert!(is_stale(&old));
+    fn a_marker_is_stale_when_its_run_ended_here_or_its_lease_lapsed_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dir, now) = (dir.path(), unix_seconds());
+        let holder = |token: &str, renewed: i64| json!({"token": token, "pid": 4242, "since": now - 3600, "renewed": renewed, "done": false});
+        let this_run = Owner::take(dir);
+        let token = this_run.token.clone();
+        assert!(!is_stale(dir, &holder(&token, now - 3600), now), "a run alive here is not stale, whatever its lease says");
+        this_run.end(false);
+        assert!(is_stale(dir, &holder(&token, now), now), "its lock file is free: the run ended, renewed or not");
+        let elsewhere = "00c0ffee00c0ffee";
+        assert!(!is_stale(dir, &holder(elsewhere, now - 5), now), "no lock file here, renewed 5 s ago");
+        assert!(is_stale(dir, &holder(elsewhere, now - LEASE_SECONDS - 1), now), "no lock file here, not renewed within the lease");
+        let before_tokens = json!({"host": "ci-runner-7", "pid": 4242, "since": now - 5, "done": false});
+        assert!(!is_stale(dir, &before_tokens, now) && is_stale(dir, &before_tokens, now + LEASE_SECONDS), "a marker without a token has its start as lease");
+    }
+
+    #[test]
+    fn a_busy_key_names_the_run_and_the_wait() {
+        let now = unix_seconds();
+        let error = busy("aws_1", &json!({"token": "00c0ffee00c0ffee", "pid": 4242, "since": now - 30, "renewed": now - 10}), "is applying to it");
+        assert_eq!(error.cause, "another pushpool run (pid 4242, started 30 s ago, last renewed 10 s ago) is applying to it; nothing was changed");
+        assert!(error.fix.unwrap().contains(&format!("elsewhere {LEASE_SECONDS} s after its last renewal")));
+    }
+
+    #[test]
+    fn lock_files_live_in_the_prefect_home() {
+        let settings = |path: &str| PrefectSettings {
+            api_url: "http://127.0.0.1:4200/api".into(),
+            api_key: None,
+            profile: ProfileFile { path: PathBuf::from(path), active: "default".into() },
+        };
+        assert_eq!(lock_dir(&settings("/home/me/.prefect/profiles.toml")), Path::new("/home/me/.prefect/pushpool/applies"));
+        assert_eq!(lock_dir(&settings("profiles.toml")), Path::new("./pushpool/applies"));
     }
 }

@@ -13,7 +13,7 @@ use crate::document::{PlanDocument, PoolDoc, TargetDoc};
 use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
-use crate::prefect::lock::{ApplyLock, Markers};
+use crate::prefect::lock::{ApplyLock, LEASE_SECONDS, Markers};
 use crate::prefect::settings::{ProcessEnv, discover};
 use crate::request::{PoolMode, check_pool_name};
 use crate::ui::{Console, PlanHeader};
@@ -48,7 +48,7 @@ impl Session {
         // clear error. The markers are read beside the pools, before any other resource (see
         // prefect::lock).
         let pools = futures::future::join_all(targets.iter().map(|t| resolve_pool(&prefect, t, provision_infra)));
-        let (pools, markers) = futures::join!(pools, Markers::read(&prefect.client));
+        let (pools, markers) = futures::join!(pools, Markers::read(&prefect));
         let pools = per_pool(&targets, pools)?;
         let markers = markers?;
         let graph = build(&pools, &prefect)?;
@@ -158,8 +158,7 @@ impl Session {
         let (released, repositories) = futures::join!(lock.release(wrote), registry::log_in(self, plan, &applied, tokens, console));
         released.map_err(|error| {
             let fix = format!(
-                "nothing else is needed on this machine: its next run takes the marker over; from another machine, wait an hour or delete {} (`prefect variable unset NAME`)",
-                error.what
+                "nothing else is needed: the next run takes the marker over, on this machine at once, elsewhere {LEASE_SECONDS} s after this run's last renewal"
             );
             Error::remote(error.what, format!("{}\n  everything was applied; only marking the apply done failed", error.cause)).fix(fix)
         })?;
