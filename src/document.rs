@@ -82,6 +82,20 @@ pub enum TargetDoc {
         /// The region.
         region: String,
     },
+    /// A Modal token, by its public id (the secret never appears), and its profile.
+    Modal {
+        /// The token id (`ak-...`).
+        token_id: String,
+        /// The profile of the Modal configuration file it came from; none from the environment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+    },
+    /// A Coiled token's workspace.
+    Coiled {
+        /// The workspace the configuration names; none for the user's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+    },
 }
 
 impl TargetDoc {
@@ -89,6 +103,10 @@ impl TargetDoc {
     pub fn describe(&self) -> String {
         match self {
             TargetDoc::Aws { account, region } => format!("AWS account {account}, region {region}"),
+            TargetDoc::Modal { token_id, profile: Some(profile) } => format!("Modal token {token_id} (profile '{profile}')"),
+            TargetDoc::Modal { token_id, profile: None } => format!("Modal token {token_id} (from the environment)"),
+            TargetDoc::Coiled { workspace: Some(workspace) } => format!("Coiled workspace {workspace}"),
+            TargetDoc::Coiled { workspace: None } => "Coiled, the token's default workspace".to_owned(),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! tell that they name another scope of this cloud (teardown's "in use").
 
 pub mod aws;
+pub mod coiled;
+pub mod modal;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use serde_json::Value;
 use crate::document::TargetDoc;
 use crate::engine::Attrs;
 use crate::error::{Error, Result};
+use crate::prefect::settings::ProcessEnv;
 use crate::secret::Secret;
 
 /// Where a pool's resources go, as asked on the command line or in a pools file.
@@ -31,6 +34,10 @@ pub struct Scope {
 pub enum CloudContext {
     /// An AWS account and region.
     Aws(Arc<aws::AwsContext>),
+    /// The local Modal token: nothing is built in Modal, the pool's block holds the token.
+    Modal(Arc<modal::token::ModalToken>),
+    /// The local Coiled token: nothing is built in Coiled, the pool's block holds the token.
+    Coiled(Arc<coiled::token::CoiledToken>),
 }
 
 impl CloudContext {
@@ -39,6 +46,8 @@ impl CloudContext {
     pub async fn connect(cloud: &str, pool: &str, scope: &Scope) -> Result<Self> {
         match cloud {
             "aws" => Ok(Self::Aws(Arc::new(aws::AwsContext::connect(pool, scope.region.as_deref()).await?))),
+            "modal" => Ok(Self::Modal(Arc::new(modal::token::discover(&ProcessEnv)?))),
+            "coiled" => Ok(Self::Coiled(Arc::new(coiled::token::discover(&ProcessEnv)?))),
             other => Err(Error::usage(format!("cloud '{other}'"), "pushpool has no client for it")),
         }
     }
@@ -47,13 +56,29 @@ impl CloudContext {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Aws(_) => "aws",
+            Self::Modal(_) => "modal",
+            Self::Coiled(_) => "coiled",
         }
     }
 
-    /// The attributes `@<cloud>.<attr>` references may name.
+    /// The attributes `@<cloud>.<attr>` references may name. A local token is a secret
+    /// known at plan time: blocks compare it with what they hold, never show it.
     pub fn attrs(&self) -> Attrs {
         match self {
             Self::Aws(aws) => aws.attrs(),
+            Self::Modal(token) => {
+                let mut attrs = Attrs::new().with("token_id", token.token_id.as_str());
+                attrs.set_secret("token_secret", token.token_secret.clone());
+                attrs
+            }
+            Self::Coiled(token) => {
+                let mut attrs = Attrs::new();
+                attrs.set_secret("token", token.token.clone());
+                if let Some(workspace) = &token.workspace {
+                    attrs.set("workspace", workspace.as_str());
+                }
+                attrs
+            }
         }
     }
 
@@ -61,14 +86,17 @@ impl CloudContext {
     pub fn target(&self) -> TargetDoc {
         match self {
             Self::Aws(aws) => TargetDoc::Aws { account: aws.account_id.clone(), region: aws.region.clone() },
+            Self::Modal(token) => TargetDoc::Modal { token_id: token.token_id.clone(), profile: token.source.profile().map(str::to_owned) },
+            Self::Coiled(token) => TargetDoc::Coiled { workspace: token.workspace.clone() },
         }
     }
 
     /// What one apply locks, for a cloud pushpool builds resources in: the whole AWS account,
-    /// as pools in it share resources.
+    /// as pools in it share resources. None for a cloud where nothing is built.
     pub fn lock_scope(&self) -> Option<String> {
         match self {
             Self::Aws(aws) => Some(format!("aws_{}", aws.account_id)),
+            Self::Modal(_) | Self::Coiled(_) => None,
         }
     }
 
@@ -80,6 +108,7 @@ impl CloudContext {
                 let accounts = aws::accounts_in(defaults);
                 !accounts.is_empty() && !accounts.contains(&aws.account_id)
             }
+            Self::Modal(_) | Self::Coiled(_) => false,
         }
     }
 
@@ -87,6 +116,7 @@ impl CloudContext {
     pub fn registry_login(&self) -> BoxFuture<'_, Result<(String, Secret)>> {
         match self {
             Self::Aws(aws) => Box::pin(aws.docker_credentials()),
+            Self::Modal(_) | Self::Coiled(_) => Box::pin(async { Err(Error::usage(format!("{} token", self.name()), "has no image registry")) }),
         }
     }
 
@@ -94,6 +124,7 @@ impl CloudContext {
     pub fn registry_login_hint(&self, registry: &str) -> String {
         match self {
             Self::Aws(_) => format!("aws ecr get-login-password | docker login --username AWS --password-stdin {registry}"),
+            Self::Modal(_) | Self::Coiled(_) => format!("docker login {registry}"),
         }
     }
 
@@ -103,13 +134,8 @@ impl CloudContext {
         match self {
             Self::Aws(aws) if kind.starts_with("aws.iam_") => aws.account_id.clone(),
             Self::Aws(aws) => format!("{}/{}", aws.account_id, aws.region),
+            Self::Modal(_) | Self::Coiled(_) => String::new(),
         }
     }
 
-    /// The AWS context, for AWS node kinds.
-    pub fn aws(&self) -> Option<&Arc<aws::AwsContext>> {
-        match self {
-            Self::Aws(aws) => Some(aws),
-        }
-    }
 }

@@ -51,12 +51,39 @@ impl Env for ProcessEnv {
     }
 }
 
+/// A fixed set of variables, for tests of what reads an [`Env`].
+#[cfg(test)]
+pub(crate) struct MapEnv(pub std::collections::HashMap<&'static str, String>);
+
+#[cfg(test)]
+impl Env for MapEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+}
+
+/// The user's home directory as Python's `os.path.expanduser("~")` finds it, for the tools
+/// whose config files pushpool reads where their Python clients do (Modal, dask): `HOME` on
+/// Unix; `USERPROFILE`, else `HOMEDRIVE` + `HOMEPATH` on Windows (Python ignores `HOME` there).
+/// Python's last resort on Unix, the password database, is left out: `None` when `HOME` is unset.
+pub fn home_dir(env: &dyn Env) -> Option<PathBuf> {
+    home_dir_on(env, cfg!(windows))
+}
+
+fn home_dir_on(env: &dyn Env, windows: bool) -> Option<PathBuf> {
+    if !windows {
+        return env.var("HOME").map(PathBuf::from);
+    }
+    let drive_path = || Some(format!("{}{}", env.var("HOMEDRIVE").unwrap_or_default(), env.var("HOMEPATH")?));
+    env.var("USERPROFILE").or_else(drive_path).map(PathBuf::from)
+}
+
 /// Resolves the settings from `env` and the profile file.
 pub fn discover(env: &dyn Env) -> Result<PrefectSettings> {
     let home = env
         .var("PREFECT_HOME")
         .map(PathBuf::from)
-        .or_else(|| env.var("HOME").map(|h| Path::new(&h).join(".prefect")))
+        .or_else(|| home_dir(env).map(|h| h.join(".prefect")))
         .unwrap_or_else(|| PathBuf::from(".prefect"));
     let path = env.var("PREFECT_PROFILES_PATH").map(PathBuf::from).unwrap_or_else(|| home.join("profiles.toml"));
     let document = read_profiles(&path)?;
@@ -100,14 +127,6 @@ mod tests {
 
     use super::*;
 
-    struct MapEnv(HashMap<&'static str, String>);
-
-    impl Env for MapEnv {
-        fn var(&self, name: &str) -> Option<String> {
-            self.0.get(name).cloned()
-        }
-    }
-
     fn home_with(profiles: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("profiles.toml"), profiles).unwrap();
@@ -132,6 +151,16 @@ mod tests {
         let dir = home_with("active = \"a\"\n[profiles.a]\nPREFECT_API_URL = \"http://a/api\"\n[profiles.b]\nPREFECT_API_URL = \"http://b/api\"\n");
         let env = MapEnv(HashMap::from([("PREFECT_HOME", dir.path().display().to_string()), ("PREFECT_PROFILE", "b".into())]));
         assert_eq!(discover(&env).unwrap().api_url, "http://b/api");
+    }
+
+    #[test]
+    fn home_is_home_on_unix_and_the_user_profile_on_windows() {
+        let env = MapEnv(HashMap::from([("HOME", "/home/u".into()), ("USERPROFILE", r"C:\Users\u".into())]));
+        assert_eq!(home_dir_on(&env, false), Some(PathBuf::from("/home/u")));
+        assert_eq!(home_dir_on(&env, true), Some(PathBuf::from(r"C:\Users\u")));
+        let env = MapEnv(HashMap::from([("HOME", "/home/u".into()), ("HOMEDRIVE", "D:".into()), ("HOMEPATH", r"\u".into())]));
+        assert_eq!(home_dir_on(&env, true), Some(PathBuf::from(r"D:\u")));
+        assert_eq!(home_dir_on(&MapEnv(HashMap::new()), false), None);
     }
 
     #[test]

@@ -132,5 +132,6 @@ fn build_node(spec: &NodeSpec, pool: &PoolPlan, prefect: &Arc<PrefectContext>) -
     let missing = || Error::usage(format!("node '{}'", spec.id), format!("needs the {system} cloud, which the run did not connect to"));
     match pool.cloud(system).ok_or_else(missing)? {
         CloudContext::Aws(context) => aws::build(spec, &pool.blueprint, &pool.names, context, prefect),
+        CloudContext::Modal(_) | CloudContext::Coiled(_) => Err(Error::usage(format!("node '{}'", spec.id), format!("{system} has no node kinds"))),
     }
 }

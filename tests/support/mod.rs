@@ -238,6 +238,8 @@ impl World {
             .env("PATH", format!("{}:{}", self.sandbox.fake_bin, std::env::var("PATH").unwrap_or_default()))
             .env("HOME", self.home.path())
             .env("PREFECT_HOME", self.home.path().join(".prefect"))
+            // dask reads /etc/dask unless told otherwise: the test's own, empty, instead.
+            .env("DASK_ROOT_CONFIG", self.home.path().join("etc-dask"))
             .env("FAKE_DOCKER_LOG", self.docker_log())
             .env("AWS_ENDPOINT_URL", self.aws.url())
             .env("AWS_ACCESS_KEY_ID", &self.account.access_key)
@@ -346,6 +348,37 @@ impl World {
     pub async fn prefect_send(&self, method: reqwest::Method, path: &str, body: Value) -> u16 {
         let response = http().request(method, format!("{}{path}", self.sandbox.prefect)).json(&body).send().await.unwrap();
         response.status().as_u16()
+    }
+
+    /// Registers on the sandbox's open-source server a block type that only Prefect Cloud has
+    /// (`modal-credentials`, `coiled-credentials`), as `prefect block register` does:
+    /// `POST /block_types/`, then `POST /block_schemas/` with its id. `fixture` names a file of
+    /// `tests/fixtures/prefect-cloud/`, e.g. `modal-credentials.block-type.json`. Idempotent, and
+    /// safe for tests running at once: an existing type answers 409, an existing schema 200, and
+    /// a write the busy server answered with a 5xx (or that lost a race) is sent again.
+    pub async fn register_block_type(&self, fixture: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prefect-cloud").join(fixture);
+        let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let slug = fixture["block_type"]["slug"].as_str().expect("the fixture has a slug");
+        self.prefect_post_until("/block_types/", &fixture["block_type"], &[201, 409]).await;
+        let block_type = self.prefect_get(&format!("/block_types/slug/{slug}")).await.expect("the block type exists");
+        let mut schema = fixture["block_schema"].clone();
+        schema["block_type_id"] = block_type["id"].clone();
+        self.prefect_post_until("/block_schemas/", &schema, &[200, 201]).await;
+    }
+
+    /// POSTs `body` straight to the Prefect server until it answers one of `expected`, three
+    /// tries at most.
+    async fn prefect_post_until(&self, path: &str, body: &Value, expected: &[u16]) {
+        let mut status = 0;
+        for _ in 0..3 {
+            status = self.prefect_send(reqwest::Method::POST, path, body.clone()).await;
+            if expected.contains(&status) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("POST {path}: {status}, expected one of {expected:?}");
     }
 
     /// The apply markers of this world's account: (name, value), oldest first.
