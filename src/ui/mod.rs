@@ -73,6 +73,12 @@ impl Console {
         println!("{text}");
     }
 
+    /// Output written as it is, without a line end added: a generated file such as a
+    /// completion script.
+    pub fn raw(&self, text: &str) {
+        print!("{text}");
+    }
+
     /// A note that is not the main output.
     pub fn note(&self, text: &str) {
         eprintln!("note: {text}");
