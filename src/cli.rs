@@ -9,7 +9,7 @@ use clap_complete::Shell;
 
 use crate::error::{Error, Result};
 use crate::provision::{self, PoolMode, PoolRequest, RunOptions, Target, TeardownOptions, read_pools_file};
-use crate::ui::{Console, Format};
+use crate::ui::{ColorChoice, Console, Format};
 
 /// Get a Prefect push work pool ready to run flows: a reviewable plan, safe re-runs,
 /// concurrent apply.
@@ -23,6 +23,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// When to colour output; a non-empty NO_COLOR turns `auto` off.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
 }
 
 /// The top-level commands.
