@@ -11,7 +11,7 @@ use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
-use crate::prefect::profile::{BUILD_NAMESPACE_KEY, build_namespace, set_build_namespace};
+use crate::prefect::profile::{BUILD_NAMESPACE_KEY, profile_value, set_profile_value};
 
 /// The build namespace setting of the active profile.
 pub struct DockerNamespace {
@@ -43,7 +43,7 @@ impl Node for DockerNamespace {
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
             let wanted = self.wanted(&upstream.attrs_for(&self.registry).await?)?;
-            let current = build_namespace(&self.prefect.settings.profile)?;
+            let current = profile_value(&self.prefect.settings.profile, BUILD_NAMESPACE_KEY)?;
             let attrs = Attrs::new().with("namespace", wanted.as_str()).with("profile", self.prefect.settings.profile.path.display().to_string());
             Ok(match current {
                 Some(current) if current == wanted => Observation::reuse("already set", attrs),
@@ -59,7 +59,7 @@ impl Node for DockerNamespace {
             let wanted = self.wanted(inputs.all())?;
             let profile = self.prefect.settings.profile.clone();
             let namespace = wanted.clone();
-            tokio::task::spawn_blocking(move || set_build_namespace(&profile, &namespace))
+            tokio::task::spawn_blocking(move || set_profile_value(&profile, BUILD_NAMESPACE_KEY, &namespace))
                 .await
                 .map_err(|e| Error::usage("Prefect profile", e.to_string()))??;
             Ok(Attrs::new().with("namespace", wanted))
@@ -72,7 +72,7 @@ impl Node for DockerNamespace {
     fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, _: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
         async move {
             let registry = self.wanted(&upstream.attrs_for(&self.registry).await?)?;
-            Ok(match build_namespace(&self.prefect.settings.profile)? {
+            Ok(match profile_value(&self.prefect.settings.profile, BUILD_NAMESPACE_KEY)? {
                 Some(current) if current == registry => {
                     Observation::keep(format!("{BUILD_NAMESPACE_KEY} stays: the registry outlives the repository"), Attrs::new())
                 }
