@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use graph::{PoolPlan, build};
 pub use pools_file::read_pools_file;
-pub use request::{PoolMode, PoolRequest, check_block_name, check_pool_name};
+pub use request::{PoolMode, PoolRequest, block_name_for, check_block_name, check_pool_name};
 pub use teardown::{TeardownOptions, deprovision};
 
 use crate::blueprint::Blueprint;
