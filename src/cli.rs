@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 
 use crate::error::{Error, Result};
 use crate::clouds::Scope;
 use crate::provision::{self, RunOptions, Target, TeardownOptions, read_pools_file};
 use crate::request::{PoolMode, PoolRequest, read_base_job_template};
-use crate::ui::{Console, Format};
+use crate::ui::{ColorChoice, Console, Format};
 
 /// Get a Prefect push work pool ready to run flows: a reviewable plan, safe re-runs,
 /// concurrent apply.
@@ -27,6 +28,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// When to colour output; a non-empty NO_COLOR turns `auto` off.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
 }
 
 /// The top-level commands.
@@ -41,7 +45,24 @@ pub enum Command {
     Plan(PlanArgs),
     /// Apply a saved plan exactly (refused if what exists changed since), or a pools file.
     Apply(ApplyArgs),
+    /// Print the shell completion script for SHELL to stdout.
+    #[command(long_about = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
 }
+
+/// How to install each shell's script, shown by `pushpool completions --help`.
+const COMPLETIONS_HELP: &str = "Print the shell completion script for SHELL to stdout.
+
+Install it where the shell looks for completions, then open a new shell:
+  bash:        pushpool completions bash > ~/.local/share/bash-completion/completions/pushpool
+  zsh:         pushpool completions zsh > ~/.zfunc/_pushpool
+               (with `fpath+=~/.zfunc; autoload -Uz compinit; compinit` in ~/.zshrc)
+  fish:        pushpool completions fish > ~/.config/fish/completions/pushpool.fish
+  PowerShell:  pushpool completions powershell >> $PROFILE";
 
 /// `pushpool work-pool ...`
 #[derive(Debug, Subcommand)]
@@ -264,11 +285,43 @@ impl Command {
                 };
                 Ok(outcome.exit_code(false))
             }
+            Command::Completions { shell } => {
+                console.raw(&completion_script(shell));
+                Ok(0)
+            }
         }
     }
+}
+
+/// The completion script of `shell` for pushpool's whole command line.
+pub fn completion_script(shell: Shell) -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pushpool", &mut script);
+    String::from_utf8(script).expect("clap_complete writes UTF-8")
 }
 
 async fn provision_one(targets: Vec<Target>, provision_infra: bool, run: RunArgs, console: &Console) -> Result<u8> {
     let options = RunOptions { provision_infra, dry_run: run.dry_run, yes: run.yes, output: run.report.output, out: run.report.out };
     Ok(provision::provision(targets, &options, console).await?.exit_code(run.report.detailed_exitcode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_scripts_know_the_subcommands() {
+        for shell in [Shell::Bash, Shell::Zsh] {
+            let script = completion_script(shell);
+            for word in ["work-pool", "provision-infra", "deprovision"] {
+                assert!(script.contains(word), "{shell} script lacks {word}");
+            }
+        }
+    }
+
+    #[test]
+    fn completions_help_says_how_to_install() {
+        let help = Cli::command().find_subcommand_mut("completions").expect("the subcommand exists").render_long_help().to_string();
+        assert!(help.contains("pushpool completions zsh > ~/.zfunc/_pushpool"), "{help}");
+    }
 }

@@ -20,10 +20,11 @@ fn main() -> ExitCode {
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
-    match runtime.block_on(cli.command.run(&Console::detect())) {
+    let console = Console::detect(cli.color);
+    match runtime.block_on(cli.command.run(&console)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("error: {error}");
+            console.error(&error);
             ExitCode::from(error.exit_code())
         }
     }

@@ -112,7 +112,20 @@ pub fn check_block_name(name: &str, node: &str) -> Result<()> {
         return Ok(());
     }
     Err(Error::usage(format!("block name '{name}'"), "Prefect block names take lowercase letters, digits and dashes only")
-        .fix(format!("use a pool name of that form, or name the block with --set {node}=<name>")))
+        .fix(format!("name the block with lowercase letters, digits and dashes: --set {node}=<name>")))
+}
+
+/// The stem of the block names of pool `pool`, valid as Prefect block names are (lowercase
+/// letters, digits and dashes): a pool may be called `My-Pool` or `team_a pool`, its blocks
+/// `my-pool-...` and `team-a-pool-...`. ASCII letters are lowercased and digits kept; every
+/// other character (`_`, spaces, punctuation, letters outside ASCII) becomes a dash; runs of
+/// dashes collapse into one and dashes at either end are dropped. A name with no ASCII letter
+/// or digit at all (`___`, `池`) gives `pool`. Distinct pool names can share a stem (`My Pool`
+/// and `my-pool`): the plan shows the derived name, and `--set ID=NAME` names a block apart.
+pub fn block_name_for(pool: &str) -> String {
+    let dashed: String = pool.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let stem = dashed.split('-').filter(|part| !part.is_empty()).collect::<Vec<_>>().join("-");
+    if stem.is_empty() { "pool".to_owned() } else { stem }
 }
 
 #[cfg(test)]
@@ -146,5 +159,25 @@ mod tests {
         assert!(check_block_name("my-pool-aws-credentials", "credentials").is_ok());
         let error = check_block_name("My_Pool-aws-credentials", "credentials").unwrap_err();
         assert!(error.fix.unwrap().contains("--set credentials="));
+    }
+
+    #[test]
+    fn block_name_stems_follow_the_block_rules() {
+        let cases = [
+            ("my-ecs-pool", "my-ecs-pool"),
+            ("My-Pool", "my-pool"),
+            ("team_a pool", "team-a-pool"),
+            ("  Team__A -- Pool 2 ", "team-a-pool-2"),
+            ("-edge-", "edge"),
+            ("café.pool", "caf-pool"),
+            ("___", "pool"),
+            ("池", "pool"),
+            ("", "pool"),
+        ];
+        for (pool, stem) in cases {
+            let derived = block_name_for(pool);
+            assert_eq!(derived, stem, "{pool:?}");
+            assert!(check_block_name(&format!("{derived}-aws-credentials"), "credentials").is_ok(), "{pool:?} gives {derived}");
+        }
     }
 }

@@ -37,7 +37,7 @@ fn cases() -> Vec<Case> {
         case("empty pool name", &["work-pool", "create", "", "--type", "ecs:push", "--provision-infra", "--yes"], &[], 1, &["work pool name: is empty", "fix:"]),
         case("slash in pool name", &["work-pool", "create", "a/b", "--type", "ecs:push", "--provision-infra", "--yes"], &[], 1, &["contains '/'", "fix:"]),
         case("reserved pool name", &["work-pool", "create", "prefect-pool", "--type", "ecs:push", "--provision-infra", "--yes"], &[], 1, &["which Prefect reserves", "fix:"]),
-        case("pool name that makes an invalid block name", &["work-pool", "create", "My_Pool", "--type", "ecs:push", "--provision-infra", "--yes"], &[], 1, &["block name 'My_Pool-aws-credentials'", "--set credentials="]),
+        case("a block name Prefect refuses", &["work-pool", "create", "{pool}", "--type", "ecs:push", "--provision-infra", "--yes", "--set", "credentials=My_Block"], &[], 1, &["block name 'My_Block'", "--set credentials="]),
         case("unknown type", &["work-pool", "create", "{pool}", "--type", "kubernetes:push", "--provision-infra", "--yes"], &[], 1, &["work pool type 'kubernetes:push'", "use one of: ecs:push, ecs"]),
         case("type without provisioning", &["work-pool", "create", "{pool}", "--type", "process", "--provision-infra", "--yes"], &[], 1, &["work pool type 'process'", "cannot provision"]),
         case("contradicting flags", &["plan", "{pool}", "--type", "ecs:push", "--file", "pools.toml"], &[], 1, &["cannot be used with"]),

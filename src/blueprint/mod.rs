@@ -17,6 +17,7 @@ pub use kinds::{Kind, NodeId};
 
 use crate::engine::reference::referenced_nodes;
 use crate::error::{Error, Result};
+use crate::request::block_name_for;
 
 /// The embedded blueprints, one per file in `plans/`.
 const BLUEPRINTS: &[(&str, &str)] = &[
@@ -180,11 +181,15 @@ impl Blueprint {
                     .fix(format!("use one of: {}", named.join(", "))));
             }
         }
+        // Prefect block names take lowercase letters, digits and dashes: a pool named `My_Pool`
+        // gets the block `my-pool-aws-credentials`, shown in the plan, instead of a refusal.
+        let block_stem = block_name_for(pool);
         Ok(self
             .nodes
             .iter()
             .filter_map(|n| {
-                let name = overrides.get(&n.id).cloned().or_else(|| n.name.as_ref().map(|t| t.replace("{pool}", pool)))?;
+                let stem = if matches!(n.kind, Kind::PrefectBlock(_)) { block_stem.as_str() } else { pool };
+                let name = overrides.get(&n.id).cloned().or_else(|| n.name.as_ref().map(|t| t.replace("{pool}", stem)))?;
                 Some((n.id.clone(), name))
             })
             .collect())
@@ -226,6 +231,10 @@ mod tests {
         assert_eq!(names["credentials"], "my-pool-aws-credentials");
         assert_eq!(names["cluster"], "team-cluster");
         assert_eq!(names["user"], "prefect-ecs-user");
+
+        let derived = blueprint.names("Team_A Pool", &BTreeMap::new()).unwrap();
+        assert_eq!(derived["credentials"], "team-a-pool-aws-credentials", "a block name Prefect accepts");
+        assert_eq!(derived["pool"], "Team_A Pool", "the pool keeps its own name");
 
         let bad = BTreeMap::from([("clustr".to_string(), "x".to_string())]);
         let error = blueprint.names("my-pool", &bad).unwrap_err();

@@ -14,12 +14,10 @@ use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::lock::{ApplyLock, LEASE_SECONDS, Markers};
+use crate::prefect::profile::DEFAULT_POOL_KEY;
 use crate::prefect::settings::{ProcessEnv, discover};
 use crate::request::{PoolMode, check_pool_name};
 use crate::ui::{Console, PlanHeader};
-
-/// The profile key Prefect reads for the work pool `prefect deploy` uses by default.
-const DEFAULT_POOL_KEY: &str = "PREFECT_DEFAULT_WORK_POOL_NAME";
 
 /// What a run resolved: the Prefect API, each pool with its blueprint and clouds, the graph,
 /// and the apply markers as the run read them.

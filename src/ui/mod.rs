@@ -1,6 +1,8 @@
 //! The console: the plan's summary box, the confirmation, progress, and final report.
-//! The plan and report go to stdout; notes and progress to stderr.
+//! The plan and report go to stdout; notes, errors and progress to stderr. Whether they are
+//! coloured is decided once, by [`Console::detect`].
 
+mod color;
 mod markdown;
 mod progress;
 mod summary;
@@ -10,6 +12,7 @@ mod snapshot_tests;
 
 use std::io::IsTerminal;
 
+pub use color::ColorChoice;
 pub use progress::ProgressView;
 pub use markdown::render_markdown;
 pub use summary::{PlanHeader, render_applied, render_nothing_left, render_plan, render_torn_down};
@@ -50,8 +53,10 @@ pub struct Console {
 }
 
 impl Console {
-    /// Detects terminals: interactive only when both stdin and stdout are terminals.
-    pub fn detect() -> Self {
+    /// Detects terminals: interactive only when both stdin and stdout are terminals; and
+    /// decides, from `color` and NO_COLOR, whether stdout and stderr are coloured.
+    pub fn detect(color: ColorChoice) -> Self {
+        color.apply();
         let stdout = std::io::stdout().is_terminal();
         // Logs and pipes get `COLUMNS` or a fixed width, so that long reasons wrap instead of
         // making the box hundreds of columns wide.
@@ -73,17 +78,29 @@ impl Console {
         println!("{text}");
     }
 
+    /// Output written as it is, without a line end added: a generated file such as a
+    /// completion script.
+    pub fn raw(&self, text: &str) {
+        print!("{text}");
+    }
+
     /// A note that is not the main output.
     pub fn note(&self, text: &str) {
-        eprintln!("note: {text}");
+        eprintln!("{} {text}", color::note_prefix());
+    }
+
+    /// The error a run ends with.
+    pub fn error(&self, error: &Error) {
+        eprintln!("{} {error}", color::error_prefix());
     }
 
     /// Shows the plan.
     pub fn plan(&self, header: &PlanHeader, plan: &Plan) {
-        print!("{}", render_plan(header, plan, self.width));
+        print!("{}", render_plan(header, plan, self.width, console::colors_enabled()));
     }
 
-    /// Asks a yes/no question; there is no default, the answer must be given.
+    /// Asks a yes/no question; there is no default, the answer must be given. dialoguer's
+    /// default theme writes no colour, so the question is the same whatever the decision.
     pub fn confirm(&self, prompt: &str) -> Result<bool> {
         dialoguer::Confirm::new()
             .with_prompt(prompt)

@@ -1,11 +1,12 @@
 //! Snapshots of the three renderings of a plan (text, JSON, Markdown) in four states: a
-//! fresh account, nothing to do, a partial state, and drift; and of a teardown plan.
+//! fresh account, nothing to do, a partial state, and drift; and of a teardown plan. The
+//! snapshots are of plain text; the colours of the text are checked beside them.
 
 use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{PlanHeader, render_markdown, render_plan};
+use super::{PlanHeader, render_applied, render_markdown, render_plan, render_torn_down};
 use crate::document::{PlanDocument, PoolDoc, TargetDoc};
 use crate::engine::{Action, Attrs, Change, Goal, NodeInfo, Observation, Plan};
 
@@ -139,7 +140,7 @@ macro_rules! renderings {
 
             #[test]
             fn text() {
-                insta::assert_snapshot!(render_plan(&header(), &$plan, Some(110)));
+                insta::assert_snapshot!(render_plan(&header(), &$plan, Some(110), false));
             }
 
             #[test]
@@ -163,5 +164,50 @@ renderings!(teardown_plan, teardown());
 
 #[test]
 fn torn_down_report_lists_what_stayed_and_why() {
-    insta::assert_snapshot!(super::render_torn_down(&teardown()));
+    insta::assert_snapshot!(render_torn_down(&teardown()));
+}
+
+fn every_plan() -> [Plan; 5] {
+    [fresh(), noop(), partial(), drift(), teardown()]
+}
+
+#[test]
+fn colour_paints_the_action_words_and_changes_nothing_else() {
+    let provision = render_plan(&header(), &drift(), Some(110), true);
+    assert!(provision.contains("\u{1b}[32m+ create\u{1b}[0m"), "{provision}");
+    assert!(provision.contains("\u{1b}[33m~ update\u{1b}[0m"), "{provision}");
+    assert!(!provision.contains("\u{1b}[0m  reuse"), "a reuse is not coloured: {provision}");
+    let teardown_text = render_plan(&header(), &teardown(), Some(110), true);
+    assert!(teardown_text.contains("\u{1b}[31m- delete\u{1b}[0m"), "{teardown_text}");
+    for plan in every_plan() {
+        let coloured = render_plan(&header(), &plan, Some(110), true);
+        assert_eq!(console::strip_ansi_codes(&coloured), render_plan(&header(), &plan, Some(110), false), "the box keeps its layout");
+    }
+}
+
+#[test]
+fn without_colour_no_escape_anywhere() {
+    for plan in every_plan() {
+        for text in [render_plan(&header(), &plan, Some(110), false), render_plan(&header(), &plan, None, false), render_torn_down(&plan)] {
+            assert!(!text.contains('\u{1b}'), "{text}");
+        }
+    }
+    let applied = render_applied(&header(), &fresh(), &["123.dkr.ecr.us-east-1.amazonaws.com/prefect-flows".into()]);
+    assert!(!applied.contains('\u{1b}'), "{applied}");
+}
+
+/// Markdown and JSON go to files and pull requests: never an escape, even with stdout's
+/// colour switch on.
+#[test]
+fn markdown_and_json_never_hold_escapes() {
+    let before = console::colors_enabled();
+    for enabled in [true, false] {
+        console::set_colors_enabled(enabled);
+        for plan in every_plan() {
+            for text in [render_markdown(&header(), &plan), json(&plan)] {
+                assert!(!text.contains('\u{1b}'), "colour {enabled}: {text}");
+            }
+        }
+    }
+    console::set_colors_enabled(before);
 }

@@ -2,8 +2,10 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
+use console::Style;
 use serde_json::Value;
 
+use super::color::paint;
 use crate::engine::{Action, Goal, Plan};
 
 /// Who and where a plan is for, shown above it.
@@ -48,8 +50,9 @@ pub fn shown(value: &Value) -> String {
 
 /// Renders the plan: a header, a box with one row per resource grouped by system, each
 /// group in dependency order (the order apply follows), the pool's job variables and a
-/// count line. `width` wraps the box to a terminal; None never wraps.
-pub fn render_plan(header: &PlanHeader, plan: &Plan, width: Option<u16>) -> String {
+/// count line. `width` wraps the box to a terminal; None never wraps. `color` colours the
+/// action words (create green, update yellow, delete red); without it the text is plain.
+pub fn render_plan(header: &PlanHeader, plan: &Plan, width: Option<u16>, color: bool) -> String {
     let title = match plan.goal {
         Goal::Provision => header.pools_line(),
         Goal::Teardown => format!("Teardown of {}", lowercase_first(&header.pools_line())),
@@ -83,7 +86,8 @@ pub fn render_plan(header: &PlanHeader, plan: &Plan, width: Option<u16>) -> Stri
             let shown = if first { system } else { "" };
             first = false;
             let pools = change.info.pools.join(", ");
-            let mut row = vec![shown, action_word(change.observed.action), &change.info.label, &change.info.name];
+            let action = action_word(change.observed.action, color);
+            let mut row = vec![shown, &action, &change.info.label, &change.info.name];
             if several {
                 row.push(&pools);
             }
@@ -121,15 +125,17 @@ pub fn tally(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn action_word(action: Action) -> &'static str {
-    match action {
-        Action::Create => "+ create",
-        Action::Update => "~ update",
-        Action::Reuse => "  reuse",
-        Action::Delete => "- delete",
-        Action::Keep => "  keep",
-        Action::Gone => "  gone",
-    }
+/// An action as the box shows it, coloured when `color` and the action changes something.
+fn action_word(action: Action, color: bool) -> String {
+    let (word, style) = match action {
+        Action::Create => ("+ create", Style::new().green()),
+        Action::Update => ("~ update", Style::new().yellow()),
+        Action::Delete => ("- delete", Style::new().red()),
+        Action::Reuse => ("  reuse", Style::new()),
+        Action::Keep => ("  keep", Style::new()),
+        Action::Gone => ("  gone", Style::new()),
+    };
+    paint(word, style, color)
 }
 
 /// "Work pool 'a'" → "work pool 'a'", for use inside a sentence.
