@@ -152,7 +152,7 @@ impl Node for RouteTable {
             let id = table.route_table_id().unwrap_or_default();
             let associations: Vec<&str> =
                 table.associations().iter().filter(|a| a.main() != Some(true)).filter_map(|a| a.route_table_association_id()).collect();
-            let attrs = Attrs::new().with("id", id).with("associations", associations);
+            let attrs = Attrs::new().with("id", id).hint("associations", associations);
             Ok(if owned(tag_pairs(table.tags())) {
                 Observation::delete(format!("{id}, created by pushpool"), attrs)
             } else {
@@ -166,7 +166,7 @@ impl Node for RouteTable {
         async move {
             let what = self.what();
             let id = observed.attrs.require_str(&self.name, "id")?;
-            let associations: Vec<String> = serde_json::from_value(observed.attrs.value("associations").cloned().unwrap_or_default()).unwrap_or_default();
+            let associations = observed.attrs.strings("associations");
             let what = &what;
             let disassociate = associations.iter().map(|association| async move {
                 let done = self.aws.ec2.disassociate_route_table().association_id(association).send().await;
