@@ -233,7 +233,7 @@ async fn a_pools_file_plans_ecs_modal_and_coiled_together_and_without_aws_only_e
 
     // Without AWS credentials: only the ECS pool's part fails, and says so.
     let marks = world.marks().await;
-    let failed = run(&world, &["plan", "--file", file], &[]);
+    let failed = run(&world, &["plan", "--file", file], &[("AWS_REGION", "us-east-1")]);
     assert_eq!(failed.code, 1, "{}", failed.all());
     assert!(failed.stderr.contains(&format!("work pool '{ecs}': AWS credentials")), "{}", failed.stderr);
     assert!(!failed.stderr.contains(&format!("work pool '{modal}':")) && !failed.stderr.contains(&format!("work pool '{coiled}':")), "{}", failed.stderr);
