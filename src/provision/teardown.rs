@@ -65,10 +65,10 @@ pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str)
     let blocks = blueprints.iter().map(|blueprint| async move {
         let names = blueprint.names(name, &Default::default())?;
         for node in &blueprint.nodes {
-            if let (Kind::PrefectBlock(block), Some(block_name)) = (&node.kind, names.get(&node.id)) {
-                if prefect.block_document(&block.block_type, block_name).await?.is_some() {
-                    return Ok(true);
-                }
+            if let (Kind::PrefectBlock(block), Some(block_name)) = (&node.kind, names.get(&node.id))
+                && prefect.block_document(&block.block_type, block_name).await?.is_some()
+            {
+                return Ok(true);
             }
         }
         Ok::<_, Error>(false)
