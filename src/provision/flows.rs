@@ -21,15 +21,21 @@ pub async fn provision(targets: Vec<Target>, options: &RunOptions, console: &Con
     let session = Session::open(targets, options.provision_infra).await?;
     session.note_push_pools(console);
     let plan = session.plan().await?;
-    show(&session, &plan, options, console)?;
+    show_and_apply(&session, &plan, options, "Proceed with infrastructure provisioning?", console).await
+}
+
+/// Shows `plan`; unless nothing changes or it is a dry run, asks `question` (or takes
+/// `--yes`) and applies it.
+pub(super) async fn show_and_apply(session: &Session, plan: &Plan, options: &RunOptions, question: &str, console: &Console) -> Result<Outcome> {
+    show(session, plan, options, console)?;
     if plan.is_empty() {
         return Ok(Outcome::NoChanges);
     }
     if options.dry_run {
         return Ok(Outcome::Planned);
     }
-    confirm(options.yes, "Proceed with infrastructure provisioning?", console)?;
-    session.apply(&plan, console).await?;
+    confirm(options.yes, question, console)?;
+    session.apply(plan, console).await?;
     Ok(Outcome::Applied)
 }
 
@@ -76,7 +82,7 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
 }
 
 /// Prints the plan as asked, and saves it when asked.
-pub(super) fn show(session: &Session, plan: &Plan, options: &RunOptions, console: &Console) -> Result<()> {
+fn show(session: &Session, plan: &Plan, options: &RunOptions, console: &Console) -> Result<()> {
     if let Some(out) = &options.out {
         session.document(plan).save(out)?;
     }
@@ -102,7 +108,7 @@ pub(super) fn show(session: &Session, plan: &Plan, options: &RunOptions, console
 }
 
 /// Asks `question` unless `yes`; a run without a terminal to ask on stops, saying what to add.
-pub(super) fn confirm(yes: bool, question: &str, console: &Console) -> Result<()> {
+fn confirm(yes: bool, question: &str, console: &Console) -> Result<()> {
     if yes {
         return Ok(());
     }

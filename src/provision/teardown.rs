@@ -1,7 +1,7 @@
 //! `work-pool deprovision`: plan and carry out the teardown of a pool and of what pushpool
 //! built for it, keeping whatever another pool or block still names.
 
-use super::flows::{confirm, show};
+use super::flows::show_and_apply;
 use super::{Outcome, RunOptions, Session, Target};
 use crate::request::PoolMode;
 use crate::blueprint::{Blueprint, Kind};
@@ -34,16 +34,7 @@ pub async fn deprovision(target: Target, options: &TeardownOptions, console: &Co
     let session = Session::open(vec![target], true).await?;
     let teardown = references(&session, Teardown::new(options.force, options.keep_pool)).await?;
     let plan = session.plan_teardown(&teardown).await?;
-    show(&session, &plan, run, console)?;
-    if plan.is_empty() {
-        return Ok(Outcome::NoChanges);
-    }
-    if run.dry_run {
-        return Ok(Outcome::Planned);
-    }
-    confirm(run.yes, "Delete the resources marked 'delete'?", console)?;
-    session.apply(&plan, console).await?;
-    Ok(Outcome::Applied)
+    show_and_apply(&session, &plan, run, "Delete the resources marked 'delete'?", console).await
 }
 
 /// The type of pool `name` for a teardown: the pool's own; once the pool is gone, `asked`

@@ -24,6 +24,20 @@ pub struct SecurityGroup {
     pub vpc: String,
 }
 
+impl SecurityGroup {
+    fn what(&self) -> String {
+        format!("security group {}", self.name)
+    }
+
+    /// The group of this name in `vpc_id`, if any.
+    async fn find(&self, vpc_id: &str) -> Result<Option<aws_sdk_ec2::types::SecurityGroup>> {
+        let filters = [filter("vpc-id", vpc_id), filter("group-name", &self.name)];
+        let out = self.aws.ec2.describe_security_groups().set_filters(Some(filters.to_vec())).send().await;
+        let out = out.map_err(|e| aws_error(&self.what(), "ec2:DescribeSecurityGroups", e))?;
+        Ok(out.security_groups().first().cloned())
+    }
+}
+
 impl Node for SecurityGroup {
     fn label(&self) -> &'static str {
         "security group"
@@ -33,16 +47,7 @@ impl Node for SecurityGroup {
         async move {
             let vpc = upstream.get(&self.vpc).await?;
             let Some(vpc_id) = vpc.attrs.str("id") else { return Ok(Observation::create("missing", Attrs::new())) };
-            let out = self
-                .aws
-                .ec2
-                .describe_security_groups()
-                .filters(filter("vpc-id", vpc_id))
-                .filters(filter("group-name", &self.name))
-                .send()
-                .await
-                .map_err(|e| aws_error(&format!("security group {}", self.name), "ec2:DescribeSecurityGroups", e))?;
-            Ok(match out.security_groups().first().and_then(|g| g.group_id()) {
+            Ok(match self.find(vpc_id).await?.as_ref().and_then(|g| g.group_id()) {
                 Some(id) => Observation::reuse(format!("exists in {vpc_id}"), Attrs::new().with("id", id)),
                 None => Observation::create(format!("missing in {vpc_id}"), Attrs::new()),
             })
@@ -52,7 +57,7 @@ impl Node for SecurityGroup {
 
     fn apply<'a>(&'a self, _: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
-            let what = format!("security group {}", self.name);
+            let what = self.what();
             let vpc_id = inputs.str(&self.vpc, "id")?;
             let create = || async {
                 let out = self
@@ -68,12 +73,7 @@ impl Node for SecurityGroup {
                     .await?;
                 Ok(out.group_id().map(str::to_owned))
             };
-            let lookup = || async {
-                let filters = [filter("vpc-id", vpc_id), filter("group-name", &self.name)];
-                let out = self.aws.ec2.describe_security_groups().set_filters(Some(filters.to_vec())).send().await;
-                let out = out.map_err(|e| aws_error(&what, "ec2:DescribeSecurityGroups", e))?;
-                Ok(out.security_groups().first().and_then(|g| g.group_id()).map(str::to_owned))
-            };
+            let lookup = || async { Ok(self.find(vpc_id).await?.and_then(|g| g.group_id().map(str::to_owned))) };
             let id = create_once(&what, "ec2:CreateSecurityGroup", create, lookup).await?;
             Ok(Attrs::new().with("id", id))
         }
@@ -86,16 +86,7 @@ impl Node for SecurityGroup {
             let Some(vpc_id) = vpc.attrs.str("id").filter(|_| vpc.action != Action::Gone) else {
                 return Ok(Observation::gone("its VPC does not exist"));
             };
-            let out = self
-                .aws
-                .ec2
-                .describe_security_groups()
-                .filters(filter("vpc-id", vpc_id))
-                .filters(filter("group-name", &self.name))
-                .send()
-                .await
-                .map_err(|e| aws_error(&format!("security group {}", self.name), "ec2:DescribeSecurityGroups", e))?;
-            let Some(group) = out.security_groups().first() else { return Ok(Observation::gone(format!("none in {vpc_id}"))) };
+            let Some(group) = self.find(vpc_id).await? else { return Ok(Observation::gone(format!("none in {vpc_id}"))) };
             let id = group.group_id().unwrap_or_default();
             let attrs = Attrs::new().with("id", id);
             Ok(decide(owned(tag_pairs(group.tags())), teardown.in_use([id]), attrs, format!("{id}, created by pushpool, used by no other pool")))
