@@ -78,7 +78,7 @@ def _observe(kind, params, change, plan, end):
         return after(dep("internet_gateway"), dep("subnets"), own=table_end)
     if kind == "aws.security_group":  # after the VPC: the group by name in it (any VPC with an id)
         return after(dep("vpc"), then=1 if vpc["action"] != "create" else 0)
-    if kind == "prefect.docker_namespace":  # a local file; needs the repository's registry
+    if kind == "prefect.profile_setting":  # a local file; needs the repository's registry
         return after(*_node_refs(params.get("registry"), plan))
     if kind == "prefect.work_pool":  # read in the preamble (memoised); needs what its job variables name
         return after(*_node_refs(params.get("job_variables"), plan))
@@ -101,7 +101,8 @@ def _default_vpc_reads(change):
 
 def _apply(kind, change):
     """Sequential calls of one node's create/update (0 for a reuse)."""
-    action, attrs = change["action"], change["attributes"]
+    # Since plan format 2 the flags an observation leaves for its apply are `hints`.
+    action, attrs = change["action"], {**change["attributes"], **change.get("hints", {})}
     if action == "reuse":
         return 0
     create = action == "create"
@@ -129,7 +130,7 @@ def _apply(kind, change):
         # update re-reads the table first instead of creating it.
         "aws.route_table": 2,
         "aws.security_group": 1,  # CreateSecurityGroup
-        "prefect.docker_namespace": 0,  # a local file
+        "prefect.profile_setting": 0,  # a local file
         "prefect.work_pool": 1,  # POST or PATCH the pool (its read is memoised)
     }
     return table[kind]
