@@ -139,3 +139,25 @@ impl CloudContext {
     }
 
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Attr;
+
+    #[test]
+    fn a_local_token_is_a_secret_attribute_and_never_part_of_the_target() {
+        let token = modal::token::ModalToken {
+            token_id: "ak-1".into(),
+            token_secret: Secret::new("as-very-secret"),
+            source: modal::token::TokenSource::Environment,
+        };
+        let cloud = CloudContext::Modal(Arc::new(token));
+        let attrs = cloud.attrs();
+        assert_eq!(attrs.public().keys().collect::<Vec<_>>(), ["token_id"]);
+        assert!(matches!(attrs.get("token_secret"), Some(Attr::Secret(_))));
+        assert_eq!(serde_json::to_string(&cloud.target()).unwrap(), r#"{"cloud":"modal","token_id":"ak-1"}"#);
+        assert_eq!(cloud.lock_scope(), None, "nothing is built in Modal: the pool alone is locked");
+        assert!(!cloud.names_other_scopes_only(&serde_json::json!({"cluster": "arn:aws:ecs:us-east-1:1:cluster/c"})));
+    }
+}

@@ -128,14 +128,7 @@ impl PrefectClient {
             false => ("/collections/views/aggregate-worker-metadata", "Prefect worker metadata"),
         };
         let view = self.api.send(Method::GET, path, None, what).await?;
-        let workers: Vec<(&String, &Value)> = view.as_object().into_iter().flat_map(|c| c.values()).filter_map(Value::as_object).flatten().collect();
-        let template_of = |wanted: &str| {
-            workers
-                .iter()
-                .find(|(key, worker)| worker.get("type").and_then(Value::as_str).unwrap_or(key) == wanted)
-                .and_then(|(_, worker)| worker.get("default_base_job_configuration").cloned())
-        };
-        template_of(pool_type).or_else(|| template_of(fallback)).ok_or_else(|| {
+        template_in(&view, pool_type).or_else(|| template_in(&view, fallback)).ok_or_else(|| {
             Error::remote(format!("work pool type '{pool_type}'"), format!("{what} at {} have no default base job template for it", self.api.base_url()))
                 .fix(format!("pass one with --base-job-template FILE (Prefect Cloud gives it: `prefect work-pool get-default-base-job-template --type {pool_type}`), or create the pool in Prefect Cloud and run `pushpool work-pool provision-infra`"))
         })
@@ -272,6 +265,15 @@ impl PrefectClient {
     }
 }
 
+/// The default base job template of the worker type `wanted` in a collections view
+/// (collection → worker → metadata), matched by the worker's `type`, else by its key.
+fn template_in(view: &Value, wanted: &str) -> Option<Value> {
+    let workers = view.as_object()?.values().filter_map(Value::as_object).flatten();
+    workers
+        .filter(|(key, worker)| worker.get("type").and_then(Value::as_str).unwrap_or(key) == wanted)
+        .find_map(|(_, worker)| worker.get("default_base_job_configuration").cloned())
+}
+
 /// Orders schema versions numerically ("0.10.1" after "0.7.12"); a version that is not
 /// dotted numbers sorts first.
 fn version_key(version: &str) -> Vec<u64> {
@@ -281,6 +283,16 @@ fn version_key(version: &str) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_are_found_by_worker_type_as_prefect_cloud_and_servers_list_them() {
+        let cloud = json!({"prefect-modal": {"modal-push": {"type": "modal:push", "default_base_job_configuration": {"m": 1}}}});
+        assert_eq!(template_in(&cloud, "modal:push"), Some(json!({"m": 1})), "Prefect Cloud keys workers by name, with a type");
+        let server = json!({"prefect-aws": {"ecs": {"type": "ecs", "default_base_job_configuration": {"e": 1}}}, "prefect": {"process": {}}});
+        assert_eq!(template_in(&server, "ecs"), Some(json!({"e": 1})));
+        assert_eq!(template_in(&server, "ecs:push"), None, "a push type falls back to its twin, by the caller");
+        assert_eq!(template_in(&json!({"c": {"ecs": {"default_base_job_configuration": {"k": 1}}}}), "ecs"), Some(json!({"k": 1})), "a worker without a type matches by key");
+    }
 
     #[test]
     fn newest_version_is_chosen_numerically() {
