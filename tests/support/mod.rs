@@ -336,7 +336,7 @@ impl World {
 
     /// A Prefect object read straight from the server, not through the channel.
     pub async fn prefect_get(&self, path: &str) -> Option<Value> {
-        let response = http().get(format!("{}{path}", self.sandbox.prefect)).send().await.unwrap();
+        let response = self.prefect_request(reqwest::Method::GET, path, None).await;
         if response.status() == 404 {
             return None;
         }
@@ -346,8 +346,26 @@ impl World {
 
     /// Sends a write straight to the Prefect server, for seeding states.
     pub async fn prefect_send(&self, method: reqwest::Method, path: &str, body: Value) -> u16 {
-        let response = http().request(method, format!("{}{path}", self.sandbox.prefect)).json(&body).send().await.unwrap();
-        response.status().as_u16()
+        self.prefect_request(method, path, Some(body)).await.status().as_u16()
+    }
+
+    /// A request straight to the Prefect server. A busy SQLite-backed server answers 503
+    /// (pushpool's own client retries it too): such an answer is sent again, three tries in
+    /// all, so that the tests' own reads and seeding writes are not flakes.
+    async fn prefect_request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        let url = format!("{}{path}", self.sandbox.prefect);
+        for attempt in 1.. {
+            let mut request = http().request(method.clone(), &url);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await.unwrap();
+            if attempt == 3 || !matches!(response.status().as_u16(), 502..=504) {
+                return response;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        unreachable!("the loop returns by its third attempt")
     }
 
     /// Registers on the sandbox's open-source server a block type that only Prefect Cloud has
