@@ -137,7 +137,18 @@ impl CloudContext {
             Self::Modal(_) | Self::Coiled(_) => String::new(),
         }
     }
+}
 
+/// `clouds` with each scope (target) once, in their first order: pools in one AWS account
+/// connect to it one by one, but lock, show and log in to it once.
+pub fn distinct<'a>(clouds: impl IntoIterator<Item = &'a CloudContext>) -> Vec<&'a CloudContext> {
+    let mut seen: Vec<&CloudContext> = Vec::new();
+    for cloud in clouds {
+        if !seen.iter().any(|c| c.target() == cloud.target()) {
+            seen.push(cloud);
+        }
+    }
+    seen
 }
 
 #[cfg(test)]

@@ -10,9 +10,6 @@ use toml_edit::{DocumentMut, Item, Table, value};
 use super::settings::{ProfileFile, read_profiles};
 use crate::error::{Error, Result};
 
-/// The setting Prefect 3 reads for `prefect deploy`'s image namespace.
-pub const BUILD_NAMESPACE_KEY: &str = "PREFECT_DEPLOYMENTS_DEFAULT_DOCKER_BUILD_NAMESPACE";
-
 /// The setting Prefect reads for the work pool of a deployment that names none
 /// (`prefect deploy`, `flow.deploy()`); `prefect work-pool create --set-as-default` writes it
 /// to the active profile, and pushpool's `--set-as-default` does the same.
@@ -88,6 +85,10 @@ fn create_private(tmp: &Path, _replaced: &Path) -> std::io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The setting Prefect 3 reads for `prefect deploy`'s image namespace (the ECS blueprint
+    /// names it for its `prefect.profile_setting` node).
+    const BUILD_NAMESPACE_KEY: &str = "PREFECT_DEPLOYMENTS_DEFAULT_DOCKER_BUILD_NAMESPACE";
 
     #[test]
     fn keeps_every_other_line_and_comment() {

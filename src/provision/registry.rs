@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::Session;
 use super::graph::PoolPlan;
-use crate::clouds::CloudContext;
+use crate::clouds::{self, CloudContext};
+use crate::document::TargetDoc;
 use crate::docker::{self, Login};
 use crate::engine::reference::{Resolved, Secrets, referenced_nodes, resolve};
 use crate::engine::{self, Applied, Graph, Plan};
@@ -15,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::ui::Console;
 
-/// A registry's Docker credentials, by the scope of the cloud that issued them.
-pub(super) type Tokens = Vec<(String, Result<(String, Secret)>)>;
+/// A registry's Docker credentials, by the target (scope) of the cloud that issued them.
+pub(super) type Tokens = Vec<(TargetDoc, Result<(String, Secret)>)>;
 
 /// The cloud whose registry a pool pushes images to: the cloud of the node its registry
 /// host names (`@repository.registry`).
@@ -31,18 +32,9 @@ pub(super) async fn tokens(session: &Session, plan: &Plan) -> Tokens {
     if plan.goal == engine::Goal::Teardown {
         return Vec::new();
     }
-    let mut clouds: Vec<&CloudContext> = Vec::new();
-    for cloud in session.pools.iter().filter_map(registry_cloud) {
-        if !clouds.iter().any(|c| c.target() == cloud.target()) {
-            clouds.push(cloud);
-        }
-    }
-    let reads = clouds.into_iter().map(|cloud| async move { (scope_of(cloud), cloud.registry_login().await) });
+    let clouds = clouds::distinct(session.pools.iter().filter_map(registry_cloud));
+    let reads = clouds.into_iter().map(|cloud| async move { (cloud.target(), cloud.registry_login().await) });
     futures::future::join_all(reads).await
-}
-
-fn scope_of(cloud: &CloudContext) -> String {
-    cloud.target().describe()
 }
 
 /// Logs Docker in to each pool's registry (once per host), with its cloud's token from
@@ -57,7 +49,8 @@ pub(super) async fn log_in(session: &Session, plan: &Plan, applied: &Applied, to
         let (Some(registry), Some(cloud)) = (&pool.blueprint.registry, registry_cloud(pool)) else { continue };
         let attrs = applied_attrs_of(&session.graph, applied, &pool.request.name);
         if let Some(host) = resolved_string(&registry.host, &attrs).filter(|h| !logged_in.contains(h)) {
-            let token = tokens.iter().find(|(scope, _)| *scope == scope_of(cloud)).map(|(_, token)| token);
+            let target = cloud.target();
+            let token = tokens.iter().find(|(scope, _)| *scope == target).map(|(_, token)| token);
             docker_login(&host, cloud, token, console).await;
             logged_in.push(host);
         }

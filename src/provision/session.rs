@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::graph::{PoolPlan, build};
 use super::{Target, registry, teardown};
 use crate::blueprint::{Blueprint, Kind, NodeSpec, kinds};
-use crate::clouds::CloudContext;
+use crate::clouds::{self, CloudContext};
 use crate::document::{PlanDocument, PoolDoc, TargetDoc};
 use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, Result};
@@ -80,13 +80,7 @@ impl Session {
 
     /// Every cloud the run connected to, each scope once.
     pub(super) fn clouds(&self) -> Vec<&CloudContext> {
-        let mut clouds: Vec<&CloudContext> = Vec::new();
-        for cloud in self.pools.iter().flat_map(|p| &p.clouds) {
-            if !clouds.iter().any(|c| c.target() == cloud.target()) {
-                clouds.push(cloud);
-            }
-        }
-        clouds
+        clouds::distinct(self.pools.iter().flat_map(|p| &p.clouds))
     }
 
     /// What one apply locks: each cloud scope it writes to (pools in one AWS account share
