@@ -173,9 +173,13 @@ pub struct Naming {
     /// repository.
     #[arg(long = "set", value_name = "ID=NAME")]
     pub names: Vec<String>,
-    /// The AWS region, instead of the credential chain's.
+    /// The region, instead of the cloud's configured one (the AWS credential chain's;
+    /// gcloud's run/region, else us-central1).
     #[arg(long)]
     pub region: Option<String>,
+    /// The Google Cloud project (Cloud Run pools), instead of gcloud's core/project.
+    #[arg(long)]
+    pub project: Option<String>,
 }
 
 impl Naming {
@@ -190,7 +194,7 @@ impl Naming {
     }
 
     fn target(&self, request: PoolRequest) -> Result<Target> {
-        Ok(Target { request, names: self.names()?, scope: Scope { region: self.region.clone() } })
+        Ok(Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone() } })
     }
 }
 
@@ -204,7 +208,7 @@ pub struct PlanArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub pool_type: Option<String>,
     /// Plan every pool of a pools file (see the README for its format).
-    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region"])]
+    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region", "project"])]
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub naming: Naming,

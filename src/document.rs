@@ -57,9 +57,12 @@ pub struct PoolDoc {
     /// Resource name overrides, node id → name.
     #[serde(default)]
     pub names: BTreeMap<String, String>,
-    /// The AWS region asked for, if not the credential chain's.
+    /// The region asked for, if not the cloud's configured one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// The Google Cloud project asked for, if not gcloud's configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// Whether a new pool is created paused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
@@ -79,6 +82,13 @@ pub enum TargetDoc {
     Aws {
         /// The account id.
         account: String,
+        /// The region.
+        region: String,
+    },
+    /// A Google Cloud project and region.
+    Gcp {
+        /// The project id.
+        project: String,
         /// The region.
         region: String,
     },
@@ -103,6 +113,7 @@ impl TargetDoc {
     pub fn describe(&self) -> String {
         match self {
             TargetDoc::Aws { account, region } => format!("AWS account {account}, region {region}"),
+            TargetDoc::Gcp { project, region } => format!("Google Cloud project {project}, region {region}"),
             TargetDoc::Modal { token_id, profile: Some(profile) } => format!("Modal token {token_id} (profile '{profile}')"),
             TargetDoc::Modal { token_id, profile: None } => format!("Modal token {token_id} (from the environment)"),
             TargetDoc::Coiled { workspace: Some(workspace) } => format!("Coiled workspace {workspace}"),

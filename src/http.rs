@@ -45,6 +45,32 @@ pub enum Reply {
     Conflict,
 }
 
+/// A server's answer to one request, whatever its status.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The JSON body; Null when empty or not JSON.
+    pub body: Value,
+    /// Whether the body was JSON.
+    parsed: bool,
+}
+
+impl Answer {
+    /// An answer with a JSON body, for tests of clients that read answers.
+    pub fn new(status: StatusCode, body: Value) -> Self {
+        Self { status, body, parsed: true }
+    }
+
+    /// The server's explanation of an error, without any value the request submitted.
+    pub fn detail(&self) -> String {
+        if !self.parsed {
+            return "the server's answer is not JSON".to_owned();
+        }
+        error_detail(&self.body)
+    }
+}
+
 /// A client of one JSON REST API.
 #[derive(Clone)]
 pub struct JsonApi {
@@ -96,11 +122,34 @@ impl JsonApi {
     }
 
     /// Sends a request and returns the JSON body (Null for an empty one), 404 or 409.
+    /// Errors name `what` and carry the server's explanation, never the request body.
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Reply> {
+        let answer = self.exchange(method.clone(), path, body).await?;
+        match answer.status {
+            status if status.is_success() => Ok(Reply::Body(answer.body)),
+            StatusCode::NOT_FOUND => Ok(Reply::NotFound),
+            StatusCode::CONFLICT => Ok(Reply::Conflict),
+            _ => Err(self.refused(&method, path, &answer, what)),
+        }
+    }
+
+    /// The error for an answer that refused a request: names `what`, the call, the status and
+    /// the server's explanation, with the client's fix for 401 and 403.
+    pub fn refused(&self, method: &Method, path: &str, answer: &Answer, what: &str) -> Error {
+        let error = Error::remote(what, format!("{method} {path} was refused ({}): {}", answer.status, answer.detail()));
+        match answer.status {
+            StatusCode::UNAUTHORIZED => error.fix(self.service.unauthorized_fix),
+            StatusCode::FORBIDDEN => error.fix(self.service.forbidden_fix),
+            _ => error,
+        }
+    }
+
+    /// Sends a request and returns whatever the server answered, for clients whose APIs say
+    /// more in an error than its status (Google's `status` and `details`).
     /// Connection failures and answers that say the server did not handle the request (429,
     /// 502, 503, 504: a busy SQLite-backed Prefect server answers 503) are retried with
     /// backoff (or the server's `Retry-After`), up to [`ATTEMPTS`] times in all.
-    /// Errors name `what` and carry the server's `detail`, never the request body.
-    pub async fn request(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Reply> {
+    pub async fn exchange(&self, method: Method, path: &str, body: Option<Value>) -> Result<Answer> {
         let url = format!("{}{path}", self.service.base_url);
         let mut attempt = 1;
         let response = loop {
@@ -132,21 +181,8 @@ impl JsonApi {
         };
         let status = response.status();
         let text = response.text().await.map_err(|e| self.unreachable(&e))?;
-        if status.is_success() {
-            return Ok(Reply::Body(serde_json::from_str(&text).unwrap_or(Value::Null)));
-        }
-        match status {
-            StatusCode::NOT_FOUND => return Ok(Reply::NotFound),
-            StatusCode::CONFLICT => return Ok(Reply::Conflict),
-            _ => {}
-        }
-        let detail = error_detail(&text);
-        let error = Error::remote(what, format!("{method} {path} was refused ({status}): {detail}"));
-        Err(match status {
-            StatusCode::UNAUTHORIZED => error.fix(self.service.unauthorized_fix),
-            StatusCode::FORBIDDEN => error.fix(self.service.forbidden_fix),
-            _ => error,
-        })
+        let body = serde_json::from_str(&text).ok();
+        Ok(Answer { status, parsed: body.is_some(), body: body.unwrap_or(Value::Null) })
     }
 
     /// The error for a server that did not answer: names the service, the cause and the fix.
@@ -163,11 +199,16 @@ impl JsonApi {
 
 /// The server's explanation of an error. FastAPI's validation errors (422) list each field
 /// with the value that was sent (`input`), which for a block is a secret: only the field's
-/// location and the message are kept.
-fn error_detail(body: &str) -> String {
-    let Ok(parsed) = serde_json::from_str::<Value>(body) else {
-        return "the server's answer is not JSON".to_owned();
-    };
+/// location and the message are kept. Google's envelope (`{"error": {"status", "message"}}`)
+/// gives its status name and message.
+fn error_detail(parsed: &Value) -> String {
+    if let Some(google) = parsed.get("error").filter(|e| e.is_object()) {
+        let message = google["message"].as_str().unwrap_or("no message");
+        return match google["status"].as_str() {
+            Some(status) => format!("{status}: {message}"),
+            None => message.to_owned(),
+        };
+    }
     match parsed.get("detail") {
         Some(Value::String(detail)) => detail.clone(),
         Some(Value::Array(items)) => items
@@ -204,10 +245,13 @@ mod tests {
 
     #[test]
     fn validation_errors_never_echo_the_submitted_values() {
+        let detail = |body: &str| Answer { status: StatusCode::BAD_REQUEST, parsed: true, body: serde_json::from_str(body).unwrap() }.detail();
         let body = r#"{"detail":[{"type":"string_pattern_mismatch","loc":["body","name"],"msg":"String should match pattern","input":"wJalrXUtnFEMI/K7MDENG"}]}"#;
-        assert_eq!(error_detail(body), "body.name: String should match pattern");
-        assert_eq!(error_detail(r#"{"detail":"Work pool already exists."}"#), "Work pool already exists.");
-        assert_eq!(error_detail("<html>secret</html>"), "the server's answer is not JSON");
+        assert_eq!(detail(body), "body.name: String should match pattern");
+        assert_eq!(detail(r#"{"detail":"Work pool already exists."}"#), "Work pool already exists.");
+        assert_eq!(detail(r#"{"error":{"code":409,"message":"Service account x already exists.","status":"ALREADY_EXISTS"}}"#), "ALREADY_EXISTS: Service account x already exists.");
+        let html = Answer { status: StatusCode::BAD_GATEWAY, parsed: false, body: Value::Null };
+        assert_eq!(html.detail(), "the server's answer is not JSON");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::clock::unix_seconds;
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
+use crate::prefect::client::BlockDocument;
 use crate::prefect::context::PrefectContext;
 use crate::retry::{ATTEMPTS, backoff};
 use crate::secret::Secret;
@@ -31,6 +32,10 @@ use crate::secret::Secret;
 /// The attribute (a hint) under which an owner node reports the time of its pending-mint
 /// mark, read live or set when the owner was created with the mark.
 pub const PENDING_SINCE: &str = "pending_since";
+
+/// What Prefect shows for each field of a secret (a secret dict's every value) unless asked
+/// for secrets.
+const OBFUSCATED: &str = "********";
 
 /// Credentials created this long before the mark still count as the interrupted run's
 /// (clocks of the cloud and of this machine apart).
@@ -125,10 +130,36 @@ impl<M: Minter> MintedSecret<M> {
         data.pointer(&pointer)?.as_str().map(str::to_owned)
     }
 
+    /// The credential id `block` holds. An id inside a secret field (a GCP key file's
+    /// `private_key_id`) reads as [`OBFUSCATED`]: the block is read again with its secrets,
+    /// for the id alone.
+    async fn held(&self, block: Option<&BlockDocument>) -> Result<Option<String>> {
+        let Some(block) = block else { return Ok(None) };
+        match self.held_by(&block.data) {
+            Some(id) if id == OBFUSCATED => {
+                let revealed = self.prefect.client.block_document(&self.block_slug, &self.block_name, true).await?;
+                Ok(revealed.and_then(|b| self.held_by(&b.data)))
+            }
+            held => Ok(held),
+        }
+    }
+
+    /// The credential ids every block of the type holds (read with secrets only when a held
+    /// id is hidden in one).
+    async fn held_by_any(&self) -> Result<Vec<String>> {
+        let blocks = self.prefect.client.block_documents_of_type(&self.block_slug, false).await?;
+        let held: Vec<String> = blocks.iter().filter_map(|b| self.held_by(&b.data)).collect();
+        if !held.iter().any(|id| id == OBFUSCATED) {
+            return Ok(held);
+        }
+        let blocks = self.prefect.client.block_documents_of_type(&self.block_slug, true).await?;
+        Ok(blocks.iter().filter_map(|b| self.held_by(&b.data)).collect())
+    }
+
     /// The owner's credentials created since `since` that no block of the type holds.
     async fn orphans(&self, since: i64) -> Result<Vec<String>> {
-        let (credentials, blocks) = futures::join!(self.minter.list(), self.prefect.client.block_documents_of_type(&self.block_slug));
-        let held: Vec<String> = blocks?.iter().filter_map(|b| self.held_by(&b.data)).collect();
+        let (credentials, held) = futures::join!(self.minter.list(), self.held_by_any());
+        let held = held?;
         Ok(credentials?
             .into_iter()
             .filter(|c| c.created.is_some_and(|created| created >= since - SKEW_SECONDS))
@@ -206,7 +237,7 @@ impl<M: Minter> Node for MintedSecret<M> {
                 ([], None) => None,
                 (lost, _) => Some(format!("deletes {}(s) {} minted by an interrupted run and held by no block", self.minter.noun(), lost.join(", "))),
             };
-            let held = block.as_ref().and_then(|b| self.held_by(&b.data));
+            let held = self.held(block.as_ref()).await?;
             let live = held.as_deref().and_then(|id| credentials.iter().find(|c| c.id == id));
             let (name, noun) = (&self.block_name, self.minter.noun());
             let why = match (&block, &held, live) {
@@ -278,7 +309,7 @@ impl<M: Minter> Node for MintedSecret<M> {
             let (block, credentials) = (block?, credentials?);
             let (name, noun) = (&self.block_name, self.minter.noun());
             let Some(block) = block else { return Ok(Observation::gone(format!("block {name} does not exist"))) };
-            let Some(id) = self.held_by(&block.data) else { return Ok(Observation::gone(format!("block {name} holds no {noun}"))) };
+            let Some(id) = self.held(Some(&block)).await? else { return Ok(Observation::gone(format!("block {name} holds no {noun}"))) };
             if !credentials.iter().any(|c| c.id == id) {
                 return Ok(Observation::gone(format!("{noun} {id} of block {name} no longer exists")));
             }

@@ -7,6 +7,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("aws/ecs-tasks-trust.json", include_str!("../policies/aws/ecs-tasks-trust.json")),
     ("aws/ecs-execution-logs.json", include_str!("../policies/aws/ecs-execution-logs.json")),
     ("aws/ecs-user-policy.json", include_str!("../policies/aws/ecs-user-policy.json")),
+    ("gcp/cloud-run-pool-roles.json", include_str!("../policies/gcp/cloud-run-pool-roles.json")),
 ];
 
 /// The document at `policies/<cloud>/<file>`.
@@ -19,13 +20,27 @@ pub fn document(cloud: &str, file: &str) -> Result<&'static str> {
         .ok_or_else(|| Error::usage(format!("policy document policies/{path}"), "is not embedded in this build"))
 }
 
+/// The roles listed by the document at `policies/<cloud>/<file>` (`{"roles": [...]}`).
+pub fn roles(cloud: &str, file: &str) -> Result<Vec<String>> {
+    let text = document(cloud, file)?;
+    let parsed: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::usage(format!("policies/{cloud}/{file}"), e.to_string()))?;
+    let roles: Vec<String> = parsed["roles"].as_array().into_iter().flatten().filter_map(|r| r.as_str().map(str::to_owned)).collect();
+    match roles.is_empty() {
+        true => Err(Error::usage(format!("policies/{cloud}/{file}"), "lists no roles")),
+        false => Ok(roles),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
-    fn every_document_is_valid_json_with_statements() {
+    fn every_document_is_valid_json_with_statements_or_roles() {
         for (path, text) in super::DOCUMENTS {
             let value: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{path}: {e}"));
-            assert!(value["Statement"].is_array(), "{path} has statements");
+            match path.split_once('/') {
+                Some(("aws", _)) => assert!(value["Statement"].is_array(), "{path} has statements"),
+                _ => assert!(!super::roles("gcp", path.split_once('/').unwrap().1).unwrap().is_empty(), "{path} lists roles"),
+            }
         }
     }
 }

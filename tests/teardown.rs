@@ -120,7 +120,8 @@ async fn two_pools_share_resources_and_tearing_both_down_restores_the_account() 
 
     // Idempotent: a second run finds nothing, says so, and writes nothing.
     let marks = world.marks().await;
-    let again = world.run(&["work-pool", "deprovision", &b, "--yes", "--detailed-exitcode"]);
+    // The pool and its block are gone: nothing left in Prefect says which type it was.
+    let again = world.run(&["work-pool", "deprovision", &b, "--type", "ecs:push", "--yes", "--detailed-exitcode"]);
     again.ok();
     assert!(again.stdout.contains("Nothing to delete"), "{}", again.stdout);
     world.assert_no_writes_since(marks).await;

@@ -57,6 +57,21 @@ pub enum Kind {
     /// A security group without inbound rules.
     #[serde(rename = "aws.security_group")]
     AwsSecurityGroup(InVpc),
+    /// Google APIs enabled in the project.
+    #[serde(rename = "gcp.services")]
+    GcpServices(GcpServices),
+    /// An Artifact Registry Docker repository.
+    #[serde(rename = "gcp.artifact_repository")]
+    GcpArtifactRepository(ArtifactRepository),
+    /// A service account.
+    #[serde(rename = "gcp.service_account")]
+    GcpServiceAccount(ServiceAccount),
+    /// Project roles of a service account.
+    #[serde(rename = "gcp.project_roles")]
+    GcpProjectRoles(ProjectRoles),
+    /// A JSON key of a service account, held by a credentials block.
+    #[serde(rename = "gcp.service_account_key")]
+    GcpServiceAccountKey(ServiceAccountKey),
     /// A Prefect block document.
     #[serde(rename = "prefect.block")]
     PrefectBlock(Block),
@@ -163,6 +178,52 @@ pub struct RouteTable {
     pub subnets: NodeId,
 }
 
+/// `gcp.services`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcpServices {
+    /// Service names: `run.googleapis.com`.
+    pub services: Vec<String>,
+}
+
+/// `gcp.artifact_repository`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactRepository {
+    /// Nodes whose other users also push images here: a teardown keeps the repository while
+    /// another pool uses them.
+    #[serde(default)]
+    pub in_use_with: Vec<NodeId>,
+}
+
+/// `gcp.service_account`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccount {
+    /// The display name it is created with.
+    pub display_name: String,
+}
+
+/// `gcp.project_roles`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectRoles {
+    /// The service account node the roles are granted to.
+    pub service_account: NodeId,
+    /// The file in `policies/gcp/` that lists the roles.
+    pub roles: String,
+}
+
+/// `gcp.service_account_key`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountKey {
+    /// The service account node whose key it is.
+    pub service_account: NodeId,
+    /// The block node that holds it.
+    pub block: NodeId,
+}
+
 /// `prefect.block`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +274,11 @@ impl Kind {
             Kind::AwsSubnets(_) => "aws.subnets",
             Kind::AwsRouteTable(_) => "aws.route_table",
             Kind::AwsSecurityGroup(_) => "aws.security_group",
+            Kind::GcpServices(_) => "gcp.services",
+            Kind::GcpArtifactRepository(_) => "gcp.artifact_repository",
+            Kind::GcpServiceAccount(_) => "gcp.service_account",
+            Kind::GcpProjectRoles(_) => "gcp.project_roles",
+            Kind::GcpServiceAccountKey(_) => "gcp.service_account_key",
             Kind::PrefectBlock(_) => "prefect.block",
             Kind::PrefectWorkPool(_) => "prefect.work_pool",
             Kind::PrefectProfileSetting(_) => "prefect.profile_setting",
@@ -236,6 +302,9 @@ impl Kind {
             }
             Kind::AwsIamAccessKey(k) => vec![("user", &k.user), ("block", &k.block)],
             Kind::AwsEcrRepository(r) => r.in_use_with.iter().map(|n| ("in_use_with", n)).collect(),
+            Kind::GcpArtifactRepository(r) => r.in_use_with.iter().map(|n| ("in_use_with", n)).collect(),
+            Kind::GcpProjectRoles(r) => vec![("service_account", &r.service_account)],
+            Kind::GcpServiceAccountKey(k) => vec![("service_account", &k.service_account), ("block", &k.block)],
             Kind::AwsInternetGateway(n) | Kind::AwsSecurityGroup(n) => vec![("vpc", &n.vpc)],
             Kind::AwsSubnets(s) => vec![("vpc", &s.vpc)],
             Kind::AwsRouteTable(t) => vec![("vpc", &t.vpc), ("internet_gateway", &t.internet_gateway), ("subnets", &t.subnets)],

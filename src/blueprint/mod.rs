@@ -24,6 +24,7 @@ const BLUEPRINTS: &[(&str, &str)] = &[
     ("ecs-push.toml", include_str!("../../plans/ecs-push.toml")),
     ("modal-push.toml", include_str!("../../plans/modal-push.toml")),
     ("coiled-push.toml", include_str!("../../plans/coiled-push.toml")),
+    ("cloud-run-push.toml", include_str!("../../plans/cloud-run-push.toml")),
 ];
 
 /// A pool type's resource graph, before names are resolved for a pool.
@@ -34,8 +35,9 @@ pub struct Blueprint {
     /// The clouds whose contexts the nodes use (and whose attributes `@cloud.attr` names); a
     /// run connects to these and no other.
     pub clouds: Vec<String>,
-    /// The Prefect worker type whose default base job template the pool starts from.
-    pub template_type: String,
+    /// The Prefect worker type whose default base job template the pool starts from, when it
+    /// is not the pool type without `:push` (see [`Blueprint::template_type_for`]).
+    pub template_type: Option<String>,
     /// The nodes.
     pub nodes: Vec<NodeSpec>,
     /// The image registry Docker is logged into after a successful apply.
@@ -74,7 +76,7 @@ pub struct Registry {
 struct RawBlueprint {
     types: Vec<String>,
     clouds: Vec<String>,
-    template_type: String,
+    template_type: Option<String>,
     #[serde(rename = "node")]
     nodes: Vec<RawNode>,
     registry: Option<Registry>,
@@ -158,6 +160,12 @@ impl Blueprint {
             }
         }
         Ok(Self { types: raw.types, clouds: raw.clouds, template_type: raw.template_type, nodes, registry: raw.registry })
+    }
+
+    /// The worker type whose default base job template a pool of `pool_type` starts from: the
+    /// blueprint's `template_type`, else the hybrid twin (`cloud-run-v2` for `cloud-run-v2:push`).
+    pub fn template_type_for(&self, pool_type: &str) -> String {
+        self.template_type.clone().unwrap_or_else(|| pool_type.trim_end_matches(":push").to_owned())
     }
 
     /// Whether the pool type builds resources in a cloud (not only Prefect objects).

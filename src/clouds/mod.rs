@@ -9,6 +9,7 @@
 
 pub mod aws;
 pub mod coiled;
+pub mod gcp;
 pub mod modal;
 
 use std::sync::Arc;
@@ -25,8 +26,11 @@ use crate::secret::Secret;
 /// Where a pool's resources go, as asked on the command line or in a pools file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
-    /// The AWS region, instead of the credential chain's.
+    /// The region, instead of the cloud's configured one (AWS's credential chain, gcloud's
+    /// `run/region`).
     pub region: Option<String>,
+    /// The Google Cloud project, instead of gcloud's configured one.
+    pub project: Option<String>,
 }
 
 /// A connected cloud.
@@ -34,6 +38,8 @@ pub struct Scope {
 pub enum CloudContext {
     /// An AWS account and region.
     Aws(Arc<aws::AwsContext>),
+    /// A Google Cloud project and region.
+    Gcp(Arc<gcp::GcpContext>),
     /// The local Modal token: nothing is built in Modal, the pool's block holds the token.
     Modal(Arc<modal::token::ModalToken>),
     /// The local Coiled token: nothing is built in Coiled, the pool's block holds the token.
@@ -46,6 +52,7 @@ impl CloudContext {
     pub async fn connect(cloud: &str, pool: &str, scope: &Scope) -> Result<Self> {
         match cloud {
             "aws" => Ok(Self::Aws(Arc::new(aws::AwsContext::connect(pool, scope.region.as_deref()).await?))),
+            "gcp" => Ok(Self::Gcp(Arc::new(gcp::GcpContext::connect(pool, scope).await?))),
             "modal" => Ok(Self::Modal(Arc::new(modal::token::discover(&ProcessEnv)?))),
             "coiled" => Ok(Self::Coiled(Arc::new(coiled::token::discover(&ProcessEnv)?))),
             other => Err(Error::usage(format!("cloud '{other}'"), "pushpool has no client for it")),
@@ -56,6 +63,7 @@ impl CloudContext {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Aws(_) => "aws",
+            Self::Gcp(_) => "gcp",
             Self::Modal(_) => "modal",
             Self::Coiled(_) => "coiled",
         }
@@ -66,6 +74,7 @@ impl CloudContext {
     pub fn attrs(&self) -> Attrs {
         match self {
             Self::Aws(aws) => aws.attrs(),
+            Self::Gcp(gcp) => gcp.attrs(),
             Self::Modal(token) => {
                 let mut attrs = Attrs::new().with("token_id", token.token_id.as_str());
                 attrs.set_secret("token_secret", token.token_secret.clone());
@@ -86,6 +95,7 @@ impl CloudContext {
     pub fn target(&self) -> TargetDoc {
         match self {
             Self::Aws(aws) => TargetDoc::Aws { account: aws.account_id.clone(), region: aws.region.clone() },
+            Self::Gcp(gcp) => TargetDoc::Gcp { project: gcp.project().to_owned(), region: gcp.region().to_owned() },
             Self::Modal(token) => TargetDoc::Modal { token_id: token.token_id.clone(), profile: token.source.profile().map(str::to_owned) },
             Self::Coiled(token) => TargetDoc::Coiled { workspace: token.workspace.clone() },
         }
@@ -96,6 +106,7 @@ impl CloudContext {
     pub fn lock_scope(&self) -> Option<String> {
         match self {
             Self::Aws(aws) => Some(format!("aws_{}", aws.account_id)),
+            Self::Gcp(gcp) => Some(format!("gcp_{}", gcp.project())),
             Self::Modal(_) | Self::Coiled(_) => None,
         }
     }
@@ -108,14 +119,29 @@ impl CloudContext {
                 let accounts = aws::accounts_in(defaults);
                 !accounts.is_empty() && !accounts.contains(&aws.account_id)
             }
+            Self::Gcp(gcp) => {
+                let projects = gcp::projects_in(defaults);
+                !projects.is_empty() && !projects.iter().any(|p| p == gcp.project())
+            }
             Self::Modal(_) | Self::Coiled(_) => false,
         }
     }
 
-    /// Docker credentials for this cloud's registry (user and password).
-    pub fn registry_login(&self) -> BoxFuture<'_, Result<(String, Secret)>> {
+    /// How Docker authenticates to this cloud's registry.
+    pub fn registry_login(&self) -> BoxFuture<'_, Result<RegistryAuth>> {
         match self {
-            Self::Aws(aws) => Box::pin(aws.docker_credentials()),
+            Self::Aws(aws) => Box::pin(async {
+                let (user, password) = aws.docker_credentials().await?;
+                Ok(RegistryAuth::Password { user, password, lasts: "12 hours" })
+            }),
+            // gcloud's credential helper mints a fresh token per pull; without gcloud, the
+            // run's own access token, which lasts an hour.
+            Self::Gcp(gcp) => Box::pin(async {
+                Ok(match gcp.gcloud {
+                    Some(_) => RegistryAuth::Helper("gcloud"),
+                    None => RegistryAuth::Password { user: "oauth2accesstoken".to_owned(), password: gcp.token.clone(), lasts: "an hour" },
+                })
+            }),
             Self::Modal(_) | Self::Coiled(_) => Box::pin(async { Err(Error::usage(format!("{} token", self.name()), "has no image registry")) }),
         }
     }
@@ -124,6 +150,7 @@ impl CloudContext {
     pub fn registry_login_hint(&self, registry: &str) -> String {
         match self {
             Self::Aws(_) => format!("aws ecr get-login-password | docker login --username AWS --password-stdin {registry}"),
+            Self::Gcp(_) => format!("gcloud auth configure-docker {registry}"),
             Self::Modal(_) | Self::Coiled(_) => format!("docker login {registry}"),
         }
     }
@@ -134,9 +161,27 @@ impl CloudContext {
         match self {
             Self::Aws(aws) if kind.starts_with("aws.iam_") => aws.account_id.clone(),
             Self::Aws(aws) => format!("{}/{}", aws.account_id, aws.region),
+            Self::Gcp(gcp) if kind == "gcp.artifact_repository" => format!("{}/{}", gcp.project(), gcp.region()),
+            Self::Gcp(gcp) => gcp.project().to_owned(),
             Self::Modal(_) | Self::Coiled(_) => String::new(),
         }
     }
+}
+
+/// How Docker authenticates to a registry.
+pub enum RegistryAuth {
+    /// `docker login` with this user and password, which stay valid for `lasts`.
+    Password {
+        /// The user name.
+        user: String,
+        /// The password (a token).
+        password: Secret,
+        /// How long the login lasts, in words.
+        lasts: &'static str,
+    },
+    /// A credential helper entry for the registry in Docker's configuration
+    /// (`docker-credential-<name>`), which fetches a fresh token on every use.
+    Helper(&'static str),
 }
 
 /// `clouds` with each scope (target) once, in their first order: pools in one AWS account

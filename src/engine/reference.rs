@@ -105,7 +105,7 @@ fn resolve_value<'l>(
     if let Some(r) = Reference::parse(value) {
         return match (lookup(r.node, r.attr), secrets) {
             (Some(Attr::Value(v) | Attr::Hint(v)), _) => Ok(Some(v.clone())),
-            (Some(Attr::Secret(s)), Secrets::Expose) => Ok(Some(Value::from(s.expose()))),
+            (Some(Attr::Secret(s)), Secrets::Expose) => Ok(Some(s.expose_value())),
             (Some(Attr::Secret(_)), Secrets::Refuse) => Err(Error::usage(
                 format!("reference @{}.{}", r.node, r.attr),
                 "names a secret where the value would be shown or saved",

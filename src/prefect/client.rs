@@ -195,9 +195,9 @@ impl PrefectClient {
         self.api.send_optional(Method::DELETE, &format!("/variables/name/{}", encode(name)), None, &format!("Prefect variable {name}")).await.map(drop)
     }
 
-    /// Every block document of type `slug` (secret fields obfuscated).
-    pub async fn block_documents_of_type(&self, slug: &str) -> Result<Vec<BlockDocument>> {
-        let filter = json!({"block_types": {"slug": {"any_": [slug]}}});
+    /// Every block document of type `slug` (secret fields obfuscated unless `include_secrets`).
+    pub async fn block_documents_of_type(&self, slug: &str, include_secrets: bool) -> Result<Vec<BlockDocument>> {
+        let filter = json!({"block_types": {"slug": {"any_": [slug]}}, "include_secrets": include_secrets});
         self.every("/block_documents/filter", filter, &format!("blocks of type '{slug}'")).await
     }
 

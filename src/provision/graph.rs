@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::blueprint::{Blueprint, Kind, NodeSpec};
-use crate::clouds::{CloudContext, aws};
+use crate::clouds::{CloudContext, aws, gcp};
 use crate::engine::{Attrs, Entry, Graph, NodeInfo, NodeRef};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
@@ -127,11 +127,12 @@ pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph>
 fn build_node(spec: &NodeSpec, pool: &PoolPlan, prefect: &Arc<PrefectContext>) -> Result<(String, NodeRef)> {
     let system = spec.kind.system();
     if system == "prefect" {
-        return nodes::build(spec, pool.names.get(&spec.id).map(String::as_str), prefect, &pool.request, &pool.blueprint.template_type);
+        return nodes::build(spec, pool.names.get(&spec.id).map(String::as_str), prefect, &pool.request, &pool.blueprint.template_type_for(&pool.request.pool_type));
     }
     let missing = || Error::usage(format!("node '{}'", spec.id), format!("needs the {system} cloud, which the run did not connect to"));
     match pool.cloud(system).ok_or_else(missing)? {
         CloudContext::Aws(context) => aws::build(spec, &pool.blueprint, &pool.names, context, prefect),
+        CloudContext::Gcp(context) => gcp::build(spec, &pool.blueprint, &pool.names, context, prefect),
         CloudContext::Modal(_) | CloudContext::Coiled(_) => Err(Error::usage(format!("node '{}'", spec.id), format!("{system} has no node kinds"))),
     }
 }

@@ -8,7 +8,8 @@
 //! [[pool]]
 //! name = "team-b"
 //! type = "ecs:push"
-//! region = "eu-west-1"                  # else the AWS credential chain's region
+//! region = "eu-west-1"                  # else the cloud's configured region
+//! project = "my-project"                # Cloud Run pools: else gcloud's configured project
 //! set = { cluster = "team-b-cluster" }   # resource names, as with --set
 //!
 //! [[pool]]
@@ -43,6 +44,8 @@ struct PoolEntry {
     #[serde(default)]
     region: Option<String>,
     #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
     set: BTreeMap<String, String>,
     #[serde(default)]
     base_job_template: Option<PathBuf>,
@@ -64,7 +67,7 @@ pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
         .map(|entry| {
             let mut request = PoolRequest::new(entry.name, entry.pool_type, PoolMode::Ensure);
             request.base_job_template = entry.base_job_template.map(|t| read_base_job_template(&dir.join(t))).transpose()?;
-            Ok(Target { request, names: entry.set, scope: Scope { region: entry.region } })
+            Ok(Target { request, names: entry.set, scope: Scope { region: entry.region, project: entry.project } })
         })
         .collect()
 }

@@ -7,17 +7,16 @@ use serde_json::Value;
 
 use super::Session;
 use super::graph::PoolPlan;
-use crate::clouds::{self, CloudContext};
+use crate::clouds::{self, CloudContext, RegistryAuth};
 use crate::document::TargetDoc;
 use crate::docker::{self, Login};
 use crate::engine::reference::{Resolved, Secrets, referenced_nodes, resolve};
 use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, Result};
-use crate::secret::Secret;
 use crate::ui::Console;
 
 /// A registry's Docker credentials, by the target (scope) of the cloud that issued them.
-pub(super) type Tokens = Vec<(TargetDoc, Result<(String, Secret)>)>;
+pub(super) type Tokens = Vec<(TargetDoc, Result<RegistryAuth>)>;
 
 /// The cloud whose registry a pool pushes images to: the cloud of the node its registry
 /// host names (`@repository.registry`).
@@ -81,15 +80,16 @@ fn resolved_string(reference: &Value, attrs: &BTreeMap<String, engine::Attrs>) -
     }
 }
 
-async fn docker_login(registry: &str, cloud: &CloudContext, token: Option<&Result<(String, Secret)>>, console: &Console) {
+async fn docker_login(registry: &str, cloud: &CloudContext, token: Option<&Result<RegistryAuth>>, console: &Console) {
     let result = match token {
-        Some(Ok((user, password))) => docker::login(registry, user, password).await,
+        Some(Ok(RegistryAuth::Password { user, password, lasts })) => docker::login(registry, user, password).await.map(|login| (login, format!("for {lasts}"))),
+        Some(Ok(RegistryAuth::Helper(helper))) => docker::use_helper(registry, helper).map(|login| (login, format!("through docker-credential-{helper}"))),
         Some(Err(error)) => Err(error.clone()),
         None => Err(Error::remote(format!("docker login to {registry}"), "no registry token was read for its cloud")),
     };
     match result {
-        Ok(Login::Done) => console.line(&format!("Docker is logged in to {registry}.")),
-        Ok(Login::NotInstalled) => console.note(&format!(
+        Ok((Login::Done, how)) => console.line(&format!("Docker is logged in to {registry} ({how}).")),
+        Ok((Login::NotInstalled, _)) => console.note(&format!(
             "Docker is not installed, so it was not logged in to {registry}; the rest of the provisioning stands. Later: `{}`",
             cloud.registry_login_hint(registry)
         )),

@@ -121,6 +121,7 @@ impl Session {
                 mode: pool.request.mode.as_str().to_owned(),
                 names: target.names.clone(),
                 region: target.scope.region.clone(),
+                project: target.scope.project.clone(),
                 paused: pool.request.paused,
                 set_as_default: pool.request.set_as_default,
                 base_job_template: pool.request.base_job_template.clone(),

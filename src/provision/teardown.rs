@@ -72,8 +72,11 @@ pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str)
     };
     match candidates.as_slice() {
         [only] => Ok(only.types[0].clone()),
-        _ => Err(Error::usage(format!("work pool '{name}'"), "does not exist, so the type of what was built for it is unknown")
-            .fix("pass the type it had: --type TYPE")),
+        _ => {
+            let types: Vec<&str> = candidates.iter().map(|b| b.types[0].as_str()).collect();
+            Err(Error::usage(format!("work pool '{name}'"), "does not exist, and neither does its credentials block, so the type of what was built for it is unknown")
+                .fix(format!("pass the type it had: --type TYPE (one of {}, or their twins)", types.join(", "))))
+        }
     }
 }
 

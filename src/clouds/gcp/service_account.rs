@@ -1,0 +1,194 @@
+//! `gcp.service_account`: the identity flow runs act as, in the run's project (the reference
+//! once made it in gcloud's default project instead).
+//!
+//! Service accounts take no labels, so pushpool records its marks in the description, as
+//! `key=value` words: `managed-by=pushpool prefect-work-pool=<pool>`, and while a key is being
+//! minted `pending-key-since=<unix seconds>` (see [`crate::minted`]).
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::context::{GcpContext, MARKING, label_value};
+use crate::engine::ownership::{decide, owned};
+use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
+use crate::error::{Error, Result};
+use crate::minted::PENDING_SINCE;
+
+/// The description word of a key about to be minted.
+const PENDING_KEY: &str = "pending-key-since";
+
+/// A service account of the project.
+pub struct ServiceAccount {
+    /// The project.
+    pub gcp: Arc<GcpContext>,
+    /// The account id (the email's local part).
+    pub name: String,
+    /// The display name given on creation.
+    pub display_name: String,
+}
+
+/// The `key=value` words of a description.
+pub fn marks_of(description: &str) -> Vec<(&str, &str)> {
+    description.split_whitespace().filter_map(|word| word.split_once('=')).collect()
+}
+
+/// The description of an account pushpool creates for `pool`, with a pending key's time.
+fn description(pool: &str, pending: Option<i64>) -> String {
+    let marks: Vec<String> = MARKING.marks(pool).iter().map(|(k, v)| format!("{k}={}", label_value(v))).collect();
+    let mut text = format!("Runs Prefect flows; created by pushpool. {}", marks.join(" "));
+    if let Some(since) = pending {
+        text.push_str(&format!(" {PENDING_KEY}={since}"));
+    }
+    text
+}
+
+/// The pending key's time recorded in `description`.
+fn pending_in(description: &str) -> Option<i64> {
+    marks_of(description).into_iter().find(|(k, _)| *k == PENDING_KEY).and_then(|(_, v)| v.parse().ok())
+}
+
+/// `account`'s email in the project.
+pub fn email(gcp: &GcpContext, account: &str) -> String {
+    format!("{account}@{}.iam.gserviceaccount.com", gcp.project())
+}
+
+/// The REST path of `account`.
+pub fn path(gcp: &GcpContext, account: &str) -> String {
+    format!("v1/projects/{}/serviceAccounts/{}", gcp.project(), email(gcp, account))
+}
+
+/// An account id is 6 to 30 lowercase letters, digits and hyphens, starting with a letter.
+pub fn check_account_id(name: &str, node: &str) -> Result<()> {
+    let valid = (6..=30).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        return Ok(());
+    }
+    Err(Error::usage(format!("service account name '{name}'"), "is not a service account id: 6 to 30 lowercase letters, digits or hyphens, starting with a letter")
+        .fix(format!("pick another with --set {node}=<name>")))
+}
+
+/// The account, if it exists.
+pub async fn read(gcp: &GcpContext, account: &str) -> Result<Option<Value>> {
+    gcp.iam.get(&path(gcp, account), &format!("service account {}", email(gcp, account))).await
+}
+
+/// Records (`Some`) or clears (`None`) a pending key in the account's description, keeping
+/// the rest of the description as it is.
+pub async fn set_pending(gcp: &GcpContext, account: &str, pending: Option<i64>) -> Result<()> {
+    let what = format!("service account {}", email(gcp, account));
+    let Some(found) = read(gcp, account).await? else { return Ok(()) };
+    let current = found["description"].as_str().unwrap_or_default();
+    let mut words: Vec<String> = current.split_whitespace().filter(|w| !w.starts_with(&format!("{PENDING_KEY}="))).map(str::to_owned).collect();
+    words.extend(pending.map(|since| format!("{PENDING_KEY}={since}")));
+    let wanted = words.join(" ");
+    if wanted == current {
+        return Ok(());
+    }
+    let body = json!({"serviceAccount": {"description": wanted, "etag": found["etag"]}, "updateMask": "description"});
+    gcp.iam.send(Method::PATCH, &path(gcp, account), Some(body), &what).await.map(drop)
+}
+
+impl ServiceAccount {
+    fn what(&self) -> String {
+        format!("service account {}", email(&self.gcp, &self.name))
+    }
+
+    fn attrs(&self, found: Option<&Value>) -> Attrs {
+        let mut attrs = Attrs::new().with("name", self.name.as_str()).with("email", email(&self.gcp, &self.name));
+        if let Some(found) = found {
+            attrs.set("unique_id", found["uniqueId"].as_str().unwrap_or_default());
+            if let Some(since) = found["description"].as_str().and_then(pending_in) {
+                attrs = attrs.hint(PENDING_SINCE, since);
+            }
+        }
+        attrs
+    }
+}
+
+impl Node for ServiceAccount {
+    fn label(&self) -> &'static str {
+        "service account"
+    }
+
+    fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            Ok(match read(&self.gcp, &self.name).await? {
+                Some(found) if found["disabled"] == true => {
+                    return Err(Error::usage(self.what(), "exists but is disabled, so flow runs could not use it")
+                        .fix(format!("enable it (`gcloud iam service-accounts enable {}`), or pick another with --set service_account=<name>", email(&self.gcp, &self.name))));
+                }
+                Some(found) => Observation::reuse("exists", self.attrs(Some(&found))),
+                None => Observation::create(format!("missing in project {}", self.gcp.project()), self.attrs(None)),
+            })
+        }
+        .boxed()
+    }
+
+    /// Created with the pending-key mark already in its description: the key minted next
+    /// needs no call of its own to set it.
+    fn apply<'a>(&'a self, _: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
+        async move {
+            let since = crate::clock::unix_seconds();
+            let body = json!({
+                "accountId": self.name,
+                "serviceAccount": {"displayName": self.display_name, "description": description(&self.gcp.pool, Some(since))},
+            });
+            let path = format!("v1/projects/{}/serviceAccounts", self.gcp.project());
+            let answer = self.gcp.iam.call(Method::POST, &path, Some(body)).await?;
+            let found = match answer.status {
+                status if status.is_success() => answer.body,
+                // Made meanwhile (or by a create whose answer was lost): adopt it as it is.
+                StatusCode::CONFLICT => read(&self.gcp, &self.name).await?.ok_or_else(|| Error::remote(self.what(), "exists (409) but cannot be read"))?,
+                _ => return Err(self.gcp.iam.refused(&Method::POST, &path, &answer, &self.what())),
+            };
+            Ok(self.attrs(Some(&found)))
+        }
+        .boxed()
+    }
+
+    fn observe_teardown<'a>(&'a self, _: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
+        async move {
+            let Some(found) = read(&self.gcp, &self.name).await? else { return Ok(Observation::gone("does not exist")) };
+            let attrs = self.attrs(Some(&found));
+            let email = email(&self.gcp, &self.name);
+            let unique_id = found["uniqueId"].as_str().unwrap_or_default();
+            let owned = owned(marks_of(found["description"].as_str().unwrap_or_default()));
+            Ok(decide(owned, teardown.in_use([email.as_str(), unique_id]), attrs, "created by pushpool, used by no other pool"))
+        }
+        .boxed()
+    }
+
+    fn tear_down<'a>(&'a self, _: &'a Observation) -> BoxFuture<'a, Result<()>> {
+        async move { self.gcp.iam.delete(&path(&self.gcp, &self.name), &self.what()).await.map(drop) }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_description_records_the_marks_and_a_pending_key() {
+        let text = description("my pool", Some(1_700_000_000));
+        assert!(owned(marks_of(&text)), "{text}");
+        assert!(marks_of(&text).contains(&("prefect-work-pool", "my_pool")));
+        assert_eq!(pending_in(&text), Some(1_700_000_000));
+        assert_eq!(pending_in(&description("p", None)), None);
+        assert!(!owned(marks_of("made by hand, see managed-by=terraform")));
+    }
+
+    #[test]
+    fn account_ids_follow_googles_rule() {
+        assert!(check_account_id("prefect-cloud-run", "service_account").is_ok());
+        for bad in ["short", "Prefect-run", "1prefect-run", "prefect-run-", &"a".repeat(31)] {
+            assert!(check_account_id(bad, "service_account").is_err(), "{bad}");
+        }
+    }
+}
