@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: start the sandbox (moto, Prefect server, counting proxy), run `cargo test`
+# The whole test suite: start the sandbox (moto, Prefect server, GCP fake, counting proxy), run `cargo test`
 # against it, stop the sandbox. Extra arguments go to the test harness (after cargo's `--`), e.g.
 # scripts/test.sh aws_ --nocapture
 # PUSHPOOL_KEEP_SANDBOX=1 leaves the sandbox running afterwards (faster reruns, post-mortems).

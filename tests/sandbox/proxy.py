@@ -11,9 +11,11 @@ Admin API (usage: proxy.py ADMIN_PORT):
   GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status", "fault"?,
                                  "start", "end"?}, ...]  (start/end: the proxy's monotonic clock, seconds)
   PUT    /channels/{port}/faults {ACTION or "*": FAULT, ...}; {} clears. ACTION is an AWS action
-                                 ("CreateVpc") or, for Prefect, "METHOD /api/path". FAULT:
+                                 ("CreateVpc") or, for Prefect and the GCP fake, "METHOD /path"
+                                 (e.g. "POST /iam/v1/projects/p/serviceAccounts"). FAULT:
            {"kind": "error", "status": 400, "code": "AccessDeniedException", "message": "..."}
-           {"kind": "throttle"}   AWS: 400 Throttling / ThrottlingException; Prefect: 429 + Retry-After
+           {"kind": "throttle"}   AWS: 400 Throttling / ThrottlingException; Prefect: 429 + Retry-After;
+                                  GCP: 429 RESOURCE_EXHAUSTED in Google's error envelope
            {"kind": "5xx"}        503 ServiceUnavailable
            {"kind": "reset", "after": false}  drop the connection (after=true: once upstream answered)
            {"kind": "hang", "seconds": 120}   answer nothing for that long
@@ -39,11 +41,15 @@ from yarl import URL
 HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
        "te", "trailer", "transfer-encoding", "upgrade", "content-length"}
 READS = ("Describe", "List", "Get", "BatchGet", "Head")
+GCP = ("iam", "cloudresourcemanager", "serviceusage", "artifactregistry")  # the GCP fake's path prefixes
 SCOPE = re.compile(r"Credential=[^/,\s]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
 
 def classify(method, path, query, headers, body):
     """(service, action, write) of one request."""
+    first = path.lstrip("/").split("/", 1)[0]
+    if first in GCP:  # the GCP fake (gcp_fake.py): every verb but GET, and getIamPolicy, writes
+        return first, f"{method} {path}", method != "GET" and not path.endswith(":getIamPolicy")
     scope = SCOPE.search(headers.get("Authorization", ""))
     if not scope:  # no SigV4: the Prefect REST API
         searching = method == "POST" and path.rstrip("/").rsplit("/", 1)[-1] in ("filter", "count", "paginate")
@@ -62,8 +68,12 @@ def classify(method, path, query, headers, body):
 
 
 def aws_error(headers, service, fault):
-    """An AWS error response as the action's protocol sends it: JSON (ECS, ECR) or XML (IAM, EC2, STS)."""
+    """An error response as the action's protocol sends it: JSON (ECS, ECR) or XML (IAM, EC2, STS),
+    Google's envelope for the GCP fake's services, Prefect's {"detail"}."""
     code, message, status = fault["code"], fault.get("message", "injected by the sandbox proxy"), fault.get("status", 400)
+    if service in GCP:
+        return web.json_response({"error": {"code": status, "message": message, "status": code}}, status=status,
+                                 headers=fault.get("headers", {}))
     if service == "prefect":
         return web.json_response({"detail": message}, status=status, headers=fault.get("headers", {}))
     if "X-Amz-Target" in headers:
@@ -79,7 +89,9 @@ def aws_error(headers, service, fault):
 def error_fault(kind, service, headers):
     """The error a throttle or 5xx fault answers with, in the caller's protocol."""
     if kind == "5xx":
-        return {"status": 503, "code": "ServiceUnavailable", "message": "injected 503"}
+        return {"status": 503, "code": "UNAVAILABLE" if service in GCP else "ServiceUnavailable", "message": "injected 503"}
+    if service in GCP:
+        return {"status": 429, "code": "RESOURCE_EXHAUSTED", "message": "injected throttling"}
     if service == "prefect":
         return {"status": 429, "code": "TooManyRequests", "message": "injected throttling", "headers": {"Retry-After": "1"}}
     code = "ThrottlingException" if "X-Amz-Target" in headers else "Throttling"
