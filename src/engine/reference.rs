@@ -66,6 +66,18 @@ pub fn names_secret(template: &Value, known: &BTreeMap<String, Attrs>) -> bool {
     found
 }
 
+/// The optional references of `template` whose attribute `known` lacks, as `node.attr`: left
+/// out now, but a node about to be created or updated may have them after apply.
+pub fn absent_optional(template: &Value, known: &BTreeMap<String, Attrs>) -> Vec<(String, String)> {
+    let mut absent = Vec::new();
+    visit(template, &mut |r| {
+        if r.optional && known.get(r.node).and_then(|a| a.get(r.attr)).is_none() {
+            absent.push((r.node.to_owned(), r.attr.to_owned()));
+        }
+    });
+    absent
+}
+
 /// What a template resolves to when some attributes are not known yet.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {

@@ -40,7 +40,11 @@ pub fn build(
     };
     let gcp = gcp.clone();
     let node: (String, NodeRef) = match &spec.kind {
-        Kind::GcpServices(settings) => ("Google APIs".to_owned(), Arc::new(services::Services { gcp, services: settings.services.clone() })),
+        Kind::GcpServices(settings) => {
+            // Named by the APIs' short names: "run, artifactregistry".
+            let name = settings.services.iter().map(|s| s.trim_end_matches(".googleapis.com")).collect::<Vec<_>>().join(", ");
+            (name, Arc::new(services::Services { gcp, services: settings.services.clone() }))
+        }
         Kind::GcpArtifactRepository(settings) => {
             let name = name_of(&spec.id)?;
             let in_use_with = settings.in_use_with.iter().map(|id| name_of(id.as_str())).collect::<Result<_>>()?;
@@ -54,8 +58,8 @@ pub fn build(
         Kind::GcpProjectRoles(settings) => {
             let account = name_of(settings.service_account.as_str())?;
             let roles = crate::policies::roles("gcp", &settings.roles)?;
-            let node = project_roles::ProjectRoles { gcp, account, account_node: settings.service_account.as_str().to_owned(), roles };
-            (settings.roles.clone(), Arc::new(node))
+            let node = project_roles::ProjectRoles { gcp, account: account.clone(), account_node: settings.service_account.as_str().to_owned(), roles };
+            (account, Arc::new(node))
         }
         Kind::GcpServiceAccountKey(key) => {
             let account = name_of(key.service_account.as_str())?;

@@ -9,8 +9,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::engine::reference::{Resolved, Secrets, names_secret, resolve};
-use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
+use crate::engine::reference::{Resolved, Secrets, absent_optional, names_secret, resolve};
+use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 
@@ -70,6 +70,17 @@ impl Node for Block {
                 return Ok(Observation::create("missing", attrs));
             };
             let attrs = self.attrs(&document.id, &type_id, &schema_id);
+            // An optional value of a node about to be created (a key file to be minted) is not
+            // known yet, but will be: the block takes it.
+            let mut coming = Vec::new();
+            for (node, attr) in absent_optional(&self.data, &known) {
+                if !upstream.context.contains_key(&node) && upstream.get(&node).await?.action == Action::Create {
+                    coming.push(format!("{node}.{attr}"));
+                }
+            }
+            if !coming.is_empty() {
+                return Ok(Observation::update(format!("takes new values: {}", coming.join(", ")), attrs));
+            }
             // The secrets go into the comparison only: the reason names fields, not values.
             Ok(match resolve(&self.data, &known, Secrets::Expose)? {
                 Resolved::Unknown(pending) => {

@@ -1,0 +1,395 @@
+//! Cloud Run pools against the sandbox's GCP fake and the real Prefect server.
+//!
+//! What these prove: the wire contract (every request pushpool sends, and every answer the fake
+//! gives, fits Google's discovery documents: each test ends with no contract violation) and
+//! pushpool's handling of Google's documented semantics as the fake models them (409
+//! ALREADY_EXISTS, 403 for a missing project, operations that finish after polls, etag races,
+//! SERVICE_DISABLED while an API propagates, a service account not yet visible, the key limit,
+//! an organization policy against keys). Not the live cloud.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::gcp::{ARTIFACT_REGISTRY, GcpFake, GcpProject, GcpWorld, RUN};
+use support::{Channel, World, hold_group_after, unique};
+
+const CREATE_V2: &[&str] = &["work-pool", "create", "{pool}", "--type", "cloud-run-v2:push", "--provision-infra", "--yes"];
+
+fn args<'a>(world: &'a World, template: &[&'a str]) -> Vec<&'a str> {
+    template.iter().map(|a| if *a == "{pool}" { world.pool.as_str() } else { a }).collect()
+}
+
+/// The job variable defaults of the pool's base job template.
+async fn defaults(world: &World) -> Value {
+    let pool = world.work_pool().await.expect("the pool exists");
+    let properties = pool["base_job_template"]["variables"]["properties"].clone();
+    properties.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v["default"].clone())).collect()
+}
+
+#[tokio::test]
+async fn a_fresh_project_gets_everything_a_rerun_writes_nothing_and_prefect_gcp_loads_the_block() {
+    let world = World::new("cr").await;
+    let gcp = GcpWorld::new("cr").await;
+    let project = &gcp.project;
+
+    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    run.ok();
+    let writes = project.writes_since(0).await;
+    for expected in [
+        "serviceusage.services.batchEnable",
+        "artifactregistry.projects.locations.repositories.create",
+        "iam.projects.serviceAccounts.create",
+        "cloudresourcemanager.projects.setIamPolicy",
+        "iam.projects.serviceAccounts.keys.create",
+    ] {
+        assert!(writes.contains(&expected.to_owned()), "{expected} not in {writes:?}\n{}", run.all());
+    }
+    assert_eq!(writes.iter().filter(|w| w.ends_with("keys.create")).count(), 1, "one key: {writes:?}");
+
+    // The project holds what the pool needs, in the project asked for, labelled as pushpool's.
+    let email = project.email("prefect-cloud-run");
+    assert_eq!(project.service_state(RUN).await, "ENABLED");
+    assert_eq!(project.service_state(ARTIFACT_REGISTRY).await, "ENABLED");
+    let labels = project.repository_labels("us-central1", "prefect-images").await.expect("the repository exists");
+    assert_eq!(labels.get("managed-by").map(String::as_str), Some("pushpool"));
+    assert_eq!(labels.get("prefect-work-pool"), Some(&world.pool.to_lowercase()));
+    for role in ["roles/iam.serviceAccountUser", "roles/run.developer"] {
+        assert!(project.members(role).await.contains(&format!("serviceAccount:{email}")), "{role}");
+    }
+    assert_eq!(project.members("roles/owner").await, ["user:tester@example.com"], "nothing else in the policy changed");
+    let keys = project.user_keys(&email).await;
+    assert_eq!(keys.len(), 1);
+
+    // The pool's defaults name the block, the region and the service account.
+    let defaults = defaults(&world).await;
+    let block = world.gcp_block().await.expect("the credentials block exists");
+    assert_eq!(defaults["credentials"]["$ref"]["block_document_id"], block["id"]);
+    assert_eq!(defaults["region"], "us-central1");
+    assert_eq!(defaults["service_account_name"], email.as_str());
+
+    // Prefect's own Python client with prefect-gcp reads the key pushpool stored.
+    let loaded = world.load_gcp_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool));
+    assert_eq!(loaded["project"], project.id.as_str());
+    assert_eq!(loaded["client_email"], email.as_str());
+    assert_eq!(loaded["private_key_id"], keys[0].0.as_str());
+    assert_eq!(loaded["type"], "service_account");
+
+    // The build namespace is the region's registry path of the repository.
+    let profiles = std::fs::read_to_string(world.profiles_path()).unwrap();
+    assert!(profiles.contains(&format!("us-central1-docker.pkg.dev/{}/prefect-images", project.id)), "{profiles}");
+
+    // A re-run reads and writes nothing, in Google Cloud or in Prefect.
+    let (gcp_mark, marks) = (project.mark().await, world.marks().await);
+    let again = world.run_gcp(&gcp, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    again.ok();
+    assert!(again.all().contains("Nothing to change"), "{}", again.all());
+    assert_eq!(project.writes_since(gcp_mark).await, Vec::<String>::new());
+    world.assert_no_writes_since(marks).await;
+    gcp.fake.assert_no_violations(project).await;
+}
+
+/// What a Cloud Run pool's provisioning leaves, in the project and in Prefect, without the
+/// values that differ between runs (key ids, etags, block ids).
+async fn end_state(world: &World, project: &GcpProject) -> Value {
+    let state = project.state().await;
+    let email = project.email("prefect-cloud-run");
+    let keys = project.user_keys(&email).await;
+    let block = world.gcp_block().await;
+    let held = match &block {
+        Some(_) => world.load_gcp_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool))["private_key_id"].clone(),
+        None => Value::Null,
+    };
+    let defaults = match world.work_pool().await {
+        Some(_) => {
+            let mut defaults = defaults(world).await;
+            defaults["credentials"] = json!(defaults["credentials"]["$ref"]["block_document_id"] == block.as_ref().map_or(Value::Null, |b| b["id"].clone()));
+            defaults
+        }
+        None => Value::Null,
+    };
+    let mut bindings: Vec<String> = state["iamPolicy"]["bindings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|b| b["members"].as_array().cloned().unwrap_or_default().into_iter().map(move |m| format!("{} {}", b["role"].as_str().unwrap(), m.as_str().unwrap())))
+        .collect();
+    bindings.sort();
+    let services: Value = [RUN, ARTIFACT_REGISTRY].iter().map(|s| (s.to_string(), state["services"][s].clone())).collect();
+    let state = json!({
+        "services": services,
+        "accounts": state["serviceAccounts"].as_object().map(|a| a.keys().cloned().collect::<Vec<_>>()),
+        "keys": keys.iter().map(|(id, disabled)| json!({"held": Value::from(id.as_str()) == held, "disabled": disabled})).collect::<Vec<_>>(),
+        "repositories": project.repository_labels("us-central1", "prefect-images").await,
+        "bindings": bindings,
+        "block": block.is_some(),
+        "defaults": defaults,
+    });
+    // Project ids and pool names differ between worlds.
+    let text = state.to_string().replace(&project.id, "{project}").replace(&world.pool.to_lowercase(), "{pool}").replace(&world.pool, "{pool}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn existing_service_account_and_repository_are_used_as_they_are_and_a_teardown_keeps_them() {
+    let fake = GcpFake::get();
+    let project = fake.project_with("crx", &[RUN, ARTIFACT_REGISTRY]).await;
+    let email = project.seed_service_account("prefect-cloud-run", Some("made by the platform team")).await;
+    project.seed_repository("us-central1", "prefect-images", &[("team", "data")]).await;
+    let world = World::new("crx").await;
+    let gcp = GcpWorld::on(project.clone()).await;
+
+    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+    let mut writes = project.writes_since(0).await;
+    writes.sort();
+    assert_eq!(writes, ["cloudresourcemanager.projects.setIamPolicy", "iam.projects.serviceAccounts.keys.create", "iam.projects.serviceAccounts.patch", "iam.projects.serviceAccounts.patch"],
+        "only the roles and the key (the account marked, then settled) are written");
+    assert_eq!(project.repository_labels("us-central1", "prefect-images").await.unwrap().get("team").map(String::as_str), Some("data"));
+
+    // The teardown takes the key with the block and the pool, and keeps what pushpool did not make.
+    let run = world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--yes"]);
+    run.ok();
+    assert!(run.all().contains("not created by pushpool"), "{}", run.all());
+    assert!(project.user_keys(&email).await.is_empty(), "the block's key went with it");
+    assert!(world.gcp_block().await.is_none() && world.work_pool().await.is_none());
+    assert!(project.repository_labels("us-central1", "prefect-images").await.is_some(), "the repository stays");
+    assert!(project.state().await["serviceAccounts"].get(&email).is_some(), "the account stays");
+    assert!(project.members("roles/run.developer").await.contains(&format!("serviceAccount:{email}")), "its roles stay with it");
+    gcp.fake.assert_no_violations(&project).await;
+}
+
+#[tokio::test]
+async fn a_teardown_returns_the_project_to_its_starting_state_and_never_disables_an_api() {
+    let world = World::new("crt").await;
+    let gcp = GcpWorld::new("crt").await;
+    let project = &gcp.project;
+    let start = end_state(&world, project).await;
+    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+
+    let plan = world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--dry-run"]);
+    plan.ok();
+    assert!(plan.all().contains("never disables an API"), "{}", plan.all());
+    let run = world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--yes"]);
+    run.ok();
+    let order: Vec<&str> = run.stderr.lines().filter_map(|l| l.trim().strip_prefix("✓ ")).collect();
+    let at = |what: &str| order.iter().position(|l| l.starts_with(what)).unwrap_or_else(|| panic!("{what} not deleted: {order:?}"));
+    assert!(at("project IAM roles") < at("service account prefect"), "bindings go before their account: {order:?}");
+    let mut end = end_state(&world, project).await;
+    assert_eq!(end["services"], json!({RUN: "ENABLED", ARTIFACT_REGISTRY: "ENABLED"}), "the APIs stay enabled");
+    end["services"] = start["services"].clone();
+    assert_eq!(end, start);
+
+    let (mark, marks) = (project.mark().await, world.marks().await);
+    let again = world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--type", "cloud-run-v2:push", "--yes"]);
+    again.ok();
+    assert!(again.stdout.contains("Nothing to delete"), "{}", again.all());
+    assert_eq!(project.writes_since(mark).await, Vec::<String>::new());
+    world.assert_no_writes_since(marks).await;
+    gcp.fake.assert_no_violations(project).await;
+}
+
+#[tokio::test]
+async fn a_block_whose_key_was_deleted_or_disabled_gets_a_new_one() {
+    let world = World::new("crk").await;
+    let gcp = GcpWorld::new("crk").await;
+    let project = &gcp.project;
+    let email = project.email("prefect-cloud-run");
+    let block_name = format!("{}-push-pool-credentials", world.pool);
+    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+    let first = project.user_keys(&email).await[0].0.clone();
+
+    project.delete_key(&email, &first).await;
+    let plan = world.run_gcp(&gcp, &["plan", "--type", "cloud-run-v2:push", &world.pool]);
+    assert!(plan.all().contains(&format!("holds key {first}, which no longer exists")), "{}", plan.all());
+    let fixed = world.run_gcp(&gcp, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    assert!(fixed.ok().all().contains("takes new values: key.secret"), "{}", fixed.all());
+    let second = project.user_keys(&email).await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(world.load_gcp_credentials_with_prefect(&block_name)["private_key_id"], second[0].0.as_str());
+
+    project.disable_key(&email, &second[0].0).await;
+    let run = world.run_gcp(&gcp, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    run.ok();
+    assert!(run.all().contains("which is inactive"), "{}", run.all());
+    let held = world.load_gcp_credentials_with_prefect(&block_name)["private_key_id"].as_str().unwrap().to_owned();
+    assert_ne!(held, second[0].0);
+    assert!(project.user_keys(&email).await.iter().any(|(id, disabled)| *id == held && !disabled));
+    gcp.fake.assert_no_violations(project).await;
+}
+
+#[tokio::test]
+async fn ten_keys_stop_the_plan_before_any_write_and_an_organization_policy_gets_its_own_error() {
+    let world = World::new("crq").await;
+    let gcp = GcpWorld::new("crq").await;
+    let project = &gcp.project;
+    let email = project.seed_service_account("prefect-cloud-run", None).await;
+    let keys = project.seed_keys(&email, 10).await;
+    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.all().contains("already has 10 keys") && run.all().contains(&keys[0]), "{}", run.all());
+    assert!(run.all().contains("gcloud iam service-accounts keys delete"), "{}", run.all());
+    assert_eq!(project.writes_since(0).await, Vec::<String>::new(), "nothing was written");
+    assert!(world.work_pool().await.is_none());
+
+    let world = World::new("crq").await;
+    let gcp = GcpWorld::new("crq").await;
+    gcp.project.faults(json!({"key_creation_disabled": true})).await;
+    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.all().contains("an organization policy forbids service account keys") && run.all().contains("constraints/iam.disableServiceAccountKeyCreation"), "{}", run.all());
+    assert!(world.work_pool().await.is_none() && world.gcp_block().await.is_none(), "no pool without its credentials");
+    gcp.fake.assert_no_violations(&gcp.project).await;
+}
+
+#[tokio::test]
+async fn an_etag_race_an_api_still_enabling_a_new_account_not_yet_visible_and_throttling_are_waited_out() {
+    let world = World::new("crr").await;
+    let gcp = GcpWorld::new("crr").await;
+    let project = &gcp.project;
+    project
+        .faults(json!({"etag_race": 1, "operation_polls": 4, "service_disabled_after_enable": 2, "service_account_invisible": 2,
+            "throttle": {"iam\\.projects\\.serviceAccounts\\.get": 2}}))
+        .await;
+    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+    let email = project.email("prefect-cloud-run");
+    assert!(project.members("roles/viewer").await.contains(&"user:other@example.com".to_owned()), "the concurrent writer's binding is kept");
+    assert!(project.members("roles/run.developer").await.contains(&format!("serviceAccount:{email}")));
+    let statuses: Vec<u16> = project.calls().await.iter().map(|c| c.status).collect();
+    for status in [409, 429] {
+        assert!(statuses.contains(&status), "the fake answered {status} at least once: {statuses:?}");
+    }
+    assert_eq!(project.user_keys(&email).await.len(), 1);
+    gcp.fake.assert_no_violations(project).await;
+}
+
+#[tokio::test]
+async fn the_project_flag_wins_and_a_missing_project_missing_credentials_or_unknown_project_are_named() {
+    let world = World::new("crp").await;
+    let gcp = GcpWorld::new("crp").await;
+    let chosen = gcp.fake.project("crp").await;
+    let run = world.run_gcp(&gcp, &[&args(&world, CREATE_V2)[..], &["--project", &chosen.id]].concat());
+    run.ok();
+    assert!(run.all().contains(&format!("Google Cloud project {}, region us-central1", chosen.id)), "{}", run.all());
+    assert!(chosen.state().await["serviceAccounts"].get(chosen.email("prefect-cloud-run")).is_some(), "made in the project asked for");
+    assert_eq!(gcp.project.writes_since(0).await, Vec::<String>::new(), "nothing in gcloud's default project");
+
+    let world = World::new("crp").await;
+    gcp.write_gcloud_config(None, None);
+    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    assert_eq!(run.code, 1);
+    assert!(run.all().contains("Google Cloud project: none is set") && run.all().contains("--project"), "{}", run.all());
+
+    let gcp = GcpWorld::new("crp").await.without_credentials();
+    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    assert_eq!(run.code, 1);
+    assert!(run.all().contains("gcloud auth application-default login") && run.all().contains("GOOGLE_APPLICATION_CREDENTIALS"), "{}", run.all());
+    assert!(gcp.project.calls().await.is_empty(), "no call without credentials");
+
+    let gcp = GcpWorld::new("crp").await;
+    let run = world.run_gcp(&gcp, &[&args(&world, CREATE_V2)[..], &["--project", "no-such-project-1"]].concat());
+    assert_eq!(run.code, 1);
+    assert!(run.all().contains("Google Cloud project 'no-such-project-1' (from --project): does not exist, or the credentials may not see it"), "{}", run.all());
+    assert!(world.work_pool().await.is_none());
+}
+
+#[tokio::test]
+async fn dry_run_and_plan_write_nothing_and_name_the_project() {
+    let world = World::new("crd").await;
+    let gcp = GcpWorld::new("crd").await;
+    let project = &gcp.project;
+    let marks = world.marks().await;
+    let dry = world.run_gcp(&gcp, &[&args(&world, CREATE_V2)[..], &["--dry-run"]].concat());
+    dry.ok();
+    assert!(dry.stdout.contains("Plan: 8 to create, 1 to update") || dry.stdout.contains("to create"), "{}", dry.all());
+    let markdown = world.run_gcp(&gcp, &["plan", "--type", "cloud-run:push", &world.pool, "--output", "markdown"]);
+    markdown.ok();
+    assert!(markdown.stdout.contains(&format!("Google Cloud project {}, region us-central1", project.id)), "{}", markdown.stdout);
+    let json = world.run_gcp(&gcp, &["plan", "--type", "cloud-run:push", &world.pool, "--output", "json"]);
+    let document: Value = serde_json::from_str(&json.ok().stdout).unwrap();
+    assert_eq!(document["targets"], json!([{"cloud": "gcp", "project": project.id, "region": "us-central1"}]));
+    let kinds: Vec<&str> = document["changes"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    for kind in ["gcp.services", "gcp.artifact_repository", "gcp.service_account", "gcp.project_roles", "gcp.service_account_key"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    assert_eq!(project.writes_since(0).await, Vec::<String>::new());
+    world.assert_no_writes_since(marks).await;
+    gcp.fake.assert_no_violations(project).await;
+}
+
+#[tokio::test]
+async fn without_adc_an_installed_gcloud_gives_the_token_and_dockers_credential_helper() {
+    let world = World::new("crg").await;
+    let gcp = GcpWorld::new("crg").await.with_gcloud().without_credentials();
+    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    run.ok();
+    let calls = gcp.gcloud_calls();
+    assert!(calls.iter().any(|c| c["argv"].as_array().is_some_and(|a| a.first() == Some(&json!("auth")) && a.get(1) == Some(&json!("print-access-token")))), "{calls:?}");
+    let docker: Value = serde_json::from_str(&std::fs::read_to_string(world.home.path().join(".docker/config.json")).unwrap()).unwrap();
+    assert_eq!(docker["credHelpers"]["us-central1-docker.pkg.dev"], "gcloud");
+    assert!(run.all().contains("through docker-credential-gcloud"), "{}", run.all());
+    gcp.fake.assert_no_violations(&gcp.project).await;
+}
+
+#[tokio::test]
+async fn a_hybrid_cloud_run_pool_gets_the_worker_templates_variables() {
+    let world = World::new("crh").await;
+    let gcp = GcpWorld::new("crh").await;
+    world.run_gcp(&gcp, &["work-pool", "create", &world.pool, "--type", "cloud-run", "--provision-infra", "--yes"]).ok();
+    let pool = world.work_pool().await.unwrap();
+    assert_eq!(pool["type"], "cloud-run");
+    let defaults = defaults(&world).await;
+    assert_eq!(defaults["region"], "us-central1");
+    assert_eq!(defaults["service_account_name"], gcp.project.email("prefect-cloud-run").as_str());
+    assert!(defaults["credentials"]["$ref"]["block_document_id"].is_string());
+    assert!(pool["base_job_template"]["job_configuration"]["job_body"].is_object(), "the cloud-run worker's own template");
+}
+
+#[tokio::test]
+async fn killed_after_any_write_a_rerun_converges_with_no_orphan_key() {
+    let clean = World::new("crc").await;
+    let clean_gcp = GcpWorld::new("crc").await;
+    clean.run_gcp(&clean_gcp, &args(&clean, CREATE_V2)).ok();
+    let expected = end_state(&clean, &clean_gcp.project).await;
+    let succeeded = |calls: Vec<support::Call>| calls.iter().filter(|c| c.write && c.status < 400).count();
+    let total = clean_gcp.project.calls().await.iter().filter(|c| c.write && c.status < 400).count() + succeeded(clean.prefect.calls().await);
+    println!("killed after each of {total} writes");
+
+    let mut orphans_cleaned = 0;
+    for k in 1..=total {
+        let world = World::new("crc").await;
+        let group = unique("crc-group");
+        let gcp = GcpWorld::new("crc").await.through_proxy(&world.sandbox, Some(&group)).await;
+        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
+        hold_group_after(&world.sandbox, &group, k).await;
+        let mut command = world.gcp_command(&gcp, &args(&world, CREATE_V2));
+        command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = command.spawn().unwrap();
+        let channel = gcp.channel.as_ref().unwrap();
+        let started = Instant::now();
+        loop {
+            let writes = channel.calls().await.iter().filter(|c| c.write && c.status < 400).count()
+                + prefect.calls().await.iter().filter(|c| c.write && c.status < 400).count();
+            if writes >= k || child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let direct = GcpWorld::on(gcp.project.clone()).await;
+        let rerun = world.run_gcp(&direct, &args(&world, CREATE_V2));
+        assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
+        if rerun.all().contains("minted by an interrupted run") {
+            orphans_cleaned += 1;
+        }
+        assert_eq!(end_state(&world, &gcp.project).await, expected, "killed after write {k}");
+        let (mark, marks) = (gcp.project.mark().await, world.marks().await);
+        assert!(world.run_gcp(&direct, &args(&world, CREATE_V2)).ok().stdout.contains("Nothing to change"), "killed after write {k}");
+        assert_eq!(gcp.project.writes_since(mark).await, Vec::<String>::new(), "killed after write {k}");
+        world.assert_no_writes_since(marks).await;
+    }
+    assert!(orphans_cleaned > 0, "some crash fell between minting a key and storing it, and its key was cleaned up");
+}
