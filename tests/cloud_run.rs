@@ -393,3 +393,64 @@ async fn killed_after_any_write_a_rerun_converges_with_no_orphan_key() {
     }
     assert!(orphans_cleaned > 0, "some crash fell between minting a key and storing it, and its key was cleaned up");
 }
+
+/// The IAM permission each Google method pushpool calls needs (Google's permission reference;
+/// an operation is polled with the permission of the call that started it).
+fn permission(method: &str) -> &'static str {
+    match method {
+        "cloudresourcemanager.projects.get" => "resourcemanager.projects.get",
+        "cloudresourcemanager.projects.getIamPolicy" => "resourcemanager.projects.getIamPolicy",
+        "cloudresourcemanager.projects.setIamPolicy" => "resourcemanager.projects.setIamPolicy",
+        "serviceusage.services.batchGet" => "serviceusage.services.get",
+        "serviceusage.services.batchEnable" => "serviceusage.services.enable",
+        "serviceusage.operations.get" => "serviceusage.operations.get",
+        "iam.projects.serviceAccounts.get" => "iam.serviceAccounts.get",
+        "iam.projects.serviceAccounts.create" => "iam.serviceAccounts.create",
+        "iam.projects.serviceAccounts.patch" => "iam.serviceAccounts.update",
+        "iam.projects.serviceAccounts.delete" => "iam.serviceAccounts.delete",
+        "iam.projects.serviceAccounts.keys.list" => "iam.serviceAccountKeys.list",
+        "iam.projects.serviceAccounts.keys.get" => "iam.serviceAccountKeys.get",
+        "iam.projects.serviceAccounts.keys.create" => "iam.serviceAccountKeys.create",
+        "iam.projects.serviceAccounts.keys.delete" => "iam.serviceAccountKeys.delete",
+        "artifactregistry.projects.locations.repositories.get" => "artifactregistry.repositories.get",
+        "artifactregistry.projects.locations.repositories.create" => "artifactregistry.repositories.create",
+        "artifactregistry.projects.locations.repositories.delete" => "artifactregistry.repositories.delete",
+        "artifactregistry.projects.locations.repositories.dockerImages.list" => "artifactregistry.dockerimages.list",
+        "artifactregistry.projects.locations.operations.get" => "artifactregistry.repositories.get",
+        other => panic!("no permission known for {other}: add it here and to policies/gcp/"),
+    }
+}
+
+fn role_permissions(file: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/gcp").join(file);
+    let role: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    role["includedPermissions"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_operator_roles_grant_every_method_a_plan_an_apply_and_a_teardown_call() {
+    let world = World::new("cro").await;
+    let gcp = GcpWorld::new("cro").await;
+    let project = &gcp.project;
+    let methods = |calls: Vec<support::gcp::GcpCall>| calls.into_iter().map(|c| c.name()).collect::<Vec<_>>();
+    let mark = project.mark().await;
+    world.run_gcp(&gcp, &[&args(&world, CREATE_V2)[..], &["--dry-run"]].concat()).ok();
+    let plan = methods(project.calls().await.split_off(mark));
+    let mark = project.mark().await;
+    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+    let apply = methods(project.calls().await.split_off(mark));
+    let mark = project.mark().await;
+    world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--dry-run"]).ok();
+    let teardown_plan = methods(project.calls().await.split_off(mark));
+    let mark = project.mark().await;
+    world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--yes"]).ok();
+    let teardown = methods(project.calls().await.split_off(mark));
+    for (file, calls) in [("operator-plan.json", &plan), ("operator-plan.json", &teardown_plan), ("operator-apply.json", &apply), ("operator-teardown.json", &teardown)] {
+        let granted = role_permissions(file);
+        assert!(!calls.is_empty());
+        for method in calls {
+            assert!(granted.contains(&permission(method).to_owned()), "{file} lacks {} for {method}", permission(method));
+        }
+    }
+    assert!(teardown.iter().any(|m| m.ends_with("serviceAccounts.delete")), "{teardown:?}");
+}

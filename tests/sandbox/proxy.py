@@ -42,6 +42,11 @@ HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", 
        "te", "trailer", "transfer-encoding", "upgrade", "content-length"}
 READS = ("Describe", "List", "Get", "BatchGet", "Head")
 GCP = ("iam", "cloudresourcemanager", "serviceusage", "artifactregistry")  # the GCP fake's path prefixes
+
+
+def is_gcp(service):
+    """Whether `service` (as classify names it) is one of the GCP fake's: "gcp.iam", not AWS's "iam"."""
+    return service.startswith("gcp.")
 SCOPE = re.compile(r"Credential=[^/,\s]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
 
@@ -49,7 +54,7 @@ def classify(method, path, query, headers, body):
     """(service, action, write) of one request."""
     first = path.lstrip("/").split("/", 1)[0]
     if first in GCP:  # the GCP fake (gcp_fake.py): every verb but GET, and getIamPolicy, writes
-        return first, f"{method} {path}", method != "GET" and not path.endswith(":getIamPolicy")
+        return f"gcp.{first}", f"{method} {path}", method != "GET" and not path.endswith(":getIamPolicy")
     scope = SCOPE.search(headers.get("Authorization", ""))
     if not scope:  # no SigV4: the Prefect REST API
         searching = method == "POST" and path.rstrip("/").rsplit("/", 1)[-1] in ("filter", "count", "paginate")
@@ -71,7 +76,7 @@ def aws_error(headers, service, fault):
     """An error response as the action's protocol sends it: JSON (ECS, ECR) or XML (IAM, EC2, STS),
     Google's envelope for the GCP fake's services, Prefect's {"detail"}."""
     code, message, status = fault["code"], fault.get("message", "injected by the sandbox proxy"), fault.get("status", 400)
-    if service in GCP:
+    if is_gcp(service):
         return web.json_response({"error": {"code": status, "message": message, "status": code}}, status=status,
                                  headers=fault.get("headers", {}))
     if service == "prefect":
@@ -89,8 +94,8 @@ def aws_error(headers, service, fault):
 def error_fault(kind, service, headers):
     """The error a throttle or 5xx fault answers with, in the caller's protocol."""
     if kind == "5xx":
-        return {"status": 503, "code": "UNAVAILABLE" if service in GCP else "ServiceUnavailable", "message": "injected 503"}
-    if service in GCP:
+        return {"status": 503, "code": "UNAVAILABLE" if is_gcp(service) else "ServiceUnavailable", "message": "injected 503"}
+    if is_gcp(service):
         return {"status": 429, "code": "RESOURCE_EXHAUSTED", "message": "injected throttling"}
     if service == "prefect":
         return {"status": 429, "code": "TooManyRequests", "message": "injected throttling", "headers": {"Retry-After": "1"}}
