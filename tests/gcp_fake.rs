@@ -466,7 +466,7 @@ async fn proxy_channel_in_front_of_the_fake_counts_gcp_writes_and_injects_google
     let (status, _) = call_at(&base, Method::POST, &create, Some(json!({"accountId": "prefect-cloud-run"}))).await;
     assert_eq!(status, 200);
     let writes = channel.writes_since(0).await;
-    assert_eq!(writes, [format!("iam POST /{create}")]);
+    assert_eq!(writes, [format!("gcp.iam POST /{create}")]);
 
     channel.set_faults(json!({format!("POST /{create}"): {"kind": "throttle", "times": 1}})).await;
     let (status, error) = call_at(&base, Method::POST, &create, Some(json!({"accountId": "prefect-second"}))).await;

@@ -172,7 +172,7 @@ async fn what_pushpool_did_not_create_stays_and_a_repository_with_images_needs_f
     assert!(aws.ecr.describe_repositories().send().await.unwrap().repositories().is_empty(), "--force took the repository");
     let cluster = aws.ecs.describe_clusters().clusters(&cluster_arn).send().await.unwrap();
     assert_eq!(cluster.clusters()[0].status(), Some("ACTIVE"), "a cluster pushpool did not make is never deleted");
-    let done = world.run(&["work-pool", "deprovision", &world.pool]);
+    let done = world.run(&["work-pool", "deprovision", &world.pool, "--type", "ecs:push"]);
     done.ok();
     assert!(done.stdout.contains("Nothing to delete") && done.stdout.contains("kept ECS cluster prefect-ecs-cluster"), "{}", done.stdout);
 }
