@@ -47,6 +47,8 @@ async fn a_fresh_project_gets_everything_a_rerun_writes_nothing_and_prefect_gcp_
         assert!(writes.contains(&expected.to_owned()), "{expected} not in {writes:?}\n{}", run.all());
     }
     assert_eq!(writes.iter().filter(|w| w.ends_with("keys.create")).count(), 1, "one key: {writes:?}");
+    let fresh_calls = project.calls().await;
+    let polls = fresh_calls.iter().filter(|c| c.name().ends_with("operations.get")).count();
 
     // The project holds what the pool needs, in the project asked for, labelled as pushpool's.
     let email = project.email("prefect-cloud-run");
@@ -87,6 +89,10 @@ async fn a_fresh_project_gets_everything_a_rerun_writes_nothing_and_prefect_gcp_
     assert!(again.all().contains("Nothing to change"), "{}", again.all());
     assert_eq!(project.writes_since(gcp_mark).await, Vec::<String>::new());
     world.assert_no_writes_since(marks).await;
+    let rerun_calls: Vec<String> = project.calls().await.iter().skip(gcp_mark).map(|c| c.name()).collect();
+    // The counts the README reports: every call pushpool makes to Google, as the fake saw them.
+    println!("fresh run: {} Google calls ({} writes, {polls} operation polls); re-run: {} reads: {rerun_calls:?}", fresh_calls.len(), writes.len(), rerun_calls.len());
+    assert!(rerun_calls.len() <= 8, "a re-run reads each resource once: {rerun_calls:?}");
     gcp.fake.assert_no_violations(project).await;
 }
 
@@ -332,17 +338,35 @@ async fn without_adc_an_installed_gcloud_gives_the_token_and_dockers_credential_
 }
 
 #[tokio::test]
-async fn a_hybrid_cloud_run_pool_gets_the_worker_templates_variables() {
+async fn every_cloud_run_type_shares_one_project_and_a_teardown_keeps_what_another_pool_uses() {
     let world = World::new("crh").await;
     let gcp = GcpWorld::new("crh").await;
-    world.run_gcp(&gcp, &["work-pool", "create", &world.pool, "--type", "cloud-run", "--provision-infra", "--yes"]).ok();
-    let pool = world.work_pool().await.unwrap();
-    assert_eq!(pool["type"], "cloud-run");
-    let defaults = defaults(&world).await;
-    assert_eq!(defaults["region"], "us-central1");
-    assert_eq!(defaults["service_account_name"], gcp.project.email("prefect-cloud-run").as_str());
-    assert!(defaults["credentials"]["$ref"]["block_document_id"].is_string());
-    assert!(pool["base_job_template"]["job_configuration"]["job_body"].is_object(), "the cloud-run worker's own template");
+    let email = gcp.project.email("prefect-cloud-run");
+    let pools: Vec<(String, &str)> = ["cloud-run", "cloud-run:push", "cloud-run-v2"].iter().map(|t| (unique("crh"), *t)).collect();
+    for (pool, pool_type) in &pools {
+        world.run_gcp(&gcp, &["work-pool", "create", pool, "--type", pool_type, "--provision-infra", "--yes"]).ok();
+        let created = world.prefect_get(&format!("/work_pools/{pool}")).await.unwrap();
+        assert_eq!(created["type"], *pool_type);
+        let properties = &created["base_job_template"]["variables"]["properties"];
+        assert_eq!(properties["region"]["default"], "us-central1", "{pool_type}");
+        assert_eq!(properties["service_account_name"]["default"], email.as_str(), "{pool_type}");
+        assert!(properties["credentials"]["default"]["$ref"]["block_document_id"].is_string(), "{pool_type}");
+        let configuration = &created["base_job_template"]["job_configuration"];
+        assert!(configuration.as_object().is_some_and(|c| c.contains_key("region")), "the worker's own template: {configuration}");
+    }
+    // One account and repository for all; each pool's block holds a key of its own.
+    let keys = gcp.project.user_keys(&email).await;
+    assert_eq!(keys.len(), 3, "{keys:?}");
+
+    // The first pool's teardown takes its pool, block and key, and keeps what the others use.
+    let (first, _) = &pools[0];
+    let run = world.run_gcp(&gcp, &["work-pool", "deprovision", first, "--yes"]);
+    run.ok();
+    assert!(run.all().contains(&format!("in use by pool '{}'", pools[1].0)), "{}", run.all());
+    assert_eq!(gcp.project.user_keys(&email).await.len(), 2);
+    assert!(gcp.project.repository_labels("us-central1", "prefect-images").await.is_some());
+    assert!(gcp.project.members("roles/run.developer").await.contains(&format!("serviceAccount:{email}")));
+    gcp.fake.assert_no_violations(&gcp.project).await;
 }
 
 #[tokio::test]

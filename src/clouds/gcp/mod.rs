@@ -47,7 +47,12 @@ pub fn build(
         }
         Kind::GcpArtifactRepository(settings) => {
             let name = name_of(&spec.id)?;
-            let in_use_with = settings.in_use_with.iter().map(|id| name_of(id.as_str())).collect::<Result<_>>()?;
+            // Other pools name a service account by its email (`service_account_name`).
+            let identifier = |id: &str| match blueprint.node(id).map(|n| &n.kind) {
+                Some(Kind::GcpServiceAccount(_)) => name_of(id).map(|account| service_account::email(&gcp, &account)),
+                _ => name_of(id),
+            };
+            let in_use_with = settings.in_use_with.iter().map(|id| identifier(id.as_str())).collect::<Result<_>>()?;
             (name.clone(), Arc::new(repository::Repository { gcp, name, in_use_with }))
         }
         Kind::GcpServiceAccount(settings) => {
