@@ -15,12 +15,14 @@
 //! was lost is never simply retried either: the orphans are cleaned up first.
 //! [`Minter`] is what a cloud supplies; [`MintedSecret`] is the node kind around it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+use crate::blueprint::{Blueprint, Kind};
 use crate::clock::unix_seconds;
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
@@ -122,6 +124,18 @@ impl<M: Minter> MintedSecret<M> {
             owner_node: owner_node.to_owned(),
             holds: holds.to_owned(),
         })
+    }
+
+    /// The credential `minter` mints for the blueprint's block node `block` (named as `names`
+    /// says), owned by node `owner`: what a cloud's key node kind is built as.
+    pub fn for_block(minter: M, prefect: Arc<PrefectContext>, blueprint: &Blueprint, names: &BTreeMap<String, String>, node: &str, block: &str, owner: &str) -> Result<Self> {
+        let settings = blueprint.node(block).and_then(|b| match &b.kind {
+            Kind::PrefectBlock(settings) => Some(settings),
+            _ => None,
+        });
+        let settings = settings.ok_or_else(|| Error::usage(format!("blueprint node '{node}'"), "`block` must name a prefect.block node"))?;
+        let name = names.get(block).ok_or_else(|| Error::usage(format!("blueprint node '{node}'"), format!("node '{block}' has no name")))?;
+        Self::new(minter, prefect, &settings.block_type, name, owner, settings.holds.as_deref())
     }
 
     /// The credential id a block's data holds.

@@ -9,11 +9,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 use support::gcp::{ARTIFACT_REGISTRY, GcpFake, GcpProject, GcpWorld, RUN};
-use support::{Channel, World, hold_group_after, unique};
+use support::{Channel, World, hold_group_after, kill_after_writes, unique};
 
 const CREATE_V2: &[&str] = &["work-pool", "create", "{pool}", "--type", "cloud-run-v2:push", "--provision-infra", "--yes"];
 
@@ -388,20 +386,7 @@ async fn killed_after_any_write_a_rerun_converges_with_no_orphan_key() {
         hold_group_after(&world.sandbox, &group, k).await;
         let mut command = world.gcp_command(&gcp, &args(&world, CREATE_V2));
         command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
-        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-        let mut child = command.spawn().unwrap();
-        let channel = gcp.channel.as_ref().unwrap();
-        let started = Instant::now();
-        loop {
-            let writes = channel.calls().await.iter().filter(|c| c.write && c.status < 400).count()
-                + prefect.calls().await.iter().filter(|c| c.write && c.status < 400).count();
-            if writes >= k || child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        kill_after_writes(&mut command, &[gcp.channel.as_ref().unwrap(), &prefect], k).await;
 
         let direct = GcpWorld::on(gcp.project.clone()).await;
         let rerun = world.run_gcp(&direct, &args(&world, CREATE_V2));

@@ -5,11 +5,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 use serde_json::{Value, json};
-use support::{Channel, World, hold_group_after, unique};
+use support::{Channel, World, hold_group_after, kill_after_writes, unique};
 
 /// What a provisioned account holds, with ids left out, for comparing end states.
 async fn dump(world: &World) -> Value {
@@ -140,19 +139,7 @@ async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
         hold_group_after(&world.sandbox, &group, k).await;
         let mut command = world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]);
         command.env("AWS_ENDPOINT_URL", aws.url()).env("PREFECT_API_URL", format!("{}/api", prefect.url()));
-        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-        let mut child = command.spawn().unwrap();
-        let started = Instant::now();
-        loop {
-            let writes = aws.calls().await.iter().filter(|c| c.write && c.status < 400).count()
-                + prefect.calls().await.iter().filter(|c| c.write && c.status < 400).count();
-            if writes >= k || child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        kill_after_writes(&mut command, &[&aws, &prefect], k).await;
         // After the pool is created at most two writes remain: the key's settle (UntagUser, which
         // may come before it) and marking the apply done.
         if k + 2 < total {

@@ -81,9 +81,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pools.toml");
         std::fs::write(dir.path().join("m.json"), r#"{"job_configuration": {}, "variables": {"properties": {"x": {}}}}"#).unwrap();
-        std::fs::write(&path, "[[pool]]\nname = \"a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"b\"\ntype = \"ecs\"\nregion = \"eu-west-1\"\nset = { cluster = \"c\" }\n\n[[pool]]\nname = \"m\"\ntype = \"modal:push\"\nbase_job_template = \"m.json\"\n").unwrap();
+        std::fs::write(&path, "[[pool]]\nname = \"a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"b\"\ntype = \"ecs\"\nregion = \"eu-west-1\"\nset = { cluster = \"c\" }\n\n[[pool]]\nname = \"m\"\ntype = \"modal:push\"\nbase_job_template = \"m.json\"\n\n[[pool]]\nname = \"g\"\ntype = \"cloud-run-v2:push\"\nproject = \"my-project\"\nregion = \"europe-west1\"\n").unwrap();
         let targets = read_pools_file(&path).unwrap();
-        assert_eq!(targets.len(), 3);
+        assert_eq!(targets.len(), 4);
+        assert_eq!(targets[3].scope, Scope { region: Some("europe-west1".into()), project: Some("my-project".into()) });
         assert!(targets[2].request.base_job_template.as_ref().unwrap().pointer("/variables/properties/x").is_some(), "read relative to the file");
         assert_eq!(targets[1].scope.region.as_deref(), Some("eu-west-1"));
         assert_eq!(targets[1].names["cluster"], "c");

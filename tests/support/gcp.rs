@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Channel, Run, Sandbox, World, blocking_post, files_under, http};
+use super::{Channel, Run, Sandbox, World, http};
 
 pub const RUN: &str = "run.googleapis.com";
 pub const ARTIFACT_REGISTRY: &str = "artifactregistry.googleapis.com";
@@ -446,32 +446,15 @@ impl World {
     pub fn gcp_secrets(&self, gcp: &GcpWorld) -> Vec<String> {
         let mut secrets = self.secrets();
         secrets.extend(gcp.secrets());
-        let body = json!({
-            "block_types": {"slug": {"any_": ["gcp-credentials"]}},
-            "block_documents": {"name": {"like_": self.pool}},
-            "include_secrets": true,
-            "limit": 200,
-        })
-        .to_string();
-        let blocks = blocking_post(&self.sandbox.prefect, "/block_documents/filter", &body);
-        for block in blocks.as_array().into_iter().flatten() {
-            if block["name"].as_str().is_some_and(|n| n.starts_with(&self.pool)) {
-                secrets.extend(pem_needles(block["data"]["service_account_info"]["private_key"].as_str().unwrap_or_default()));
-            }
+        for data in self.block_data_with_secrets("gcp-credentials") {
+            secrets.extend(pem_needles(data["service_account_info"]["private_key"].as_str().unwrap_or_default()));
         }
         secrets.retain(|s| s.len() >= 8);
         secrets
     }
 
     pub fn assert_no_gcp_secret_leaked(&self, gcp: &GcpWorld, run: &Run) {
-        let secrets = self.gcp_secrets(gcp);
-        run.assert_no_secret(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
-        for file in files_under(self.home.path()) {
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
-            for secret in &secrets {
-                assert!(!text.contains(secret.as_str()), "a secret leaked into {}", file.display());
-            }
-        }
+        self.assert_none_leaked(run, &self.gcp_secrets(gcp));
     }
 
     /// The block `gcp-credentials/<pool>-push-pool-credentials`, read from the server (no secrets).

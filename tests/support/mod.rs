@@ -171,6 +171,27 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// Starts `command` (output discarded) and SIGKILLs it once `channels` have answered `writes`
+/// successful writes between them (or it exited, or a minute passed): a run killed "just after"
+/// that write, when the channels are held by [`hold_group_after`].
+pub async fn kill_after_writes(command: &mut Command, channels: &[&Channel], writes: usize) {
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let mut done = 0;
+        for channel in channels {
+            done += channel.calls().await.iter().filter(|c| c.write && c.status < 400).count();
+        }
+        if done >= writes || child.try_wait().unwrap().is_some() || started.elapsed() > std::time::Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 /// Freezes every channel of `group` right after its `writes`-th successful write.
 pub async fn hold_group_after(sandbox: &Sandbox, group: &str, writes: usize) {
     let response = http().put(format!("{}/groups/{group}/hold", sandbox.proxy)).json(&json!({"after_writes": writes})).send().await.unwrap();
@@ -293,31 +314,39 @@ impl World {
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets = vec![self.account.secret_key.clone(), format!("{}-auth-token", self.account.id)];
         secrets.extend(self.account.session_token.clone());
+        for data in self.block_data_with_secrets("aws-credentials") {
+            secrets.extend(data["aws_secret_access_key"].as_str().map(str::to_owned));
+        }
+        secrets.retain(|s| s.len() >= 8);
+        secrets
+    }
+
+    /// The data, secrets included, of this world's pools' blocks of type `slug`.
+    pub fn block_data_with_secrets(&self, slug: &str) -> Vec<Value> {
         let body = json!({
-            "block_types": {"slug": {"any_": ["aws-credentials"]}},
+            "block_types": {"slug": {"any_": [slug]}},
             "block_documents": {"name": {"like_": self.pool}},
             "include_secrets": true,
             "limit": 200,
         })
         .to_string();
         let blocks = blocking_post(&self.sandbox.prefect, "/block_documents/filter", &body);
-        for block in blocks.as_array().into_iter().flatten() {
-            if block["name"].as_str().is_some_and(|n| n.starts_with(&self.pool)) {
-                secrets.extend(block["data"]["aws_secret_access_key"].as_str().map(str::to_owned));
-            }
-        }
-        secrets.retain(|s| s.len() >= 8);
-        secrets
+        let ours = blocks.as_array().cloned().unwrap_or_default().into_iter().filter(|b| b["name"].as_str().is_some_and(|n| n.starts_with(&self.pool)));
+        ours.map(|b| b["data"].clone()).collect()
     }
 
     /// Asserts that no secret of [`World::secrets`] is in `run`'s output or in a file
     /// pushpool may have written under the world's home (plan files, logs, the profile).
     pub fn assert_no_secret_leaked(&self, run: &Run) {
-        let secrets = self.secrets();
+        self.assert_none_leaked(run, &self.secrets());
+    }
+
+    /// Asserts that none of `secrets` is in `run`'s output or in a file under the world's home.
+    pub fn assert_none_leaked(&self, run: &Run, secrets: &[String]) {
         run.assert_no_secret(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
         for file in files_under(self.home.path()) {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
-            for secret in &secrets {
+            for secret in secrets {
                 assert!(!text.contains(secret.as_str()), "a secret leaked into {}", file.display());
             }
         }

@@ -85,14 +85,8 @@ pub fn build(
         }
         Kind::AwsIamAccessKey(key) => {
             let user = name_of(key.user.as_str())?;
-            let block = blueprint.node(key.block.as_str()).and_then(|b| match &b.kind {
-                Kind::PrefectBlock(block) => Some(block),
-                _ => None,
-            });
-            let block = block.ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), "`block` must name a prefect.block node"))?;
             let minter = access_key::AccessKeys { aws, user: user.clone() };
-            let node = MintedSecret::new(minter, prefect.clone(), &block.block_type, &name_of(key.block.as_str())?, key.user.as_str(), block.holds.as_deref())?;
-            (user, Arc::new(node))
+            (user, Arc::new(MintedSecret::for_block(minter, prefect.clone(), blueprint, names, &spec.id, key.block.as_str(), key.user.as_str())?))
         }
         Kind::AwsEcsCluster(_) => {
             let name = name()?;

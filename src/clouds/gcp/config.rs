@@ -125,18 +125,22 @@ pub fn resolve(env: &dyn Env, project: Option<&str>, region: Option<&str>) -> Re
     Ok(Placement { project, project_source, region, region_source })
 }
 
-/// A project id is 6 to 30 lowercase letters, digits and hyphens, starting with a letter and
-/// not ending with a hyphen. Checked before any call, so that a typo is named as such.
+/// A project id follows [`is_google_id`]. Checked before any call, so that a typo is named as such.
 fn check_project_id(project: &str, source: &Source) -> Result<()> {
-    let valid = (6..=30).contains(&project.len())
-        && project.starts_with(|c: char| c.is_ascii_lowercase())
-        && !project.ends_with('-')
-        && project.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if valid {
+    if is_google_id(project) {
         return Ok(());
     }
     Err(Error::usage(format!("Google Cloud project '{project}' (from {})", source.describe("project")), "is not a project id: 6 to 30 lowercase letters, digits or hyphens, starting with a letter")
         .fix("pass the project's id (not its name or number): `gcloud projects list` shows it"))
+}
+
+/// Google's rule for project ids and service account ids alike: 6 to 30 lowercase letters,
+/// digits and hyphens, starting with a letter and not ending with a hyphen.
+pub fn is_google_id(id: &str) -> bool {
+    (6..=30).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// A region is lowercase letters, digits and hyphens, like `us-central1`.

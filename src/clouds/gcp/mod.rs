@@ -68,14 +68,9 @@ pub fn build(
         }
         Kind::GcpServiceAccountKey(key) => {
             let account = name_of(key.service_account.as_str())?;
-            let block = blueprint.node(key.block.as_str()).and_then(|b| match &b.kind {
-                Kind::PrefectBlock(block) => Some(block),
-                _ => None,
-            });
-            let block = block.ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), "`block` must name a prefect.block node"))?;
             let minter = keys::ServiceAccountKeys { gcp, account: account.clone() };
-            let node = MintedSecret::new(minter, prefect.clone(), &block.block_type, &name_of(key.block.as_str())?, key.service_account.as_str(), block.holds.as_deref())?;
-            (account, Arc::new(node))
+            let owner = key.service_account.as_str();
+            (account, Arc::new(MintedSecret::for_block(minter, prefect.clone(), blueprint, names, &spec.id, key.block.as_str(), owner)?))
         }
         other => return Err(Error::usage(format!("node '{}'", spec.id), format!("{} is not a GCP kind", other.name()))),
     };

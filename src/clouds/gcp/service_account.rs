@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::config::is_google_id;
 use super::context::{GcpContext, MARKING, label_value};
 use crate::engine::ownership::{decide, owned};
 use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
@@ -61,13 +62,9 @@ pub fn path(gcp: &GcpContext, account: &str) -> String {
     format!("v1/projects/{}/serviceAccounts/{}", gcp.project(), email(gcp, account))
 }
 
-/// An account id is 6 to 30 lowercase letters, digits and hyphens, starting with a letter.
+/// An account id follows Google's id rule ([`is_google_id`]), checked before any call.
 pub fn check_account_id(name: &str, node: &str) -> Result<()> {
-    let valid = (6..=30).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('-')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if valid {
+    if is_google_id(name) {
         return Ok(());
     }
     Err(Error::usage(format!("service account name '{name}'"), "is not a service account id: 6 to 30 lowercase letters, digits or hyphens, starting with a letter")
