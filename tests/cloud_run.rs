@@ -124,7 +124,7 @@ async fn end_state(world: &World, project: &GcpProject) -> Value {
     let state = json!({
         "services": services,
         "accounts": state["serviceAccounts"].as_object().map(|a| a.keys().cloned().collect::<Vec<_>>()),
-        "keys": keys.iter().map(|(id, disabled)| json!({"held": Value::from(id.as_str()) == held, "disabled": disabled})).collect::<Vec<_>>(),
+        "keys": keys.iter().map(|(id, disabled)| json!({"held": held == id.as_str(), "disabled": disabled})).collect::<Vec<_>>(),
         "repositories": project.repository_labels("us-central1", "prefect-images").await,
         "bindings": bindings,
         "block": block.is_some(),

@@ -15,7 +15,7 @@
 //! Nothing found: the error names `gcloud auth application-default login` and
 //! `GOOGLE_APPLICATION_CREDENTIALS`, before anything is read or written.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -96,7 +96,7 @@ fn no_token(cause: &str) -> Error {
 }
 
 /// `gcloud auth print-access-token`: the token on standard output, errors on standard error.
-async fn gcloud_token(gcloud: &PathBuf) -> Result<Secret> {
+async fn gcloud_token(gcloud: &Path) -> Result<Secret> {
     let output = tokio::process::Command::new(gcloud)
         .args(["auth", "print-access-token", "--quiet"])
         .stdin(Stdio::null())

@@ -102,7 +102,8 @@ impl ProjectRoles {
     async fn write(&self, edit: Edit) -> Result<()> {
         let (member, what) = (self.member(), self.what());
         let path = format!("v3/projects/{}:setIamPolicy", self.gcp.project());
-        for attempt in 1..=WRITES {
+        let mut attempt = 1;
+        loop {
             let policy = self.policy().await?;
             let wanted = edited(&policy, &member, &self.roles, edit);
             if wanted == policy {
@@ -127,8 +128,8 @@ impl ProjectRoles {
                     _ => error,
                 });
             }
+            attempt += 1;
         }
-        unreachable!("the last attempt returns")
     }
 }
 

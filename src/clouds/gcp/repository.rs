@@ -85,18 +85,19 @@ impl Repository {
         let path = format!("{}/repositories?repositoryId={}", self.parent(), self.name);
         let body = json!({"format": "DOCKER", "description": "Flow images of Prefect work pools (pushpool)", "labels": self.gcp.labels()});
         let api = &self.gcp.artifact_registry;
-        for attempt in 1..=PROPAGATION_ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             let answer = api.call(Method::POST, &path, Some(body.clone())).await?;
             match answer.status {
                 status if status.is_success() => return api.finish(answer.body, &what).await.map(drop),
                 StatusCode::CONFLICT => return Ok(()),
                 StatusCode::FORBIDDEN if GoogleError::of(&answer).reason.as_deref() == Some("SERVICE_DISABLED") && attempt < PROPAGATION_ATTEMPTS => {
                     tokio::time::sleep(backoff(attempt.min(ATTEMPTS))).await;
+                    attempt += 1;
                 }
                 _ => return Err(api.refused(&Method::POST, &path, &answer, &what)),
             }
         }
-        unreachable!("the last attempt returns")
     }
 }
 
