@@ -259,8 +259,12 @@ REFERENCE_SHAPES = {
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?(Z|[+-]\d\d:\d\d)$")
-# Graph properties the service computes: a client that sends one is wrong (Graph rejects or ignores it).
-GRAPH_COMPUTED = {"id", "appId", "deletedDateTime", "createdDateTime", "publisherDomain"}
+# Graph properties the service computes, per type (the Graph reference marks them read-only; the
+# CSDL subset does not): a client that sends one is wrong (Graph rejects or ignores it).
+GRAPH_COMPUTED = {
+    "application": {"id", "appId", "deletedDateTime", "createdDateTime", "publisherDomain"},
+    "servicePrincipal": {"id", "deletedDateTime", "appDisplayName", "appOwnerOrganizationId", "signInAudience"},
+}
 PASSWORD_COMPUTED = {"keyId", "secretText", "hint"}
 
 
@@ -333,7 +337,7 @@ def check_graph_request(kind, body):
         return [f"request body must be a JSON object, got {json_type(body)}"]
     checker = GraphChecker("request")
     if kind[0] == "entity":
-        checker.check_entity(body, kind[1], computed=GRAPH_COMPUTED)
+        checker.check_entity(body, kind[1], computed=GRAPH_COMPUTED[kind[1]])
     elif kind[0] == "action":
         action = SPECS["graph_actions"][(kind[1], kind[2])]
         for key, item in body.items():
@@ -1221,9 +1225,10 @@ def base_of(request):
     return f"{request.scheme}://{request.host}"
 
 
-def record_violation(service, request, operation, direction, problems):
+def record_violation(service, request, operation, direction, problems, owner=None):
+    """owner: the subscription (ARM) or tenant (Graph) id the request was about, when known."""
     entry = {"service": service, "method": request.method, "path": request.path, "operation": operation,
-             "direction": direction, "problems": problems}
+             "direction": direction, "problems": problems, "owner": owner}
     WORLD.violations.append(entry)
     log.warning("CONTRACT VIOLATION (%s) %s %s: %s", direction, request.method, request.path, "; ".join(problems))
 
@@ -1248,6 +1253,7 @@ async def arm_api(request):
             "write": request.method in ARM_WRITES, "status": 0}
     sub_id = re.match(r"^/subscriptions/([^/]+)", path)
     subscription = WORLD.subscriptions.get(sub_id.group(1).lower()) if sub_id else None
+    owner = sub_id.group(1).lower() if sub_id else None
     if subscription is not None:
         subscription.calls.append(call)
     try:
@@ -1263,7 +1269,7 @@ async def arm_api(request):
                            "endpoint_active_directory_resource_id).")
         if matched is None:
             problems = [f"no modelled ARM operation matches {request.method} {path}"]
-            record_violation("arm", request, None, "request", problems)
+            record_violation("arm", request, None, "request", problems, owner)
             raise contract_arm(problems)
         op, action, version, extra, params = matched
         problems = []
@@ -1276,7 +1282,7 @@ async def arm_api(request):
                 problems.append(f"query parameter {name!r} repeated")
             query[name] = values[0]
         if "api-version" not in query:
-            record_violation("arm", request, op, "request", ["api-version missing"])
+            record_violation("arm", request, op, "request", ["api-version missing"], owner)
             raise ArmError(400, "MissingApiVersionParameter",
                            "The api-version query parameter (?api-version=) is required for all requests.")
         if query["api-version"] != version:
@@ -1294,7 +1300,7 @@ async def arm_api(request):
         elif body is not None:
             problems.append(f"{request.method} takes no body")
         if problems:
-            record_violation("arm", request, op, "request", problems)
+            record_violation("arm", request, op, "request", problems, owner)
             raise contract_arm(problems)
         if subscription is None:
             raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub_id.group(1) if sub_id else path}' could not be found.")
@@ -1324,7 +1330,7 @@ async def arm_api(request):
             else:
                 answer_problems = []
             if answer_problems:
-                record_violation("arm", request, op, "response", answer_problems)
+                record_violation("arm", request, op, "response", answer_problems, owner)
         call["status"] = status
         if result is None:
             return web.Response(status=status, headers=headers)
@@ -1523,7 +1529,7 @@ async def graph_api(request):
             raise GraphError(401, "InvalidAuthenticationToken", f"Access token validation failure: tenant {tenant_id} does not exist.")
         if matched is None:
             problems = [f"no modelled Graph operation matches {request.method} {tail}"]
-            record_violation("graph", request, None, "request", problems)
+            record_violation("graph", request, None, "request", problems, tenant.id)
             raise contract_graph(problems)
         action, kind, rtype, collection, params = matched
         problems, query = [], {}
@@ -1539,7 +1545,7 @@ async def graph_api(request):
         elif body is not None:
             problems.append(f"{request.method} {action} takes no body")
         if problems:
-            record_violation("graph", request, action, "request", problems)
+            record_violation("graph", request, action, "request", problems, tenant.id)
             raise contract_graph(problems)
         if throttled(tenant, action):
             seconds = str(tenant.faults.get("retry_after", 1))
@@ -1548,7 +1554,7 @@ async def graph_api(request):
         if result is not None and rtype:
             answer_problems = check_graph_response(rtype, result, collection)
             if answer_problems:
-                record_violation("graph", request, action, "response", answer_problems)
+                record_violation("graph", request, action, "response", answer_problems, tenant.id)
         call["status"] = status
         if result is None:
             return web.Response(status=status)
@@ -1686,7 +1692,9 @@ async def acr_exchange(request):
 #   DELETE /admin/tenants/{t}/applications/{id}/secrets/{keyId}
 #   GET  /admin/tenants/{t}/minted  -> every secret text, access token and ACR refresh token issued in
 #        that tenant (for the tests' leak checks)
-#   GET  /admin/violations | /admin/calls
+#   GET  /admin/violations  -> [{"service", "method", "path", "operation", "direction", "problems", "owner"}]
+#        (owner: the subscription or tenant id the request was about)
+#   GET  /admin/calls
 # ---------------------------------------------------------------------------------------------
 
 async def admin_json(request):
