@@ -11,7 +11,7 @@ use std::process::Command;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::azure::{ACR_PULL, API_AUTHORIZATION, API_IDENTITY, API_REGISTRY, API_RESOURCES, API_SUBSCRIPTIONS, AzureFake, AzureWorld, CLOUD, CONTRIBUTOR, fake_az_dir, form_body, path_without_az};
+use support::azure::{ACR_PULL, API_AUTHORIZATION, API_IDENTITY, API_REGISTRY, API_RESOURCES, API_SUBSCRIPTIONS, AzureFake, AzureWorld, CLOUD, CONTRIBUTOR, fake_az_dir, form_body, path_without_az, unique_registry_name};
 use support::{Sandbox, World, http};
 
 /// One answer: status, headers we care about, JSON body (Null when empty).
@@ -196,10 +196,11 @@ async fn fake_polls_a_new_registry_through_azure_async_operation_until_succeeded
     azure.subscription.faults(json!({"operation_polls": 3})).await;
     let c = Client::new(&azure);
     c.put_rg("rg").await;
-    let created = c.put_registry("rg", "prefectlro1").await;
+    let name = unique_registry_name("prefectlro");
+    let created = c.put_registry("rg", &name).await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["properties"]["provisioningState"], "Creating");
-    assert_eq!(created.body["properties"]["loginServer"], "prefectlro1.azurecr.io");
+    assert_eq!(created.body["properties"]["loginServer"], format!("{name}.azurecr.io"));
     assert_eq!(created.body["sku"], json!({"name": "Basic", "tier": "Basic"}));
     let status_url = created.header("Azure-AsyncOperation").expect("an Azure-AsyncOperation header");
     assert!(status_url.starts_with(&format!("{}/arm/subscriptions/{}/", azure.endpoint(), azure.subscription.id)), "{status_url}");
@@ -207,24 +208,24 @@ async fn fake_polls_a_new_registry_through_azure_async_operation_until_succeeded
     for _ in 0..2 {
         let poll = send(Method::GET, &status_url, Some(&c.arm), None).await;
         assert_eq!(poll.body, json!({"status": "InProgress"}));
-        let got = c.arm(Method::GET, &c.registry("rg", "prefectlro1"), API_REGISTRY, None).await;
+        let got = c.arm(Method::GET, &c.registry("rg", &name), API_REGISTRY, None).await;
         assert_eq!(got.body["properties"]["provisioningState"], "Creating");
     }
     let poll = send(Method::GET, &status_url, Some(&c.arm), None).await;
     assert_eq!(poll.body, json!({"status": "Succeeded"}));
-    let got = c.arm(Method::GET, &c.registry("rg", "prefectlro1"), API_REGISTRY, None).await;
+    let got = c.arm(Method::GET, &c.registry("rg", &name), API_REGISTRY, None).await;
     assert_eq!((got.status, got.body["properties"]["provisioningState"].as_str()), (200, Some("Succeeded")));
 
-    let updated = c.put_registry("rg", "prefectlro1").await;
+    let updated = c.put_registry("rg", &name).await;
     assert_eq!((updated.status, updated.header("Azure-AsyncOperation")), (200, None), "an update is synchronous");
     let listed = c.arm(Method::GET, &format!("{}/providers/Microsoft.ContainerRegistry/registries", c.rg("rg")), API_REGISTRY, None).await;
     assert_eq!(listed.body["value"][0]["tags"]["prefect.work-pool"], "p", "the list shows tags: the tag finds the registry again");
 
-    let usages_path = format!("{}/listUsages", c.registry("rg", "prefectlro1"));
+    let usages_path = format!("{}/listUsages", c.registry("rg", &name));
     let usages = c.arm(Method::GET, &usages_path, API_REGISTRY, None).await;
     assert_eq!(usages.status, 200, "{}", usages.body);
     assert_eq!(usages.body["value"][0], json!({"name": "Size", "limit": 10737418240u64, "currentValue": 0, "unit": "Bytes"}));
-    azure.subscription.seed_images("rg", "prefectlro1", 3, 300_000_000).await;
+    azure.subscription.seed_images("rg", &name, 3, 300_000_000).await;
     let usages = c.arm(Method::GET, &usages_path, API_REGISTRY, None).await;
     assert_eq!(usages.body["value"][0]["currentValue"], 300_000_000);
     azure.fake.assert_no_violations(&azure).await;
@@ -242,7 +243,7 @@ async fn fake_checks_registry_names_globally() {
     let c = Client::new(&azure);
     let o = Client::new(&other);
     o.put_rg("theirs").await;
-    let name = format!("prefect{}", std::process::id());
+    let name = unique_registry_name("prefect");
     assert_eq!(o.put_registry("theirs", &name).await.status, 201);
     let check = |n: &str| json!({"name": n, "type": "Microsoft.ContainerRegistry/registries"});
     let path = format!("{}/providers/Microsoft.ContainerRegistry/checkNameAvailability", c.sub());
@@ -282,6 +283,21 @@ async fn fake_answers_role_assignment_exists_for_the_same_grant_under_another_na
     let unknown_role = c.put_assignment(&scope, &uuid_like(3), "00000000-0000-0000-0000-000000000001", &principal).await;
     assert_eq!((unknown_role.status, unknown_role.code()), (400, "RoleDefinitionDoesNotExist"));
 
+    // AcrPull at a registry's scope: listed under the group too (the service lists below a scope),
+    // and gone with the registry.
+    azure.subscription.faults(json!({"operation_polls": 0})).await;
+    let registry = unique_registry_name("prefectra");
+    c.put_registry("rg", &registry).await;
+    let registry_scope = c.registry("rg", &registry);
+    let pull = c.put_assignment(&registry_scope, &uuid_like(4), ACR_PULL, &principal).await;
+    assert_eq!((pull.status, pull.body["properties"]["scope"].as_str()), (201, Some(registry_scope.as_str())), "{}", pull.body);
+    let all = c.arm(Method::GET, &format!("{scope}/providers/Microsoft.Authorization/roleAssignments"), API_AUTHORIZATION, None).await;
+    assert_eq!(all.body["value"].as_array().map(Vec::len), Some(2), "{}", all.body);
+    assert_eq!(c.arm(Method::DELETE, &registry_scope, API_REGISTRY, None).await.status, 200);
+    assert_eq!(azure.subscription.role_assignments().await.len(), 1, "the registry's assignment went with it");
+    let gone = c.put_assignment(&registry_scope, &uuid_like(6), ACR_PULL, &principal).await;
+    assert_eq!((gone.status, gone.code()), (404, "ResourceNotFound"), "no assignment on a scope that does not exist");
+
     let filter = format!("{scope}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20'{principal}'");
     let listed = c.arm(Method::GET, &filter, API_AUTHORIZATION, None).await;
     assert_eq!((listed.status, listed.body["value"].as_array().map(Vec::len)), (200, Some(1)), "{}", listed.body);
@@ -298,7 +314,7 @@ async fn fake_answers_principal_not_found_while_a_new_principal_replicates_then_
     azure.tenant.faults(json!({"principal_not_found": 2})).await;
     let c = Client::new(&azure);
     c.put_rg("rg").await;
-    c.put_registry("rg", &format!("prefectrep{}", std::process::id())).await;
+    c.put_registry("rg", &unique_registry_name("prefectrep")).await;
     let (_, app_id) = c.app_with_principal("prefect-aci-push-pool-app").await;
     let sp = c.graph(Method::GET, &format!("/servicePrincipals?$filter=appId%20eq%20'{app_id}'"), None).await;
     let principal = sp.body["value"][0]["id"].as_str().unwrap().to_owned();
@@ -489,7 +505,7 @@ async fn fake_deletes_a_resource_group_and_its_contents_through_a_location_poll(
     azure.subscription.faults(json!({"operation_polls": 2})).await;
     let c = Client::new(&azure);
     c.put_rg("rg").await;
-    let name = format!("prefectdel{}", std::process::id());
+    let name = unique_registry_name("prefectdel");
     c.put_registry("rg", &name).await;
     let principal = c.put_identity("rg", "prefect-acr-identity").await.body["properties"]["principalId"].as_str().unwrap().to_owned();
     assert_eq!(c.put_assignment(&c.rg("rg"), &uuid_like(20), CONTRIBUTOR, &principal).await.status, 201);
@@ -514,7 +530,7 @@ async fn fake_exchanges_an_arm_token_for_an_acr_refresh_token() {
     azure.subscription.faults(json!({"operation_polls": 0})).await;
     let c = Client::new(&azure);
     c.put_rg("rg").await;
-    let name = format!("prefectacr{}", std::process::id());
+    let name = unique_registry_name("prefectacr");
     assert_eq!(c.put_registry("rg", &name).await.status, 201);
     let url = azure.acr_exchange_url().replace("{registry}", &name);
     let service = format!("{name}.azurecr.io");
@@ -581,7 +597,7 @@ async fn proxy_channel_in_front_of_the_fake_counts_azure_writes_and_injects_thro
 
     // A registry's operation URL names the channel: polls go through it too.
     azure.subscription.faults(json!({"operation_polls": 1})).await;
-    let created = c.put_registry("rg", &format!("prefectprx{}", std::process::id())).await;
+    let created = c.put_registry("rg", &unique_registry_name("prefectprx")).await;
     assert!(created.header("Azure-AsyncOperation").unwrap().starts_with(&channel.url()));
 }
 

@@ -554,6 +554,17 @@ fn blocking_get(url: &str) -> Value {
     serde_json::from_str(body).unwrap_or(Value::Null)
 }
 
+/// A registry name (5-50 letters and digits) unique to this test process and call: registry
+/// names are global in the fake, as DNS names are in Azure, across every test and earlier run on
+/// the same sandbox.
+pub fn unique_registry_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let unique = unique("r").replace('-', "");
+    let mut name: String = format!("{prefix}{unique}{:06}", nanos % 1_000_000).chars().filter(char::is_ascii_alphanumeric).collect();
+    name.truncate(50);
+    name
+}
+
 /// `application/x-www-form-urlencoded` text of `pairs` (the tests' reqwest has no `form` feature).
 pub fn form_body(pairs: &[(&str, &str)]) -> String {
     let encode = |text: &str| -> String {
