@@ -162,8 +162,10 @@ async fn fake_answers_201_on_create_and_200_on_update_with_server_computed_field
     assert_eq!(sub.body["tenantId"], azure.tenant.id.as_str());
     assert_eq!(sub.body["displayName"], azure.subscription.name.as_str());
 
+    assert_eq!(c.arm(Method::HEAD, &c.rg("prefect-aci-push-pool-rg"), API_RESOURCES, None).await.status, 404);
     let created = c.put_rg("prefect-aci-push-pool-rg").await;
     assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(c.arm(Method::HEAD, &c.rg("prefect-aci-push-pool-rg"), API_RESOURCES, None).await.status, 204);
     assert_eq!(created.body["properties"]["provisioningState"], "Succeeded");
     assert_eq!(created.body["id"], format!("/subscriptions/{}/resourceGroups/prefect-aci-push-pool-rg", azure.subscription.id));
     let again = c.put_rg("prefect-aci-push-pool-rg").await;

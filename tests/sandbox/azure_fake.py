@@ -806,6 +806,7 @@ ARM_ROUTES = [
     (RA, "GET", "roleAssignments.listForScope", "Microsoft.Authorization/roleAssignments/read", "2022-04-01", ("$filter",)),
     (SUB, "GET", "subscriptions.get", "Microsoft.Resources/subscriptions/read", "2022-12-01", ()),
     (RG, "GET", "resourceGroups.get", "Microsoft.Resources/subscriptions/resourceGroups/read", "2021-04-01", ()),
+    (RG, "HEAD", "resourceGroups.checkExistence", "Microsoft.Resources/subscriptions/resourceGroups/read", "2021-04-01", ()),
     (RG, "PUT", "resourceGroups.createOrUpdate", "Microsoft.Resources/subscriptions/resourceGroups/write", "2021-04-01", ()),
     (RG, "DELETE", "resourceGroups.delete", "Microsoft.Resources/subscriptions/resourceGroups/delete", "2021-04-01", ()),
     (SUB + r"/operationresults/(?P<op>[^/]+)", "GET", "resourceGroups.deleteStatus", "Microsoft.Resources/subscriptions/operationresults/read", "2021-04-01", ()),
@@ -880,6 +881,13 @@ def resource_group_get(ctx):
         if rg.state == "Deleted":
             raise rg_not_found(rg.name)
     return 200, rg.json(), {}
+
+
+@arm("resourceGroups.checkExistence")
+def resource_group_exists(ctx):
+    """204 if the group exists (what `az group exists` asks), 404 with no body if not."""
+    rg = ctx.subscription.groups.get(ctx.params["rg"].lower())
+    return (204 if rg is not None and rg.state != "Deleted" else 404), None, {}
 
 
 @arm("resourceGroups.createOrUpdate")
