@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The local test sandbox: moto (fake AWS), a real Prefect server, the GCP fake (tests/sandbox/gcp_fake.py)
-# and the counting proxy (tests/sandbox/proxy.py), all bound to 127.0.0.1.
+# The local test sandbox: moto (fake AWS), a real Prefect server, the GCP fake (tests/sandbox/gcp_fake.py),
+# the Azure fake (tests/sandbox/azure_fake.py) and the counting proxy (tests/sandbox/proxy.py), all bound to 127.0.0.1.
 # Usage: scripts/sandbox.sh up|down|env|status
 #
-#   up      install the Python packages once (cached venv), start the four servers, write <state>/env
+#   up      install the Python packages once (cached venv), start the five servers, write <state>/env
 #   down    stop them (idempotent)
 #   env     print the export lines tests source: eval "$(scripts/sandbox.sh env)"
 #   status  health of each server
 #
 # Overrides: PUSHPOOL_SANDBOX_CACHE (venv cache), PUSHPOOL_SANDBOX_DIR (state: pids, logs, env),
-# PUSHPOOL_MOTO_PORT, PUSHPOOL_PREFECT_PORT, PUSHPOOL_PROXY_PORT, PUSHPOOL_GCP_PORT; PUSHPOOL_GCP_DISCOVERY_DIR
-# (the GCP fake's discovery documents; default ../shared/specs/gcp, else the google-api-python-client wheel's).
+# PUSHPOOL_MOTO_PORT, PUSHPOOL_PREFECT_PORT, PUSHPOOL_PROXY_PORT, PUSHPOOL_GCP_PORT, PUSHPOOL_AZURE_PORT;
+# PUSHPOOL_GCP_DISCOVERY_DIR (the GCP fake's discovery documents; default ../shared/specs/gcp, else the
+# google-api-python-client wheel's); PUSHPOOL_AZURE_SPECS_DIR (the Azure fake's examples and Graph schema;
+# default ../shared/specs/azure, else the copy in tests/sandbox/specs/azure).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,10 +23,11 @@ MOTO_PORT="${PUSHPOOL_MOTO_PORT:-15000}"
 PREFECT_PORT="${PUSHPOOL_PREFECT_PORT:-14200}"
 PROXY_PORT="${PUSHPOOL_PROXY_PORT:-15100}"
 GCP_PORT="${PUSHPOOL_GCP_PORT:-15300}"
+AZURE_PORT="${PUSHPOOL_AZURE_PORT:-15400}"
 # The venv is keyed by the lock file's hash: changing a pin builds a new one, never mutates an old one.
 VENV="$CACHE/venv-$(sha256sum "$LOCK" | cut -c1-12)"
 PY="$VENV/bin/python"
-SERVICES=(moto prefect proxy gcp)
+SERVICES=(moto prefect proxy gcp azure)
 
 # Nothing the servers run may leave this machine: send any outbound HTTP(S) to a dead local port.
 OFFLINE=(HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.1,localhost
@@ -39,6 +42,7 @@ url_of() { # the health URL of a service, and the text its body must contain
     prefect) echo "http://127.0.0.1:$PREFECT_PORT/api/health true" ;;
     proxy) echo "http://127.0.0.1:$PROXY_PORT/health ok" ;;
     gcp) echo "http://127.0.0.1:$GCP_PORT/health ok" ;;
+    azure) echo "http://127.0.0.1:$AZURE_PORT/health ok" ;;
   esac
 }
 
@@ -139,6 +143,7 @@ export PUSHPOOL_SANDBOX_MOTO_URL=http://127.0.0.1:$MOTO_PORT
 export PUSHPOOL_SANDBOX_PREFECT_URL=http://127.0.0.1:$PREFECT_PORT/api
 export PUSHPOOL_SANDBOX_PROXY_URL=http://127.0.0.1:$PROXY_PORT
 export PUSHPOOL_SANDBOX_GCP_URL=http://127.0.0.1:$GCP_PORT
+export PUSHPOOL_SANDBOX_AZURE_URL=http://127.0.0.1:$AZURE_PORT
 export PUSHPOOL_SANDBOX_FAKE_BIN=$ROOT/tests/sandbox/bin
 EOF
 }
@@ -146,14 +151,14 @@ EOF
 up() {
   ensure_venv
   mkdir -p "$STATE"
-  if healthy moto && healthy prefect && healthy proxy && healthy gcp; then
+  if healthy moto && healthy prefect && healthy proxy && healthy gcp && healthy azure; then
     echo "sandbox: already up and healthy, reusing it (scripts/sandbox.sh down to stop it)"
     write_env
     return
   fi
   stop_all # leftovers of a half-started or crashed sandbox
-  for port in "$MOTO_PORT" "$PREFECT_PORT" "$PROXY_PORT" "$GCP_PORT"; do
-    port_free "$port" || die "port $port on 127.0.0.1 is taken by another program; stop it or set PUSHPOOL_{MOTO,PREFECT,PROXY,GCP}_PORT"
+  for port in "$MOTO_PORT" "$PREFECT_PORT" "$PROXY_PORT" "$GCP_PORT" "$AZURE_PORT"; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken by another program; stop it or set PUSHPOOL_{MOTO,PREFECT,PROXY,GCP,AZURE}_PORT"
   done
 
   # moto loads the AWS managed policies only when asked: the execution role attaches one.
@@ -178,9 +183,12 @@ up() {
   # The GCP fake: state in memory, fresh on every start; its log never holds a request or response body.
   start gcp env "${OFFLINE[@]}" "$PY" "$ROOT/tests/sandbox/gcp_fake.py" "$GCP_PORT"
 
+  # The Azure fake: the same (ARM, Graph, the token endpoint and ACR's token exchange on one port).
+  start azure env "${OFFLINE[@]}" "$PY" "$ROOT/tests/sandbox/azure_fake.py" "$AZURE_PORT"
+
   for s in "${SERVICES[@]}"; do wait_healthy "$s"; done
   write_env
-  echo "sandbox: up (moto :$MOTO_PORT, prefect :$PREFECT_PORT, proxy :$PROXY_PORT, gcp :$GCP_PORT); env in $STATE/env"
+  echo "sandbox: up (moto :$MOTO_PORT, prefect :$PREFECT_PORT, proxy :$PROXY_PORT, gcp :$GCP_PORT, azure :$AZURE_PORT); env in $STATE/env"
 }
 
 status() {

@@ -1,6 +1,6 @@
 """Counting reverse proxy for pushpool's tests (started by scripts/sandbox.sh).
 
-Tests open a "channel" (a fresh listener on 127.0.0.1) in front of moto or the Prefect server, point
+Tests open a "channel" (a fresh listener on 127.0.0.1) in front of moto, the Prefect server or a cloud fake, point
 the CLI at it, and then read back every API call the CLI made, classified as read or write.
 Each channel can also delay requests (latency_ms) and inject faults per action, in the wire format
 of the action's protocol. Channels of one group share a write counter that can freeze them all
@@ -11,11 +11,12 @@ Admin API (usage: proxy.py ADMIN_PORT):
   GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status", "fault"?,
                                  "start", "end"?}, ...]  (start/end: the proxy's monotonic clock, seconds)
   PUT    /channels/{port}/faults {ACTION or "*": FAULT, ...}; {} clears. ACTION is an AWS action
-                                 ("CreateVpc") or, for Prefect and the GCP fake, "METHOD /path"
+                                 ("CreateVpc") or, for Prefect and the GCP and Azure fakes, "METHOD /path"
                                  (e.g. "POST /iam/v1/projects/p/serviceAccounts"). FAULT:
            {"kind": "error", "status": 400, "code": "AccessDeniedException", "message": "..."}
            {"kind": "throttle"}   AWS: 400 Throttling / ThrottlingException; Prefect: 429 + Retry-After;
-                                  GCP: 429 RESOURCE_EXHAUSTED in Google's error envelope
+                                  GCP: 429 RESOURCE_EXHAUSTED in Google's error envelope;
+                                  Azure: 429 + Retry-After in ARM's or Graph's envelope
            {"kind": "5xx"}        503 ServiceUnavailable
            {"kind": "reset", "after": false}  drop the connection (after=true: once upstream answered)
            {"kind": "hang", "seconds": 120}   answer nothing for that long
@@ -42,11 +43,28 @@ HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", 
        "te", "trailer", "transfer-encoding", "upgrade", "content-length"}
 READS = ("Describe", "List", "Get", "BatchGet", "Head")
 GCP = ("iam", "cloudresourcemanager", "serviceusage", "artifactregistry")  # the GCP fake's path prefixes
+AZURE = ("arm", "graph", "login", "acr")  # the Azure fake's path prefixes
 
 
 def is_gcp(service):
     """Whether `service` (as classify names it) is one of the GCP fake's: "gcp.iam", not AWS's "iam"."""
     return service.startswith("gcp.")
+
+
+def is_azure(service):
+    """Whether `service` is one of the Azure fake's: "azure.arm", "azure.graph", "azure.login", "azure.acr"."""
+    return service.startswith("azure.")
+
+
+def azure_write(service, method):
+    """The Azure fake's own rule (azure_fake.py): ARM writes are PUT, PATCH and DELETE (its one POST,
+    checkNameAvailability, reads); Graph writes are POST, PATCH, PUT and DELETE; the token endpoint
+    and ACR's token exchange write nothing."""
+    if service == "azure.arm":
+        return method in ("PUT", "PATCH", "DELETE")
+    if service == "azure.graph":
+        return method in ("POST", "PATCH", "PUT", "DELETE")
+    return False
 SCOPE = re.compile(r"Credential=[^/,\s]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
 
@@ -55,6 +73,8 @@ def classify(method, path, query, headers, body):
     first = path.lstrip("/").split("/", 1)[0]
     if first in GCP:  # the GCP fake (gcp_fake.py): every verb but GET, and getIamPolicy, writes
         return f"gcp.{first}", f"{method} {path}", method != "GET" and not path.endswith(":getIamPolicy")
+    if first in AZURE:  # the Azure fake (azure_fake.py)
+        return f"azure.{first}", f"{method} {path}", azure_write(f"azure.{first}", method)
     scope = SCOPE.search(headers.get("Authorization", ""))
     if not scope:  # no SigV4: the Prefect REST API
         searching = method == "POST" and path.rstrip("/").rsplit("/", 1)[-1] in ("filter", "count", "paginate")
@@ -79,6 +99,11 @@ def aws_error(headers, service, fault):
     if is_gcp(service):
         return web.json_response({"error": {"code": status, "message": message, "status": code}}, status=status,
                                  headers=fault.get("headers", {}))
+    if is_azure(service):
+        error = {"code": code, "message": message}
+        if service == "azure.graph":
+            error["innerError"] = {"request-id": "sandbox-proxy", "client-request-id": "sandbox-proxy"}
+        return web.json_response({"error": error}, status=status, headers=fault.get("headers", {}))
     if service == "prefect":
         return web.json_response({"detail": message}, status=status, headers=fault.get("headers", {}))
     if "X-Amz-Target" in headers:
@@ -95,6 +120,9 @@ def error_fault(kind, service, headers):
     """The error a throttle or 5xx fault answers with, in the caller's protocol."""
     if kind == "5xx":
         return {"status": 503, "code": "UNAVAILABLE" if is_gcp(service) else "ServiceUnavailable", "message": "injected 503"}
+    if is_azure(service):
+        code = "TooManyRequests" if service == "azure.graph" else "SubscriptionRequestsThrottled"
+        return {"status": 429, "code": code, "message": "injected throttling", "headers": {"Retry-After": "1"}}
     if is_gcp(service):
         return {"status": 429, "code": "RESOURCE_EXHAUSTED", "message": "injected throttling"}
     if service == "prefect":

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod azure;
 pub mod gcp;
 
 use std::path::{Path, PathBuf};
