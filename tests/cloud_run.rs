@@ -463,3 +463,30 @@ async fn the_operator_roles_grant_every_method_a_plan_an_apply_and_a_teardown_ca
     }
     assert!(teardown.iter().any(|m| m.ends_with("serviceAccounts.delete")), "{teardown:?}");
 }
+
+#[tokio::test]
+async fn a_provisioning_killed_before_the_pool_existed_is_torn_down_without_its_type() {
+    let world = World::new("crz").await;
+    let group = unique("crz-group");
+    let gcp = GcpWorld::new("crz").await.through_proxy(&world.sandbox, Some(&group)).await;
+    let start = end_state(&world, &gcp.project).await;
+    let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
+    // The apply marker, the type record, then the first cloud writes: killed after two of those.
+    hold_group_after(&world.sandbox, &group, 4).await;
+    let mut command = world.gcp_command(&gcp, &args(&world, CREATE_V2));
+    command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
+    kill_after_writes(&mut command, &[gcp.channel.as_ref().unwrap(), &prefect], 4).await;
+    assert!(world.work_pool().await.is_none() && world.gcp_block().await.is_none());
+    assert!(!gcp.project.writes_since(0).await.is_empty(), "something was built in the project");
+
+    let direct = GcpWorld::on(gcp.project.clone()).await;
+    let run = world.run_gcp(&direct, &["work-pool", "deprovision", &world.pool, "--yes"]);
+    run.ok();
+    let mut end = end_state(&world, &gcp.project).await;
+    end["services"] = start["services"].clone();
+    assert_eq!(end, start, "what the killed run built is gone:\n{}", run.all());
+    // The record went with the rest: nothing says the type any more.
+    let again = world.run_gcp(&direct, &["work-pool", "deprovision", &world.pool, "--yes"]);
+    assert_eq!(again.code, 1, "{}", again.all());
+    assert!(again.all().contains("--type"), "{}", again.all());
+}

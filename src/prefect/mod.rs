@@ -5,5 +5,6 @@ pub mod client;
 pub mod context;
 pub mod lock;
 pub mod nodes;
+pub mod pool_record;
 pub mod profile;
 pub mod settings;

@@ -14,6 +14,7 @@ use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::lock::{ApplyLock, LEASE_SECONDS, Markers};
+use crate::prefect::pool_record;
 use crate::prefect::profile::DEFAULT_POOL_KEY;
 use crate::prefect::settings::{ProcessEnv, discover};
 use crate::request::{PoolMode, check_pool_name};
@@ -135,6 +136,10 @@ impl Session {
     pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
         let keys = self.lock_keys();
         let lock = ApplyLock::acquire(&self.prefect.client, &keys, &self.markers, &|text| console.note(text)).await?;
+        if let Err(error) = self.record_types(plan).await {
+            let _ = lock.release(false).await;
+            return Err(error);
+        }
         // The registries' login tokens are read while the apply runs: Docker logs in at its end.
         let (applied, tokens) = {
             let progress = console.progress(plan);
@@ -156,10 +161,28 @@ impl Session {
             Error::remote(error.what, format!("{}\n  everything was applied; only marking the apply done failed", error.cause)).fix(fix)
         })?;
         match plan.goal {
-            engine::Goal::Teardown => console.torn_down(plan),
+            engine::Goal::Teardown => {
+                // Everything went: nothing is left that the record would help find.
+                let forgets = self.pools.iter().map(|pool| pool_record::forget(&self.prefect.client, &pool.request.name));
+                futures::future::try_join_all(forgets).await?;
+                console.torn_down(plan)
+            }
             engine::Goal::Provision => console.applied(&self.header(), plan, &repositories),
         }
         Ok(())
+    }
+}
+
+impl Session {
+    /// Before a provisioning writes anything: records the type of each pool that builds cloud
+    /// resources (see [`pool_record`]), so that a teardown finds them even without the pool.
+    async fn record_types(&self, plan: &Plan) -> Result<()> {
+        if plan.goal != engine::Goal::Provision {
+            return Ok(());
+        }
+        let building = self.pools.iter().filter(|pool| !pool.clouds.is_empty() && pool.blueprint.builds_in_clouds());
+        let records = building.map(|pool| pool_record::ensure(&self.prefect.client, &pool.request.name, &pool.request.pool_type));
+        futures::future::try_join_all(records).await.map(drop)
     }
 }
 

@@ -9,6 +9,7 @@ use crate::engine::Teardown;
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::nodes::job_variable_defaults;
+use crate::prefect::pool_record;
 use crate::ui::Console;
 
 /// What `work-pool deprovision` is asked besides the pool.
@@ -38,7 +39,8 @@ pub async fn deprovision(target: Target, options: &TeardownOptions, console: &Co
 }
 
 /// The type of pool `name` for a teardown: the pool's own; once the pool is gone, `asked`
-/// (--type), else what is left tells: the type whose credentials block for the pool remains,
+/// (--type), else the type recorded when it was provisioned ([`pool_record`]), else what is
+/// left tells: the type whose credentials block for the pool remains,
 /// else the only type that builds resources in a cloud (a teardown interrupted after the pool
 /// and its block went leaves only those), so that a re-run still finds what is left.
 pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str) -> Result<String> {
@@ -51,6 +53,9 @@ pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str)
     }
     if !asked.is_empty() {
         return Ok(asked.to_owned());
+    }
+    if let Some(recorded) = pool_record::read(&prefect.client, name).await? {
+        return Ok(recorded);
     }
     let blueprints = Blueprint::all()?;
     let blocks = blueprints.iter().map(|blueprint| async move {
