@@ -173,13 +173,17 @@ pub struct Naming {
     /// repository.
     #[arg(long = "set", value_name = "ID=NAME")]
     pub names: Vec<String>,
-    /// The region, instead of the cloud's configured one (the AWS credential chain's;
-    /// gcloud's run/region, else us-central1).
-    #[arg(long)]
+    /// The region (--location for Azure), instead of the cloud's configured one (the AWS
+    /// credential chain's; gcloud's run/region, else us-central1; the Azure CLI's default
+    /// location, else eastus).
+    #[arg(long, visible_alias = "location")]
     pub region: Option<String>,
     /// The Google Cloud project (Cloud Run pools), instead of gcloud's core/project.
     #[arg(long)]
     pub project: Option<String>,
+    /// The Azure subscription, id or name (ACI pools), instead of the Azure CLI's default one.
+    #[arg(long)]
+    pub subscription: Option<String>,
 }
 
 impl Naming {
@@ -194,7 +198,7 @@ impl Naming {
     }
 
     fn target(&self, request: PoolRequest) -> Result<Target> {
-        Ok(Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone() } })
+        Ok(Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone() } })
     }
 }
 
@@ -208,7 +212,7 @@ pub struct PlanArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub pool_type: Option<String>,
     /// Plan every pool of a pools file (see the README for its format).
-    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region", "project"])]
+    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region", "project", "subscription"])]
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub naming: Naming,

@@ -63,6 +63,9 @@ pub struct PoolDoc {
     /// The Google Cloud project asked for, if not gcloud's configured one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// The Azure subscription asked for, if not the Azure CLI's default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
     /// Whether a new pool is created paused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
@@ -84,6 +87,18 @@ pub enum TargetDoc {
         account: String,
         /// The region.
         region: String,
+    },
+    /// An Azure subscription (and its tenant) and location.
+    Azure {
+        /// The subscription id.
+        subscription: String,
+        /// Its display name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subscription_name: Option<String>,
+        /// The tenant.
+        tenant: String,
+        /// The location of new resources.
+        location: String,
     },
     /// A Google Cloud project and region.
     Gcp {
@@ -114,6 +129,10 @@ impl TargetDoc {
         match self {
             TargetDoc::Aws { account, region } => format!("AWS account {account}, region {region}"),
             TargetDoc::Gcp { project, region } => format!("Google Cloud project {project}, region {region}"),
+            TargetDoc::Azure { subscription, subscription_name, tenant, location } => {
+                let named = subscription_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+                format!("Azure subscription {subscription}{named}, tenant {tenant}, location {location}")
+            }
             TargetDoc::Modal { token_id, profile: Some(profile) } => format!("Modal token {token_id} (profile '{profile}')"),
             TargetDoc::Modal { token_id, profile: None } => format!("Modal token {token_id} (from the environment)"),
             TargetDoc::Coiled { workspace: Some(workspace) } => format!("Coiled workspace {workspace}"),

@@ -52,6 +52,8 @@ pub struct Answer {
     pub status: StatusCode,
     /// The JSON body; Null when empty or not JSON.
     pub body: Value,
+    /// The response headers (ARM's `Azure-AsyncOperation` and `Location` of an operation).
+    pub headers: reqwest::header::HeaderMap,
     /// Whether the body was JSON.
     parsed: bool,
 }
@@ -59,7 +61,7 @@ pub struct Answer {
 impl Answer {
     /// An answer with a JSON body, for tests of clients that read answers.
     pub fn new(status: StatusCode, body: Value) -> Self {
-        Self { status, body, parsed: true }
+        Self { status, body, parsed: true, headers: Default::default() }
     }
 
     /// The server's explanation of an error, without any value the request submitted.
@@ -150,10 +152,14 @@ impl JsonApi {
     /// 502, 503, 504: a busy SQLite-backed Prefect server answers 503) are retried with
     /// backoff (or the server's `Retry-After`), up to [`ATTEMPTS`] times in all.
     pub async fn exchange(&self, method: Method, path: &str, body: Option<Value>) -> Result<Answer> {
-        let url = format!("{}{path}", self.service.base_url);
+        self.exchange_at(method, &format!("{}{path}", self.service.base_url), body).await
+    }
+
+    /// [`JsonApi::exchange`] at a whole URL the API gave (an operation to poll).
+    pub async fn exchange_at(&self, method: Method, url: &str, body: Option<Value>) -> Result<Answer> {
         let mut attempt = 1;
         let response = loop {
-            let mut request = self.http.request(method.clone(), &url);
+            let mut request = self.http.request(method.clone(), url);
             if let Some(token) = &self.service.token {
                 request = request.bearer_auth(token.expose());
             }
@@ -179,10 +185,10 @@ impl JsonApi {
             tokio::time::sleep(wait).await;
             attempt += 1;
         };
-        let status = response.status();
+        let (status, headers) = (response.status(), response.headers().clone());
         let text = response.text().await.map_err(|e| self.unreachable(&e))?;
         let body = serde_json::from_str(&text).ok();
-        Ok(Answer { status, parsed: body.is_some(), body: body.unwrap_or(Value::Null) })
+        Ok(Answer { status, parsed: body.is_some(), body: body.unwrap_or(Value::Null), headers })
     }
 
     /// The error for a server that did not answer: names the service, the cause and the fix.
@@ -202,9 +208,10 @@ impl JsonApi {
 /// location and the message are kept. Google's envelope (`{"error": {"status", "message"}}`)
 /// gives its status name and message.
 fn error_detail(parsed: &Value) -> String {
-    if let Some(google) = parsed.get("error").filter(|e| e.is_object()) {
-        let message = google["message"].as_str().unwrap_or("no message");
-        return match google["status"].as_str() {
+    // Google's envelope names a status, ARM's and Graph's a code.
+    if let Some(error) = parsed.get("error").filter(|e| e.is_object()) {
+        let message = error["message"].as_str().unwrap_or("no message");
+        return match error["status"].as_str().or(error["code"].as_str()) {
             Some(status) => format!("{status}: {message}"),
             None => message.to_owned(),
         };
@@ -245,12 +252,13 @@ mod tests {
 
     #[test]
     fn validation_errors_never_echo_the_submitted_values() {
-        let detail = |body: &str| Answer { status: StatusCode::BAD_REQUEST, parsed: true, body: serde_json::from_str(body).unwrap() }.detail();
+        let detail = |body: &str| Answer::new(StatusCode::BAD_REQUEST, serde_json::from_str(body).unwrap()).detail();
         let body = r#"{"detail":[{"type":"string_pattern_mismatch","loc":["body","name"],"msg":"String should match pattern","input":"wJalrXUtnFEMI/K7MDENG"}]}"#;
         assert_eq!(detail(body), "body.name: String should match pattern");
         assert_eq!(detail(r#"{"detail":"Work pool already exists."}"#), "Work pool already exists.");
         assert_eq!(detail(r#"{"error":{"code":409,"message":"Service account x already exists.","status":"ALREADY_EXISTS"}}"#), "ALREADY_EXISTS: Service account x already exists.");
-        let html = Answer { status: StatusCode::BAD_GATEWAY, parsed: false, body: Value::Null };
+        assert_eq!(detail(r#"{"error":{"code":"RoleAssignmentExists","message":"The role assignment already exists."}}"#), "RoleAssignmentExists: The role assignment already exists.");
+        let html = Answer { status: StatusCode::BAD_GATEWAY, parsed: false, body: Value::Null, headers: Default::default() };
         assert_eq!(html.detail(), "the server's answer is not JSON");
     }
 

@@ -52,6 +52,8 @@ pub struct Credential {
     pub created: Option<i64>,
     /// Whether it works (not deactivated, disabled or expired).
     pub active: bool,
+    /// The first characters of its secret, where the cloud shows them (Entra ID's `hint`).
+    pub hint: Option<String>,
 }
 
 /// A credential just minted: its id and the secret shown this once.
@@ -94,6 +96,12 @@ pub trait Minter: Send + Sync {
     fn mint(&self) -> BoxFuture<'_, std::result::Result<Minted, MintFailure>>;
     /// Deletes a credential; one already gone is fine.
     fn delete<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// The id of the credential a block's `holds` field names: the field's value itself where
+    /// blocks hold the id (an access key id). A cloud whose blocks hold only the secret finds
+    /// which of `credentials` it is, and answers None for a secret that no longer works.
+    fn identify<'a>(&'a self, held: &'a str, _credentials: &'a [Credential]) -> BoxFuture<'a, Result<Option<String>>> {
+        Box::pin(async move { Ok(Some(held.to_owned())) })
+    }
 }
 
 /// The node kind of a minted credential held by one block.
@@ -158,23 +166,25 @@ impl<M: Minter> MintedSecret<M> {
         }
     }
 
-    /// The credential ids every block of the type holds (read with secrets only when a held
-    /// id is hidden in one).
-    async fn held_by_any(&self) -> Result<Vec<String>> {
-        let blocks = self.prefect.client.block_documents_of_type(&self.block_slug, false).await?;
-        let held: Vec<String> = blocks.iter().filter_map(|b| self.held_by(&b.data)).collect();
-        if !held.iter().any(|id| id == OBFUSCATED) {
-            return Ok(held);
+    /// The ids of the `credentials` every block of the type holds (read with secrets only when
+    /// a held value is hidden in one).
+    async fn held_by_any(&self, credentials: &[Credential]) -> Result<Vec<String>> {
+        let mut blocks = self.prefect.client.block_documents_of_type(&self.block_slug, false).await?;
+        if blocks.iter().any(|b| self.held_by(&b.data).as_deref() == Some(OBFUSCATED)) {
+            blocks = self.prefect.client.block_documents_of_type(&self.block_slug, true).await?;
         }
-        let blocks = self.prefect.client.block_documents_of_type(&self.block_slug, true).await?;
-        Ok(blocks.iter().filter_map(|b| self.held_by(&b.data)).collect())
+        let mut ids = Vec::new();
+        for held in blocks.iter().filter_map(|b| self.held_by(&b.data)) {
+            ids.extend(self.minter.identify(&held, credentials).await?);
+        }
+        Ok(ids)
     }
 
     /// The owner's credentials created since `since` that no block of the type holds.
     async fn orphans(&self, since: i64) -> Result<Vec<String>> {
-        let (credentials, held) = futures::join!(self.minter.list(), self.held_by_any());
-        let held = held?;
-        Ok(credentials?
+        let credentials = self.minter.list().await?;
+        let held = self.held_by_any(&credentials).await?;
+        Ok(credentials
             .into_iter()
             .filter(|c| c.created.is_some_and(|created| created >= since - SKEW_SECONDS))
             .filter(|c| !held.contains(&c.id))
@@ -251,19 +261,24 @@ impl<M: Minter> Node for MintedSecret<M> {
                 ([], None) => None,
                 (lost, _) => Some(format!("deletes {}(s) {} minted by an interrupted run and held by no block", self.minter.noun(), lost.join(", "))),
             };
-            let held = self.held(block.as_ref()).await?;
-            let live = held.as_deref().and_then(|id| credentials.iter().find(|c| c.id == id));
+            // Some(None): the block holds a secret that is none of the owner's (no longer works).
+            let held = match self.held(block.as_ref()).await? {
+                Some(value) => Some(self.minter.identify(&value, &credentials).await?),
+                None => None,
+            };
+            let live = held.as_ref().and_then(|h| h.as_deref()).and_then(|id| credentials.iter().find(|c| c.id == id));
             let (name, noun) = (&self.block_name, self.minter.noun());
             let why = match (&block, &held, live) {
-                (_, Some(id), Some(credential)) if credential.active => {
+                (_, Some(Some(id)), Some(credential)) if credential.active => {
                     attrs.set("id", id.as_str());
                     return Ok(match cleanup {
                         Some(cleanup) => Observation::update(cleanup, attrs),
                         None => Observation::reuse(format!("block {name} holds this active {noun}"), attrs),
                     });
                 }
-                (_, Some(id), Some(_)) => format!("block {name} holds {noun} {id}, which is inactive"),
-                (_, Some(id), None) => format!("block {name} holds {noun} {id}, which no longer exists on {}", self.minter.owner()),
+                (_, Some(Some(id)), Some(_)) => format!("block {name} holds {noun} {id}, which is inactive"),
+                (_, Some(Some(id)), None) => format!("block {name} holds {noun} {id}, which no longer exists on {}", self.minter.owner()),
+                (_, Some(None), _) => format!("block {name} holds a {noun} that no longer works"),
                 (Some(_), None, _) => format!("block {name} holds no {noun}"),
                 (None, ..) => format!("block {name} does not exist yet"),
             };
@@ -323,7 +338,10 @@ impl<M: Minter> Node for MintedSecret<M> {
             let (block, credentials) = (block?, credentials?);
             let (name, noun) = (&self.block_name, self.minter.noun());
             let Some(block) = block else { return Ok(Observation::gone(format!("block {name} does not exist"))) };
-            let Some(id) = self.held(Some(&block)).await? else { return Ok(Observation::gone(format!("block {name} holds no {noun}"))) };
+            let Some(held) = self.held(Some(&block)).await? else { return Ok(Observation::gone(format!("block {name} holds no {noun}"))) };
+            let Some(id) = self.minter.identify(&held, &credentials).await? else {
+                return Ok(Observation::gone(format!("the {noun} of block {name} no longer works")));
+            };
             if !credentials.iter().any(|c| c.id == id) {
                 return Ok(Observation::gone(format!("{noun} {id} of block {name} no longer exists")));
             }

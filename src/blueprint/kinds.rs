@@ -72,6 +72,27 @@ pub enum Kind {
     /// A JSON key of a service account, held by a credentials block.
     #[serde(rename = "gcp.service_account_key")]
     GcpServiceAccountKey(ServiceAccountKey),
+    /// An Azure resource group.
+    #[serde(rename = "azure.resource_group")]
+    AzureResourceGroup(NoSettings),
+    /// A user-assigned managed identity.
+    #[serde(rename = "azure.user_assigned_identity")]
+    AzureIdentity(InResourceGroup),
+    /// The pool's Azure Container Registry, found by its pool tag.
+    #[serde(rename = "azure.container_registry")]
+    AzureContainerRegistry(ContainerRegistry),
+    /// An Entra ID app registration.
+    #[serde(rename = "azure.application")]
+    AzureApplication(NoSettings),
+    /// The service principal of an application.
+    #[serde(rename = "azure.service_principal")]
+    AzureServicePrincipal(OfApplication),
+    /// A client secret of an application, held by a credentials block.
+    #[serde(rename = "azure.client_secret")]
+    AzureClientSecret(ClientSecret),
+    /// A role of a principal on a scope.
+    #[serde(rename = "azure.role_assignment")]
+    AzureRoleAssignment(RoleAssignment),
     /// A Prefect block document.
     #[serde(rename = "prefect.block")]
     PrefectBlock(Block),
@@ -224,6 +245,56 @@ pub struct ServiceAccountKey {
     pub block: NodeId,
 }
 
+/// A resource that lives in a resource group node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InResourceGroup {
+    /// The resource group node.
+    pub resource_group: NodeId,
+}
+
+/// `azure.container_registry`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerRegistry {
+    /// The resource group node.
+    pub resource_group: NodeId,
+    /// Nodes whose other users also pull from the registry: a teardown keeps it while another
+    /// pool uses them.
+    #[serde(default)]
+    pub in_use_with: Vec<NodeId>,
+}
+
+/// `azure.service_principal`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfApplication {
+    /// The application node.
+    pub application: NodeId,
+}
+
+/// `azure.client_secret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSecret {
+    /// The application node whose secret it is.
+    pub application: NodeId,
+    /// The block node that holds it.
+    pub block: NodeId,
+}
+
+/// `azure.role_assignment`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleAssignment {
+    /// The role's name in `policies/azure/roles.json` ("Contributor").
+    pub role: String,
+    /// The node whose `id` is the scope (a resource group, a registry).
+    pub scope: NodeId,
+    /// The node whose `principal_id` is the principal (a service principal, an identity).
+    pub principal: NodeId,
+}
+
 /// `prefect.block`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -279,6 +350,13 @@ impl Kind {
             Kind::GcpServiceAccount(_) => "gcp.service_account",
             Kind::GcpProjectRoles(_) => "gcp.project_roles",
             Kind::GcpServiceAccountKey(_) => "gcp.service_account_key",
+            Kind::AzureResourceGroup(_) => "azure.resource_group",
+            Kind::AzureIdentity(_) => "azure.user_assigned_identity",
+            Kind::AzureContainerRegistry(_) => "azure.container_registry",
+            Kind::AzureApplication(_) => "azure.application",
+            Kind::AzureServicePrincipal(_) => "azure.service_principal",
+            Kind::AzureClientSecret(_) => "azure.client_secret",
+            Kind::AzureRoleAssignment(_) => "azure.role_assignment",
             Kind::PrefectBlock(_) => "prefect.block",
             Kind::PrefectWorkPool(_) => "prefect.work_pool",
             Kind::PrefectProfileSetting(_) => "prefect.profile_setting",
@@ -305,6 +383,15 @@ impl Kind {
             Kind::GcpArtifactRepository(r) => r.in_use_with.iter().map(|n| ("in_use_with", n)).collect(),
             Kind::GcpProjectRoles(r) => vec![("service_account", &r.service_account)],
             Kind::GcpServiceAccountKey(k) => vec![("service_account", &k.service_account), ("block", &k.block)],
+            Kind::AzureIdentity(i) => vec![("resource_group", &i.resource_group)],
+            Kind::AzureContainerRegistry(r) => {
+                let mut refs = vec![("resource_group", &r.resource_group)];
+                refs.extend(r.in_use_with.iter().map(|n| ("in_use_with", n)));
+                refs
+            }
+            Kind::AzureServicePrincipal(s) => vec![("application", &s.application)],
+            Kind::AzureClientSecret(s) => vec![("application", &s.application), ("block", &s.block)],
+            Kind::AzureRoleAssignment(r) => vec![("scope", &r.scope), ("principal", &r.principal)],
             Kind::AwsInternetGateway(n) | Kind::AwsSecurityGroup(n) => vec![("vpc", &n.vpc)],
             Kind::AwsSubnets(s) => vec![("vpc", &s.vpc)],
             Kind::AwsRouteTable(t) => vec![("vpc", &t.vpc), ("internet_gateway", &t.internet_gateway), ("subnets", &t.subnets)],

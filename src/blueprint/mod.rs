@@ -25,6 +25,7 @@ const BLUEPRINTS: &[(&str, &str)] = &[
     ("modal-push.toml", include_str!("../../plans/modal-push.toml")),
     ("coiled-push.toml", include_str!("../../plans/coiled-push.toml")),
     ("cloud-run-push.toml", include_str!("../../plans/cloud-run-push.toml")),
+    ("aci-push.toml", include_str!("../../plans/aci-push.toml")),
 ];
 
 /// A pool type's resource graph, before names are resolved for a pool.

@@ -8,6 +8,7 @@
 //! tell that they name another scope of this cloud (teardown's "in use").
 
 pub mod aws;
+pub mod azure;
 pub mod coiled;
 pub mod gcp;
 pub mod modal;
@@ -31,6 +32,8 @@ pub struct Scope {
     pub region: Option<String>,
     /// The Google Cloud project, instead of gcloud's configured one.
     pub project: Option<String>,
+    /// The Azure subscription (id or name), instead of the Azure CLI's default one.
+    pub subscription: Option<String>,
 }
 
 /// A connected cloud.
@@ -40,6 +43,8 @@ pub enum CloudContext {
     Aws(Arc<aws::AwsContext>),
     /// A Google Cloud project and region.
     Gcp(Arc<gcp::GcpContext>),
+    /// An Azure subscription and location.
+    Azure(Arc<azure::AzureContext>),
     /// The local Modal token: nothing is built in Modal, the pool's block holds the token.
     Modal(Arc<modal::token::ModalToken>),
     /// The local Coiled token: nothing is built in Coiled, the pool's block holds the token.
@@ -53,6 +58,7 @@ impl CloudContext {
         match cloud {
             "aws" => Ok(Self::Aws(Arc::new(aws::AwsContext::connect(pool, scope.region.as_deref()).await?))),
             "gcp" => Ok(Self::Gcp(Arc::new(gcp::GcpContext::connect(pool, scope).await?))),
+            "azure" => Ok(Self::Azure(Arc::new(azure::AzureContext::connect(pool, scope).await?))),
             "modal" => Ok(Self::Modal(Arc::new(modal::token::discover(&ProcessEnv)?))),
             "coiled" => Ok(Self::Coiled(Arc::new(coiled::token::discover(&ProcessEnv)?))),
             other => Err(Error::usage(format!("cloud '{other}'"), "pushpool has no client for it")),
@@ -64,6 +70,7 @@ impl CloudContext {
         match self {
             Self::Aws(_) => "aws",
             Self::Gcp(_) => "gcp",
+            Self::Azure(_) => "azure",
             Self::Modal(_) => "modal",
             Self::Coiled(_) => "coiled",
         }
@@ -75,6 +82,7 @@ impl CloudContext {
         match self {
             Self::Aws(aws) => aws.attrs(),
             Self::Gcp(gcp) => gcp.attrs(),
+            Self::Azure(azure) => azure.attrs(),
             Self::Modal(token) => {
                 let mut attrs = Attrs::new().with("token_id", token.token_id.as_str());
                 attrs.set_secret("token_secret", token.token_secret.clone());
@@ -96,6 +104,12 @@ impl CloudContext {
         match self {
             Self::Aws(aws) => TargetDoc::Aws { account: aws.account_id.clone(), region: aws.region.clone() },
             Self::Gcp(gcp) => TargetDoc::Gcp { project: gcp.project().to_owned(), region: gcp.region().to_owned() },
+            Self::Azure(azure) => TargetDoc::Azure {
+                subscription: azure.subscription().to_owned(),
+                subscription_name: Some(azure.subscription_name.clone()).filter(|n| !n.is_empty()),
+                tenant: azure.tenant.clone(),
+                location: azure.location().to_owned(),
+            },
             Self::Modal(token) => TargetDoc::Modal { token_id: token.token_id.clone(), profile: token.source.profile().map(str::to_owned) },
             Self::Coiled(token) => TargetDoc::Coiled { workspace: token.workspace.clone() },
         }
@@ -107,6 +121,7 @@ impl CloudContext {
         match self {
             Self::Aws(aws) => Some(format!("aws_{}", aws.account_id)),
             Self::Gcp(gcp) => Some(format!("gcp_{}", gcp.project())),
+            Self::Azure(azure) => Some(format!("azure_{}", azure.subscription())),
             Self::Modal(_) | Self::Coiled(_) => None,
         }
     }
@@ -122,6 +137,10 @@ impl CloudContext {
             Self::Gcp(gcp) => {
                 let projects = gcp::projects_in(defaults);
                 !projects.is_empty() && !projects.iter().any(|p| p == gcp.project())
+            }
+            Self::Azure(azure) => {
+                let subscriptions = azure::subscriptions_in(defaults);
+                !subscriptions.is_empty() && !subscriptions.iter().any(|s| s.eq_ignore_ascii_case(azure.subscription()))
             }
             Self::Modal(_) | Self::Coiled(_) => false,
         }
@@ -142,7 +161,17 @@ impl CloudContext {
                     None => RegistryAuth::Password { user: "oauth2accesstoken".to_owned(), password: gcp.token.clone(), lasts: "an hour" },
                 })
             }),
+            // The registry's own token, for a host known only after apply.
+            Self::Azure(_) => Box::pin(async { Ok(RegistryAuth::Exchange) }),
             Self::Modal(_) | Self::Coiled(_) => Box::pin(async { Err(Error::usage(format!("{} token", self.name()), "has no image registry")) }),
+        }
+    }
+
+    /// Docker credentials for `registry` from its cloud's token exchange ([`RegistryAuth::Exchange`]).
+    pub fn exchanged_login<'a>(&'a self, registry: &'a str) -> BoxFuture<'a, Result<(String, Secret)>> {
+        match self {
+            Self::Azure(azure) => Box::pin(azure::registry_credentials(azure, registry)),
+            _ => Box::pin(async move { Err(Error::usage(format!("registry {registry}"), format!("{} has no token exchange", self.name()))) }),
         }
     }
 
@@ -151,6 +180,7 @@ impl CloudContext {
         match self {
             Self::Aws(_) => format!("aws ecr get-login-password | docker login --username AWS --password-stdin {registry}"),
             Self::Gcp(_) => format!("gcloud auth configure-docker {registry}"),
+            Self::Azure(_) => format!("az acr login --name {}", registry.split('.').next().unwrap_or(registry)),
             Self::Modal(_) | Self::Coiled(_) => format!("docker login {registry}"),
         }
     }
@@ -163,6 +193,8 @@ impl CloudContext {
             Self::Aws(aws) => format!("{}/{}", aws.account_id, aws.region),
             Self::Gcp(gcp) if kind == "gcp.artifact_repository" => format!("{}/{}", gcp.project(), gcp.region()),
             Self::Gcp(gcp) => gcp.project().to_owned(),
+            Self::Azure(azure) if kind.starts_with("azure.application") || kind == "azure.service_principal" || kind == "azure.client_secret" => azure.tenant.clone(),
+            Self::Azure(azure) => azure.subscription().to_owned(),
             Self::Modal(_) | Self::Coiled(_) => String::new(),
         }
     }
@@ -179,6 +211,9 @@ pub enum RegistryAuth {
         /// How long the login lasts, in words.
         lasts: &'static str,
     },
+    /// `docker login` with a token the registry issues for the cloud's own token, once its
+    /// host is known ([`CloudContext::exchanged_login`]).
+    Exchange,
     /// A credential helper entry for the registry in Docker's configuration
     /// (`docker-credential-<name>`), which fetches a fresh token on every use.
     Helper(&'static str),

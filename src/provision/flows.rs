@@ -54,7 +54,7 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
             request.paused = pool.paused;
             request.set_as_default = pool.set_as_default;
             request.base_job_template = pool.base_job_template.clone();
-            Ok(Target { request, names: pool.names.clone(), scope: Scope { region: pool.region.clone(), project: pool.project.clone() } })
+            Ok(Target { request, names: pool.names.clone(), scope: Scope { region: pool.region.clone(), project: pool.project.clone(), subscription: pool.subscription.clone() } })
         })
         .collect::<Result<Vec<_>>>()?;
     if targets.iter().any(|t| t.request.mode == PoolMode::Deprovision) {

@@ -10,6 +10,7 @@
 //! type = "ecs:push"
 //! region = "eu-west-1"                  # else the cloud's configured region
 //! project = "my-project"                # Cloud Run pools: else gcloud's configured project
+//! subscription = "<id or name>"         # ACI pools: else the Azure CLI's default subscription
 //! set = { cluster = "team-b-cluster" }   # resource names, as with --set
 //!
 //! [[pool]]
@@ -46,6 +47,8 @@ struct PoolEntry {
     #[serde(default)]
     project: Option<String>,
     #[serde(default)]
+    subscription: Option<String>,
+    #[serde(default)]
     set: BTreeMap<String, String>,
     #[serde(default)]
     base_job_template: Option<PathBuf>,
@@ -67,7 +70,7 @@ pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
         .map(|entry| {
             let mut request = PoolRequest::new(entry.name, entry.pool_type, PoolMode::Ensure);
             request.base_job_template = entry.base_job_template.map(|t| read_base_job_template(&dir.join(t))).transpose()?;
-            Ok(Target { request, names: entry.set, scope: Scope { region: entry.region, project: entry.project } })
+            Ok(Target { request, names: entry.set, scope: Scope { region: entry.region, project: entry.project, subscription: entry.subscription } })
         })
         .collect()
 }
@@ -84,7 +87,7 @@ mod tests {
         std::fs::write(&path, "[[pool]]\nname = \"a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"b\"\ntype = \"ecs\"\nregion = \"eu-west-1\"\nset = { cluster = \"c\" }\n\n[[pool]]\nname = \"m\"\ntype = \"modal:push\"\nbase_job_template = \"m.json\"\n\n[[pool]]\nname = \"g\"\ntype = \"cloud-run-v2:push\"\nproject = \"my-project\"\nregion = \"europe-west1\"\n").unwrap();
         let targets = read_pools_file(&path).unwrap();
         assert_eq!(targets.len(), 4);
-        assert_eq!(targets[3].scope, Scope { region: Some("europe-west1".into()), project: Some("my-project".into()) });
+        assert_eq!(targets[3].scope, Scope { region: Some("europe-west1".into()), project: Some("my-project".into()), subscription: None });
         assert!(targets[2].request.base_job_template.as_ref().unwrap().pointer("/variables/properties/x").is_some(), "read relative to the file");
         assert_eq!(targets[1].scope.region.as_deref(), Some("eu-west-1"));
         assert_eq!(targets[1].names["cluster"], "c");

@@ -84,6 +84,10 @@ async fn docker_login(registry: &str, cloud: &CloudContext, token: Option<&Resul
     let result = match token {
         Some(Ok(RegistryAuth::Password { user, password, lasts })) => docker::login(registry, user, password).await.map(|login| (login, format!("for {lasts}"))),
         Some(Ok(RegistryAuth::Helper(helper))) => docker::use_helper(registry, helper).map(|login| (login, format!("through docker-credential-{helper}"))),
+        Some(Ok(RegistryAuth::Exchange)) => match cloud.exchanged_login(registry).await {
+            Ok((user, password)) => docker::login(registry, &user, &password).await.map(|login| (login, "with a registry token, for 3 hours".to_owned())),
+            Err(error) => Err(error),
+        },
         Some(Err(error)) => Err(error.clone()),
         None => Err(Error::remote(format!("docker login to {registry}"), "no registry token was read for its cloud")),
     };

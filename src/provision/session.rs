@@ -123,6 +123,7 @@ impl Session {
                 names: target.names.clone(),
                 region: target.scope.region.clone(),
                 project: target.scope.project.clone(),
+                subscription: target.scope.subscription.clone(),
                 paused: pool.request.paused,
                 set_as_default: pool.request.set_as_default,
                 base_job_template: pool.request.base_job_template.clone(),

@@ -68,6 +68,7 @@ impl Minter for AccessKeys {
                         id: k.access_key_id()?.to_owned(),
                         created: k.create_date().map(|d| d.secs()),
                         active: k.status() == Some(&StatusType::Active),
+                        hint: None,
                     })
                 })
                 .collect())

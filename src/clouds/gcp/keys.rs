@@ -97,7 +97,7 @@ impl Minter for ServiceAccountKeys {
                 .filter_map(|key| {
                     let id = key["name"].as_str()?.rsplit('/').next()?.to_owned();
                     let expired = key["validBeforeTime"].as_str().and_then(unix_of).is_some_and(|end| end <= now);
-                    Some(Credential { id, created: key["validAfterTime"].as_str().and_then(unix_of), active: key["disabled"] != true && !expired })
+                    Some(Credential { id, created: key["validAfterTime"].as_str().and_then(unix_of), active: key["disabled"] != true && !expired, hint: None })
                 })
                 .collect())
         }

@@ -50,8 +50,13 @@ impl Node for ProfileSetting {
 
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let wanted = self.wanted(&upstream.attrs_for(&self.value).await?)?;
             let key = &self.key;
+            // A value a node makes when applied (a new registry's host) is set after it.
+            if let Resolved::Unknown(pending) = resolve(&self.value, &upstream.attrs_for(&self.value).await?, Secrets::Refuse)? {
+                let attrs = Attrs::new().with("key", key.as_str()).with("profile", self.prefect.settings.profile.path.display().to_string());
+                return Ok(Observation::update(format!("set {key} to {} (known after apply)", pending.join(", ")), attrs));
+            }
+            let wanted = self.wanted(&upstream.attrs_for(&self.value).await?)?;
             let attrs = Attrs::new().with("key", key.as_str()).with("value", wanted.as_str()).with("profile", self.prefect.settings.profile.path.display().to_string());
             Ok(match self.current()? {
                 Some(current) if current == wanted => Observation::reuse(format!("{key} is already '{wanted}'"), attrs),
@@ -78,8 +83,10 @@ impl Node for ProfileSetting {
     /// registry host it may name outlives any repository, and another pool may rely on it.
     fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, _: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let wanted = self.wanted(&upstream.attrs_for(&self.value).await?)?;
             let key = &self.key;
+            let Ok(wanted) = self.wanted(&upstream.attrs_for(&self.value).await?) else {
+                return Ok(Observation::gone(format!("{key} names nothing that exists")));
+            };
             Ok(match self.current()? {
                 Some(current) if current == wanted => Observation::keep(format!("{key} stays: a teardown never edits the profile"), Attrs::new()),
                 _ => Observation::gone(format!("{key} is not '{wanted}'")),
