@@ -104,3 +104,137 @@ async fn a_fresh_subscription_gets_everything_in_the_default_one_and_a_rerun_wri
     assert_eq!(inventory(&azure).await, start);
     azure.fake.assert_no_violations(&azure).await;
 }
+
+#[tokio::test]
+async fn existing_group_app_and_identity_are_used_as_they_are_and_a_teardown_keeps_them() {
+    let world = World::new("acx").await;
+    let azure = AzureWorld::new("acx").await;
+    azure.subscription.seed_resource_group("prefect-aci-push-pool-rg", "westeurope", &[("team", "data")]).await;
+    azure.subscription.seed_identity("prefect-aci-push-pool-rg", "prefect-acr-identity", &[]).await;
+    let app = azure.tenant.seed_application("prefect-aci-push-pool-app", &[], 1, true).await;
+    world.run_azure(&azure, &args(&world, CREATE)).ok();
+    let writes = azure.writes_since(&support::azure::AzureMarks::default()).await;
+    assert!(!writes.iter().any(|w| w.contains("resourceGroups/write") || w.contains("userAssignedIdentities/write") || w.contains("applications.create")), "{writes:?}");
+    let run = world.run_azure(&azure, &["work-pool", "deprovision", &world.pool, "--yes"]);
+    run.ok();
+    assert!(run.all().contains("not created by pushpool"), "{}", run.all());
+    let subscription = azure.subscription.state().await;
+    assert_eq!(subscription["resourceGroups"][0]["name"], "prefect-aci-push-pool-rg", "the group stays");
+    assert_eq!(subscription["resourceGroups"][0]["identities"].as_array().unwrap().len(), 1, "the identity stays");
+    assert_eq!(subscription["resourceGroups"][0]["registries"].as_array().unwrap().len(), 0, "the registry pushpool made goes");
+    let apps = azure.tenant.applications_named("prefect-aci-push-pool-app").await;
+    assert_eq!(apps.len(), 1, "the app registration stays");
+    let secrets: Vec<&str> = apps[0]["passwordCredentials"].as_array().unwrap().iter().map(|s| s["keyId"].as_str().unwrap()).collect();
+    assert_eq!(secrets, [app.secrets[0].0.as_str()], "the block's secret went with it, the other one stays");
+    azure.fake.assert_no_violations(&azure).await;
+}
+
+#[tokio::test]
+async fn a_block_whose_secret_expired_gets_a_new_one_and_the_secret_limit_stops_the_plan() {
+    let world = World::new("acs").await;
+    let azure = AzureWorld::new("acs").await;
+    world.run_azure(&azure, &args(&world, CREATE)).ok();
+    let apps = azure.tenant.applications_named("prefect-aci-push-pool-app").await;
+    let (object_id, first) = (apps[0]["id"].as_str().unwrap().to_owned(), apps[0]["passwordCredentials"][0]["keyId"].as_str().unwrap().to_owned());
+    azure.tenant.expire_secret(&object_id, &first).await;
+    let plan = world.run_azure(&azure, &["plan", "--type", "azure-container-instance:push", &world.pool]);
+    assert!(plan.all().contains("no longer works") || plan.all().contains("is inactive"), "{}", plan.all());
+    world.run_azure(&azure, &["work-pool", "provision-infra", &world.pool, "--yes"]).ok();
+    let loaded = world.load_aci_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool), Some((&azure.fake, &azure.tenant)));
+    assert_eq!(loaded["login_status"], 200, "the block holds a working secret again: {loaded}");
+
+    let world = World::new("acs").await;
+    let azure = AzureWorld::new("acs").await;
+    let seeded = azure.tenant.seed_application("prefect-aci-push-pool-app", &["managed-by=pushpool"], 10, true).await;
+    let run = world.run_azure(&azure, &args(&world, CREATE));
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.all().contains("already has 10 secrets") && run.all().contains(&seeded.secrets[0].0), "{}", run.all());
+    assert_eq!(azure.writes_since(&support::azure::AzureMarks::default()).await, Vec::<String>::new(), "nothing was written");
+}
+
+#[tokio::test]
+async fn replication_delay_slow_operations_and_throttling_are_waited_out() {
+    let world = World::new("acr").await;
+    let azure = AzureWorld::new("acr").await;
+    azure.tenant.faults(json!({"principal_not_found": 2, "throttle": {"^applications\\.create$": 1}})).await;
+    azure.subscription.faults(json!({"operation_polls": 4, "throttle": {"resourceGroups/write$": 1}, "retry_after": 1})).await;
+    world.run_azure(&azure, &args(&world, CREATE)).ok();
+    let statuses: Vec<u16> = azure.calls_since(&support::azure::AzureMarks::default()).await.iter().map(|c| c.status).collect();
+    assert!(statuses.contains(&429) && statuses.contains(&400), "throttled and PrincipalNotFound at least once: {statuses:?}");
+    assert_eq!(azure.subscription.state().await["roleAssignments"].as_array().unwrap().len(), 2);
+    azure.fake.assert_no_violations(&azure).await;
+}
+
+#[tokio::test]
+async fn dry_run_and_plan_write_nothing_and_name_the_subscription_and_tenant() {
+    let world = World::new("acd").await;
+    let azure = AzureWorld::new("acd").await;
+    let prefect = world.marks().await;
+    world.run_azure(&azure, &[&args(&world, CREATE)[..], &["--dry-run"]].concat()).ok();
+    let json = world.run_azure(&azure, &["plan", "--type", "azure-container-instance:push", &world.pool, "--output", "json"]);
+    let document: Value = serde_json::from_str(&json.ok().stdout).unwrap();
+    assert_eq!(document["targets"][0]["cloud"], "azure");
+    assert_eq!(document["targets"][0]["subscription"], azure.subscription.id.as_str());
+    assert_eq!(document["targets"][0]["tenant"], azure.tenant.id.as_str());
+    let markdown = world.run_azure(&azure, &["plan", "--type", "azure-container-instance:push", &world.pool, "--output", "markdown"]);
+    assert!(markdown.ok().stdout.contains(&format!("Azure subscription {}", azure.subscription.id)), "{}", markdown.stdout);
+    assert_eq!(azure.writes_since(&support::azure::AzureMarks::default()).await, Vec::<String>::new());
+    world.assert_no_writes_since(prefect).await;
+    azure.assert_others_untouched().await;
+}
+
+#[tokio::test]
+async fn no_subscription_and_a_refused_token_are_named_with_the_fix_and_nothing_is_written() {
+    let world = World::new("acn").await;
+    let azure = AzureWorld::new("acn").await.logged_out();
+    let run = world.run_azure(&azure, &args(&world, CREATE));
+    assert_eq!(run.code, 1);
+    assert!(run.all().contains("Azure subscription: none is set") && run.all().contains("az login"), "{}", run.all());
+
+    let azure = AzureWorld::new("acn").await.refusing();
+    let run = world.run_azure(&azure, &args(&world, CREATE));
+    assert_eq!(run.code, 1);
+    assert!(run.all().contains("az login") && run.all().contains("AZURE_CLIENT_SECRET"), "{}", run.all());
+    assert!(azure.calls_since(&support::azure::AzureMarks::default()).await.is_empty(), "no call without a token");
+    assert!(world.work_pool().await.is_none());
+}
+
+#[tokio::test]
+async fn killed_after_any_write_a_rerun_converges_with_no_orphan_secret() {
+    use support::{Channel, hold_group_after, kill_after_writes, unique};
+    let clean = World::new("acc").await;
+    let clean_azure = AzureWorld::new("acc").await;
+    clean.run_azure(&clean_azure, &args(&clean, CREATE)).ok();
+    let expected = end_state(&clean, &clean_azure).await;
+    let total = clean_azure.calls_since(&support::azure::AzureMarks::default()).await.iter().filter(|c| c.write && c.status < 400).count()
+        + clean.prefect.calls().await.iter().filter(|c| c.write && c.status < 400).count();
+    println!("killed after each of {total} writes");
+    for k in 1..=total {
+        let world = World::new("acc").await;
+        let group = unique("acc-group");
+        let mut azure = AzureWorld::new("acc").await.through_proxy(&world.sandbox, Some(&group)).await;
+        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
+        hold_group_after(&world.sandbox, &group, k).await;
+        let mut command = world.azure_command(&azure, &args(&world, CREATE));
+        command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
+        kill_after_writes(&mut command, &[azure.channel.as_ref().unwrap(), &prefect], k).await;
+        azure.drop_proxy();
+        let direct = &azure;
+        let rerun = world.run_azure(direct, &args(&world, CREATE));
+        assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
+        assert_eq!(end_state(&world, direct).await, expected, "killed after write {k}");
+        let marks = direct.marks().await;
+        assert!(world.run_azure(direct, &args(&world, CREATE)).ok().stdout.contains("Nothing to change"), "killed after write {k}");
+        assert_eq!(direct.writes_since(&marks).await, Vec::<String>::new(), "killed after write {k}");
+    }
+}
+
+/// The end state of a provisioning, without run-specific ids: one working secret, held.
+async fn end_state(world: &World, azure: &AzureWorld) -> Value {
+    let mut state = inventory(azure).await;
+    let loaded = world.load_aci_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool), Some((&azure.fake, &azure.tenant)));
+    state["login"] = loaded["login_status"].clone();
+    state["pool"] = json!(world.work_pool().await.is_some());
+    // Pool names differ between worlds.
+    serde_json::from_str(&state.to_string().replace(&world.pool, "{pool}")).unwrap()
+}

@@ -296,8 +296,9 @@ impl AzureSubscription {
     }
 }
 
-/// Marks on an [`AzureWorld`]'s call logs (default subscription and tenant).
-#[derive(Debug, Clone, Copy)]
+/// Marks on an [`AzureWorld`]'s call logs (default subscription and tenant); the default is
+/// the start of the logs.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct AzureMarks {
     pub subscription: usize,
     pub tenant: usize,
@@ -365,6 +366,12 @@ impl AzureWorld {
         self.channel = Some(Channel::open_in(sandbox, &self.fake.url, group).await);
         self.write_cli_files();
         self
+    }
+
+    /// Points the CLI files at the fake itself again, after [`AzureWorld::through_proxy`].
+    pub fn drop_proxy(&mut self) {
+        self.channel = None;
+        self.write_cli_files();
     }
 
     /// No fake `az` on PATH (and no real one either): no Azure CLI at all.
