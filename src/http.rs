@@ -64,6 +64,16 @@ impl Answer {
         Self { status, body, parsed: true, headers: Default::default() }
     }
 
+    /// The body of a success; None for a 404 (no such object); else the error `refused` makes
+    /// of the answer.
+    pub fn found(self, refused: impl FnOnce(&Answer) -> Error) -> Result<Option<Value>> {
+        match self.status {
+            status if status.is_success() => Ok(Some(self.body)),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(refused(&self)),
+        }
+    }
+
     /// The server's explanation of an error, without any value the request submitted.
     pub fn detail(&self) -> String {
         if !self.parsed {

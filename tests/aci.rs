@@ -88,6 +88,8 @@ async fn a_fresh_subscription_gets_everything_in_the_default_one_and_a_rerun_wri
     let profiles = std::fs::read_to_string(world.profiles_path()).unwrap();
     assert!(profiles.contains(registry["loginServer"].as_str().unwrap()), "{profiles}");
 
+    let fresh = azure.calls_since(&support::azure::AzureMarks::default()).await;
+    println!("fresh run: {} Azure calls, {} writes", fresh.len(), fresh.iter().filter(|c| c.write).count());
     // A re-run writes nothing, in Azure or in Prefect.
     let (marks, prefect) = (azure.marks().await, world.marks().await);
     let again = world.run_azure(&azure, &["work-pool", "provision-infra", &world.pool, "--yes"]);

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::http::{Answer, JsonApi, Service};
+use crate::retry::poll_wait;
 use crate::secret::Secret;
 
 /// How many times an operation is polled (about four minutes with the waits below).
@@ -57,12 +58,7 @@ impl Api {
 
     /// GETs an object: None when it does not exist (404).
     pub async fn get(&self, path: &str, what: &str) -> Result<Option<Value>> {
-        let answer = self.call(Method::GET, path, None).await?;
-        match answer.status {
-            status if status.is_success() => Ok(Some(answer.body)),
-            StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(self.refused(&Method::GET, path, &answer, what)),
-        }
+        self.call(Method::GET, path, None).await?.found(|answer| self.refused(&Method::GET, path, answer, what))
     }
 
     /// Sends a request that must succeed, waits for the operation it started (if any), and
@@ -120,10 +116,6 @@ impl Api {
     }
 }
 
-/// The wait before poll `n`: 0.2 s doubling to a 5 s ceiling.
-fn poll_wait(n: u32) -> Duration {
-    Duration::from_millis((200u64 << n.min(5)).min(5_000))
-}
 
 /// POSTs a form (`application/x-www-form-urlencoded`, no bearer token), for Entra ID's token
 /// endpoint and the registry's token exchange, and returns the status and JSON body. The

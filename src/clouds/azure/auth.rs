@@ -45,8 +45,7 @@ impl Tokens {
         if let (Some(tenant), Some(client), Some(secret)) = secret_vars {
             let mut custom = CustomConfiguration::default();
             custom.authority_host = placement.cloud.login.clone();
-            let mut client_options = ClientOptions::default();
-            client_options.cloud = Some(Arc::new(CloudConfiguration::from(custom)));
+            let client_options = ClientOptions { cloud: Some(Arc::new(CloudConfiguration::from(custom))), ..Default::default() };
             let options = ClientSecretCredentialOptions { client_options };
             let credential = ClientSecretCredential::new(&tenant, client, secret.into(), Some(options)).map_err(failed)?;
             return Ok(Self { credential, source: TokenSource::ServicePrincipal });

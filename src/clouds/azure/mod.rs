@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use context::{AzureContext, MARKING, subscriptions_in};
+use resources::{TaggedKind, TaggedResource};
 
 use crate::blueprint::{Blueprint, Kind, NodeSpec};
 use crate::engine::NodeRef;
@@ -43,11 +44,11 @@ pub fn build(
     let node: (String, NodeRef) = match &spec.kind {
         Kind::AzureResourceGroup(_) => {
             let name = name_of(&spec.id)?;
-            (name.clone(), Arc::new(resources::ResourceGroup { azure, name }))
+            (name.clone(), Arc::new(TaggedResource { azure, name, kind: TaggedKind::ResourceGroup }))
         }
         Kind::AzureIdentity(settings) => {
-            let name = name_of(&spec.id)?;
-            (name.clone(), Arc::new(resources::Identity { azure, name, resource_group: name_of(settings.resource_group.as_str())? }))
+            let (name, resource_group) = (name_of(&spec.id)?, name_of(settings.resource_group.as_str())?);
+            (name.clone(), Arc::new(TaggedResource { azure, name, kind: TaggedKind::Identity { resource_group } }))
         }
         Kind::AzureContainerRegistry(settings) => {
             let resource_group = name_of(settings.resource_group.as_str())?;

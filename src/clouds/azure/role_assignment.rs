@@ -81,8 +81,7 @@ impl Node for RoleAssignment {
         async move {
             let (scope, principal) = futures::try_join!(upstream.get(&self.scope_node), upstream.get(&self.principal_node))?;
             let attrs = Attrs::new().with("role", self.role.as_str());
-            let ids = (scope.attrs.str("id"), principal.attrs.str("principal_id"));
-            let (Some(scope_id), Some(principal_id)) = ids.clone() else {
+            let (Some(scope_id), Some(principal_id)) = (scope.attrs.str("id"), principal.attrs.str("principal_id")) else {
                 return Ok(Observation::create(format!("grants {} on the new {} to the new {}", self.role, self.scope_node, self.principal_node), attrs));
             };
             if scope.action == Action::Create || principal.action == Action::Create {

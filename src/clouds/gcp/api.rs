@@ -7,14 +7,13 @@
 //! opentelemetry through the long-running-operation crate) to a build that is already long;
 //! the README's dependency section has the numbers.
 
-use std::time::Duration;
-
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::http::{Answer, JsonApi, Service};
 use crate::prefect::settings::Env;
+use crate::retry::poll_wait;
 use crate::secret::Secret;
 
 /// One Google API: its name in endpoint-override variables, and its public root URL.
@@ -108,12 +107,7 @@ impl Api {
 
     /// GETs an object: None when it does not exist (404).
     pub async fn get(&self, path: &str, what: &str) -> Result<Option<Value>> {
-        let answer = self.call(Method::GET, path, None).await?;
-        match answer.status {
-            status if status.is_success() => Ok(Some(answer.body)),
-            StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(self.refused(&Method::GET, path, &answer, what)),
-        }
+        self.call(Method::GET, path, None).await?.found(|answer| self.refused(&Method::GET, path, answer, what))
     }
 
     /// Sends a request that must succeed, and returns its body.
@@ -128,12 +122,7 @@ impl Api {
     /// Sends a DELETE; one of an object already gone is fine. Returns the body (an operation
     /// for some APIs) when there was something to delete.
     pub async fn delete(&self, path: &str, what: &str) -> Result<Option<Value>> {
-        let answer = self.call(Method::DELETE, path, None).await?;
-        match answer.status {
-            status if status.is_success() => Ok(Some(answer.body)),
-            StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(self.refused(&Method::DELETE, path, &answer, what)),
-        }
+        self.call(Method::DELETE, path, None).await?.found(|answer| self.refused(&Method::DELETE, path, answer, what))
     }
 
     /// Polls a long-running operation (`{"name", "done"}`) until it is done, and returns its
@@ -157,13 +146,11 @@ impl Api {
     }
 }
 
-/// The wait before poll `n`: 0.2 s doubling to a 5 s ceiling.
-fn poll_wait(n: u32) -> Duration {
-    Duration::from_millis((200u64 << n.min(5)).min(5_000))
-}
 
 #[cfg(test)]
 mod tests {
+    use reqwest::StatusCode;
+
     use super::*;
 
     #[test]
@@ -179,10 +166,5 @@ mod tests {
         assert!(GoogleError::of(&Answer::new(StatusCode::OK, Value::Null)).message.is_empty());
     }
 
-    #[test]
-    fn polls_back_off_to_a_ceiling() {
-        assert_eq!(poll_wait(0), Duration::from_millis(200));
-        assert_eq!(poll_wait(3), Duration::from_millis(1600));
-        assert_eq!(poll_wait(40), Duration::from_secs(5));
-    }
+
 }
