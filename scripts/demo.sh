@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Demo: build pushpool and provision an ECS push work pool and a Cloud Run push work pool against the
-# local sandbox (moto as AWS, the GCP fake as Google Cloud, a real Prefect server, a fake docker),
+# Demo: build pushpool and provision an ECS, a Cloud Run and an ACI push work pool against the local
+# sandbox (moto as AWS, the GCP and Azure fakes, a real Prefect server, a fake docker),
 # then show the same commands as dry runs. Nothing leaves this machine. The sandbox keeps running
 # afterwards so you can look around.
 set -euo pipefail
@@ -62,18 +62,58 @@ export GCE_METADATA_HOST=127.0.0.1:9
 unset CLOUDSDK_CORE_PROJECT GOOGLE_CLOUD_PROJECT CLOUDSDK_RUN_REGION CLOUDSDK_ACTIVE_CONFIG_NAME
 mkdir -p "$CLOUDSDK_CONFIG"
 
+# Azure is the sandbox's Azure fake: a tenant and subscription of its own (made once: the demo's
+# CLI directory remembers them), an Azure CLI directory whose active cloud is registered to point
+# at the fake (as `az cloud register` would), and the fake `az` first on PATH for tokens.
+export AZURE_CONFIG_DIR=$PUSHPOOL_SANDBOX_DIR/demo-azure
+"$PUSHPOOL_SANDBOX_PYTHON" - "$PUSHPOOL_SANDBOX_AZURE_URL" "$AZURE_CONFIG_DIR" <<'PY'
+import json, os, sys, urllib.request
+url, cli = sys.argv[1:]
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def admin(method, path, body=None):
+    request = urllib.request.Request(url + path, json.dumps(body or {}).encode(), {"Content-Type": "application/json"}, method=method)
+    return json.load(opener.open(request))
+os.makedirs(cli, exist_ok=True)
+profile_path = os.path.join(cli, "azureProfile.json")
+known = None
+if os.path.exists(profile_path):  # the fake keeps its state while it runs: reuse the demo's subscription
+    known = json.loads(open(profile_path, encoding="utf-8-sig").read())["subscriptions"][0]
+    try:
+        admin("GET", f"/admin/subscriptions/{known['id']}/state")
+    except Exception:
+        known = None  # the sandbox was restarted: make new ones
+if known is None:
+    tenant = admin("POST", "/admin/tenants")["tenantId"]
+    subscription = admin("POST", "/admin/subscriptions", {"displayName": "demo", "tenantId": tenant})["subscriptionId"]
+    known = {"id": subscription, "name": "demo", "tenantId": tenant, "isDefault": True, "state": "Enabled",
+             "environmentName": "PushpoolFake", "user": {"name": "demo@example.com", "type": "user"}}
+with open(profile_path, "w", encoding="utf-8-sig") as f:  # the CLI writes it with a BOM
+    json.dump({"subscriptions": [known]}, f)
+open(os.path.join(cli, "config"), "w").write("[cloud]\nname = PushpoolFake\n")
+open(os.path.join(cli, "clouds.config"), "w").write(
+    f"[PushpoolFake]\nendpoint_resource_manager = {url}/arm/\nendpoint_active_directory_resource_id = {url}/arm/\n"
+    f"endpoint_microsoft_graph_resource_id = {url}/graph/\nendpoint_active_directory = {url}/login\n"
+    "suffix_acr_login_server_endpoint = .azurecr.io\n")
+PY
+export PUSHPOOL_AZURE_ACR_EXCHANGE_URL="$PUSHPOOL_SANDBOX_AZURE_URL/acr/{registry}/oauth2/exchange"
+export FAKE_AZ_LOG=$PUSHPOOL_SANDBOX_DIR/demo-az.log
+unset AZURE_SUBSCRIPTION_ID AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_FEDERATED_TOKEN_FILE
+export PATH=$PWD/tests/sandbox/az-bin:$PATH
+
 set -x
 target/debug/pushpool work-pool create demo-ecs --type ecs:push --provision-infra --yes
 target/debug/pushpool work-pool create demo-ecs --type ecs:push --provision-infra --yes --dry-run
 target/debug/pushpool work-pool create demo-cloud-run --type cloud-run-v2:push --provision-infra --yes --project "$GCP_PROJECT" --region us-central1
 target/debug/pushpool work-pool create demo-cloud-run --type cloud-run-v2:push --provision-infra --yes --project "$GCP_PROJECT" --region us-central1 --dry-run
+target/debug/pushpool work-pool create demo-aci --type azure-container-instance:push --provision-infra --yes
+target/debug/pushpool work-pool create demo-aci --type azure-container-instance:push --provision-infra --yes --dry-run
 { set +x; } 2>/dev/null
 
 cat <<EOF
 
 Done. Look around:
-  Prefect UI:   ${PUSHPOOL_SANDBOX_PREFECT_URL%/api}  (Work Pools -> demo-ecs, demo-cloud-run)
-  Pool names:   demo-ecs, demo-cloud-run
+  Prefect UI:   ${PUSHPOOL_SANDBOX_PREFECT_URL%/api}  (Work Pools -> demo-ecs, demo-cloud-run, demo-aci)
+  Pool names:   demo-ecs, demo-cloud-run, demo-aci
   AWS (moto):   $PUSHPOOL_SANDBOX_MOTO_URL/moto-api/
   GCP (fake):   $PUSHPOOL_SANDBOX_GCP_URL/admin/projects/$GCP_PROJECT/state
   docker calls: $FAKE_DOCKER_LOG

@@ -67,11 +67,15 @@ impl Registry {
         }
     }
 
+    /// Name, id, login server, and `flows`: the repository the summary suggests pushing flow
+    /// images to (ACR makes repositories on the first push).
     fn attrs(found: &Value) -> Attrs {
+        let login_server = found["properties"]["loginServer"].as_str().unwrap_or_default();
         Attrs::new()
             .with("name", found["name"].as_str().unwrap_or_default())
             .with("id", found["id"].as_str().unwrap_or_default())
-            .with("login_server", found["properties"]["loginServer"].as_str().unwrap_or_default())
+            .with("login_server", login_server)
+            .with("flows", format!("{login_server}/prefect-flows"))
     }
 
     /// A name no registry anywhere has yet.
