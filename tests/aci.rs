@@ -240,3 +240,19 @@ async fn end_state(world: &World, azure: &AzureWorld) -> Value {
     // Pool names differ between worlds.
     serde_json::from_str(&state.to_string().replace(&world.pool, "{pool}")).unwrap()
 }
+
+#[tokio::test]
+async fn a_hybrid_aci_pool_gets_the_workers_template_with_the_same_defaults() {
+    let world = World::new("ach").await;
+    let azure = AzureWorld::new("ach").await;
+    world.run_azure(&azure, &["work-pool", "create", &world.pool, "--type", "azure-container-instance", "--provision-infra", "--yes"]).ok();
+    let pool = world.work_pool().await.unwrap();
+    assert_eq!(pool["type"], "azure-container-instance");
+    let defaults = defaults(&world).await;
+    assert_eq!(defaults["resource_group_name"], "prefect-aci-push-pool-rg");
+    assert_eq!(defaults["subscription_id"], azure.subscription.id.as_str());
+    assert!(defaults["aci_credentials"]["$ref"]["block_document_id"].is_string());
+    assert!(defaults["image_registry"]["registry_url"].as_str().is_some_and(|u| u.ends_with(".azurecr.io")));
+    assert!(pool["base_job_template"]["job_configuration"].as_object().is_some_and(|c| !c.is_empty()), "the worker's own template");
+    azure.fake.assert_no_violations(&azure).await;
+}
