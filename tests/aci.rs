@@ -14,17 +14,6 @@ use support::azure::AzureWorld;
 
 const CREATE: &[&str] = &["work-pool", "create", "{pool}", "--type", "azure-container-instance:push", "--provision-infra", "--yes"];
 
-fn args<'a>(world: &'a World, template: &[&'a str]) -> Vec<&'a str> {
-    template.iter().map(|a| if *a == "{pool}" { world.pool.as_str() } else { a }).collect()
-}
-
-/// The job variable defaults of the pool's base job template.
-async fn defaults(world: &World) -> Value {
-    let pool = world.work_pool().await.expect("the pool exists");
-    let properties = pool["base_job_template"]["variables"]["properties"].clone();
-    properties.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v["default"].clone())).collect()
-}
-
 /// What the subscription and tenant hold, without the ids that differ between runs.
 async fn inventory(azure: &AzureWorld) -> Value {
     let subscription = azure.subscription.state().await;
@@ -54,7 +43,7 @@ async fn a_fresh_subscription_gets_everything_in_the_default_one_and_a_rerun_wri
     let world = World::new("aci").await;
     let azure = AzureWorld::new("aci").await;
     let start = inventory(&azure).await;
-    let run = world.run_azure(&azure, &args(&world, CREATE));
+    let run = world.run_azure(&azure, &world.args(CREATE));
     println!("{}", run.all());
     run.ok();
     azure.assert_others_untouched().await;
@@ -73,7 +62,7 @@ async fn a_fresh_subscription_gets_everything_in_the_default_one_and_a_rerun_wri
     assert!(roles.contains(&"b24988ac-6180-42a0-ab88-20f7382dd24c") && roles.contains(&"7f951dda-4ed3-4680-a7ca-43fe172d538d"), "{roles:?}");
 
     // The pool names the block, the group, the subscription, the registry and the identity.
-    let defaults = defaults(&world).await;
+    let defaults = world.job_variable_defaults().await;
     let block = world.azure_block().await.expect("the block exists");
     assert_eq!(defaults["aci_credentials"]["$ref"]["block_document_id"], block["id"]);
     assert_eq!(defaults["resource_group_name"], "prefect-aci-push-pool-rg");
@@ -114,7 +103,7 @@ async fn existing_group_app_and_identity_are_used_as_they_are_and_a_teardown_kee
     azure.subscription.seed_resource_group("prefect-aci-push-pool-rg", "westeurope", &[("team", "data")]).await;
     azure.subscription.seed_identity("prefect-aci-push-pool-rg", "prefect-acr-identity", &[]).await;
     let app = azure.tenant.seed_application("prefect-aci-push-pool-app", &[], 1, true).await;
-    world.run_azure(&azure, &args(&world, CREATE)).ok();
+    world.run_azure(&azure, &world.args(CREATE)).ok();
     let writes = azure.writes_since(&support::azure::AzureMarks::default()).await;
     assert!(!writes.iter().any(|w| w.contains("resourceGroups/write") || w.contains("userAssignedIdentities/write") || w.contains("applications.create")), "{writes:?}");
     let run = world.run_azure(&azure, &["work-pool", "deprovision", &world.pool, "--yes"]);
@@ -135,7 +124,7 @@ async fn existing_group_app_and_identity_are_used_as_they_are_and_a_teardown_kee
 async fn a_block_whose_secret_expired_gets_a_new_one_and_the_secret_limit_stops_the_plan() {
     let world = World::new("acs").await;
     let azure = AzureWorld::new("acs").await;
-    world.run_azure(&azure, &args(&world, CREATE)).ok();
+    world.run_azure(&azure, &world.args(CREATE)).ok();
     let apps = azure.tenant.applications_named("prefect-aci-push-pool-app").await;
     let (object_id, first) = (apps[0]["id"].as_str().unwrap().to_owned(), apps[0]["passwordCredentials"][0]["keyId"].as_str().unwrap().to_owned());
     azure.tenant.expire_secret(&object_id, &first).await;
@@ -148,7 +137,7 @@ async fn a_block_whose_secret_expired_gets_a_new_one_and_the_secret_limit_stops_
     let world = World::new("acs").await;
     let azure = AzureWorld::new("acs").await;
     let seeded = azure.tenant.seed_application("prefect-aci-push-pool-app", &["managed-by=pushpool"], 10, true).await;
-    let run = world.run_azure(&azure, &args(&world, CREATE));
+    let run = world.run_azure(&azure, &world.args(CREATE));
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.all().contains("already has 10 secrets") && run.all().contains(&seeded.secrets[0].0), "{}", run.all());
     assert_eq!(azure.writes_since(&support::azure::AzureMarks::default()).await, Vec::<String>::new(), "nothing was written");
@@ -160,7 +149,7 @@ async fn replication_delay_slow_operations_and_throttling_are_waited_out() {
     let azure = AzureWorld::new("acr").await;
     azure.tenant.faults(json!({"principal_not_found": 2, "throttle": {"^applications\\.create$": 1}})).await;
     azure.subscription.faults(json!({"operation_polls": 4, "throttle": {"resourceGroups/write$": 1}, "retry_after": 1})).await;
-    world.run_azure(&azure, &args(&world, CREATE)).ok();
+    world.run_azure(&azure, &world.args(CREATE)).ok();
     let statuses: Vec<u16> = azure.calls_since(&support::azure::AzureMarks::default()).await.iter().map(|c| c.status).collect();
     assert!(statuses.contains(&429) && statuses.contains(&400), "throttled and PrincipalNotFound at least once: {statuses:?}");
     assert_eq!(azure.subscription.state().await["roleAssignments"].as_array().unwrap().len(), 2);
@@ -172,7 +161,7 @@ async fn dry_run_and_plan_write_nothing_and_name_the_subscription_and_tenant() {
     let world = World::new("acd").await;
     let azure = AzureWorld::new("acd").await;
     let prefect = world.marks().await;
-    world.run_azure(&azure, &[&args(&world, CREATE)[..], &["--dry-run"]].concat()).ok();
+    world.run_azure(&azure, &[&world.args(CREATE)[..], &["--dry-run"]].concat()).ok();
     let json = world.run_azure(&azure, &["plan", "--type", "azure-container-instance:push", &world.pool, "--output", "json"]);
     let document: Value = serde_json::from_str(&json.ok().stdout).unwrap();
     assert_eq!(document["targets"][0]["cloud"], "azure");
@@ -189,12 +178,12 @@ async fn dry_run_and_plan_write_nothing_and_name_the_subscription_and_tenant() {
 async fn no_subscription_and_a_refused_token_are_named_with_the_fix_and_nothing_is_written() {
     let world = World::new("acn").await;
     let azure = AzureWorld::new("acn").await.logged_out();
-    let run = world.run_azure(&azure, &args(&world, CREATE));
+    let run = world.run_azure(&azure, &world.args(CREATE));
     assert_eq!(run.code, 1);
     assert!(run.all().contains("Azure subscription: none is set") && run.all().contains("az login"), "{}", run.all());
 
     let azure = AzureWorld::new("acn").await.refusing();
-    let run = world.run_azure(&azure, &args(&world, CREATE));
+    let run = world.run_azure(&azure, &world.args(CREATE));
     assert_eq!(run.code, 1);
     assert!(run.all().contains("az login") && run.all().contains("AZURE_CLIENT_SECRET"), "{}", run.all());
     assert!(azure.calls_since(&support::azure::AzureMarks::default()).await.is_empty(), "no call without a token");
@@ -206,7 +195,7 @@ async fn killed_after_any_write_a_rerun_converges_with_no_orphan_secret() {
     use support::{Channel, hold_group_after, kill_after_writes, unique};
     let clean = World::new("acc").await;
     let clean_azure = AzureWorld::new("acc").await;
-    clean.run_azure(&clean_azure, &args(&clean, CREATE)).ok();
+    clean.run_azure(&clean_azure, &clean.args(CREATE)).ok();
     let expected = end_state(&clean, &clean_azure).await;
     let total = clean_azure.calls_since(&support::azure::AzureMarks::default()).await.iter().filter(|c| c.write && c.status < 400).count()
         + clean.prefect.calls().await.iter().filter(|c| c.write && c.status < 400).count();
@@ -217,16 +206,16 @@ async fn killed_after_any_write_a_rerun_converges_with_no_orphan_secret() {
         let mut azure = AzureWorld::new("acc").await.through_proxy(&world.sandbox, Some(&group)).await;
         let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
         hold_group_after(&world.sandbox, &group, k).await;
-        let mut command = world.azure_command(&azure, &args(&world, CREATE));
+        let mut command = world.azure_command(&azure, &world.args(CREATE));
         command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
         kill_after_writes(&mut command, &[azure.channel.as_ref().unwrap(), &prefect], k).await;
         azure.drop_proxy();
         let direct = &azure;
-        let rerun = world.run_azure(direct, &args(&world, CREATE));
+        let rerun = world.run_azure(direct, &world.args(CREATE));
         assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
         assert_eq!(end_state(&world, direct).await, expected, "killed after write {k}");
         let marks = direct.marks().await;
-        assert!(world.run_azure(direct, &args(&world, CREATE)).ok().stdout.contains("Nothing to change"), "killed after write {k}");
+        assert!(world.run_azure(direct, &world.args(CREATE)).ok().stdout.contains("Nothing to change"), "killed after write {k}");
         assert_eq!(direct.writes_since(&marks).await, Vec::<String>::new(), "killed after write {k}");
     }
 }
@@ -248,7 +237,7 @@ async fn a_hybrid_aci_pool_gets_the_workers_template_with_the_same_defaults() {
     world.run_azure(&azure, &["work-pool", "create", &world.pool, "--type", "azure-container-instance", "--provision-infra", "--yes"]).ok();
     let pool = world.work_pool().await.unwrap();
     assert_eq!(pool["type"], "azure-container-instance");
-    let defaults = defaults(&world).await;
+    let defaults = world.job_variable_defaults().await;
     assert_eq!(defaults["resource_group_name"], "prefect-aci-push-pool-rg");
     assert_eq!(defaults["subscription_id"], azure.subscription.id.as_str());
     assert!(defaults["aci_credentials"]["$ref"]["block_document_id"].is_string());

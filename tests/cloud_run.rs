@@ -15,24 +15,13 @@ use support::{Channel, World, hold_group_after, kill_after_writes, unique};
 
 const CREATE_V2: &[&str] = &["work-pool", "create", "{pool}", "--type", "cloud-run-v2:push", "--provision-infra", "--yes"];
 
-fn args<'a>(world: &'a World, template: &[&'a str]) -> Vec<&'a str> {
-    template.iter().map(|a| if *a == "{pool}" { world.pool.as_str() } else { a }).collect()
-}
-
-/// The job variable defaults of the pool's base job template.
-async fn defaults(world: &World) -> Value {
-    let pool = world.work_pool().await.expect("the pool exists");
-    let properties = pool["base_job_template"]["variables"]["properties"].clone();
-    properties.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v["default"].clone())).collect()
-}
-
 #[tokio::test]
 async fn a_fresh_project_gets_everything_a_rerun_writes_nothing_and_prefect_gcp_loads_the_block() {
     let world = World::new("cr").await;
     let gcp = GcpWorld::new("cr").await;
     let project = &gcp.project;
 
-    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    let run = world.run_gcp(&gcp, &world.args(CREATE_V2));
     run.ok();
     let writes = project.writes_since(0).await;
     for expected in [
@@ -63,7 +52,7 @@ async fn a_fresh_project_gets_everything_a_rerun_writes_nothing_and_prefect_gcp_
     assert_eq!(keys.len(), 1);
 
     // The pool's defaults name the block, the region and the service account.
-    let defaults = defaults(&world).await;
+    let defaults = world.job_variable_defaults().await;
     let block = world.gcp_block().await.expect("the credentials block exists");
     assert_eq!(defaults["credentials"]["$ref"]["block_document_id"], block["id"]);
     assert_eq!(defaults["region"], "us-central1");
@@ -107,7 +96,7 @@ async fn end_state(world: &World, project: &GcpProject) -> Value {
     };
     let defaults = match world.work_pool().await {
         Some(_) => {
-            let mut defaults = defaults(world).await;
+            let mut defaults = world.job_variable_defaults().await;
             defaults["credentials"] = json!(defaults["credentials"]["$ref"]["block_document_id"] == block.as_ref().map_or(Value::Null, |b| b["id"].clone()));
             defaults
         }
@@ -144,7 +133,7 @@ async fn existing_service_account_and_repository_are_used_as_they_are_and_a_tear
     let world = World::new("crx").await;
     let gcp = GcpWorld::on(project.clone()).await;
 
-    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
     let mut writes = project.writes_since(0).await;
     writes.sort();
     assert_eq!(writes, ["cloudresourcemanager.projects.setIamPolicy", "iam.projects.serviceAccounts.keys.create", "iam.projects.serviceAccounts.patch", "iam.projects.serviceAccounts.patch"],
@@ -169,7 +158,7 @@ async fn a_teardown_returns_the_project_to_its_starting_state_and_never_disables
     let gcp = GcpWorld::new("crt").await;
     let project = &gcp.project;
     let start = end_state(&world, project).await;
-    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
 
     let plan = world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--dry-run"]);
     plan.ok();
@@ -200,7 +189,7 @@ async fn a_block_whose_key_was_deleted_or_disabled_gets_a_new_one() {
     let project = &gcp.project;
     let email = project.email("prefect-cloud-run");
     let block_name = format!("{}-push-pool-credentials", world.pool);
-    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
     let first = project.user_keys(&email).await[0].0.clone();
 
     project.delete_key(&email, &first).await;
@@ -229,7 +218,7 @@ async fn ten_keys_stop_the_plan_before_any_write_and_an_organization_policy_gets
     let project = &gcp.project;
     let email = project.seed_service_account("prefect-cloud-run", None).await;
     let keys = project.seed_keys(&email, 10).await;
-    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    let run = world.run_gcp(&gcp, &world.args(CREATE_V2));
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.all().contains("already has 10 keys") && run.all().contains(&keys[0]), "{}", run.all());
     assert!(run.all().contains("gcloud iam service-accounts keys delete"), "{}", run.all());
@@ -239,7 +228,7 @@ async fn ten_keys_stop_the_plan_before_any_write_and_an_organization_policy_gets
     let world = World::new("crq").await;
     let gcp = GcpWorld::new("crq").await;
     gcp.project.faults(json!({"key_creation_disabled": true})).await;
-    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    let run = world.run_gcp(&gcp, &world.args(CREATE_V2));
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.all().contains("an organization policy forbids service account keys") && run.all().contains("constraints/iam.disableServiceAccountKeyCreation"), "{}", run.all());
     assert!(world.work_pool().await.is_none() && world.gcp_block().await.is_none(), "no pool without its credentials");
@@ -255,7 +244,7 @@ async fn an_etag_race_an_api_still_enabling_a_new_account_not_yet_visible_and_th
         .faults(json!({"etag_race": 1, "operation_polls": 4, "service_disabled_after_enable": 2, "service_account_invisible": 2,
             "throttle": {"iam\\.projects\\.serviceAccounts\\.get": 2}}))
         .await;
-    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
     let email = project.email("prefect-cloud-run");
     assert!(project.members("roles/viewer").await.contains(&"user:other@example.com".to_owned()), "the concurrent writer's binding is kept");
     assert!(project.members("roles/run.developer").await.contains(&format!("serviceAccount:{email}")));
@@ -272,7 +261,7 @@ async fn the_project_flag_wins_and_a_missing_project_missing_credentials_or_unkn
     let world = World::new("crp").await;
     let gcp = GcpWorld::new("crp").await;
     let chosen = gcp.fake.project("crp").await;
-    let run = world.run_gcp(&gcp, &[&args(&world, CREATE_V2)[..], &["--project", &chosen.id]].concat());
+    let run = world.run_gcp(&gcp, &[&world.args(CREATE_V2)[..], &["--project", &chosen.id]].concat());
     run.ok();
     assert!(run.all().contains(&format!("Google Cloud project {}, region us-central1", chosen.id)), "{}", run.all());
     assert!(chosen.state().await["serviceAccounts"].get(chosen.email("prefect-cloud-run")).is_some(), "made in the project asked for");
@@ -280,18 +269,18 @@ async fn the_project_flag_wins_and_a_missing_project_missing_credentials_or_unkn
 
     let world = World::new("crp").await;
     gcp.write_gcloud_config(None, None);
-    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    let run = world.run_gcp(&gcp, &world.args(CREATE_V2));
     assert_eq!(run.code, 1);
     assert!(run.all().contains("Google Cloud project: none is set") && run.all().contains("--project"), "{}", run.all());
 
     let gcp = GcpWorld::new("crp").await.without_credentials();
-    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    let run = world.run_gcp(&gcp, &world.args(CREATE_V2));
     assert_eq!(run.code, 1);
     assert!(run.all().contains("gcloud auth application-default login") && run.all().contains("GOOGLE_APPLICATION_CREDENTIALS"), "{}", run.all());
     assert!(gcp.project.calls().await.is_empty(), "no call without credentials");
 
     let gcp = GcpWorld::new("crp").await;
-    let run = world.run_gcp(&gcp, &[&args(&world, CREATE_V2)[..], &["--project", "no-such-project-1"]].concat());
+    let run = world.run_gcp(&gcp, &[&world.args(CREATE_V2)[..], &["--project", "no-such-project-1"]].concat());
     assert_eq!(run.code, 1);
     assert!(run.all().contains("Google Cloud project 'no-such-project-1' (from --project): does not exist, or the credentials may not see it"), "{}", run.all());
     assert!(world.work_pool().await.is_none());
@@ -303,7 +292,7 @@ async fn dry_run_and_plan_write_nothing_and_name_the_project() {
     let gcp = GcpWorld::new("crd").await;
     let project = &gcp.project;
     let marks = world.marks().await;
-    let dry = world.run_gcp(&gcp, &[&args(&world, CREATE_V2)[..], &["--dry-run"]].concat());
+    let dry = world.run_gcp(&gcp, &[&world.args(CREATE_V2)[..], &["--dry-run"]].concat());
     dry.ok();
     assert!(dry.stdout.contains("Plan: 8 to create, 1 to update") || dry.stdout.contains("to create"), "{}", dry.all());
     let markdown = world.run_gcp(&gcp, &["plan", "--type", "cloud-run:push", &world.pool, "--output", "markdown"]);
@@ -325,7 +314,7 @@ async fn dry_run_and_plan_write_nothing_and_name_the_project() {
 async fn without_adc_an_installed_gcloud_gives_the_token_and_dockers_credential_helper() {
     let world = World::new("crg").await;
     let gcp = GcpWorld::new("crg").await.with_gcloud().without_credentials();
-    let run = world.run_gcp(&gcp, &args(&world, CREATE_V2));
+    let run = world.run_gcp(&gcp, &world.args(CREATE_V2));
     run.ok();
     let calls = gcp.gcloud_calls();
     assert!(calls.iter().any(|c| c["argv"].as_array().is_some_and(|a| a.first() == Some(&json!("auth")) && a.get(1) == Some(&json!("print-access-token")))), "{calls:?}");
@@ -371,7 +360,7 @@ async fn every_cloud_run_type_shares_one_project_and_a_teardown_keeps_what_anoth
 async fn killed_after_any_write_a_rerun_converges_with_no_orphan_key() {
     let clean = World::new("crc").await;
     let clean_gcp = GcpWorld::new("crc").await;
-    clean.run_gcp(&clean_gcp, &args(&clean, CREATE_V2)).ok();
+    clean.run_gcp(&clean_gcp, &clean.args(CREATE_V2)).ok();
     let expected = end_state(&clean, &clean_gcp.project).await;
     let succeeded = |calls: Vec<support::Call>| calls.iter().filter(|c| c.write && c.status < 400).count();
     let total = clean_gcp.project.calls().await.iter().filter(|c| c.write && c.status < 400).count() + succeeded(clean.prefect.calls().await);
@@ -384,19 +373,19 @@ async fn killed_after_any_write_a_rerun_converges_with_no_orphan_key() {
         let gcp = GcpWorld::new("crc").await.through_proxy(&world.sandbox, Some(&group)).await;
         let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
         hold_group_after(&world.sandbox, &group, k).await;
-        let mut command = world.gcp_command(&gcp, &args(&world, CREATE_V2));
+        let mut command = world.gcp_command(&gcp, &world.args(CREATE_V2));
         command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
         kill_after_writes(&mut command, &[gcp.channel.as_ref().unwrap(), &prefect], k).await;
 
         let direct = GcpWorld::on(gcp.project.clone()).await;
-        let rerun = world.run_gcp(&direct, &args(&world, CREATE_V2));
+        let rerun = world.run_gcp(&direct, &world.args(CREATE_V2));
         assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
         if rerun.all().contains("minted by an interrupted run") {
             orphans_cleaned += 1;
         }
         assert_eq!(end_state(&world, &gcp.project).await, expected, "killed after write {k}");
         let (mark, marks) = (gcp.project.mark().await, world.marks().await);
-        assert!(world.run_gcp(&direct, &args(&world, CREATE_V2)).ok().stdout.contains("Nothing to change"), "killed after write {k}");
+        assert!(world.run_gcp(&direct, &world.args(CREATE_V2)).ok().stdout.contains("Nothing to change"), "killed after write {k}");
         assert_eq!(gcp.project.writes_since(mark).await, Vec::<String>::new(), "killed after write {k}");
         world.assert_no_writes_since(marks).await;
     }
@@ -443,10 +432,10 @@ async fn the_operator_roles_grant_every_method_a_plan_an_apply_and_a_teardown_ca
     let project = &gcp.project;
     let methods = |calls: Vec<support::gcp::GcpCall>| calls.into_iter().map(|c| c.name()).collect::<Vec<_>>();
     let mark = project.mark().await;
-    world.run_gcp(&gcp, &[&args(&world, CREATE_V2)[..], &["--dry-run"]].concat()).ok();
+    world.run_gcp(&gcp, &[&world.args(CREATE_V2)[..], &["--dry-run"]].concat()).ok();
     let plan = methods(project.calls().await.split_off(mark));
     let mark = project.mark().await;
-    world.run_gcp(&gcp, &args(&world, CREATE_V2)).ok();
+    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
     let apply = methods(project.calls().await.split_off(mark));
     let mark = project.mark().await;
     world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--dry-run"]).ok();
@@ -473,7 +462,7 @@ async fn a_provisioning_killed_before_the_pool_existed_is_torn_down_without_its_
     let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
     // The apply marker, the type record, then the first cloud writes: killed after two of those.
     hold_group_after(&world.sandbox, &group, 4).await;
-    let mut command = world.gcp_command(&gcp, &args(&world, CREATE_V2));
+    let mut command = world.gcp_command(&gcp, &world.args(CREATE_V2));
     command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
     kill_after_writes(&mut command, &[gcp.channel.as_ref().unwrap(), &prefect], 4).await;
     assert!(world.work_pool().await.is_none() && world.gcp_block().await.is_none());

@@ -353,6 +353,18 @@ impl World {
         }
     }
 
+    /// `template` with `{pool}` replaced by this world's pool name.
+    pub fn args<'a>(&'a self, template: &[&'a str]) -> Vec<&'a str> {
+        template.iter().map(|a| if *a == "{pool}" { self.pool.as_str() } else { a }).collect()
+    }
+
+    /// The job variable defaults of the pool's base job template (the pool must exist).
+    pub async fn job_variable_defaults(&self) -> Value {
+        let pool = self.work_pool().await.expect("the pool exists");
+        let properties = pool["base_job_template"]["variables"]["properties"].clone();
+        properties.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v["default"].clone())).collect()
+    }
+
     /// `work-pool create <pool> --type ecs:push --provision-infra` plus `extra`.
     pub fn create(&self, extra: &[&str]) -> Run {
         let mut args = vec!["work-pool", "create", &self.pool, "--type", "ecs:push", "--provision-infra"];
