@@ -24,7 +24,9 @@ async fn inventory(azure: &AzureWorld) -> Value {
         .flatten()
         .map(|g| json!({"name": g["name"], "tags": g["tags"], "registries": g["registries"].as_array().map_or(0, Vec::len), "identities": g["identities"].as_array().map_or(0, Vec::len)}))
         .collect();
-    let roles: Vec<String> = subscription["roleAssignments"].as_array().into_iter().flatten().map(|a| a["roleDefinitionId"].as_str().unwrap_or_default().rsplit('/').next().unwrap().to_owned()).collect();
+    // Sorted: concurrent branches create the two assignments in either order.
+    let mut roles: Vec<String> = subscription["roleAssignments"].as_array().into_iter().flatten().map(|a| a["roleDefinitionId"].as_str().unwrap_or_default().rsplit('/').next().unwrap().to_owned()).collect();
+    roles.sort();
     json!({"groups": groups, "roles": roles, "tenant": tenant_summary(&tenant)})
 }
 
