@@ -6,7 +6,8 @@
 //! only `[a-z0-9_-]`), a recorded description or a deterministic name where nothing takes tags.
 
 use super::attrs::Attrs;
-use super::observation::Observation;
+use super::observation::{Action, Observation};
+use super::teardown::Teardown;
 
 /// The mark of what pushpool created: key and value.
 pub const MANAGED_BY: (&str, &str) = ("managed-by", "pushpool");
@@ -44,6 +45,34 @@ pub fn decide(owned: bool, in_use: Option<String>, attrs: Attrs, why: impl Into<
     }
 }
 
+/// What a teardown needs to know of an image store (a repository, a registry) beyond [`decide`].
+pub struct ImageStore<'a> {
+    /// Names of what it serves (a cluster, an identity): kept while another pool uses them.
+    pub in_use_with: &'a [String],
+    /// How those other pools use it, in words: "push flow images here".
+    pub serving: &'a str,
+    /// What it holds, in words ("3 image(s)"); None when empty.
+    pub contents: Option<String>,
+}
+
+/// One rule for every cloud's image store, on top of [`decide`]'s `decided`: kept while another
+/// pool uses what it serves; kept while it holds images, unless `--force`, which deletes them
+/// with it (the `force` hint tells its tear-down).
+pub fn decide_image_store(decided: Observation, teardown: &Teardown, store: ImageStore<'_>) -> Observation {
+    if decided.action != Action::Delete {
+        return decided;
+    }
+    let sharing = teardown.holders(store.in_use_with.iter().map(String::as_str));
+    match store.contents {
+        _ if !sharing.is_empty() => {
+            Observation::keep(format!("{} use(s) {} too, and {}", sharing.join(", "), store.in_use_with.join(", "), store.serving), decided.attrs)
+        }
+        Some(contents) if !teardown.force => Observation::keep(format!("holds {contents}; --force deletes them with it"), decided.attrs),
+        Some(contents) => Observation::delete(format!("created by pushpool; its {contents} go too (--force)"), decided.attrs.hint("force", true)),
+        None => decided,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +87,22 @@ mod tests {
         assert_eq!(decide(false, None, Attrs::new(), "x").action, Action::Keep);
         assert_eq!(decide(true, Some("in use by pool 'b'".into()), Attrs::new(), "x").reason, "in use by pool 'b'");
         assert_eq!(decide(true, None, Attrs::new(), "x").action, Action::Delete);
+    }
+
+    #[test]
+    fn an_image_store_stays_while_shared_or_holding_images_unless_forced() {
+        let with = ["cluster-c".to_owned()];
+        let store = |contents: Option<&str>| ImageStore { in_use_with: &with, serving: "push flow images here", contents: contents.map(str::to_owned) };
+        let empty = Teardown::new(false, false);
+        let deletable = || decide(true, None, Attrs::new(), "created by pushpool");
+        assert_eq!(decide_image_store(deletable(), &empty, store(None)).action, Action::Delete);
+        let held = decide_image_store(deletable(), &empty, store(Some("2 image(s)")));
+        assert_eq!((held.action, held.reason.as_str()), (Action::Keep, "holds 2 image(s); --force deletes them with it"));
+        let forced = decide_image_store(deletable(), &Teardown::new(true, false), store(Some("2 image(s)")));
+        assert_eq!((forced.action, forced.attrs.flag("force", false)), (Action::Delete, true));
+        let mut shared = Teardown::new(true, false);
+        shared.add_references("pool 'b'", &serde_json::json!({"cluster": "cluster-c"}));
+        assert_eq!(decide_image_store(deletable(), &shared, store(None)).reason, "pool 'b' use(s) cluster-c too, and push flow images here");
+        assert_eq!(decide_image_store(decide(false, None, Attrs::new(), "x"), &empty, store(None)).reason, NOT_OURS);
     }
 }

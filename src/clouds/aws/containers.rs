@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use super::context::AwsContext;
 use super::errors::{accept, aws_error, code};
 use super::once::create_once;
-use crate::engine::ownership::{decide, owned};
+use crate::engine::ownership::{ImageStore, decide, decide_image_store, owned};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::Result;
 
@@ -191,23 +191,11 @@ impl Node for Repository {
                 .with("uri", repository.repository_uri().unwrap_or_default())
                 .with("registry", self.aws.registry())
                 .with("images", images);
-            let sharing = teardown.holders(self.in_use_with.iter().map(String::as_str));
             let owned = owned(tags.tags().iter().map(|t| (t.key(), t.value())));
             let in_use = teardown.in_use([self.name.as_str(), repository.repository_uri().unwrap_or_default()]);
             let decided = decide(owned, in_use, attrs, "created by pushpool, empty, used by no other pool");
-            if decided.action != Action::Delete {
-                return Ok(decided);
-            }
-            Ok(if !sharing.is_empty() {
-                let with = self.in_use_with.join(", ");
-                Observation::keep(format!("{} use(s) {with} too, and push flow images here", sharing.join(", ")), decided.attrs)
-            } else if images > 0 && !teardown.force {
-                Observation::keep(format!("holds {images} image(s); --force deletes them with it"), decided.attrs)
-            } else if images > 0 {
-                Observation::delete(format!("created by pushpool; its {images} image(s) go too (--force)"), decided.attrs.hint("force", true))
-            } else {
-                decided
-            })
+            let contents = (images > 0).then(|| format!("{images} image(s)"));
+            Ok(decide_image_store(decided, teardown, ImageStore { in_use_with: &self.in_use_with, serving: "push flow images here", contents }))
         }
         .boxed()
     }

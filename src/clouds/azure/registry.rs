@@ -12,8 +12,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::context::{AzureContext, MARKING, tags_of};
-use crate::engine::ownership::{decide, owned};
-use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
+use crate::engine::ownership::{ImageStore, decide, decide_image_store, owned};
+use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 
 /// ARM's api-version of container registries.
@@ -141,17 +141,8 @@ impl Node for Registry {
             let login_server = found["properties"]["loginServer"].as_str().unwrap_or_default();
             let in_use = teardown.in_use([name, login_server, found["id"].as_str().unwrap_or_default()]);
             let decided = decide(owned(tags_of(&found)), in_use, attrs, "created by pushpool, empty, used by no other pool");
-            if decided.action != Action::Delete {
-                return Ok(decided);
-            }
-            let sharing = teardown.holders(self.in_use_with.iter().map(String::as_str));
-            Ok(if !sharing.is_empty() {
-                Observation::keep(format!("{} use(s) {} too, and pull images from it", sharing.join(", "), self.in_use_with.join(", ")), decided.attrs)
-            } else if bytes > 0 && !teardown.force {
-                Observation::keep(format!("holds {bytes} bytes of images; --force deletes them with it"), decided.attrs)
-            } else {
-                decided
-            })
+            let contents = (bytes > 0).then(|| format!("{bytes} bytes of images"));
+            Ok(decide_image_store(decided, teardown, ImageStore { in_use_with: &self.in_use_with, serving: "pull images from it", contents }))
         }
         .boxed()
     }

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::api::post_form;
 use super::context::AzureContext;
 use super::entra::{find_application, set_pending};
+use crate::clock::unix_of_rfc3339;
 use crate::error::{Error, Result};
 use crate::minted::{Credential, MintFailure, Minted, Minter};
 use crate::secret::Secret;
@@ -29,12 +30,6 @@ pub struct ClientSecrets {
     pub azure: Arc<AzureContext>,
     /// The application's display name.
     pub application: String,
-}
-
-/// Unix seconds of an ISO 8601 time Graph returns (`2026-11-30T16:00:00Z`, fractions allowed).
-fn unix_of(time: &str) -> Option<i64> {
-    let parsed = humantime::parse_rfc3339_weak(time.trim_end_matches('Z').split('.').next()?).ok()?;
-    parsed.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs() as i64)
 }
 
 impl ClientSecrets {
@@ -88,8 +83,8 @@ impl Minter for ClientSecrets {
                 .filter_map(|s| {
                     Some(Credential {
                         id: s["keyId"].as_str()?.to_owned(),
-                        created: s["startDateTime"].as_str().and_then(unix_of),
-                        active: s["endDateTime"].as_str().and_then(unix_of).is_none_or(|end| end > now),
+                        created: s["startDateTime"].as_str().and_then(unix_of_rfc3339),
+                        active: s["endDateTime"].as_str().and_then(unix_of_rfc3339).is_none_or(|end| end > now),
                         hint: s["hint"].as_str().map(str::to_owned),
                     })
                 })

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::api::GoogleError;
 use super::context::GcpContext;
 use super::service_account::{email, path, set_pending};
+use crate::clock::unix_of_rfc3339;
 use crate::error::{Error, Result};
 use crate::minted::{Credential, MintFailure, Minted, Minter};
 use crate::secret::Secret;
@@ -57,12 +58,6 @@ impl ServiceAccountKeys {
     }
 }
 
-/// Unix seconds of an RFC 3339 time.
-fn unix_of(time: &str) -> Option<i64> {
-    let parsed = humantime::parse_rfc3339_weak(time.trim_end_matches('Z').split('.').next()?).ok()?;
-    parsed.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs() as i64)
-}
-
 impl Minter for ServiceAccountKeys {
     fn label(&self) -> &'static str {
         "service account key"
@@ -96,8 +91,8 @@ impl Minter for ServiceAccountKeys {
                 .iter()
                 .filter_map(|key| {
                     let id = key["name"].as_str()?.rsplit('/').next()?.to_owned();
-                    let expired = key["validBeforeTime"].as_str().and_then(unix_of).is_some_and(|end| end <= now);
-                    Some(Credential { id, created: key["validAfterTime"].as_str().and_then(unix_of), active: key["disabled"] != true && !expired, hint: None })
+                    let expired = key["validBeforeTime"].as_str().and_then(unix_of_rfc3339).is_some_and(|end| end <= now);
+                    Some(Credential { id, created: key["validAfterTime"].as_str().and_then(unix_of_rfc3339), active: key["disabled"] != true && !expired, hint: None })
                 })
                 .collect())
         }
@@ -137,14 +132,3 @@ impl Minter for ServiceAccountKeys {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_times_are_read_as_unix_seconds() {
-        assert_eq!(unix_of("2026-11-30T16:00:00Z"), Some(1_796_054_400));
-        assert_eq!(unix_of("2026-11-30T16:00:00.123456Z"), Some(1_796_054_400));
-        assert_eq!(unix_of("not a time"), None);
-    }
-}

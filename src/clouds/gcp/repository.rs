@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::api::GoogleError;
 use super::context::GcpContext;
-use crate::engine::ownership::{decide, owned};
-use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
+use crate::engine::ownership::{ImageStore, decide, decide_image_store, owned};
+use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::retry::{ATTEMPTS, backoff};
 
@@ -149,19 +149,9 @@ impl Node for Repository {
             let uri = attrs.value("uri").and_then(Value::as_str).unwrap_or_default().to_owned();
             let in_use = teardown.in_use([self.name.as_str(), uri.as_str()]);
             let decided = decide(owned(labels), in_use, attrs, "created by pushpool, empty, used by no other pool");
-            if decided.action != Action::Delete {
-                return Ok(decided);
-            }
-            let sharing = teardown.holders(self.in_use_with.iter().map(String::as_str));
-            Ok(if !sharing.is_empty() {
-                Observation::keep(format!("{} use(s) {} too, and push flow images here", sharing.join(", "), self.in_use_with.join(", ")), decided.attrs)
-            } else if images > 0 && !teardown.force {
-                Observation::keep("holds images; --force deletes them with it", decided.attrs)
-            } else if images > 0 {
-                Observation::delete("created by pushpool; its images go too (--force)", decided.attrs)
-            } else {
-                decided
-            })
+            // One image listed says there are some: the count is not read.
+            let contents = (images > 0).then(|| "images".to_owned());
+            Ok(decide_image_store(decided, teardown, ImageStore { in_use_with: &self.in_use_with, serving: "push flow images here", contents }))
         }
         .boxed()
     }
