@@ -184,6 +184,11 @@ pub struct Naming {
     /// The Azure subscription, id or name (ACI pools), instead of the Azure CLI's default one.
     #[arg(long)]
     pub subscription: Option<String>,
+    /// Where flow images live, for a pool type without a registry of its own: `ecr` (modal:push)
+    /// builds a private ECR repository, a pull-only key and the Modal Secret holding it.
+    /// Remembered: later runs of the pool build it without the flag.
+    #[arg(long, value_name = "REGISTRY")]
+    pub image_registry: Option<String>,
 }
 
 impl Naming {
@@ -198,6 +203,7 @@ impl Naming {
     }
 
     fn target(&self, request: PoolRequest) -> Result<Target> {
+        let request = request.with_image_registry(self.image_registry.as_deref());
         Ok(Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone() } })
     }
 }
@@ -212,7 +218,7 @@ pub struct PlanArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub pool_type: Option<String>,
     /// Plan every pool of a pools file (see the README for its format).
-    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region", "project", "subscription"])]
+    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region", "project", "subscription", "image_registry"])]
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub naming: Naming,

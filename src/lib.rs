@@ -17,6 +17,7 @@ pub mod http;
 pub mod minted;
 pub mod policies;
 pub mod prefect;
+pub mod program;
 pub mod provision;
 pub mod request;
 pub mod retry;

@@ -26,7 +26,7 @@ use crate::blueprint::{Blueprint, Kind};
 use crate::clock::unix_seconds;
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
-use crate::prefect::client::BlockDocument;
+use crate::prefect::client::{BlockDocument, OBFUSCATED};
 use crate::prefect::context::PrefectContext;
 use crate::retry::{ATTEMPTS, backoff};
 use crate::secret::Secret;
@@ -35,9 +35,6 @@ use crate::secret::Secret;
 /// mark, read live or set when the owner was created with the mark.
 pub const PENDING_SINCE: &str = "pending_since";
 
-/// What Prefect shows for each field of a secret (a secret dict's every value) unless asked
-/// for secrets.
-const OBFUSCATED: &str = "********";
 
 /// Credentials created this long before the mark still count as the interrupted run's
 /// (clocks of the cloud and of this machine apart).

@@ -7,6 +7,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("aws/ecs-tasks-trust.json", include_str!("../policies/aws/ecs-tasks-trust.json")),
     ("aws/ecs-execution-logs.json", include_str!("../policies/aws/ecs-execution-logs.json")),
     ("aws/ecs-user-policy.json", include_str!("../policies/aws/ecs-user-policy.json")),
+    ("aws/ecr-pull-policy.json", include_str!("../policies/aws/ecr-pull-policy.json")),
     ("gcp/cloud-run-pool-roles.json", include_str!("../policies/gcp/cloud-run-pool-roles.json")),
     ("azure/roles.json", include_str!("../policies/azure/roles.json")),
 ];

@@ -68,12 +68,30 @@ pub struct PoolRequest {
     pub paused: bool,
     /// Make it the active profile's default work pool (`--set-as-default`).
     pub set_as_default: bool,
+    /// Add-ons of the pool type's graph, as blueprints name them: `--image-registry ecr` is
+    /// `image-registry=ecr`. Sorted, each once.
+    pub addons: Vec<String>,
 }
 
 impl PoolRequest {
     /// A request for pool `name` of `pool_type` in `mode`, with Prefect's defaults for the rest.
     pub fn new(name: impl Into<String>, pool_type: impl Into<String>, mode: PoolMode) -> Self {
-        Self { name: name.into(), pool_type: pool_type.into(), mode, base_job_template: None, paused: false, set_as_default: false }
+        Self { name: name.into(), pool_type: pool_type.into(), mode, base_job_template: None, paused: false, set_as_default: false, addons: Vec::new() }
+    }
+
+    /// Adds the add-on `--image-registry REGISTRY` asks for, if given.
+    pub fn with_image_registry(mut self, registry: Option<&str>) -> Self {
+        if let Some(registry) = registry {
+            self.add_addons([format!("image-registry={registry}")]);
+        }
+        self
+    }
+
+    /// Adds `addons`, keeping them sorted and each once.
+    pub fn add_addons(&mut self, addons: impl IntoIterator<Item = String>) {
+        self.addons.extend(addons);
+        self.addons.sort();
+        self.addons.dedup();
     }
 }
 

@@ -5,8 +5,12 @@
 //! that refuses unknown fields: a misspelt setting fails a unit test, not the first live run.
 //! Settings that name another node (`vpc = "vpc"`) are [`NodeId`]s, checked to exist.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::policies;
 
 /// The id of another node of the same blueprint, named by a setting.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -102,6 +106,9 @@ pub enum Kind {
     /// A setting of the active Prefect profile.
     #[serde(rename = "prefect.profile_setting")]
     PrefectProfileSetting(ProfileSetting),
+    /// A Modal Secret filled from a block's data.
+    #[serde(rename = "modal.secret")]
+    ModalSecret(ModalSecret),
 }
 
 /// Settings of a kind that has none.
@@ -136,12 +143,18 @@ pub struct InlinePolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IamPolicy {
-    /// The document's file in `policies/aws/`.
+    /// The document's file in `policies/aws/`. Its strings may be `@node.attr` references: the
+    /// ARN of a role the user may pass, of the repository it may pull from.
     pub document: String,
-    /// A role node the policy may pass (`iam:PassRole` on its ARN).
-    pub pass_role: Option<NodeId>,
     /// The user node it is attached to.
     pub attach_to: NodeId,
+}
+
+impl IamPolicy {
+    /// The document as a template; an unreadable one is empty here and an error when built.
+    pub fn template(&self) -> Value {
+        policies::document("aws", &self.document).ok().and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default()
+    }
 }
 
 /// `aws.iam_access_key`.
@@ -320,6 +333,16 @@ pub struct WorkPool {
     pub job_variables: Map<String, Value>,
 }
 
+/// `modal.secret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModalSecret {
+    /// The block node whose data fills it (read with its secrets when written).
+    pub from_block: NodeId,
+    /// The secret's keys, each with the dotted field of the block's data that fills it.
+    pub values: BTreeMap<String, String>,
+}
+
 /// `prefect.profile_setting`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -360,6 +383,7 @@ impl Kind {
             Kind::PrefectBlock(_) => "prefect.block",
             Kind::PrefectWorkPool(_) => "prefect.work_pool",
             Kind::PrefectProfileSetting(_) => "prefect.profile_setting",
+            Kind::ModalSecret(_) => "modal.secret",
         }
     }
 
@@ -373,11 +397,7 @@ impl Kind {
     /// names the cluster it is kept with, which it does not need.
     pub fn node_settings(&self) -> Vec<(&'static str, &NodeId, bool)> {
         let settings = match self {
-            Kind::AwsIamPolicy(p) => {
-                let mut refs = vec![("attach_to", &p.attach_to)];
-                refs.extend(p.pass_role.as_ref().map(|r| ("pass_role", r)));
-                refs
-            }
+            Kind::AwsIamPolicy(p) => vec![("attach_to", &p.attach_to)],
             Kind::AwsIamAccessKey(k) => vec![("user", &k.user), ("block", &k.block)],
             Kind::AwsEcrRepository(r) => r.in_use_with.iter().map(|n| ("in_use_with", n)).collect(),
             Kind::GcpArtifactRepository(r) => r.in_use_with.iter().map(|n| ("in_use_with", n)).collect(),
@@ -392,6 +412,7 @@ impl Kind {
             Kind::AzureServicePrincipal(s) => vec![("application", &s.application)],
             Kind::AzureClientSecret(s) => vec![("application", &s.application), ("block", &s.block)],
             Kind::AzureRoleAssignment(r) => vec![("scope", &r.scope), ("principal", &r.principal)],
+            Kind::ModalSecret(s) => vec![("from_block", &s.from_block)],
             Kind::AwsInternetGateway(n) | Kind::AwsSecurityGroup(n) => vec![("vpc", &n.vpc)],
             Kind::AwsSubnets(s) => vec![("vpc", &s.vpc)],
             Kind::AwsRouteTable(t) => vec![("vpc", &t.vpc), ("internet_gateway", &t.internet_gateway), ("subnets", &t.subnets)],
@@ -415,6 +436,7 @@ impl Kind {
             Kind::PrefectBlock(b) => vec![b.data.clone()],
             Kind::PrefectWorkPool(p) => vec![Value::Object(p.job_variables.clone())],
             Kind::PrefectProfileSetting(s) => vec![s.value.clone()],
+            Kind::AwsIamPolicy(p) => vec![p.template()],
             _ => Vec::new(),
         }
     }

@@ -5,6 +5,10 @@
 //! tagging and teardown all come from this one description. They are embedded in the binary
 //! and checked when parsed: each node's settings against its kind ([`kinds`]), every node a
 //! setting, `after` or `@node.attr` reference names against the blueprint's nodes and clouds.
+//!
+//! An add-on (`addon = "image-registry=ecr"`, chosen by a flag such as `--image-registry ecr`)
+//! adds clouds, nodes, a registry and guides to the blueprint of the types it lists: the pool
+//! type stays one blueprint, and the combination is checked as a whole, like any blueprint.
 
 pub mod kinds;
 
@@ -26,6 +30,7 @@ const BLUEPRINTS: &[(&str, &str)] = &[
     ("coiled-push.toml", include_str!("../../plans/coiled-push.toml")),
     ("cloud-run-push.toml", include_str!("../../plans/cloud-run-push.toml")),
     ("aci-push.toml", include_str!("../../plans/aci-push.toml")),
+    ("modal-push-ecr.toml", include_str!("../../plans/modal-push-ecr.toml")),
 ];
 
 /// A pool type's resource graph, before names are resolved for a pool.
@@ -43,6 +48,32 @@ pub struct Blueprint {
     pub nodes: Vec<NodeSpec>,
     /// The image registry Docker is logged into after a successful apply.
     pub registry: Option<Registry>,
+    /// What the report says to do next, after a successful apply.
+    pub guides: Vec<Guide>,
+    /// The add-ons applied, as named on the command line ("image-registry=ecr"), with what each
+    /// is for: an error connecting to a cloud an add-on brought says which part needs it.
+    pub addons: Vec<(String, AddonUse)>,
+}
+
+/// What an add-on brings, for errors and the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonUse {
+    /// What it is for, in words.
+    pub says: String,
+    /// The clouds it brings that the pool type alone does not need.
+    pub clouds: Vec<String>,
+}
+
+/// A step the report prints after a successful apply: a `prefect.yaml` fragment, the command
+/// that starts a worker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guide {
+    /// What it is, in a line.
+    pub title: String,
+    /// The text. `{pool}` and `{@node.attr}` stand for the pool's name and an attribute after
+    /// apply, put in as JSON strings (which YAML and shells read as they are).
+    pub text: String,
 }
 
 /// One node of a blueprint.
@@ -71,16 +102,62 @@ pub struct Registry {
     pub repository: Value,
 }
 
-/// The file's shape; nodes are checked against their kinds afterwards.
+impl Guide {
+    /// The text with `{pool}` and each `{@node.attr}` put in as JSON strings; `lookup` gives
+    /// an attribute's value. One it lacks reads `<node.attr: not known>`.
+    pub fn render(&self, pool: &str, lookup: impl Fn(&str, &str) -> Option<Value>) -> String {
+        let quoted = |value: Value| match value {
+            Value::String(_) => value.to_string(),
+            other => Value::String(other.to_string()).to_string(),
+        };
+        let mut text = self.text.replace("{pool}", &quoted(Value::from(pool)));
+        for (node, attr) in guide_references(&self.text) {
+            let value = lookup(node, attr).map_or_else(|| format!("<{node}.{attr}: not known>"), quoted);
+            text = text.replace(&format!("{{@{node}.{attr}}}"), &value);
+        }
+        text
+    }
+}
+
+/// The `{@node.attr}` references of a guide's text, as (node, attr).
+fn guide_references(text: &str) -> Vec<(&str, &str)> {
+    text.split("{@").skip(1).filter_map(|rest| rest.split_once('}')?.0.split_once('.')).collect()
+}
+
+/// The file's shape; nodes are checked against their kinds afterwards. An add-on's file has
+/// `addon` and `says`, and no `template_type`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBlueprint {
+    addon: Option<String>,
+    says: Option<String>,
     types: Vec<String>,
     clouds: Vec<String>,
     template_type: Option<String>,
-    #[serde(rename = "node")]
+    #[serde(rename = "node", default)]
     nodes: Vec<RawNode>,
     registry: Option<Registry>,
+    #[serde(rename = "guide", default)]
+    guides: Vec<Guide>,
+}
+
+impl RawBlueprint {
+    fn read(file: &str, text: &str) -> Result<Self> {
+        toml_edit::de::from_str(text).map_err(|e| Error::usage(format!("blueprint {file}"), e.message().to_owned()))
+    }
+
+    /// Adds `addon`'s clouds, nodes, registry and guides.
+    fn add(&mut self, file: &str, addon: RawBlueprint) -> Result<AddonUse> {
+        if let (Some(_), Some(_)) = (&self.registry, &addon.registry) {
+            return Err(Error::usage(format!("blueprint {file}"), "adds a registry to a pool type that has one"));
+        }
+        let clouds: Vec<String> = addon.clouds.into_iter().filter(|c| !self.clouds.contains(c)).collect();
+        self.clouds.extend(clouds.iter().cloned());
+        self.nodes.extend(addon.nodes);
+        self.registry = self.registry.take().or(addon.registry);
+        self.guides.extend(addon.guides);
+        Ok(AddonUse { says: addon.says.unwrap_or_default(), clouds })
+    }
 }
 
 /// A node's common fields; the rest are the kind and its settings.
@@ -98,12 +175,39 @@ struct RawNode {
 impl Blueprint {
     /// The blueprint that provisions `pool_type`, if any.
     pub fn for_type(pool_type: &str) -> Result<Option<Self>> {
-        Ok(Self::all()?.into_iter().find(|b| b.types.iter().any(|t| t == pool_type)))
+        Self::for_pool(pool_type, &[])
     }
 
-    /// Every embedded blueprint.
+    /// The blueprint that provisions `pool_type` with `addons` ("image-registry=ecr"), if the
+    /// type has one; an add-on the type lacks is an error that lists those it has.
+    pub fn for_pool(pool_type: &str, addons: &[String]) -> Result<Option<Self>> {
+        let raw: Vec<(&str, RawBlueprint)> = BLUEPRINTS.iter().map(|(file, text)| Ok((*file, RawBlueprint::read(file, text)?))).collect::<Result<_>>()?;
+        let serves = |b: &RawBlueprint| b.types.iter().any(|t| t == pool_type);
+        let (mut bases, mut extras): (Vec<_>, Vec<_>) = raw.into_iter().partition(|(_, b)| b.addon.is_none());
+        let Some(at) = bases.iter().position(|(_, b)| serves(b)) else { return Ok(None) };
+        let (file, mut base) = bases.swap_remove(at);
+        let mut used = Vec::new();
+        for name in addons {
+            let Some(at) = extras.iter().position(|(_, b)| serves(b) && b.addon.as_deref() == Some(name.as_str())) else {
+                let offered: Vec<String> = extras.iter().filter(|(_, b)| serves(b)).filter_map(|(_, b)| b.addon.clone()).collect();
+                let flag = name.split_once('=').map_or(format!("--{name}"), |(flag, value)| format!("--{flag} {value}"));
+                let fix = match offered.is_empty() {
+                    true => format!("{pool_type} pools take no add-on: leave {flag} out"),
+                    false => format!("{pool_type} pools take: {}", offered.join(", ")),
+                };
+                return Err(Error::usage(flag, format!("is not available for {pool_type} pools")).fix(fix));
+            };
+            let (addon_file, addon) = extras.swap_remove(at);
+            used.push((name.clone(), base.add(addon_file, addon)?));
+        }
+        let mut blueprint = Self::check(file, base)?;
+        blueprint.addons = used;
+        Ok(Some(blueprint))
+    }
+
+    /// Every embedded blueprint, each without add-ons.
     pub fn all() -> Result<Vec<Self>> {
-        BLUEPRINTS.iter().map(|(file, text)| Self::parse(file, text)).collect()
+        BLUEPRINTS.iter().filter_map(|(file, text)| Self::parse(file, text).transpose()).collect()
     }
 
     /// Every pool type some blueprint provisions.
@@ -111,11 +215,19 @@ impl Blueprint {
         Self::all().into_iter().flatten().flat_map(|b| b.types).collect()
     }
 
-    /// Parses and checks a blueprint, and adds to each node's `after` every node its settings
-    /// and data name.
-    pub fn parse(file: &str, text: &str) -> Result<Self> {
+    /// Parses and checks a blueprint; None for an add-on's file (see [`Blueprint::for_pool`]).
+    pub fn parse(file: &str, text: &str) -> Result<Option<Self>> {
+        let raw = RawBlueprint::read(file, text)?;
+        match raw.addon {
+            Some(_) => Ok(None),
+            None => Self::check(file, raw).map(Some),
+        }
+    }
+
+    /// Checks a blueprint (add-ons added), and adds to each node's `after` every node its
+    /// settings and data name.
+    fn check(file: &str, raw: RawBlueprint) -> Result<Self> {
         let what = format!("blueprint {file}");
-        let raw: RawBlueprint = toml_edit::de::from_str(text).map_err(|e| Error::usage(&what, e.message().to_owned()))?;
         let ids: Vec<&str> = raw.nodes.iter().map(|n| n.id.as_str()).collect();
         if let Some(twice) = ids.iter().enumerate().find_map(|(i, id)| ids[..i].contains(id).then_some(id)) {
             return Err(Error::usage(&what, format!("two nodes have the id '{twice}'")));
@@ -160,7 +272,20 @@ impl Blueprint {
                 return Err(Error::usage(&what, format!("its registry names '{reference}', which is not a node")));
             }
         }
-        Ok(Self { types: raw.types, clouds: raw.clouds, template_type: raw.template_type, nodes, registry: raw.registry })
+        for guide in &raw.guides {
+            if let Some(named) = guide_references(&guide.text).into_iter().find(|(node, _)| !known.contains(node)) {
+                return Err(Error::usage(&what, format!("guide '{}' names '{}', which is neither a node nor a cloud", guide.title, named.0)));
+            }
+        }
+        Ok(Self {
+            types: raw.types,
+            clouds: raw.clouds,
+            template_type: raw.template_type,
+            nodes,
+            registry: raw.registry,
+            guides: raw.guides,
+            addons: Vec::new(),
+        })
     }
 
     /// The worker type whose default base job template a pool of `pool_type` starts from: the
@@ -210,9 +335,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_embedded_blueprint_parses_with_each_of_its_addons() {
+        for (file, text) in BLUEPRINTS {
+            let raw = RawBlueprint::read(file, text).unwrap_or_else(|e| panic!("{e}"));
+            let Some(addon) = raw.addon else { continue };
+            for pool_type in &raw.types {
+                let blueprint = Blueprint::for_pool(pool_type, std::slice::from_ref(&addon)).unwrap_or_else(|e| panic!("{file}: {e}")).unwrap();
+                assert_eq!(blueprint.addons[0].0, addon, "{file}");
+                assert!(!blueprint.addons[0].1.says.is_empty(), "{file} says what it is for");
+            }
+        }
+    }
+
+    #[test]
+    fn an_addon_the_type_lacks_is_refused_with_those_it_has() {
+        let error = Blueprint::for_pool("ecs:push", &["image-registry=ecr".to_owned()]).unwrap_err();
+        assert_eq!(error.what, "--image-registry ecr");
+        assert!(error.cause.contains("not available for ecs:push pools"), "{error}");
+        let error = Blueprint::for_pool("modal:push", &["image-registry=gcr".to_owned()]).unwrap_err();
+        assert!(error.fix.unwrap().contains("image-registry=ecr"));
+    }
+
+    #[test]
+    fn a_guide_puts_in_the_pool_and_attributes_as_json_strings() {
+        let guide = Guide { title: "t".into(), text: "pool: {pool}\nimage: {@repository.uri}\ntag: \"{{ build.tag }}\"\nx: {@nothing.here}".into() };
+        let text = guide.render("my \"pool\"", |node, attr| (node == "repository" && attr == "uri").then(|| Value::from("1.dkr.ecr/r")));
+        assert_eq!(text, "pool: \"my \\\"pool\\\"\"\nimage: \"1.dkr.ecr/r\"\ntag: \"{{ build.tag }}\"\nx: <nothing.here: not known>");
+    }
+
+    #[test]
     fn every_embedded_blueprint_parses() {
         for (file, text) in BLUEPRINTS {
-            let blueprint = Blueprint::parse(file, text).unwrap_or_else(|e| panic!("{e}"));
+            let Some(blueprint) = Blueprint::parse(file, text).unwrap_or_else(|e| panic!("{e}")) else { continue };
             assert!(!blueprint.types.is_empty(), "{file}");
             let ids: Vec<&str> = blueprint.nodes.iter().map(|n| n.id.as_str()).collect();
             for node in &blueprint.nodes {
@@ -251,7 +405,7 @@ mod tests {
     }
 
     fn parse(nodes: &str) -> Result<Blueprint> {
-        Blueprint::parse("test.toml", &format!("types = [\"t\"]\nclouds = [\"aws\"]\ntemplate_type = \"t\"\n{nodes}"))
+        Blueprint::parse("test.toml", &format!("types = [\"t\"]\nclouds = [\"aws\"]\ntemplate_type = \"t\"\n{nodes}")).map(Option::unwrap)
     }
 
     #[test]
@@ -278,6 +432,8 @@ mod tests {
     fn a_kind_of_a_cloud_the_blueprint_does_not_name_is_refused() {
         let text = "types = [\"t\"]\nclouds = []\ntemplate_type = \"t\"\n[[node]]\nid = \"v\"\nkind = \"aws.vpc\"\nsays = \"x\"\n";
         assert!(Blueprint::parse("t.toml", text).unwrap_err().cause.contains("clouds are []"));
+        let guide = "types = [\"t\"]\nclouds = []\n[[guide]]\ntitle = \"g\"\ntext = \"{@nowhere.x}\"\n";
+        assert!(Blueprint::parse("t.toml", guide).unwrap_err().cause.contains("guide 'g' names 'nowhere'"));
     }
 
     #[test]

@@ -242,6 +242,7 @@ mod tests {
             token_id: "ak-1".into(),
             token_secret: Secret::new("as-very-secret"),
             source: modal::token::TokenSource::Environment,
+            environment: None,
         };
         let cloud = CloudContext::Modal(Arc::new(token));
         let attrs = cloud.attrs();

@@ -24,7 +24,11 @@ pub struct WorkPool {
     pub base_job_template: Value,
 }
 
-/// A block document (secret fields come back obfuscated: pushpool never asks for them).
+/// What Prefect shows for each field of a secret (a secret dict's every value) unless asked
+/// for secrets.
+pub const OBFUSCATED: &str = "********";
+
+/// A block document (secret fields come back as [`OBFUSCATED`] unless asked for).
 #[derive(Debug, Clone, Deserialize)]
 pub struct BlockDocument {
     /// The document's id, which job variables reference.

@@ -7,4 +7,5 @@ pub mod lock;
 pub mod nodes;
 pub mod pool_record;
 pub mod profile;
+pub mod record;
 pub mod settings;

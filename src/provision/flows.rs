@@ -54,6 +54,7 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
             request.paused = pool.paused;
             request.set_as_default = pool.set_as_default;
             request.base_job_template = pool.base_job_template.clone();
+            request.add_addons(pool.addons.iter().cloned());
             Ok(Target { request, names: pool.names.clone(), scope: Scope { region: pool.region.clone(), project: pool.project.clone(), subscription: pool.subscription.clone() } })
         })
         .collect::<Result<Vec<_>>>()?;

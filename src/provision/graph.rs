@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::blueprint::{Blueprint, Kind, NodeSpec};
-use crate::clouds::{CloudContext, aws, azure, gcp};
+use crate::clouds::{CloudContext, aws, azure, gcp, modal};
 use crate::engine::{Attrs, Entry, Graph, NodeInfo, NodeRef};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
@@ -134,6 +134,7 @@ fn build_node(spec: &NodeSpec, pool: &PoolPlan, prefect: &Arc<PrefectContext>) -
         CloudContext::Aws(context) => aws::build(spec, &pool.blueprint, &pool.names, context, prefect),
         CloudContext::Gcp(context) => gcp::build(spec, &pool.blueprint, &pool.names, context, prefect),
         CloudContext::Azure(context) => azure::build(spec, &pool.blueprint, &pool.names, context, prefect),
-        CloudContext::Modal(_) | CloudContext::Coiled(_) => Err(Error::usage(format!("node '{}'", spec.id), format!("{system} has no node kinds"))),
+        CloudContext::Modal(token) => modal::build(spec, &pool.blueprint, &pool.names, token, prefect, &pool.request.name),
+        CloudContext::Coiled(_) => Err(Error::usage(format!("node '{}'", spec.id), format!("{system} has no node kinds"))),
     }
 }

@@ -5,10 +5,12 @@
 //! are the flows the commands run (`work-pool create`/`provision-infra`/`plan`/`apply --file`,
 //! `apply FILE` and `work-pool deprovision`). The other modules each do one step: [`graph`]
 //! joins the pools' blueprints into one graph, `registry` logs Docker in after an apply,
+//! `guides` says what to do next,
 //! `pools_file` reads `pools.toml`, `teardown` plans what a deprovision may delete.
 
 mod flows;
 pub mod graph;
+mod guides;
 mod pools_file;
 mod registry;
 mod session;

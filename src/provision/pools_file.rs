@@ -14,6 +14,11 @@
 //! set = { cluster = "team-b-cluster" }   # resource names, as with --set
 //!
 //! [[pool]]
+//! name = "team-i"
+//! type = "modal:push"
+//! image_registry = "ecr"                 # as --image-registry ecr
+//!
+//! [[pool]]
 //! name = "team-m"
 //! type = "modal:push"
 //! base_job_template = "modal.json"        # relative to this file; else the type's default
@@ -52,6 +57,8 @@ struct PoolEntry {
     set: BTreeMap<String, String>,
     #[serde(default)]
     base_job_template: Option<PathBuf>,
+    #[serde(default)]
+    image_registry: Option<String>,
 }
 
 /// The pools declared in `path`, each to be brought to its declared state (created when
@@ -68,7 +75,7 @@ pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
     file.pools
         .into_iter()
         .map(|entry| {
-            let mut request = PoolRequest::new(entry.name, entry.pool_type, PoolMode::Ensure);
+            let mut request = PoolRequest::new(entry.name, entry.pool_type, PoolMode::Ensure).with_image_registry(entry.image_registry.as_deref());
             request.base_job_template = entry.base_job_template.map(|t| read_base_job_template(&dir.join(t))).transpose()?;
             Ok(Target { request, names: entry.set, scope: Scope { region: entry.region, project: entry.project, subscription: entry.subscription } })
         })
@@ -84,9 +91,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pools.toml");
         std::fs::write(dir.path().join("m.json"), r#"{"job_configuration": {}, "variables": {"properties": {"x": {}}}}"#).unwrap();
-        std::fs::write(&path, "[[pool]]\nname = \"a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"b\"\ntype = \"ecs\"\nregion = \"eu-west-1\"\nset = { cluster = \"c\" }\n\n[[pool]]\nname = \"m\"\ntype = \"modal:push\"\nbase_job_template = \"m.json\"\n\n[[pool]]\nname = \"g\"\ntype = \"cloud-run-v2:push\"\nproject = \"my-project\"\nregion = \"europe-west1\"\n").unwrap();
+        std::fs::write(&path, "[[pool]]\nname = \"a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"b\"\ntype = \"ecs\"\nregion = \"eu-west-1\"\nset = { cluster = \"c\" }\n\n[[pool]]\nname = \"m\"\ntype = \"modal:push\"\nbase_job_template = \"m.json\"\n\n[[pool]]\nname = \"g\"\ntype = \"cloud-run-v2:push\"\nproject = \"my-project\"\nregion = \"europe-west1\"\n\n[[pool]]\nname = \"i\"\ntype = \"modal:push\"\nimage_registry = \"ecr\"\n").unwrap();
         let targets = read_pools_file(&path).unwrap();
-        assert_eq!(targets.len(), 4);
+        assert_eq!(targets.len(), 5);
+        assert_eq!(targets[4].request.addons, ["image-registry=ecr"]);
         assert_eq!(targets[3].scope, Scope { region: Some("europe-west1".into()), project: Some("my-project".into()), subscription: None });
         assert!(targets[2].request.base_job_template.as_ref().unwrap().pointer("/variables/properties/x").is_some(), "read relative to the file");
         assert_eq!(targets[1].scope.region.as_deref(), Some("eu-west-1"));

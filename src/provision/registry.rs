@@ -60,7 +60,7 @@ pub(super) async fn log_in(session: &Session, plan: &Plan, applied: &Applied, to
 }
 
 /// The applied attributes of `pool`'s nodes, by their blueprint ids.
-fn applied_attrs_of(graph: &Graph, applied: &Applied, pool: &str) -> BTreeMap<String, engine::Attrs> {
+pub(super) fn applied_attrs_of(graph: &Graph, applied: &Applied, pool: &str) -> BTreeMap<String, engine::Attrs> {
     graph
         .entries()
         .iter()

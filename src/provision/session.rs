@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::graph::{PoolPlan, build};
-use super::{Target, registry, teardown};
+use super::{Target, guides, registry, teardown};
 use crate::blueprint::{Blueprint, Kind, NodeSpec, kinds};
 use crate::clouds::{self, CloudContext};
 use crate::document::{PlanDocument, PoolDoc, TargetDoc};
@@ -127,6 +127,7 @@ impl Session {
                 paused: pool.request.paused,
                 set_as_default: pool.request.set_as_default,
                 base_job_template: pool.request.base_job_template.clone(),
+                addons: pool.request.addons.clone(),
             })
             .collect();
         PlanDocument::new(self.prefect.client.api_url(), pools, self.target_docs(), plan)
@@ -168,7 +169,7 @@ impl Session {
                 futures::future::try_join_all(forgets).await?;
                 console.torn_down(plan)
             }
-            engine::Goal::Provision => console.applied(&self.header(), plan, &repositories),
+            engine::Goal::Provision => console.applied(&self.header(), plan, &repositories, &guides::guides(self, &applied)),
         }
         Ok(())
     }
@@ -182,7 +183,7 @@ impl Session {
             return Ok(());
         }
         let building = self.pools.iter().filter(|pool| !pool.clouds.is_empty() && pool.blueprint.builds_in_clouds());
-        let records = building.map(|pool| pool_record::ensure(&self.prefect.client, &pool.request.name, &pool.request.pool_type));
+        let records = building.map(|pool| pool_record::ensure(&self.prefect.client, &pool.request.name, &pool.request.pool_type, &pool.request.addons));
         futures::future::try_join_all(records).await.map(drop)
     }
 }
@@ -215,8 +216,9 @@ fn per_pool(targets: &[Target], resolved: Vec<Result<PoolPlan>>) -> Result<Vec<P
 /// blueprint names, and only those.
 async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra: bool) -> Result<PoolPlan> {
     let mut request = target.request.clone();
+    let record = pool_record::read(&prefect.client, &request.name).await?;
     match request.mode {
-        PoolMode::Deprovision => request.pool_type = teardown::pool_type(prefect, &request.name, &request.pool_type).await?,
+        PoolMode::Deprovision => request.pool_type = teardown::pool_type(prefect, &request.name, &request.pool_type, record.as_ref()).await?,
         PoolMode::ProvisionInfra => {
             let pool = prefect.work_pool(&request.name).await?.ok_or_else(|| {
                 Error::usage(format!("work pool '{}'", request.name), "does not exist")
@@ -226,18 +228,34 @@ async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra
         }
         PoolMode::Create { .. } | PoolMode::Ensure => {}
     }
+    // The add-ons a pool was provisioned with stay: a run without the flag builds them too.
+    if let Some(record) = record.filter(|r| r.pool_type == request.pool_type) {
+        request.add_addons(record.addons);
+    }
     let blueprint = blueprint_for(&request, provision_infra)?;
     let names = blueprint.names(&request.name, &target.names)?;
-    let connect = blueprint.clouds.iter().map(|cloud| CloudContext::connect(cloud, &request.name, &target.scope));
+    let connect = blueprint.clouds.iter().map(|cloud| async {
+        CloudContext::connect(cloud, &request.name, &target.scope).await.map_err(|error| needed_by_addon(error, &request.name, cloud, &blueprint))
+    });
     let clouds = futures::future::try_join_all(connect).await?;
     Ok(PoolPlan { request, blueprint, names, clouds })
+}
+
+/// `error` connecting to `cloud`, saying which add-on needs the cloud when the pool type
+/// alone would not: a Modal pool's user did not think of AWS, `--image-registry ecr` did.
+fn needed_by_addon(mut error: Error, pool: &str, cloud: &str, blueprint: &Blueprint) -> Error {
+    for (addon, used) in blueprint.addons.iter().filter(|(_, used)| used.clouds.iter().any(|c| c == cloud)) {
+        let flag = addon.split_once('=').map_or(format!("--{addon}"), |(flag, value)| format!("--{flag} {value}"));
+        error.cause.push_str(&format!("\n  work pool '{pool}' needs {cloud} for {flag} ({})", used.says));
+    }
+    error
 }
 
 /// The blueprint for the request's type; without `--provision-infra`, only its pool node; with
 /// `--set-as-default`, a node that makes the pool the profile's default.
 fn blueprint_for(request: &crate::request::PoolRequest, provision_infra: bool) -> Result<Blueprint> {
     let pool_type = &request.pool_type;
-    let mut blueprint = Blueprint::for_type(pool_type)?.ok_or_else(|| {
+    let mut blueprint = Blueprint::for_pool(pool_type, &request.addons)?.ok_or_else(|| {
         Error::usage(format!("work pool type '{pool_type}'"), "pushpool cannot provision infrastructure for it")
             .fix(format!("use one of: {}", Blueprint::supported_types().join(", ")))
     })?;
@@ -249,6 +267,7 @@ fn blueprint_for(request: &crate::request::PoolRequest, provision_infra: bool) -
         }
         blueprint.clouds.clear();
         blueprint.registry = None;
+        blueprint.guides.clear();
     }
     if request.set_as_default {
         let pool = blueprint.nodes.iter().find(|n| matches!(n.kind, Kind::PrefectWorkPool(_))).map(|n| n.id.clone());

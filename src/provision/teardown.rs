@@ -9,7 +9,7 @@ use crate::engine::Teardown;
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::nodes::job_variable_defaults;
-use crate::prefect::pool_record;
+use crate::prefect::pool_record::PoolRecord;
 use crate::ui::Console;
 
 /// What `work-pool deprovision` is asked besides the pool.
@@ -39,11 +39,11 @@ pub async fn deprovision(target: Target, options: &TeardownOptions, console: &Co
 }
 
 /// The type of pool `name` for a teardown: the pool's own; once the pool is gone, `asked`
-/// (--type), else the type recorded when it was provisioned ([`pool_record`]), else what is
+/// (--type), else the type recorded when it was provisioned ([`PoolRecord`]), else what is
 /// left tells: the type whose credentials block for the pool remains,
 /// else the only type that builds resources in a cloud (a teardown interrupted after the pool
 /// and its block went leaves only those), so that a re-run still finds what is left.
-pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str) -> Result<String> {
+pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str, recorded: Option<&PoolRecord>) -> Result<String> {
     if let Some(pool) = prefect.work_pool(name).await? {
         if !asked.is_empty() && asked != pool.pool_type {
             return Err(Error::usage(format!("work pool '{name}'"), format!("has type '{}', not '{asked}'", pool.pool_type))
@@ -54,8 +54,8 @@ pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str)
     if !asked.is_empty() {
         return Ok(asked.to_owned());
     }
-    if let Some(recorded) = pool_record::read(&prefect.client, name).await? {
-        return Ok(recorded);
+    if let Some(recorded) = recorded {
+        return Ok(recorded.pool_type.clone());
     }
     let blueprints = Blueprint::all()?;
     let blocks = blueprints.iter().map(|blueprint| async move {

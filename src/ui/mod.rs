@@ -124,8 +124,9 @@ impl Console {
         print!("{}", render_torn_down(plan));
     }
 
-    /// The final report; `repositories` are where images go.
-    pub fn applied(&self, header: &PlanHeader, plan: &Plan, repositories: &[String]) {
-        print!("{}", render_applied(header, plan, repositories));
+    /// The final report; `repositories` are where images go, `guides` what to do next
+    /// (title, text).
+    pub fn applied(&self, header: &PlanHeader, plan: &Plan, repositories: &[String], guides: &[(String, String)]) {
+        print!("{}", render_applied(header, plan, repositories, guides));
     }
 }

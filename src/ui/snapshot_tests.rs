@@ -192,7 +192,7 @@ fn without_colour_no_escape_anywhere() {
             assert!(!text.contains('\u{1b}'), "{text}");
         }
     }
-    let applied = render_applied(&header(), &fresh(), &["123.dkr.ecr.us-east-1.amazonaws.com/prefect-flows".into()]);
+    let applied = render_applied(&header(), &fresh(), &["123.dkr.ecr.us-east-1.amazonaws.com/prefect-flows".into()], &[]);
     assert!(!applied.contains('\u{1b}'), "{applied}");
 }
 

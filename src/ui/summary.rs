@@ -145,7 +145,7 @@ fn lowercase_first(text: &str) -> String {
 }
 
 /// The report after a successful apply: what was done and what to do next.
-pub fn render_applied(header: &PlanHeader, plan: &Plan, repositories: &[String]) -> String {
+pub fn render_applied(header: &PlanHeader, plan: &Plan, repositories: &[String], guides: &[(String, String)]) -> String {
     let mut out = String::from("\nInfrastructure successfully provisioned!\n");
     out.push_str(&format!(
         "  {} created, {} updated, {} reused\n",
@@ -166,6 +166,12 @@ pub fn render_applied(header: &PlanHeader, plan: &Plan, repositories: &[String])
     }
     for (pool, _) in &header.pools {
         out.push_str(&format!("  Deploy a flow to the pool: prefect deploy --pool {pool}\n"));
+    }
+    for (title, text) in guides {
+        out.push_str(&format!("\n{title}:\n"));
+        for line in text.trim_matches('\n').lines() {
+            out.push_str(&format!("    {line}\n").replace("    \n", "\n"));
+        }
     }
     out
 }

@@ -125,7 +125,10 @@ impl Node for Repository {
 
     fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let attrs = Attrs::new().with("name", self.name.as_str()).with("registry", self.aws.registry());
+            let attrs = Attrs::new()
+                .with("name", self.name.as_str())
+                .with("registry", self.aws.registry())
+                .with("arn", self.aws.repository_arn(&self.name));
             match self.aws.ecr.describe_repositories().repository_names(&self.name).send().await {
                 Ok(out) => {
                     let uri = out.repositories().first().and_then(|r| r.repository_uri()).unwrap_or_default();

@@ -134,6 +134,11 @@ impl AwsContext {
         format!("arn:aws:iam::{}:{kind}/{name}", self.account_id)
     }
 
+    /// The ARN ECR gives repository `name` of this account and region.
+    pub fn repository_arn(&self, name: &str) -> String {
+        format!("arn:aws:ecr:{}:{}:repository/{name}", self.region, self.account_id)
+    }
+
     /// The account's ECR registry host in this region.
     pub fn registry(&self) -> String {
         format!("{}.dkr.ecr.{}.amazonaws.com", self.account_id, self.region)

@@ -1,5 +1,6 @@
 //! IAM node kinds: `aws.iam_role`, `aws.iam_user`, `aws.iam_policy`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_iam::types::Tag;
@@ -11,10 +12,11 @@ use super::context::AwsContext;
 use super::errors::{accept, aws_error, code};
 use super::once::create_once;
 use crate::engine::ownership::{decide, owned};
-use super::policy_doc::{describe_drift, parse_live, same, with_pass_role};
+use super::policy_doc::{describe_drift, parse_live, same};
 use crate::clock::unix_seconds;
+use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::minted::PENDING_SINCE;
 
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
@@ -345,17 +347,18 @@ impl Node for User {
     }
 }
 
-/// `aws.iam_policy`: a customer managed policy attached to a user. Its document may grant
-/// `iam:PassRole` on a role node; a drifted document gets a new default version.
+/// `aws.iam_policy`: a customer managed policy attached to a user. Its document may name
+/// other nodes' attributes (`@execution_role.arn` for `iam:PassRole`, `@repository.arn`); a
+/// drifted document gets a new default version.
 pub struct Policy {
     /// The account.
     pub aws: Arc<AwsContext>,
     /// The policy's name.
     pub name: String,
-    /// The document without the PassRole statement.
+    /// What it is for: its description in IAM.
+    pub description: String,
+    /// The document, with `@node.attr` references.
     pub document: Value,
-    /// The role node whose ARN the PassRole statement names, if any.
-    pub pass_role: Option<String>,
     /// The name of the user it is attached to.
     pub attach_to: String,
     /// The user's node, whose teardown decides whether the policy goes too.
@@ -370,18 +373,9 @@ impl Policy {
         format!("IAM policy {}", self.name)
     }
 
-    fn wanted(&self, role_arn: Option<&str>) -> Value {
-        match role_arn {
-            Some(arn) => with_pass_role(self.document.clone(), arn),
-            None => self.document.clone(),
-        }
-    }
-
-    async fn role_arn_observed(&self, upstream: &Upstream) -> Result<Option<String>> {
-        match &self.pass_role {
-            Some(node) => Ok(upstream.get(node).await?.attrs.str("arn").map(str::to_owned)),
-            None => Ok(None),
-        }
+    /// The wanted document with the references `known` resolves.
+    fn wanted(&self, known: &BTreeMap<String, Attrs>) -> Result<Resolved> {
+        resolve(&self.document, known, Secrets::Refuse)
     }
 
     /// The users, groups and roles other than its own user that have the policy attached.
@@ -392,10 +386,6 @@ impl Policy {
         let groups = out.policy_groups().iter().filter_map(|g| g.group_name()).map(|g| format!("IAM group {g}"));
         let roles = out.policy_roles().iter().filter_map(|r| r.role_name()).map(|r| format!("IAM role {r}"));
         Ok(users.chain(groups).chain(roles).collect())
-    }
-
-    fn role_arn_applied<'a>(&self, inputs: &'a Inputs) -> Result<Option<&'a str>> {
-        self.pass_role.as_ref().map(|node| inputs.str(node, "arn")).transpose()
     }
 
     async fn is_attached(&self, arn: &str) -> Result<bool> {
@@ -484,16 +474,16 @@ impl Node for Policy {
                 let (live, attached) = futures::join!(self.document_of(&arn, &version), self.is_attached(&arn));
                 Ok::<_, crate::error::Error>(Some((live?, attached?)))
             };
-            let (live, role_arn) = futures::join!(live_and_attached, self.role_arn_observed(upstream));
-            let (live, role_arn) = (live?, role_arn?);
-            let wanted = self.wanted(role_arn.as_deref());
+            let (live, known) = futures::join!(live_and_attached, upstream.attrs_for(&self.document));
+            let (live, wanted) = (live?, self.wanted(&known?)?);
             let attrs = Attrs::new().with("name", self.name.as_str()).with("arn", arn.as_str());
             let Some((live, attached)) = live else { return Ok(Observation::create("missing", attrs)) };
-            let drifted = !same(&live, &wanted);
-            let mut reasons = Vec::new();
-            if drifted {
-                reasons.push(describe_drift(&live, &wanted));
-            }
+            let drift = match &wanted {
+                Resolved::Known(wanted) => (!same(&live, wanted)).then(|| describe_drift(&live, wanted)),
+                Resolved::Unknown(pending) => Some(format!("takes new values: {}", pending.join(", "))),
+            };
+            let drifted = drift.is_some();
+            let mut reasons: Vec<String> = drift.into_iter().collect();
             if !attached {
                 reasons.push(format!("not attached to user {}", self.attach_to));
             }
@@ -507,7 +497,9 @@ impl Node for Policy {
         async move {
             let what = self.what();
             let iam = &self.aws.iam;
-            let document = self.wanted(self.role_arn_applied(inputs)?);
+            let Resolved::Known(document) = self.wanted(inputs.all())? else {
+                return Err(Error::remote(what, "its document is still unknown after its dependencies"));
+            };
             let mut arn = observed.attrs.require_str(&self.name, "arn")?.to_owned();
             if observed.action == Action::Create {
                 let create = || async {
@@ -518,7 +510,7 @@ impl Node for Policy {
                         .create_policy()
                         .policy_name(&self.name)
                         .policy_document(document.to_string())
-                        .description("Lets a Prefect ECS push pool run flows (pushpool)")
+                        .description(&self.description)
                         .set_tags(Some(self.aws.iam_tags()))
                         .send()
                         .await?;

@@ -76,8 +76,8 @@ pub fn build(
             let node = iam::Policy {
                 aws,
                 name: name.clone(),
+                description: format!("{} (pushpool)", spec.says),
                 document: document(&policy.document)?,
-                pass_role: policy.pass_role.as_ref().map(node_id),
                 attach_to: name_of(policy.attach_to.as_str())?,
                 user_node: node_id(&policy.attach_to),
             };

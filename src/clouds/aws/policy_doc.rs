@@ -19,14 +19,6 @@ pub fn parse_own(file: &str, text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| Error::usage(format!("policies/{file}"), format!("not JSON: {e}")))
 }
 
-/// `document` with a statement granting `iam:PassRole` on `role_arn` appended.
-pub fn with_pass_role(mut document: Value, role_arn: &str) -> Value {
-    if let Some(statements) = document["Statement"].as_array_mut() {
-        statements.push(json!({"Sid": "PassExecutionRole", "Effect": "Allow", "Action": "iam:PassRole", "Resource": role_arn}));
-    }
-    document
-}
-
 /// A canonical form: single strings become one-element lists, lists are sorted, and the
 /// statements are sorted, so that documents equal in meaning compare equal.
 pub fn canonical(document: &Value) -> Value {
@@ -109,10 +101,4 @@ mod tests {
         assert_eq!(describe_drift(&live, &wanted), "document drifted: lacks logs:CreateLogGroup; also grants s3:*");
     }
 
-    #[test]
-    fn pass_role_statement_names_the_role() {
-        let doc = with_pass_role(json!({"Statement": []}), "arn:aws:iam::1:role/R");
-        assert_eq!(doc["Statement"][0]["Resource"], "arn:aws:iam::1:role/R");
-        assert_eq!(doc["Statement"][0]["Action"], "iam:PassRole");
-    }
 }

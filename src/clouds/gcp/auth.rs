@@ -63,11 +63,9 @@ fn adc_file(env: &dyn Env) -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
-/// The first executable named `gcloud` on PATH (`gcloud.cmd` on Windows), if any.
+/// The installed `gcloud`, if any.
 pub fn gcloud_on_path() -> Option<PathBuf> {
-    let names: &[&str] = if cfg!(windows) { &["gcloud.cmd", "gcloud.exe", "gcloud.bat"] } else { &["gcloud"] };
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).flat_map(|dir| names.iter().map(move |name| dir.join(name))).find(|candidate| candidate.is_file())
+    crate::program::on_path("gcloud")
 }
 
 /// Finds a token, in the order of the module docs.

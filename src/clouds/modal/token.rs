@@ -32,6 +32,7 @@ use crate::secret::Secret;
 const ID_VARIABLE: &str = "MODAL_TOKEN_ID";
 const SECRET_VARIABLE: &str = "MODAL_TOKEN_SECRET";
 const PROFILE_VARIABLE: &str = "MODAL_PROFILE";
+const ENVIRONMENT_VARIABLE: &str = "MODAL_ENVIRONMENT";
 
 /// A Modal token and where it was found.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct ModalToken {
     pub token_secret: Secret,
     /// Where the token came from, for the plan header and errors.
     pub source: TokenSource,
+    /// The Modal environment the `modal` CLI works in: `MODAL_ENVIRONMENT`, else the profile's
+    /// `environment`; None for the workspace's default one.
+    pub environment: Option<String>,
 }
 
 /// Where a [`ModalToken`] came from.
@@ -86,6 +90,7 @@ pub fn discover(env: &dyn Env) -> Result<ModalToken> {
     let (Some((token_id, id_from_env)), Some((token_secret, secret_from_env))) = (token_id, token_secret) else {
         return Err(file.missing(env));
     };
+    let environment = env.var(ENVIRONMENT_VARIABLE).or_else(|| file.table()?.get("environment")?.as_str().filter(|e| !e.is_empty()).map(str::to_owned));
     let source = match (&path, id_from_env, secret_from_env) {
         (Some(path), false, _) | (Some(path), _, false) => TokenSource::Profile {
             path: path.clone(),
@@ -94,7 +99,7 @@ pub fn discover(env: &dyn Env) -> Result<ModalToken> {
         },
         _ => TokenSource::Environment,
     };
-    Ok(ModalToken { token_id, token_secret: Secret::new(token_secret), source })
+    Ok(ModalToken { token_id, token_secret: Secret::new(token_secret), source, environment })
 }
 
 const FIX_FILE: &str = "fix the file by hand (the Modal client refuses it too), or point MODAL_CONFIG_PATH at another one";
@@ -224,6 +229,17 @@ mod tests {
         let error = discover(&env).unwrap_err();
         assert!(!error.to_string().contains(SECRET), "the secret leaked into: {error}");
         error
+    }
+
+    #[test]
+    fn the_environment_is_the_variables_else_the_profiles() {
+        let config = format!("[work]\nactive = true\ntoken_id = \"ak-1\"\ntoken_secret = \"{SECRET}\"\nenvironment = \"staging\"\n");
+        let (_dir, env) = home_with(&config, &[]);
+        assert_eq!(discover(&env).unwrap().environment.as_deref(), Some("staging"));
+        let (_dir, env) = home_with(&config, &[("MODAL_ENVIRONMENT", "prod")]);
+        assert_eq!(discover(&env).unwrap().environment.as_deref(), Some("prod"));
+        let (_dir, env) = home_with(&format!("[default]\ntoken_id = \"ak-1\"\ntoken_secret = \"{SECRET}\"\n"), &[]);
+        assert_eq!(discover(&env).unwrap().environment, None, "the workspace's default environment");
     }
 
     #[test]
