@@ -35,6 +35,7 @@ impl NodeInfo {
             "azure" => "Azure",
             "gcp" => "Google Cloud",
             "prefect" => "Prefect",
+            "modal" => "Modal",
             _ => "Local",
         }
     }

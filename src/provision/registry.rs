@@ -37,7 +37,8 @@ pub(super) async fn tokens(session: &Session, plan: &Plan) -> Tokens {
 }
 
 /// Logs Docker in to each pool's registry (once per host), with its cloud's token from
-/// `tokens`, and returns the repositories images go to.
+/// `tokens`, and returns the repositories the report tells how to push to (those of pools
+/// without guides of their own).
 pub(super) async fn log_in(session: &Session, plan: &Plan, applied: &Applied, tokens: Tokens, console: &Console) -> Vec<String> {
     let mut repositories = Vec::new();
     if plan.goal == engine::Goal::Teardown {
@@ -53,7 +54,10 @@ pub(super) async fn log_in(session: &Session, plan: &Plan, applied: &Applied, to
             docker_login(&host, cloud, token, console).await;
             logged_in.push(host);
         }
-        repositories.extend(resolved_string(&registry.repository, &attrs));
+        // A pool whose guides say how to build and push names no repository of its own.
+        if pool.blueprint.guides.is_empty() {
+            repositories.extend(resolved_string(&registry.repository, &attrs));
+        }
     }
     repositories.dedup();
     repositories
