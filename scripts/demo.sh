@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Demo: build pushpool and provision an ECS, a Cloud Run and an ACI push work pool against the local
-# sandbox (moto as AWS, the GCP and Azure fakes, a real Prefect server, a fake docker),
+# Demo: build pushpool and provision an ECS, a Cloud Run, an ACI and a Modal (images from ECR) push work
+# pool against the local sandbox (moto as AWS, the GCP and Azure fakes, a real Prefect server, a fake
+# docker and a fake modal client),
 # then show the same commands as dry runs. Nothing leaves this machine. The sandbox keeps running
 # afterwards so you can look around.
 set -euo pipefail
@@ -100,6 +101,29 @@ export FAKE_AZ_LOG=$PUSHPOOL_SANDBOX_DIR/demo-az.log
 unset AZURE_SUBSCRIPTION_ID AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_FEDERATED_TOKEN_FILE
 export PATH=$PWD/tests/sandbox/az-bin:$PATH
 
+# Modal is a fake `modal` client keeping its Secrets in the sandbox, a demo token, and the
+# modal-credentials block type registered the way Prefect Cloud has it (an open-source server has
+# none), as is the pool's template (--base-job-template).
+export MODAL_TOKEN_ID=ak-demo MODAL_TOKEN_SECRET=as-demo-not-a-real-secret FAKE_MODAL_STATE=$PUSHPOOL_SANDBOX_DIR/demo-modal
+unset MODAL_PROFILE MODAL_ENVIRONMENT MODAL_CONFIG_PATH
+export PATH=$PWD/tests/sandbox/modal-bin:$PATH
+"$PUSHPOOL_SANDBOX_PYTHON" - "$PUSHPOOL_SANDBOX_PREFECT_URL" tests/fixtures/prefect-cloud/modal-credentials.block-type.json <<'PY'
+import json, sys, urllib.error, urllib.request
+url, fixture = sys.argv[1], json.load(open(sys.argv[2]))
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def call(method, path, body=None):
+    request = urllib.request.Request(url + path, json.dumps(body).encode() if body else None, {"Content-Type": "application/json"}, method=method)
+    try:
+        return json.load(opener.open(request))
+    except urllib.error.HTTPError as e:
+        if e.code != 409:  # registered by an earlier demo
+            raise
+call("POST", "/block_types/", fixture["block_type"])
+block_type = call("GET", f"/block_types/slug/{fixture['block_type']['slug']}")
+call("POST", "/block_schemas/", {**fixture["block_schema"], "block_type_id": block_type["id"]})
+PY
+MODAL_TEMPLATE=tests/fixtures/prefect-cloud/modal-push.base-job-template.json
+
 set -x
 target/debug/pushpool work-pool create demo-ecs --type ecs:push --provision-infra --yes
 target/debug/pushpool work-pool create demo-ecs --type ecs:push --provision-infra --yes --dry-run
@@ -107,13 +131,16 @@ target/debug/pushpool work-pool create demo-cloud-run --type cloud-run-v2:push -
 target/debug/pushpool work-pool create demo-cloud-run --type cloud-run-v2:push --provision-infra --yes --project "$GCP_PROJECT" --region us-central1 --dry-run
 target/debug/pushpool work-pool create demo-aci --type azure-container-instance:push --provision-infra --yes
 target/debug/pushpool work-pool create demo-aci --type azure-container-instance:push --provision-infra --yes --dry-run
+target/debug/pushpool work-pool create demo-modal --type modal:push --provision-infra --image-registry ecr --base-job-template "$MODAL_TEMPLATE" --yes
+target/debug/pushpool work-pool provision-infra demo-modal --dry-run
 { set +x; } 2>/dev/null
 
 cat <<EOF
 
 Done. Look around:
-  Prefect UI:   ${PUSHPOOL_SANDBOX_PREFECT_URL%/api}  (Work Pools -> demo-ecs, demo-cloud-run, demo-aci)
-  Pool names:   demo-ecs, demo-cloud-run, demo-aci
+  Prefect UI:   ${PUSHPOOL_SANDBOX_PREFECT_URL%/api}  (Work Pools -> demo-ecs, demo-cloud-run, demo-aci, demo-modal)
+  Pool names:   demo-ecs, demo-cloud-run, demo-aci, demo-modal
+  Modal (fake): $FAKE_MODAL_STATE/secrets.json
   AWS (moto):   $PUSHPOOL_SANDBOX_MOTO_URL/moto-api/
   GCP (fake):   $PUSHPOOL_SANDBOX_GCP_URL/admin/projects/$GCP_PROJECT/state
   docker calls: $FAKE_DOCKER_LOG

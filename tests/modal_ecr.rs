@@ -364,6 +364,12 @@ async fn a_teardown_returns_to_the_start_and_keeps_a_repository_with_images_unle
     let start = aws_state(world).await;
     let records_before = modal.records().await;
     modal.create(&["--yes"]).ok();
+    let called = |calls: &[support::Call]| -> Vec<String> { calls.iter().map(|c| format!("{}:{}", c.service, c.action)).collect() };
+    let apply_policy = support::policy_actions("operator-apply.json");
+    for action in called(&world.aws.calls().await) {
+        assert!(apply_policy.contains(&action), "operator-apply.json lacks {action}, which a Modal pool with ECR images calls");
+    }
+    let before_teardown = world.aws.mark().await;
     let clients = world.clients().await;
     let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": format!("sha256:{}", "0".repeat(64))},
@@ -378,6 +384,10 @@ async fn a_teardown_returns_to_the_start_and_keeps_a_repository_with_images_unle
     assert_eq!(aws_state(world).await, expected, "everything but the repository went");
     assert!(modal.modal_secret().is_none(), "the Modal Secret pushpool wrote went");
     assert!(modal.pull_block().await.is_none() && world.work_pool().await.is_none());
+    let teardown_policies = [support::policy_actions("operator-plan.json"), support::policy_actions("operator-teardown.json")].concat();
+    for action in called(&world.aws.calls().await[before_teardown..]) {
+        assert!(teardown_policies.contains(&action), "the teardown policies lack {action}");
+    }
 
     let forced = modal.run(&["work-pool", "deprovision", &world.pool, "--type", "modal:push", "--image-registry", "ecr", "--force", "--yes"]);
     assert_eq!(forced.code, 0, "{}", forced.all());

@@ -164,12 +164,6 @@ async fn pools_wanting_one_resource_differently_are_a_conflict() {
     world.assert_no_writes_since(marks).await;
 }
 
-fn policy_actions(file: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/aws").join(file)).unwrap();
-    let document: Value = serde_json::from_str(&text).unwrap();
-    document["Statement"].as_array().unwrap().iter().flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned())).collect()
-}
-
 /// Creates an IAM user holding `policy_file` (from policies/aws) and returns its credentials.
 async fn operator(root: &support::Clients, user: &str, policy_file: &str) -> Account {
     let document = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/aws").join(policy_file)).unwrap();
@@ -212,8 +206,8 @@ async fn plan_policy_can_plan_and_cannot_write() {
 /// granted by the operator policy for it, and the plan policy grants reads only.
 #[tokio::test]
 async fn operator_policies_grant_every_action_pushpool_calls() {
-    let apply_policy = policy_actions("operator-apply.json");
-    let plan_policy = policy_actions("operator-plan.json");
+    let apply_policy = support::policy_actions("operator-apply.json");
+    let plan_policy = support::policy_actions("operator-plan.json");
     for action in &plan_policy {
         let verb = action.split_once(':').unwrap().1;
         assert!(["Get", "List", "Describe"].iter().any(|p| verb.starts_with(p)), "{action} is not a read");
@@ -240,7 +234,7 @@ async fn operator_policies_grant_every_action_pushpool_calls() {
     assert!(apply_calls.iter().any(|a| a == "iam:CreateRole") && plan_calls.iter().any(|a| a == "ec2:DescribeVpcs"));
 
     // A teardown's plan needs the plan policy only; the teardown itself its own policy.
-    let teardown_policy = policy_actions("operator-teardown.json");
+    let teardown_policy = support::policy_actions("operator-teardown.json");
     let mark = world.aws.mark().await;
     world.run(&["work-pool", "deprovision", &world.pool, "--dry-run"]).ok();
     let planned = world.aws.mark().await;

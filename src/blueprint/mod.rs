@@ -119,6 +119,11 @@ impl Guide {
     }
 }
 
+/// The command-line flag that asks for `addon`: `--image-registry ecr` for `image-registry=ecr`.
+pub fn addon_flag(addon: &str) -> String {
+    addon.split_once('=').map_or(format!("--{addon}"), |(flag, value)| format!("--{flag} {value}"))
+}
+
 /// The `{@node.attr}` references of a guide's text, as (node, attr).
 fn guide_references(text: &str) -> Vec<(&str, &str)> {
     text.split("{@").skip(1).filter_map(|rest| rest.split_once('}')?.0.split_once('.')).collect()
@@ -190,7 +195,7 @@ impl Blueprint {
         for name in addons {
             let Some(at) = extras.iter().position(|(_, b)| serves(b) && b.addon.as_deref() == Some(name.as_str())) else {
                 let offered: Vec<String> = extras.iter().filter(|(_, b)| serves(b)).filter_map(|(_, b)| b.addon.clone()).collect();
-                let flag = name.split_once('=').map_or(format!("--{name}"), |(flag, value)| format!("--{flag} {value}"));
+                let flag = addon_flag(name);
                 let fix = match offered.is_empty() {
                     true => format!("{pool_type} pools take no add-on: leave {flag} out"),
                     false => format!("{pool_type} pools take: {}", offered.join(", ")),
@@ -203,6 +208,17 @@ impl Blueprint {
         let mut blueprint = Self::check(file, base)?;
         blueprint.addons = used;
         Ok(Some(blueprint))
+    }
+
+    /// Whether some add-on serves `pool_type`.
+    pub fn offers_addons(pool_type: &str) -> Result<bool> {
+        for (file, text) in BLUEPRINTS {
+            let raw = RawBlueprint::read(file, text)?;
+            if raw.addon.is_some() && raw.types.iter().any(|t| t == pool_type) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Every embedded blueprint, each without add-ons.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::graph::{PoolPlan, build};
 use super::{Target, guides, registry, teardown};
-use crate::blueprint::{Blueprint, Kind, NodeSpec, kinds};
+use crate::blueprint::{Blueprint, Kind, NodeSpec, addon_flag, kinds};
 use crate::clouds::{self, CloudContext};
 use crate::document::{PlanDocument, PoolDoc, TargetDoc};
 use crate::engine::{self, Applied, Graph, Plan};
@@ -216,9 +216,10 @@ fn per_pool(targets: &[Target], resolved: Vec<Result<PoolPlan>>) -> Result<Vec<P
 /// blueprint names, and only those.
 async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra: bool) -> Result<PoolPlan> {
     let mut request = target.request.clone();
-    let record = pool_record::read(&prefect.client, &request.name).await?;
+    // The pool's record, once read (a teardown of a pool that is gone reads it for the type).
+    let mut record = None;
     match request.mode {
-        PoolMode::Deprovision => request.pool_type = teardown::pool_type(prefect, &request.name, &request.pool_type, record.as_ref()).await?,
+        PoolMode::Deprovision => (request.pool_type, record) = teardown::pool_type(prefect, &request.name, &request.pool_type).await?,
         PoolMode::ProvisionInfra => {
             let pool = prefect.work_pool(&request.name).await?.ok_or_else(|| {
                 Error::usage(format!("work pool '{}'", request.name), "does not exist")
@@ -229,7 +230,11 @@ async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra
         PoolMode::Create { .. } | PoolMode::Ensure => {}
     }
     // The add-ons a pool was provisioned with stay: a run without the flag builds them too.
-    if let Some(record) = record.filter(|r| r.pool_type == request.pool_type) {
+    // Only a type that has add-ons needs its record read.
+    if record.is_none() && Blueprint::offers_addons(&request.pool_type)? {
+        record = Some(pool_record::read(&prefect.client, &request.name).await?);
+    }
+    if let Some(record) = record.flatten().filter(|r| r.pool_type == request.pool_type) {
         request.add_addons(record.addons);
     }
     let blueprint = blueprint_for(&request, provision_infra)?;
@@ -245,8 +250,7 @@ async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra
 /// alone would not: a Modal pool's user did not think of AWS, `--image-registry ecr` did.
 fn needed_by_addon(mut error: Error, pool: &str, cloud: &str, blueprint: &Blueprint) -> Error {
     for (addon, used) in blueprint.addons.iter().filter(|(_, used)| used.clouds.iter().any(|c| c == cloud)) {
-        let flag = addon.split_once('=').map_or(format!("--{addon}"), |(flag, value)| format!("--{flag} {value}"));
-        error.cause.push_str(&format!("\n  work pool '{pool}' needs {cloud} for {flag} ({})", used.says));
+        error.cause.push_str(&format!("\n  work pool '{pool}' needs {cloud} for {} ({})", addon_flag(addon), used.says));
     }
     error
 }

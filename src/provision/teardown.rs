@@ -9,7 +9,7 @@ use crate::engine::Teardown;
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::nodes::job_variable_defaults;
-use crate::prefect::pool_record::PoolRecord;
+use crate::prefect::pool_record::{self, PoolRecord};
 use crate::ui::Console;
 
 /// What `work-pool deprovision` is asked besides the pool.
@@ -38,24 +38,26 @@ pub async fn deprovision(target: Target, options: &TeardownOptions, console: &Co
     show_and_apply(&session, &plan, run, "Delete the resources marked 'delete'?", console).await
 }
 
-/// The type of pool `name` for a teardown: the pool's own; once the pool is gone, `asked`
+/// The type of pool `name` for a teardown, and its record when it was read (Some(None): read,
+/// and there is none): the pool's own; once the pool is gone, `asked`
 /// (--type), else the type recorded when it was provisioned ([`PoolRecord`]), else what is
 /// left tells: the type whose credentials block for the pool remains,
 /// else the only type that builds resources in a cloud (a teardown interrupted after the pool
 /// and its block went leaves only those), so that a re-run still finds what is left.
-pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str, recorded: Option<&PoolRecord>) -> Result<String> {
+pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str) -> Result<(String, Option<Option<PoolRecord>>)> {
     if let Some(pool) = prefect.work_pool(name).await? {
         if !asked.is_empty() && asked != pool.pool_type {
             return Err(Error::usage(format!("work pool '{name}'"), format!("has type '{}', not '{asked}'", pool.pool_type))
                 .fix("leave --type out: the pool's own type is used"));
         }
-        return Ok(pool.pool_type);
+        return Ok((pool.pool_type, None));
     }
+    let recorded = pool_record::read(&prefect.client, name).await?;
     if !asked.is_empty() {
-        return Ok(asked.to_owned());
+        return Ok((asked.to_owned(), Some(recorded)));
     }
-    if let Some(recorded) = recorded {
-        return Ok(recorded.pool_type.clone());
+    if let Some(record) = &recorded {
+        return Ok((record.pool_type.clone(), Some(recorded.clone())));
     }
     let blueprints = Blueprint::all()?;
     let blocks = blueprints.iter().map(|blueprint| async move {
@@ -76,7 +78,7 @@ pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str,
         false => left,
     };
     match candidates.as_slice() {
-        [only] => Ok(only.types[0].clone()),
+        [only] => Ok((only.types[0].clone(), Some(None))),
         _ => {
             let types: Vec<&str> = candidates.iter().map(|b| b.types[0].as_str()).collect();
             Err(Error::usage(format!("work pool '{name}'"), "does not exist, and neither does its credentials block, so the type of what was built for it is unknown")

@@ -628,6 +628,13 @@ pub fn tag_pairs<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<
     pairs
 }
 
+/// The actions an operator policy of `policies/aws/` grants.
+pub fn policy_actions(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/aws").join(file)).unwrap();
+    let document: Value = serde_json::from_str(&text).unwrap();
+    document["Statement"].as_array().unwrap().iter().flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned())).collect()
+}
+
 /// The fake docker's log: one JSON object per invocation.
 pub fn docker_calls(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
