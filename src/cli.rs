@@ -189,6 +189,18 @@ pub struct Naming {
     /// Remembered: later runs of the pool build it without the flag.
     #[arg(long, value_name = "REGISTRY")]
     pub image_registry: Option<String>,
+    /// Run the pool's worker as an ECS service with a task role (hybrid `ecs` pools, for a
+    /// self-hosted Prefect server). Remembered, like --image-registry.
+    #[arg(long)]
+    pub worker: bool,
+    /// The worker's image, instead of prefecthq/prefect:3-latest (prefect-aws is installed at
+    /// start unless the image has it).
+    #[arg(long, value_name = "IMAGE")]
+    pub worker_image: Option<String>,
+    /// The Prefect API URL the worker uses, when the tasks reach the server under another name
+    /// than this machine does.
+    #[arg(long, value_name = "URL")]
+    pub worker_api_url: Option<String>,
 }
 
 impl Naming {
@@ -203,7 +215,9 @@ impl Naming {
     }
 
     fn target(&self, request: PoolRequest) -> Result<Target> {
-        let request = request.with_image_registry(self.image_registry.as_deref());
+        let request = request
+            .with_image_registry(self.image_registry.as_deref())
+            .with_worker(self.worker, self.worker_image.as_deref(), self.worker_api_url.as_deref());
         Ok(Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone() } })
     }
 }
@@ -218,7 +232,7 @@ pub struct PlanArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub pool_type: Option<String>,
     /// Plan every pool of a pools file (see the README for its format).
-    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region", "project", "subscription", "image_registry"])]
+    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region", "project", "subscription", "image_registry", "worker", "worker_image", "worker_api_url"])]
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub naming: Naming,

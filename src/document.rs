@@ -75,9 +75,12 @@ pub struct PoolDoc {
     /// The base job template a new pool starts from, when not the type's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_job_template: Option<Value>,
-    /// Add-ons of the pool type's graph ("image-registry=ecr").
+    /// Add-ons of the pool type's graph ("image-registry=ecr", "worker").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addons: Vec<String>,
+    /// The add-ons' settings ("worker-image").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// One cloud scope a plan was made against, with that cloud's own fields.

@@ -8,6 +8,7 @@ const DOCUMENTS: &[(&str, &str)] = &[
     ("aws/ecs-execution-logs.json", include_str!("../policies/aws/ecs-execution-logs.json")),
     ("aws/ecs-user-policy.json", include_str!("../policies/aws/ecs-user-policy.json")),
     ("aws/ecr-pull-policy.json", include_str!("../policies/aws/ecr-pull-policy.json")),
+    ("aws/worker-api-key-read.json", include_str!("../policies/aws/worker-api-key-read.json")),
     ("gcp/cloud-run-pool-roles.json", include_str!("../policies/gcp/cloud-run-pool-roles.json")),
     ("azure/roles.json", include_str!("../policies/azure/roles.json")),
 ];

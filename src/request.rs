@@ -1,6 +1,7 @@
 //! What the user asked of a pool (its name, type and mode), checked against Prefect's naming
 //! rules before any call. A leaf module: the node kinds and the run both use it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -69,14 +70,53 @@ pub struct PoolRequest {
     /// Make it the active profile's default work pool (`--set-as-default`).
     pub set_as_default: bool,
     /// Add-ons of the pool type's graph, as blueprints name them: `--image-registry ecr` is
-    /// `image-registry=ecr`. Sorted, each once.
+    /// `image-registry=ecr`, `--worker` is `worker`. Sorted, each once.
     pub addons: Vec<String>,
+    /// Settings of the add-ons, by flag name without dashes: `worker-image`, `worker-api-url`.
+    pub options: BTreeMap<String, String>,
 }
+
+/// The settings each add-on takes (`--worker-image` is the `worker` add-on's).
+pub const ADDON_OPTIONS: &[(&str, &str)] = &[("worker-image", "worker"), ("worker-api-url", "worker")];
 
 impl PoolRequest {
     /// A request for pool `name` of `pool_type` in `mode`, with Prefect's defaults for the rest.
     pub fn new(name: impl Into<String>, pool_type: impl Into<String>, mode: PoolMode) -> Self {
-        Self { name: name.into(), pool_type: pool_type.into(), mode, base_job_template: None, paused: false, set_as_default: false, addons: Vec::new() }
+        Self {
+            name: name.into(),
+            pool_type: pool_type.into(),
+            mode,
+            base_job_template: None,
+            paused: false,
+            set_as_default: false,
+            addons: Vec::new(),
+            options: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the `worker` add-on when `worker`, with the settings given.
+    pub fn with_worker(mut self, worker: bool, image: Option<&str>, api_url: Option<&str>) -> Self {
+        if worker {
+            self.add_addons(["worker".to_owned()]);
+        }
+        for (option, value) in [("worker-image", image), ("worker-api-url", api_url)] {
+            if let Some(value) = value {
+                self.options.insert(option.to_owned(), value.to_owned());
+            }
+        }
+        self
+    }
+
+    /// Checks that every setting belongs to an add-on asked for.
+    pub fn check_options(&self) -> Result<()> {
+        for option in self.options.keys() {
+            let addon = ADDON_OPTIONS.iter().find(|(name, _)| name == option).map_or("", |(_, addon)| *addon);
+            if !self.addons.iter().any(|a| a == addon) {
+                return Err(Error::usage(format!("--{option}"), format!("is a setting of --{addon}, which work pool '{}' does not have", self.name))
+                    .fix(format!("add --{addon}, or leave --{option} out")));
+            }
+        }
+        Ok(())
     }
 
     /// Adds the add-on `--image-registry REGISTRY` asks for, if given.

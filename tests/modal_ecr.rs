@@ -170,7 +170,8 @@ async fn a_fresh_run_builds_the_pull_path_and_a_rerun_writes_nothing_anywhere() 
     let policy_arn = format!("arn:aws:iam::{}:policy/{PULL_USER}", world.account.id);
     let version = clients.iam.get_policy().policy_arn(&policy_arn).send().await.unwrap().policy().unwrap().default_version_id().unwrap().to_owned();
     let document = clients.iam.get_policy_version().policy_arn(&policy_arn).version_id(version).send().await.unwrap();
-    let document: Value = serde_json::from_str(&urlencoding_decode(document.policy_version().unwrap().document().unwrap())).unwrap();
+    let document = percent_encoding::percent_decode_str(document.policy_version().unwrap().document().unwrap()).decode_utf8_lossy().into_owned();
+    let document: Value = serde_json::from_str(&document).unwrap();
     let statements = document["Statement"].as_array().unwrap();
     assert_eq!(statements.len(), 2, "{document}");
     assert_eq!(statements[0]["Action"], "ecr:GetAuthorizationToken");
@@ -233,33 +234,6 @@ async fn a_fresh_run_builds_the_pull_path_and_a_rerun_writes_nothing_anywhere() 
     assert!(rerun.stdout.contains("Nothing to change"), "{}", rerun.stdout);
     world.assert_no_writes_since(marks).await;
     assert_eq!(modal.secret_writes().len(), 1, "the Secret was not written again");
-}
-
-/// IAM documents come back URL-encoded from IAM (plain from some emulators).
-fn urlencoding_decode(text: &str) -> String {
-    if text.trim_start().starts_with('{') {
-        return text.to_owned();
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 #[tokio::test]

@@ -34,9 +34,24 @@ pub enum Kind {
     /// An IAM user.
     #[serde(rename = "aws.iam_user")]
     AwsIamUser(NoSettings),
-    /// A customer managed policy attached to a user.
+    /// A customer managed policy attached to a user or a role.
     #[serde(rename = "aws.iam_policy")]
     AwsIamPolicy(IamPolicy),
+    /// An inline policy of a role another node manages.
+    #[serde(rename = "aws.iam_role_policy")]
+    AwsIamRolePolicy(IamRolePolicy),
+    /// A Secrets Manager secret holding a value known at plan time.
+    #[serde(rename = "aws.secret")]
+    AwsSecret(AwsSecret),
+    /// A CloudWatch Logs log group.
+    #[serde(rename = "aws.log_group")]
+    AwsLogGroup(NoSettings),
+    /// An ECS task definition family, one container.
+    #[serde(rename = "aws.ecs_task_definition")]
+    AwsEcsTaskDefinition(EcsTaskDefinition),
+    /// A Fargate service running one task.
+    #[serde(rename = "aws.ecs_service")]
+    AwsEcsService(EcsService),
     /// The access key of a user, held by a credentials block.
     #[serde(rename = "aws.iam_access_key")]
     AwsIamAccessKey(IamAccessKey),
@@ -146,15 +161,68 @@ pub struct IamPolicy {
     /// The document's file in `policies/aws/`. Its strings may be `@node.attr` references: the
     /// ARN of a role the user may pass, of the repository it may pull from.
     pub document: String,
-    /// The user node it is attached to.
+    /// The user or role node it is attached to.
     pub attach_to: NodeId,
 }
 
-impl IamPolicy {
-    /// The document as a template; an unreadable one is empty here and an error when built.
-    pub fn template(&self) -> Value {
-        policies::document("aws", &self.document).ok().and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default()
-    }
+/// The policy document `file` of `policies/aws/` as a template; an unreadable one is empty here
+/// and an error when built.
+fn aws_document(file: &str) -> Value {
+    policies::document("aws", file).ok().and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default()
+}
+
+/// `aws.iam_role_policy`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IamRolePolicy {
+    /// The role node it is part of.
+    pub role: NodeId,
+    /// The document's file in `policies/aws/`, with `@node.attr` references.
+    pub document: String,
+}
+
+/// `aws.secret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSecret {
+    /// The value, a reference to a secret known at plan time (`@prefect.api_key`).
+    pub value: Value,
+}
+
+/// `aws.ecs_task_definition`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsTaskDefinition {
+    /// The role node ECS pulls the image, writes logs and reads secrets with.
+    pub execution_role: NodeId,
+    /// The role node the container's code runs as.
+    pub task_role: NodeId,
+    /// The log group node the container logs to.
+    pub log_group: NodeId,
+    /// The image, a reference or a literal.
+    pub image: Value,
+    /// The container's command.
+    pub command: Vec<String>,
+    /// Environment variables, name → reference or literal.
+    #[serde(default)]
+    pub environment: Map<String, Value>,
+    /// Secret environment variables, name → a reference to a secret node's ARN.
+    #[serde(default)]
+    pub secrets: Map<String, Value>,
+}
+
+/// `aws.ecs_service`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsService {
+    /// The cluster node it runs in.
+    pub cluster: NodeId,
+    /// The task definition node it runs.
+    pub task_definition: NodeId,
+    /// The subnets node its task gets an address in.
+    pub subnets: NodeId,
+    /// The security group node of its task.
+    pub security_group: NodeId,
 }
 
 /// `aws.iam_access_key`.
@@ -360,6 +428,11 @@ impl Kind {
             Kind::AwsIamRole(_) => "aws.iam_role",
             Kind::AwsIamUser(_) => "aws.iam_user",
             Kind::AwsIamPolicy(_) => "aws.iam_policy",
+            Kind::AwsIamRolePolicy(_) => "aws.iam_role_policy",
+            Kind::AwsSecret(_) => "aws.secret",
+            Kind::AwsLogGroup(_) => "aws.log_group",
+            Kind::AwsEcsTaskDefinition(_) => "aws.ecs_task_definition",
+            Kind::AwsEcsService(_) => "aws.ecs_service",
             Kind::AwsIamAccessKey(_) => "aws.iam_access_key",
             Kind::AwsEcsCluster(_) => "aws.ecs_cluster",
             Kind::AwsEcrRepository(_) => "aws.ecr_repository",
@@ -398,6 +471,11 @@ impl Kind {
     pub fn node_settings(&self) -> Vec<(&'static str, &NodeId, bool)> {
         let settings = match self {
             Kind::AwsIamPolicy(p) => vec![("attach_to", &p.attach_to)],
+            Kind::AwsIamRolePolicy(p) => vec![("role", &p.role)],
+            Kind::AwsEcsTaskDefinition(t) => vec![("execution_role", &t.execution_role), ("task_role", &t.task_role), ("log_group", &t.log_group)],
+            Kind::AwsEcsService(s) => {
+                vec![("cluster", &s.cluster), ("task_definition", &s.task_definition), ("subnets", &s.subnets), ("security_group", &s.security_group)]
+            }
             Kind::AwsIamAccessKey(k) => vec![("user", &k.user), ("block", &k.block)],
             Kind::AwsEcrRepository(r) => r.in_use_with.iter().map(|n| ("in_use_with", n)).collect(),
             Kind::GcpArtifactRepository(r) => r.in_use_with.iter().map(|n| ("in_use_with", n)).collect(),
@@ -436,7 +514,10 @@ impl Kind {
             Kind::PrefectBlock(b) => vec![b.data.clone()],
             Kind::PrefectWorkPool(p) => vec![Value::Object(p.job_variables.clone())],
             Kind::PrefectProfileSetting(s) => vec![s.value.clone()],
-            Kind::AwsIamPolicy(p) => vec![p.template()],
+            Kind::AwsIamPolicy(p) => vec![aws_document(&p.document)],
+            Kind::AwsIamRolePolicy(p) => vec![aws_document(&p.document)],
+            Kind::AwsSecret(s) => vec![s.value.clone()],
+            Kind::AwsEcsTaskDefinition(t) => vec![t.image.clone(), Value::Object(t.environment.clone()), Value::Object(t.secrets.clone())],
             _ => Vec::new(),
         }
     }

@@ -7,8 +7,11 @@
 //! setting, `after` or `@node.attr` reference names against the blueprint's nodes and clouds.
 //!
 //! An add-on (`addon = "image-registry=ecr"`, chosen by a flag such as `--image-registry ecr`)
-//! adds clouds, nodes, a registry and guides to the blueprint of the types it lists: the pool
-//! type stays one blueprint, and the combination is checked as a whole, like any blueprint.
+//! adds clouds, nodes, a registry and guides to the blueprint of the types it lists, replaces
+//! nodes of the same id and takes out those it `removes`: the pool type stays one blueprint,
+//! and the combination is checked as a whole, like any blueprint. A node `only_with` a context
+//! attribute (`prefect.api_key`) is left out of a run without it. What refers to a node left
+//! out goes with it: a job variable, a data field, an `after`.
 
 pub mod kinds;
 
@@ -23,6 +26,10 @@ use crate::engine::reference::referenced_nodes;
 use crate::error::{Error, Result};
 use crate::request::block_name_for;
 
+/// The contexts every blueprint may name besides its clouds: `prefect` (api_url, and api_key
+/// when there is one) and `worker` (pool, image and api_url of a worker pushpool runs).
+pub const CONTEXTS: [&str; 2] = ["prefect", "worker"];
+
 /// The embedded blueprints, one per file in `plans/`.
 const BLUEPRINTS: &[(&str, &str)] = &[
     ("ecs-push.toml", include_str!("../../plans/ecs-push.toml")),
@@ -31,6 +38,7 @@ const BLUEPRINTS: &[(&str, &str)] = &[
     ("cloud-run-push.toml", include_str!("../../plans/cloud-run-push.toml")),
     ("aci-push.toml", include_str!("../../plans/aci-push.toml")),
     ("modal-push-ecr.toml", include_str!("../../plans/modal-push-ecr.toml")),
+    ("ecs-worker.toml", include_str!("../../plans/ecs-worker.toml")),
 ];
 
 /// A pool type's resource graph, before names are resolved for a pool.
@@ -71,9 +79,15 @@ pub struct AddonUse {
 pub struct Guide {
     /// What it is, in a line.
     pub title: String,
-    /// The text. `{pool}` and `{@node.attr}` stand for the pool's name and an attribute after
-    /// apply, put in as JSON strings (which YAML and shells read as they are).
+    /// The text. `{pool}`, `{type}` and `{@node.attr}` stand for the pool's name, its type and
+    /// an attribute after apply, put in as JSON strings (which YAML and shells read as they are).
     pub text: String,
+    /// The pool types it is for; every type of the blueprint when empty.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Add-ons that make it moot (a worker pushpool runs): not shown with any of them.
+    #[serde(default)]
+    pub unless: Vec<String>,
 }
 
 /// One node of a blueprint.
@@ -103,14 +117,14 @@ pub struct Registry {
 }
 
 impl Guide {
-    /// The text with `{pool}` and each `{@node.attr}` put in as JSON strings; `lookup` gives
-    /// an attribute's value. One it lacks reads `<node.attr: not known>`.
-    pub fn render(&self, pool: &str, lookup: impl Fn(&str, &str) -> Option<Value>) -> String {
+    /// The text with `{pool}`, `{type}` and each `{@node.attr}` put in as JSON strings;
+    /// `lookup` gives an attribute's value. One it lacks reads `<node.attr: not known>`.
+    pub fn render(&self, pool: &str, pool_type: &str, lookup: impl Fn(&str, &str) -> Option<Value>) -> String {
         let quoted = |value: Value| match value {
             Value::String(_) => value.to_string(),
             other => Value::String(other.to_string()).to_string(),
         };
-        let mut text = self.text.replace("{pool}", &quoted(Value::from(pool)));
+        let mut text = self.text.replace("{pool}", &quoted(Value::from(pool))).replace("{type}", &quoted(Value::from(pool_type)));
         for (node, attr) in guide_references(&self.text) {
             let value = lookup(node, attr).map_or_else(|| format!("<{node}.{attr}: not known>"), quoted);
             text = text.replace(&format!("{{@{node}.{attr}}}"), &value);
@@ -136,7 +150,10 @@ fn guide_references(text: &str) -> Vec<(&str, &str)> {
 struct RawBlueprint {
     addon: Option<String>,
     says: Option<String>,
+    #[serde(default)]
+    removes: Vec<String>,
     types: Vec<String>,
+    #[serde(default)]
     clouds: Vec<String>,
     template_type: Option<String>,
     #[serde(rename = "node", default)]
@@ -151,17 +168,52 @@ impl RawBlueprint {
         toml_edit::de::from_str(text).map_err(|e| Error::usage(format!("blueprint {file}"), e.message().to_owned()))
     }
 
-    /// Adds `addon`'s clouds, nodes, registry and guides.
+    /// Adds `addon`'s clouds, nodes (one with a node's id replaces it), registry and guides,
+    /// and takes out the nodes it removes.
     fn add(&mut self, file: &str, addon: RawBlueprint) -> Result<AddonUse> {
         if let (Some(_), Some(_)) = (&self.registry, &addon.registry) {
             return Err(Error::usage(format!("blueprint {file}"), "adds a registry to a pool type that has one"));
         }
+        if let Some(missing) = addon.removes.iter().find(|id| !self.nodes.iter().any(|n| &n.id == *id)) {
+            return Err(Error::usage(format!("blueprint {file}"), format!("removes '{missing}', which the pool type does not have")));
+        }
         let clouds: Vec<String> = addon.clouds.into_iter().filter(|c| !self.clouds.contains(c)).collect();
         self.clouds.extend(clouds.iter().cloned());
-        self.nodes.extend(addon.nodes);
+        self.remove(&addon.removes);
+        for node in addon.nodes {
+            match self.nodes.iter_mut().find(|n| n.id == node.id) {
+                Some(replaced) => *replaced = node,
+                None => self.nodes.push(node),
+            }
+        }
         self.registry = self.registry.take().or(addon.registry);
         self.guides.extend(addon.guides);
         Ok(AddonUse { says: addon.says.unwrap_or_default(), clouds })
+    }
+
+    /// Leaves out the nodes `only_with` an attribute that `present` lacks.
+    fn keep_present(&mut self, present: &dyn Fn(&str) -> bool) {
+        let absent: Vec<String> = self.nodes.iter().filter(|n| n.only_with.as_deref().is_some_and(|attr| !present(attr))).map(|n| n.id.clone()).collect();
+        self.remove(&absent);
+    }
+
+    /// Takes out the nodes `ids`, and with them every `after` entry, setting and data field
+    /// (a job variable, an environment variable) that refers to one of them.
+    fn remove(&mut self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let names_removed = |value: &Value| referenced_nodes(value).iter().any(|node| ids.contains(node));
+        self.nodes.retain(|n| !ids.contains(&n.id));
+        for node in &mut self.nodes {
+            node.after.retain(|id| !ids.contains(id));
+            node.settings.retain(|_, value| !(value.is_string() && names_removed(value)));
+            for value in node.settings.values_mut() {
+                if let Value::Object(fields) = value {
+                    fields.retain(|_, field| !names_removed(field));
+                }
+            }
+        }
     }
 }
 
@@ -173,19 +225,21 @@ struct RawNode {
     says: String,
     #[serde(default)]
     after: Vec<String>,
+    only_with: Option<String>,
     #[serde(flatten)]
     settings: Map<String, Value>,
 }
 
 impl Blueprint {
-    /// The blueprint that provisions `pool_type`, if any.
+    /// The blueprint that provisions `pool_type`, if any, with every node.
     pub fn for_type(pool_type: &str) -> Result<Option<Self>> {
-        Self::for_pool(pool_type, &[])
+        Self::for_pool(pool_type, &[], &|_| true)
     }
 
     /// The blueprint that provisions `pool_type` with `addons` ("image-registry=ecr"), if the
-    /// type has one; an add-on the type lacks is an error that lists those it has.
-    pub fn for_pool(pool_type: &str, addons: &[String]) -> Result<Option<Self>> {
+    /// type has one, without the nodes `only_with` an attribute `present` says is absent; an
+    /// add-on the type lacks is an error that lists those it has.
+    pub fn for_pool(pool_type: &str, addons: &[String], present: &dyn Fn(&str) -> bool) -> Result<Option<Self>> {
         let raw: Vec<(&str, RawBlueprint)> = BLUEPRINTS.iter().map(|(file, text)| Ok((*file, RawBlueprint::read(file, text)?))).collect::<Result<_>>()?;
         let serves = |b: &RawBlueprint| b.types.iter().any(|t| t == pool_type);
         let (mut bases, mut extras): (Vec<_>, Vec<_>) = raw.into_iter().partition(|(_, b)| b.addon.is_none());
@@ -205,6 +259,8 @@ impl Blueprint {
             let (addon_file, addon) = extras.swap_remove(at);
             used.push((name.clone(), base.add(addon_file, addon)?));
         }
+        base.keep_present(present);
+        base.guides.retain(|g| (g.types.is_empty() || g.types.iter().any(|t| t == pool_type)) && !g.unless.iter().any(|a| addons.contains(a)));
         let mut blueprint = Self::check(file, base)?;
         blueprint.addons = used;
         Ok(Some(blueprint))
@@ -248,7 +304,10 @@ impl Blueprint {
         if let Some(twice) = ids.iter().enumerate().find_map(|(i, id)| ids[..i].contains(id).then_some(id)) {
             return Err(Error::usage(&what, format!("two nodes have the id '{twice}'")));
         }
-        let known: BTreeSet<&str> = ids.iter().copied().chain(raw.clouds.iter().map(String::as_str)).collect();
+        if let Some(taken) = ids.iter().find(|id| CONTEXTS.contains(id) || raw.clouds.iter().any(|c| c == *id)) {
+            return Err(Error::usage(&what, format!("a node has the id '{taken}', which names a cloud or context")));
+        }
+        let known: BTreeSet<&str> = ids.iter().copied().chain(raw.clouds.iter().map(String::as_str)).chain(CONTEXTS).collect();
         let mut nodes = Vec::with_capacity(raw.nodes.len());
         for node in &raw.nodes {
             let at = || format!("{what}, node '{}'", node.id);
@@ -356,27 +415,55 @@ mod tests {
             let raw = RawBlueprint::read(file, text).unwrap_or_else(|e| panic!("{e}"));
             let Some(addon) = raw.addon else { continue };
             for pool_type in &raw.types {
-                let blueprint = Blueprint::for_pool(pool_type, std::slice::from_ref(&addon)).unwrap_or_else(|e| panic!("{file}: {e}")).unwrap();
-                assert_eq!(blueprint.addons[0].0, addon, "{file}");
-                assert!(!blueprint.addons[0].1.says.is_empty(), "{file} says what it is for");
+                for present in [true, false] {
+                    let blueprint = Blueprint::for_pool(pool_type, std::slice::from_ref(&addon), &|_| present).unwrap_or_else(|e| panic!("{file}: {e}")).unwrap();
+                    assert_eq!(blueprint.addons[0].0, addon, "{file}");
+                    assert!(!blueprint.addons[0].1.says.is_empty(), "{file} says what it is for");
+                }
             }
         }
     }
 
     #[test]
     fn an_addon_the_type_lacks_is_refused_with_those_it_has() {
-        let error = Blueprint::for_pool("ecs:push", &["image-registry=ecr".to_owned()]).unwrap_err();
+        let error = Blueprint::for_pool("ecs:push", &["image-registry=ecr".to_owned()], &|_| true).unwrap_err();
         assert_eq!(error.what, "--image-registry ecr");
         assert!(error.cause.contains("not available for ecs:push pools"), "{error}");
-        let error = Blueprint::for_pool("modal:push", &["image-registry=gcr".to_owned()]).unwrap_err();
+        let error = Blueprint::for_pool("modal:push", &["image-registry=gcr".to_owned()], &|_| true).unwrap_err();
         assert!(error.fix.unwrap().contains("image-registry=ecr"));
     }
 
     #[test]
     fn a_guide_puts_in_the_pool_and_attributes_as_json_strings() {
-        let guide = Guide { title: "t".into(), text: "pool: {pool}\nimage: {@repository.uri}\ntag: \"{{ build.tag }}\"\nx: {@nothing.here}".into() };
-        let text = guide.render("my \"pool\"", |node, attr| (node == "repository" && attr == "uri").then(|| Value::from("1.dkr.ecr/r")));
-        assert_eq!(text, "pool: \"my \\\"pool\\\"\"\nimage: \"1.dkr.ecr/r\"\ntag: \"{{ build.tag }}\"\nx: <nothing.here: not known>");
+        let text = "pool: {pool} {type}\nimage: {@repository.uri}\ntag: \"{{ build.tag }}\"\nx: {@nothing.here}";
+        let guide = Guide { title: "t".into(), text: text.into(), types: Vec::new(), unless: Vec::new() };
+        let text = guide.render("my \"pool\"", "ecs", |node, attr| (node == "repository" && attr == "uri").then(|| Value::from("1.dkr.ecr/r")));
+        assert_eq!(text, "pool: \"my \\\"pool\\\"\" \"ecs\"\nimage: \"1.dkr.ecr/r\"\ntag: \"{{ build.tag }}\"\nx: <nothing.here: not known>");
+    }
+
+    #[test]
+    fn the_worker_replaces_the_user_and_its_key_and_without_an_api_key_has_no_secret() {
+        let worker = ["worker".to_owned()];
+        let with_key = Blueprint::for_pool("ecs", &worker, &|_| true).unwrap().unwrap();
+        for gone in ["user", "access_key", "credentials"] {
+            assert!(with_key.node(gone).is_none(), "{gone} is left out");
+        }
+        let Kind::PrefectWorkPool(pool) = &with_key.node("pool").unwrap().kind else { panic!() };
+        assert!(!pool.job_variables.contains_key("aws_credentials") && pool.job_variables.contains_key("cluster"));
+        let Kind::AwsIamPolicy(policy) = &with_key.node("policy").unwrap().kind else { panic!() };
+        assert_eq!(policy.attach_to.as_str(), "worker_role", "the add-on's node replaced the type's");
+        assert!(with_key.node("worker_task").unwrap().after.iter().any(|a| a == "api_key_access"));
+
+        let without_key = Blueprint::for_pool("ecs", &worker, &|attr| attr != "prefect.api_key").unwrap().unwrap();
+        assert!(without_key.node("api_key").is_none() && without_key.node("api_key_access").is_none());
+        let Kind::AwsEcsTaskDefinition(task) = &without_key.node("worker_task").unwrap().kind else { panic!() };
+        assert!(task.secrets.is_empty() && task.environment.contains_key("PREFECT_API_URL"));
+        assert!(!without_key.node("worker_task").unwrap().after.iter().any(|a| a == "api_key_access"));
+
+        let plain = Blueprint::for_type("ecs").unwrap().unwrap();
+        assert!(plain.guides.iter().any(|g| g.text.contains("prefect worker start")), "a hybrid pool without --worker says how to start one");
+        assert!(!with_key.guides.iter().any(|g| g.text.contains("prefect worker start")));
+        assert!(!Blueprint::for_type("ecs:push").unwrap().unwrap().guides.iter().any(|g| g.text.contains("prefect worker start")), "push pools need none");
     }
 
     #[test]

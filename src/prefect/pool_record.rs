@@ -9,6 +9,8 @@
 //! written before a provisioning apply writes anything (only when missing or different: a
 //! re-run writes nothing) and deleted once a teardown has finished.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use super::client::PrefectClient;
@@ -24,6 +26,8 @@ pub struct PoolRecord {
     pub pool_type: String,
     /// Its add-ons ("image-registry=ecr").
     pub addons: Vec<String>,
+    /// The add-ons' settings ("worker-image").
+    pub options: BTreeMap<String, String>,
 }
 
 /// What was recorded of `pool`, if anything.
@@ -31,15 +35,20 @@ pub async fn read(client: &PrefectClient, pool: &str) -> Result<Option<PoolRecor
     let value = RECORDS.read(client, pool).await?;
     Ok(value.and_then(|v| {
         let addons = v["addons"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect();
-        Some(PoolRecord { pool_type: v["type"].as_str()?.to_owned(), addons })
+        let options = serde_json::from_value(v["options"].clone()).unwrap_or_default();
+        Some(PoolRecord { pool_type: v["type"].as_str()?.to_owned(), addons, options })
     }))
 }
 
-/// Records that `pool` is of `pool_type` with `addons`, unless it already says so.
-pub async fn ensure(client: &PrefectClient, pool: &str, pool_type: &str, addons: &[String]) -> Result<()> {
+/// Records that `pool` is of `pool_type` with `addons` and their `options`, unless it already
+/// says so.
+pub async fn ensure(client: &PrefectClient, pool: &str, pool_type: &str, addons: &[String], options: &BTreeMap<String, String>) -> Result<()> {
     let mut wanted = json!({"pool": pool, "type": pool_type});
     if !addons.is_empty() {
         wanted["addons"] = json!(addons);
+    }
+    if !options.is_empty() {
+        wanted["options"] = json!(options);
     }
     RECORDS.ensure(client, pool, &wanted).await
 }

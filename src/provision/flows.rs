@@ -19,7 +19,7 @@ pub async fn provision(targets: Vec<Target>, options: &RunOptions, console: &Con
             .fix("add --dry-run (or use `pushpool plan`), or leave --output out"));
     }
     let session = Session::open(targets, options.provision_infra).await?;
-    session.note_push_pools(console);
+    session.notes(console);
     let plan = session.plan().await?;
     show_and_apply(&session, &plan, options, "Proceed with infrastructure provisioning?", console).await
 }
@@ -55,6 +55,7 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
             request.set_as_default = pool.set_as_default;
             request.base_job_template = pool.base_job_template.clone();
             request.add_addons(pool.addons.iter().cloned());
+            request.options = pool.options.clone();
             Ok(Target { request, names: pool.names.clone(), scope: Scope { region: pool.region.clone(), project: pool.project.clone(), subscription: pool.subscription.clone() } })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -64,7 +65,7 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
     }
     let provision_infra = saved.changes.iter().any(|c| !c.kind.starts_with("prefect."));
     let session = Session::open(targets, provision_infra).await?;
-    session.note_push_pools(console);
+    session.notes(console);
     let plan = session.plan().await?;
     let differences = saved.differences(&session.document(&plan));
     if !differences.is_empty() {

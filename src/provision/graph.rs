@@ -28,6 +28,8 @@ pub struct PoolPlan {
     pub names: BTreeMap<String, String>,
     /// The clouds the blueprint names, connected.
     pub clouds: Vec<CloudContext>,
+    /// The `prefect` and `worker` contexts' attributes.
+    pub contexts: BTreeMap<String, Attrs>,
 }
 
 impl PoolPlan {
@@ -49,9 +51,10 @@ impl PoolPlan {
             .collect()
     }
 
-    /// The attributes of each cloud, for `@cloud.attr` references.
-    fn context(&self) -> BTreeMap<String, Attrs> {
-        self.clouds.iter().map(|cloud| (cloud.name().to_owned(), cloud.attrs())).collect()
+    /// The attributes of each cloud and context, for `@cloud.attr` references.
+    pub fn context(&self) -> BTreeMap<String, Attrs> {
+        let clouds = self.clouds.iter().map(|cloud| (cloud.name().to_owned(), cloud.attrs()));
+        self.contexts.clone().into_iter().chain(clouds).collect()
     }
 }
 

@@ -10,9 +10,9 @@ pub(super) fn guides(session: &Session, applied: &Applied) -> Vec<(String, Strin
     let mut guides = Vec::new();
     for pool in &session.pools {
         let mut attrs = applied_attrs_of(&session.graph, applied, &pool.request.name);
-        attrs.extend(pool.clouds.iter().map(|cloud| (cloud.name().to_owned(), cloud.attrs())));
+        attrs.extend(pool.context());
         for guide in &pool.blueprint.guides {
-            let text = guide.render(&pool.request.name, |node, attr| attrs.get(node)?.value(attr).cloned());
+            let text = guide.render(&pool.request.name, &pool.request.pool_type, |node, attr| attrs.get(node)?.value(attr).cloned());
             guides.push((format!("{} (work pool '{}')", guide.title, pool.request.name), text));
         }
     }

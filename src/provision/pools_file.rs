@@ -19,6 +19,11 @@
 //! image_registry = "ecr"                 # as --image-registry ecr
 //!
 //! [[pool]]
+//! name = "team-w"
+//! type = "ecs"
+//! worker = true                          # as --worker; worker_image, worker_api_url as theirs
+//!
+//! [[pool]]
 //! name = "team-m"
 //! type = "modal:push"
 //! base_job_template = "modal.json"        # relative to this file; else the type's default
@@ -59,6 +64,12 @@ struct PoolEntry {
     base_job_template: Option<PathBuf>,
     #[serde(default)]
     image_registry: Option<String>,
+    #[serde(default)]
+    worker: bool,
+    #[serde(default)]
+    worker_image: Option<String>,
+    #[serde(default)]
+    worker_api_url: Option<String>,
 }
 
 /// The pools declared in `path`, each to be brought to its declared state (created when
@@ -75,7 +86,9 @@ pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
     file.pools
         .into_iter()
         .map(|entry| {
-            let mut request = PoolRequest::new(entry.name, entry.pool_type, PoolMode::Ensure).with_image_registry(entry.image_registry.as_deref());
+            let mut request = PoolRequest::new(entry.name, entry.pool_type, PoolMode::Ensure)
+                .with_image_registry(entry.image_registry.as_deref())
+                .with_worker(entry.worker, entry.worker_image.as_deref(), entry.worker_api_url.as_deref());
             request.base_job_template = entry.base_job_template.map(|t| read_base_job_template(&dir.join(t))).transpose()?;
             Ok(Target { request, names: entry.set, scope: Scope { region: entry.region, project: entry.project, subscription: entry.subscription } })
         })

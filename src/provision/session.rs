@@ -1,6 +1,7 @@
 //! What a run resolved before it plans: the Prefect API, each pool's type, blueprint, names and
 //! connected clouds, the one graph of them all, and the apply markers as the run read them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -17,7 +18,9 @@ use crate::prefect::lock::{ApplyLock, LEASE_SECONDS, Markers};
 use crate::prefect::pool_record;
 use crate::prefect::profile::DEFAULT_POOL_KEY;
 use crate::prefect::settings::{ProcessEnv, discover};
-use crate::request::{PoolMode, check_pool_name};
+use crate::engine::Attrs;
+use crate::prefect::settings::PrefectSettings;
+use crate::request::{PoolMode, PoolRequest, check_pool_name};
 use crate::ui::{Console, PlanHeader};
 
 /// What a run resolved: the Prefect API, each pool with its blueprint and clouds, the graph,
@@ -54,8 +57,14 @@ impl Session {
         Ok(Self { prefect, pools, targets, graph, markers })
     }
 
-    /// Tells a self-hosted server's user that push pools run nothing there.
-    pub(super) fn note_push_pools(&self, console: &Console) {
+    /// What the plan's reader should know before it: that push pools run nothing on a
+    /// self-hosted server, and which Prefect API URL each worker pushpool runs will use.
+    pub(super) fn notes(&self, console: &Console) {
+        for pool in self.pools.iter().filter(|p| p.request.addons.iter().any(|a| a == "worker")) {
+            let url = pool.contexts.get("worker").and_then(|w| w.str("api_url")).unwrap_or_default();
+            let warning = unreachable_from_a_vpc(url).map(|why| format!(": {why}; pass --worker-api-url with an address the tasks reach")).unwrap_or_default();
+            console.note(&format!("the worker of '{}' will use the Prefect API at {url}{warning}", pool.request.name));
+        }
         if self.prefect.settings.is_cloud() {
             return;
         }
@@ -128,6 +137,7 @@ impl Session {
                 set_as_default: pool.request.set_as_default,
                 base_job_template: pool.request.base_job_template.clone(),
                 addons: pool.request.addons.clone(),
+                options: pool.request.options.clone(),
             })
             .collect();
         PlanDocument::new(self.prefect.client.api_url(), pools, self.target_docs(), plan)
@@ -183,7 +193,10 @@ impl Session {
             return Ok(());
         }
         let building = self.pools.iter().filter(|pool| !pool.clouds.is_empty() && pool.blueprint.builds_in_clouds());
-        let records = building.map(|pool| pool_record::ensure(&self.prefect.client, &pool.request.name, &pool.request.pool_type, &pool.request.addons));
+        let records = building.map(|pool| {
+            let request = &pool.request;
+            pool_record::ensure(&self.prefect.client, &request.name, &request.pool_type, &request.addons, &request.options)
+        });
         futures::future::try_join_all(records).await.map(drop)
     }
 }
@@ -236,14 +249,58 @@ async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra
     }
     if let Some(record) = record.flatten().filter(|r| r.pool_type == request.pool_type) {
         request.add_addons(record.addons);
+        for (option, value) in record.options {
+            request.options.entry(option).or_insert(value);
+        }
     }
-    let blueprint = blueprint_for(&request, provision_infra)?;
+    request.check_options()?;
+    let contexts = contexts(&prefect.settings, &request);
+    let present = |attr: &str| attr.split_once('.').is_some_and(|(context, attr)| contexts.get(context).is_some_and(|a| a.get(attr).is_some()));
+    let blueprint = blueprint_for(&request, provision_infra, &present)?;
     let names = blueprint.names(&request.name, &target.names)?;
     let connect = blueprint.clouds.iter().map(|cloud| async {
         CloudContext::connect(cloud, &request.name, &target.scope).await.map_err(|error| needed_by_addon(error, &request.name, cloud, &blueprint))
     });
     let clouds = futures::future::try_join_all(connect).await?;
-    Ok(PoolPlan { request, blueprint, names, clouds })
+    Ok(PoolPlan { request, blueprint, names, clouds, contexts })
+}
+
+/// Why tasks in a VPC may not reach `url`: a loopback or private address (or no URL at all).
+fn unreachable_from_a_vpc(url: &str) -> Option<&'static str> {
+    let Ok(parsed) = reqwest::Url::parse(url) else { return Some("not a URL") };
+    let Some(host) = parsed.host_str() else { return Some("no host") };
+    if host == "localhost" || host.ends_with(".localhost") {
+        return Some("a loopback address, which is the task's own");
+    }
+    let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() else { return None };
+    let private = match ip {
+        std::net::IpAddr::V4(ip) => ip.is_private() || ip.is_link_local(),
+        std::net::IpAddr::V6(ip) => ip.is_unique_local() || ip.is_unicast_link_local(),
+    };
+    match (ip.is_loopback() || ip.is_unspecified(), private) {
+        (true, _) => Some("a loopback address, which is the task's own"),
+        (false, true) => Some("a private address, which tasks reach only where the VPC is connected to that network"),
+        (false, false) => None,
+    }
+}
+
+/// The image a worker pushpool runs starts from, unless `--worker-image` names another.
+pub const WORKER_IMAGE: &str = "prefecthq/prefect:3-latest";
+
+/// The `prefect` and `worker` contexts of a pool (see [`crate::blueprint::CONTEXTS`]): the
+/// Prefect API (its key a secret, absent without auth) and the worker pushpool would run for
+/// the pool (its image and API URL from the command line or the pool's record).
+fn contexts(settings: &PrefectSettings, request: &PoolRequest) -> BTreeMap<String, Attrs> {
+    let mut prefect = Attrs::new().with("api_url", settings.api_url.as_str());
+    if let Some(key) = &settings.api_key {
+        prefect.set_secret("api_key", key.clone());
+    }
+    let option = |name: &str| request.options.get(name).map(String::as_str);
+    let worker = Attrs::new()
+        .with("pool", request.name.as_str())
+        .with("image", option("worker-image").unwrap_or(WORKER_IMAGE))
+        .with("api_url", option("worker-api-url").unwrap_or(&settings.api_url));
+    BTreeMap::from([("prefect".to_owned(), prefect), ("worker".to_owned(), worker)])
 }
 
 /// `error` connecting to `cloud`, saying which add-on needs the cloud when the pool type
@@ -257,9 +314,9 @@ fn needed_by_addon(mut error: Error, pool: &str, cloud: &str, blueprint: &Bluepr
 
 /// The blueprint for the request's type; without `--provision-infra`, only its pool node; with
 /// `--set-as-default`, a node that makes the pool the profile's default.
-fn blueprint_for(request: &crate::request::PoolRequest, provision_infra: bool) -> Result<Blueprint> {
+fn blueprint_for(request: &PoolRequest, provision_infra: bool, present: &dyn Fn(&str) -> bool) -> Result<Blueprint> {
     let pool_type = &request.pool_type;
-    let mut blueprint = Blueprint::for_pool(pool_type, &request.addons)?.ok_or_else(|| {
+    let mut blueprint = Blueprint::for_pool(pool_type, &request.addons, present)?.ok_or_else(|| {
         Error::usage(format!("work pool type '{pool_type}'"), "pushpool cannot provision infrastructure for it")
             .fix(format!("use one of: {}", Blueprint::supported_types().join(", ")))
     })?;
@@ -305,4 +362,22 @@ fn mid_apply_error(graph: &Graph, applied: &Applied, error: &Error) -> Error {
         None => format!("fix the cause, then {resume}"),
     };
     Error::remote(error.what.clone(), cause).fix(fix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable_from_a_vpc;
+
+    #[test]
+    fn loopback_and_private_api_urls_are_named_and_public_ones_are_not() {
+        for url in ["http://127.0.0.1:4200/api", "http://localhost:4200/api", "http://[::1]:4200/api", "http://0.0.0.0:4200/api"] {
+            assert!(unreachable_from_a_vpc(url).unwrap().contains("loopback"), "{url}");
+        }
+        for url in ["http://10.0.0.5/api", "http://192.168.1.2:4200/api", "http://172.16.0.1/api", "http://[fd00::1]/api"] {
+            assert!(unreachable_from_a_vpc(url).unwrap().contains("private"), "{url}");
+        }
+        for url in ["https://prefect.example.com/api", "http://54.1.2.3/api", "https://api.prefect.cloud/api/accounts/a/workspaces/w"] {
+            assert_eq!(unreachable_from_a_vpc(url), None, "{url}");
+        }
+    }
 }

@@ -562,6 +562,8 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub ecr: aws_sdk_ecr::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 pub async fn clients(moto: &str, account: &Account) -> Clients {
@@ -571,6 +573,8 @@ pub async fn clients(moto: &str, account: &Account) -> Clients {
         ec2: aws_sdk_ec2::Client::new(&config),
         ecs: aws_sdk_ecs::Client::new(&config),
         ecr: aws_sdk_ecr::Client::new(&config),
+        secrets: aws_sdk_secretsmanager::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
     }
 }
 

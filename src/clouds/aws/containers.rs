@@ -18,9 +18,30 @@ pub struct Cluster {
     pub aws: Arc<AwsContext>,
     /// The cluster's name.
     pub name: String,
+    /// The services of this graph that run in it (a worker): a teardown deletes them first, so
+    /// they and their tasks do not keep it.
+    pub own_services: Vec<String>,
 }
 
 impl Cluster {
+    /// Of what runs in the cluster, (tasks, services) that are not [`Cluster::own_services`]'.
+    async fn others_running(&self, cluster: &aws_sdk_ecs::types::Cluster) -> Result<(i32, i32)> {
+        let tasks = cluster.running_tasks_count() + cluster.pending_tasks_count();
+        let services = cluster.active_services_count();
+        if self.own_services.is_empty() || (tasks, services) == (0, 0) {
+            return Ok((tasks, services));
+        }
+        let what = format!("ECS cluster {}", self.name);
+        let listed = self.aws.ecs.list_services().cluster(&self.name).send().await.map_err(|e| aws_error(&what, "ecs:ListServices", e))?;
+        let is_own = |arn: &String| arn.rsplit('/').next().is_some_and(|name| self.own_services.iter().any(|own| own == name));
+        let own = listed.service_arns().iter().filter(|arn| is_own(arn)).count() as i32;
+        let mut own_tasks = 0;
+        for service in &self.own_services {
+            let listed = self.aws.ecs.list_tasks().cluster(&self.name).service_name(service).send().await;
+            own_tasks += listed.map_err(|e| aws_error(&what, "ecs:ListTasks", e))?.task_arns().len() as i32;
+        }
+        Ok(((tasks - own_tasks).max(0), (services - own).max(0)))
+    }
     /// The cluster with its tags, in whatever status, if ECS knows it.
     async fn describe(&self) -> Result<Option<aws_sdk_ecs::types::Cluster>> {
         let out = self
@@ -80,10 +101,11 @@ impl Node for Cluster {
             let arn = cluster.cluster_arn().unwrap_or_default();
             let owned = owned(cluster.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
             let decided = decide(owned, teardown.in_use([self.name.as_str(), arn]), Attrs::new().with("arn", arn), "created by pushpool, used by no other pool, runs nothing");
-            let busy = (cluster.running_tasks_count() + cluster.pending_tasks_count(), cluster.active_services_count());
-            Ok(match busy {
+            if decided.action != Action::Delete {
+                return Ok(decided);
+            }
+            Ok(match self.others_running(&cluster).await? {
                 (0, 0) => decided,
-                _ if decided.action != Action::Delete => decided,
                 (tasks, services) => Observation::keep(format!("runs {tasks} task(s) and {services} service(s); stop them, then run again"), decided.attrs),
             })
         }

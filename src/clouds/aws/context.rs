@@ -35,6 +35,10 @@ pub struct AwsContext {
     pub ecs: aws_sdk_ecs::Client,
     /// ECR.
     pub ecr: aws_sdk_ecr::Client,
+    /// Secrets Manager (a worker's API key).
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// CloudWatch Logs (a worker's log group).
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// IAM, EC2 and ECR without automatic retries, for creates that must not run twice
     /// (see [`create_once`](super::once::create_once)).
     pub once: OnceClients,
@@ -88,6 +92,8 @@ impl AwsContext {
             ec2,
             ecs: aws_sdk_ecs::Client::new(&config),
             ecr: aws_sdk_ecr::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             once: OnceClients::new(&config),
             region,
             account_id,

@@ -347,7 +347,61 @@ impl Node for User {
     }
 }
 
-/// `aws.iam_policy`: a customer managed policy attached to a user. Its document may name
+/// What a managed policy is attached to: a user (whose key the pool uses) or a role (a
+/// worker's task role).
+pub enum Principal {
+    /// An IAM user, by name.
+    User(String),
+    /// An IAM role, by name.
+    Role(String),
+}
+
+impl Principal {
+    fn describe(&self) -> String {
+        match self {
+            Self::User(name) => format!("IAM user {name}"),
+            Self::Role(name) => format!("IAM role {name}"),
+        }
+    }
+
+    async fn is_attached(&self, iam: &aws_sdk_iam::Client, arn: &str) -> Result<bool> {
+        let what = self.describe();
+        let policies = match self {
+            Self::User(name) => match iam.list_attached_user_policies().user_name(name).send().await {
+                Ok(out) => out.attached_policies().to_vec(),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => return Ok(false),
+                Err(e) => return Err(aws_error(&what, "iam:ListAttachedUserPolicies", e)),
+            },
+            Self::Role(name) => match iam.list_attached_role_policies().role_name(name).send().await {
+                Ok(out) => out.attached_policies().to_vec(),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => return Ok(false),
+                Err(e) => return Err(aws_error(&what, "iam:ListAttachedRolePolicies", e)),
+            },
+        };
+        Ok(policies.iter().any(|p| p.policy_arn() == Some(arn)))
+    }
+
+    async fn attach(&self, iam: &aws_sdk_iam::Client, arn: &str, what: &str) -> Result<()> {
+        match self {
+            Self::User(name) => iam.attach_user_policy().user_name(name).policy_arn(arn).send().await.map(drop).map_err(|e| aws_error(what, "iam:AttachUserPolicy", e)),
+            Self::Role(name) => iam.attach_role_policy().role_name(name).policy_arn(arn).send().await.map(drop).map_err(|e| aws_error(what, "iam:AttachRolePolicy", e)),
+        }
+    }
+
+    async fn detach(&self, iam: &aws_sdk_iam::Client, arn: &str, what: &str) -> Result<()> {
+        match self {
+            Self::User(name) => accept(iam.detach_user_policy().user_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachUserPolicy"),
+            Self::Role(name) => accept(iam.detach_role_policy().role_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachRolePolicy"),
+        }
+    }
+
+    /// Whether the entity `kind` ("user", "role") named `name` is this principal.
+    fn is(&self, kind: &str, name: &str) -> bool {
+        matches!((self, kind), (Self::User(own), "user") | (Self::Role(own), "role") if own == name)
+    }
+}
+
+/// `aws.iam_policy`: a customer managed policy attached to a user or a role. Its document may name
 /// other nodes' attributes (`@execution_role.arn` for `iam:PassRole`, `@repository.arn`); a
 /// drifted document gets a new default version.
 pub struct Policy {
@@ -359,10 +413,10 @@ pub struct Policy {
     pub description: String,
     /// The document, with `@node.attr` references.
     pub document: Value,
-    /// The name of the user it is attached to.
-    pub attach_to: String,
-    /// The user's node, whose teardown decides whether the policy goes too.
-    pub user_node: String,
+    /// The user or role it is attached to.
+    pub attach_to: Principal,
+    /// That principal's node, whose teardown decides whether the policy goes too.
+    pub principal_node: String,
 }
 
 /// IAM keeps at most five versions of a managed policy.
@@ -382,19 +436,11 @@ impl Policy {
     async fn attached_elsewhere(&self, arn: &str) -> Result<Vec<String>> {
         let out = self.aws.iam.list_entities_for_policy().policy_arn(arn).send().await;
         let out = out.map_err(|e| aws_error(&self.what(), "iam:ListEntitiesForPolicy", e))?;
-        let users = out.policy_users().iter().filter_map(|u| u.user_name()).filter(|u| *u != self.attach_to).map(|u| format!("IAM user {u}"));
+        let own = &self.attach_to;
+        let users = out.policy_users().iter().filter_map(|u| u.user_name()).filter(|u| !own.is("user", u)).map(|u| format!("IAM user {u}"));
         let groups = out.policy_groups().iter().filter_map(|g| g.group_name()).map(|g| format!("IAM group {g}"));
-        let roles = out.policy_roles().iter().filter_map(|r| r.role_name()).map(|r| format!("IAM role {r}"));
+        let roles = out.policy_roles().iter().filter_map(|r| r.role_name()).filter(|r| !own.is("role", r)).map(|r| format!("IAM role {r}"));
         Ok(users.chain(groups).chain(roles).collect())
-    }
-
-    async fn is_attached(&self, arn: &str) -> Result<bool> {
-        let user = &self.attach_to;
-        match self.aws.iam.list_attached_user_policies().user_name(user).send().await {
-            Ok(out) => Ok(out.attached_policies().iter().any(|p| p.policy_arn() == Some(arn))),
-            Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(false),
-            Err(e) => Err(aws_error(&format!("IAM user {user}"), "iam:ListAttachedUserPolicies", e)),
-        }
     }
 
     /// The live default document, or None when the policy does not exist.
@@ -471,7 +517,7 @@ impl Node for Policy {
             // A missing policy is attached to nothing: its attachment is read only when it exists.
             let live_and_attached = async {
                 let Some(version) = self.default_version(&arn).await? else { return Ok(None) };
-                let (live, attached) = futures::join!(self.document_of(&arn, &version), self.is_attached(&arn));
+                let (live, attached) = futures::join!(self.document_of(&arn, &version), self.attach_to.is_attached(&self.aws.iam, &arn));
                 Ok::<_, crate::error::Error>(Some((live?, attached?)))
             };
             let (live, known) = futures::join!(live_and_attached, upstream.attrs_for(&self.document));
@@ -485,7 +531,7 @@ impl Node for Policy {
             let drifted = drift.is_some();
             let mut reasons: Vec<String> = drift.into_iter().collect();
             if !attached {
-                reasons.push(format!("not attached to user {}", self.attach_to));
+                reasons.push(format!("not attached to {}", self.attach_to.describe()));
             }
             let attrs = attrs.hint("drifted", drifted).hint("attached", attached);
             Ok(if reasons.is_empty() { Observation::reuse("exists as wanted", attrs) } else { Observation::update(reasons.join("; "), attrs) })
@@ -522,26 +568,20 @@ impl Node for Policy {
                 self.new_version(&arn, &document).await?;
             }
             if !observed.attrs.flag("attached", false) {
-                let user = &self.attach_to;
-                iam.attach_user_policy()
-                    .user_name(user)
-                    .policy_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&what, "iam:AttachUserPolicy", e))?;
+                self.attach_to.attach(iam, &arn, &what).await?;
             }
             Ok(Attrs::new().with("arn", arn).hint("attached", true))
         }
         .boxed()
     }
 
-    /// The policy follows its user: it stays while the user stays, and while anything but
-    /// that user has it attached.
+    /// The policy follows its user or role: it stays while that stays, and while anything else
+    /// has it attached.
     fn observe_teardown<'a>(&'a self, upstream: &'a Upstream, teardown: &'a Teardown) -> BoxFuture<'a, Result<Observation>> {
         async move {
             let what = self.what();
             let arn = self.aws.iam_arn("policy", &self.name);
-            let (policy, user) = futures::join!(self.aws.iam.get_policy().policy_arn(&arn).send(), upstream.get(&self.user_node));
+            let (policy, principal) = futures::join!(self.aws.iam.get_policy().policy_arn(&arn).send(), upstream.get(&self.principal_node));
             let policy = match policy {
                 Ok(out) => out.policy().cloned(),
                 Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,
@@ -553,8 +593,8 @@ impl Node for Policy {
             if decided.action != Action::Delete {
                 return Ok(decided);
             }
-            if user?.action == Action::Keep {
-                return Ok(Observation::keep(format!("attached to IAM user {}, which stays", self.attach_to), decided.attrs));
+            if principal?.action == Action::Keep {
+                return Ok(Observation::keep(format!("attached to {}, which stays", self.attach_to.describe()), decided.attrs));
             }
             let others = self.attached_elsewhere(&arn).await?;
             Ok(if others.is_empty() { decided } else { Observation::keep(format!("also attached to {}", others.join(", ")), decided.attrs) })
@@ -566,8 +606,7 @@ impl Node for Policy {
         async move {
             let (what, iam) = (&self.what(), &self.aws.iam);
             let arn = observed.attrs.require_str(&self.name, "arn")?;
-            let detached = iam.detach_user_policy().user_name(&self.attach_to).policy_arn(arn).send().await;
-            accept(detached, &[NO_SUCH_ENTITY], what, "iam:DetachUserPolicy")?;
+            self.attach_to.detach(iam, arn, what).await?;
             let versions = match iam.list_policy_versions().policy_arn(arn).send().await {
                 Ok(out) => out.versions().to_vec(),
                 Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => return Ok(()),

@@ -1,4 +1,5 @@
-//! AWS: the client setup and the node kinds of an ECS pool.
+//! AWS: the client setup and the node kinds of an ECS pool (and of the worker pushpool runs for
+//! a hybrid one), and of the ECR side of a Modal pool.
 
 mod access_key;
 pub mod cidr;
@@ -6,14 +7,19 @@ mod containers;
 mod context;
 mod errors;
 mod iam;
+mod logs;
 mod network;
 mod once;
 mod policy_doc;
+mod role_policy;
+mod secrets;
+mod service;
+mod task_definition;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub use context::AwsContext;
 
@@ -78,8 +84,11 @@ pub fn build(
                 name: name.clone(),
                 description: format!("{} (pushpool)", spec.says),
                 document: document(&policy.document)?,
-                attach_to: name_of(policy.attach_to.as_str())?,
-                user_node: node_id(&policy.attach_to),
+                attach_to: match blueprint.node(policy.attach_to.as_str()).map(|n| &n.kind) {
+                    Some(Kind::AwsIamRole(_)) => iam::Principal::Role(name_of(policy.attach_to.as_str())?),
+                    _ => iam::Principal::User(name_of(policy.attach_to.as_str())?),
+                },
+                principal_node: node_id(&policy.attach_to),
             };
             (name, Arc::new(node))
         }
@@ -90,7 +99,56 @@ pub fn build(
         }
         Kind::AwsEcsCluster(_) => {
             let name = name()?;
-            (name.clone(), Arc::new(containers::Cluster { aws, name }))
+            // The services the pool runs in it go before it in a teardown: they do not keep it.
+            let services = blueprint.nodes.iter().filter(|n| matches!(&n.kind, Kind::AwsEcsService(s) if s.cluster.as_str() == spec.id));
+            let own_services = services.map(|n| name_of(&n.id)).collect::<Result<_>>()?;
+            (name.clone(), Arc::new(containers::Cluster { aws, name, own_services }))
+        }
+        Kind::AwsIamRolePolicy(policy) => {
+            let name = name()?;
+            let node = role_policy::RolePolicy {
+                aws,
+                name: name.clone(),
+                role: name_of(policy.role.as_str())?,
+                role_node: node_id(&policy.role),
+                document: document(&policy.document)?,
+            };
+            (name, Arc::new(node))
+        }
+        Kind::AwsSecret(secret) => {
+            let name = name()?;
+            let node = secrets::Secret { aws, name: name.clone(), description: format!("{} (pushpool)", spec.says), value: secret.value.clone() };
+            (name, Arc::new(node))
+        }
+        Kind::AwsLogGroup(_) => {
+            let name = name()?;
+            (name.clone(), Arc::new(logs::LogGroup { aws, name }))
+        }
+        Kind::AwsEcsTaskDefinition(task) => {
+            let family = name()?;
+            let wanted = json!({
+                "image": task.image,
+                "command": task.command,
+                "environment": task.environment,
+                "secrets": task.secrets,
+                "execution_role_arn": format!("@{}.arn", task.execution_role.as_str()),
+                "task_role_arn": format!("@{}.arn", task.task_role.as_str()),
+                "log_group": format!("@{}.name", task.log_group.as_str()),
+            });
+            (family.clone(), Arc::new(task_definition::TaskDefinition { aws, family, wanted }))
+        }
+        Kind::AwsEcsService(service) => {
+            let name = name()?;
+            let node = service::Service {
+                aws,
+                name: name.clone(),
+                cluster: name_of(service.cluster.as_str())?,
+                cluster_node: node_id(&service.cluster),
+                task_definition: node_id(&service.task_definition),
+                subnets: node_id(&service.subnets),
+                security_group: node_id(&service.security_group),
+            };
+            (name, Arc::new(node))
         }
         Kind::AwsEcrRepository(repository) => {
             let name = name()?;
