@@ -138,7 +138,12 @@ async fn a_fresh_worker_runs_with_a_role_not_a_key_and_a_rerun_writes_nothing() 
 #[tokio::test]
 async fn an_api_key_lives_in_a_secret_only_the_execution_role_reads_and_never_in_the_task_definition() {
     let world = World::new("wrkkey").await;
+    let mark = world.aws.mark().await;
     let plan = run(&world, &["plan", &world.pool, "--type", "ecs", "--worker", "--output", "json"], true);
+    let plan_policy = support::policy_actions("operator-plan.json");
+    for call in &world.aws.calls().await[mark..] {
+        assert!(plan_policy.contains(&format!("{}:{}", call.service, call.action)), "operator-plan.json lacks {}:{}", call.service, call.action);
+    }
     let document: Value = serde_json::from_str(&plan.stdout).unwrap_or_else(|e| panic!("{e}: {}", plan.all()));
     let kinds: Vec<&str> = document["changes"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"aws.secret") && kinds.contains(&"aws.iam_role_policy"), "{kinds:?}");
@@ -148,6 +153,17 @@ async fn an_api_key_lives_in_a_secret_only_the_execution_role_reads_and_never_in
     assert_eq!(created.code, 0, "{}", created.all());
     let aws = world.clients().await;
     let secret_name = format!("prefect-worker-{}-api-key", world.pool);
+
+    // Everything is tagged like the rest.
+    let ours = support::tag_pairs([("managed-by", "pushpool"), ("prefect.work-pool", world.pool.as_str())]);
+    let described = aws.secrets.describe_secret().secret_id(&secret_name).send().await.unwrap();
+    assert_eq!(support::tag_pairs(described.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap()))), ours);
+    let task = aws.ecs.describe_task_definition().task_definition(family(&world)).include(aws_sdk_ecs::types::TaskDefinitionField::Tags).send().await.unwrap();
+    assert_eq!(support::tag_pairs(task.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap()))), ours);
+    let service = aws.ecs.describe_services().cluster(CLUSTER).services(family(&world)).include(aws_sdk_ecs::types::ServiceField::Tags).send().await.unwrap();
+    assert_eq!(support::tag_pairs(service.services()[0].tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap()))), ours);
+    let role = aws.iam.get_role().role_name(ROLE).send().await.unwrap();
+    assert_eq!(support::tag_pairs(role.role().unwrap().tags().iter().map(|t| (t.key(), t.value()))), ours);
     let secret = aws.secrets.get_secret_value().secret_id(&secret_name).send().await.unwrap();
     assert_eq!(secret.secret_string(), Some(API_KEY));
     let arn = secret.arn().unwrap().to_owned();
@@ -217,7 +233,7 @@ async fn a_dry_run_writes_nothing_and_a_hybrid_pool_without_worker_says_how_to_s
     let marks = world.marks().await;
     let dry = create(&world, &["--dry-run"], true);
     assert_eq!(dry.code, 0, "{}", dry.all());
-    for part in [ROLE, "ECS service", "ECS task definition", "log group", "secret", "IAM inline policy"] {
+    for part in [ROLE, "ECS service", "ECS task definition", "log group", "Secrets Manager secret", "IAM inline policy"] {
         assert!(dry.stdout.contains(part), "the plan lacks {part}:\n{}", dry.stdout);
     }
     assert!(!dry.stdout.contains("prefect-ecs-user"), "no user in a worker's plan:\n{}", dry.stdout);

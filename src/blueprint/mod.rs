@@ -463,7 +463,14 @@ mod tests {
         let plain = Blueprint::for_type("ecs").unwrap().unwrap();
         assert!(plain.guides.iter().any(|g| g.text.contains("prefect worker start")), "a hybrid pool without --worker says how to start one");
         assert!(!with_key.guides.iter().any(|g| g.text.contains("prefect worker start")));
-        assert!(!Blueprint::for_type("ecs:push").unwrap().unwrap().guides.iter().any(|g| g.text.contains("prefect worker start")), "push pools need none");
+        for push in ["ecs:push", "cloud-run:push", "cloud-run-v2:push", "azure-container-instance:push"] {
+            assert!(!Blueprint::for_type(push).unwrap().unwrap().guides.iter().any(|g| g.text.contains("prefect worker start")), "{push} needs none");
+        }
+        for (hybrid, package) in [("cloud-run", "prefect-gcp"), ("cloud-run-v2", "prefect-gcp"), ("azure-container-instance", "prefect-azure")] {
+            let guides = Blueprint::for_type(hybrid).unwrap().unwrap().guides;
+            let text = guides.iter().map(|g| g.render("p", hybrid, |_, _| None)).collect::<String>();
+            assert!(text.contains(&format!("pip install {package}")) && text.contains(&format!("prefect worker start --pool \"p\" --type \"{hybrid}\"")), "{text}");
+        }
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Secret {
 
 impl Node for Secret {
     fn label(&self) -> &'static str {
-        "secret"
+        "Secrets Manager secret"
     }
 
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
