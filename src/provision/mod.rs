@@ -5,7 +5,7 @@
 //! are the flows the commands run (`work-pool create`/`provision-infra`/`plan`/`apply --file`,
 //! `apply FILE` and `work-pool deprovision`). The other modules each do one step: [`graph`]
 //! joins the pools' blueprints into one graph, `registry` logs Docker in after an apply,
-//! `guides` says what to do next,
+//! `guides` says what to do next, `resolve` what each pool resolves to before the graph,
 //! `pools_file` reads `pools.toml`, `teardown` plans what a deprovision may delete.
 
 mod flows;
@@ -13,6 +13,7 @@ pub mod graph;
 mod guides;
 mod pools_file;
 mod registry;
+mod resolve;
 mod session;
 mod teardown;
 

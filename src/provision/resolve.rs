@@ -1,0 +1,158 @@
+//! What one pool resolves to before the run's graph is built: its type (read from the pool
+//! or its record for `provision-infra` and a teardown), its add-ons and their settings (those
+//! asked for, and those its record remembers), the `prefect` and `worker` contexts, its
+//! blueprint and names, and the clouds the blueprint names, connected, and only those.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::Target;
+use super::graph::PoolPlan;
+use super::teardown;
+use crate::blueprint::{Blueprint, Kind, NodeSpec, addon_flag, kinds};
+use crate::clouds::CloudContext;
+use crate::engine::Attrs;
+use crate::error::{Error, Result};
+use crate::prefect::context::PrefectContext;
+use crate::prefect::pool_record;
+use crate::prefect::profile::DEFAULT_POOL_KEY;
+use crate::prefect::settings::PrefectSettings;
+use crate::request::{PoolMode, PoolRequest};
+
+/// Reads what a target needs before its graph can be built: the pool's type for
+/// `provision-infra` and a teardown, the blueprint, the names, and then the clouds the
+/// blueprint names, and only those.
+pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra: bool) -> Result<PoolPlan> {
+    let mut request = target.request.clone();
+    // The pool's record, once read (a teardown of a pool that is gone reads it for the type).
+    let mut record = None;
+    match request.mode {
+        PoolMode::Deprovision => (request.pool_type, record) = teardown::pool_type(prefect, &request.name, &request.pool_type).await?,
+        PoolMode::ProvisionInfra => {
+            let pool = prefect.work_pool(&request.name).await?.ok_or_else(|| {
+                Error::usage(format!("work pool '{}'", request.name), "does not exist")
+                    .fix(format!("create it with `pushpool work-pool create {} --type TYPE --provision-infra`", request.name))
+            })?;
+            request.pool_type = pool.pool_type;
+        }
+        PoolMode::Create { .. } | PoolMode::Ensure => {}
+    }
+    // The add-ons a pool was provisioned with stay: a run without the flag builds them too.
+    // Only a type that has add-ons needs its record read.
+    if record.is_none() && Blueprint::offers_addons(&request.pool_type)? {
+        record = Some(pool_record::read(&prefect.client, &request.name).await?);
+    }
+    if let Some(record) = record.flatten().filter(|r| r.pool_type == request.pool_type) {
+        request.add_addons(record.addons);
+        for (option, value) in record.options {
+            request.options.entry(option).or_insert(value);
+        }
+    }
+    request.check_options()?;
+    let contexts = contexts(&prefect.settings, &request);
+    let present = |attr: &str| attr.split_once('.').is_some_and(|(context, attr)| contexts.get(context).is_some_and(|a| a.get(attr).is_some()));
+    let blueprint = blueprint_for(&request, provision_infra, &present)?;
+    let names = blueprint.names(&request.name, &target.names)?;
+    let connect = blueprint.clouds.iter().map(|cloud| async {
+        CloudContext::connect(cloud, &request.name, &target.scope).await.map_err(|error| needed_by_addon(error, &request.name, cloud, &blueprint))
+    });
+    let clouds = futures::future::try_join_all(connect).await?;
+    Ok(PoolPlan { request, blueprint, names, clouds, contexts })
+}
+
+/// Why tasks in a VPC may not reach `url`: a loopback or private address (or no URL at all).
+pub(super) fn unreachable_from_a_vpc(url: &str) -> Option<&'static str> {
+    let Ok(parsed) = reqwest::Url::parse(url) else { return Some("not a URL") };
+    let Some(host) = parsed.host_str() else { return Some("no host") };
+    if host == "localhost" || host.ends_with(".localhost") {
+        return Some("a loopback address, which is the task's own");
+    }
+    let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() else { return None };
+    let private = match ip {
+        std::net::IpAddr::V4(ip) => ip.is_private() || ip.is_link_local(),
+        std::net::IpAddr::V6(ip) => ip.is_unique_local() || ip.is_unicast_link_local(),
+    };
+    match (ip.is_loopback() || ip.is_unspecified(), private) {
+        (true, _) => Some("a loopback address, which is the task's own"),
+        (false, true) => Some("a private address, which tasks reach only where the VPC is connected to that network"),
+        (false, false) => None,
+    }
+}
+
+/// The image a worker pushpool runs starts from, unless `--worker-image` names another.
+pub const WORKER_IMAGE: &str = "prefecthq/prefect:3-latest";
+
+/// The `prefect` and `worker` contexts of a pool (see [`crate::blueprint::CONTEXTS`]): the
+/// Prefect API (its key a secret, absent without auth) and the worker pushpool would run for
+/// the pool (its image and API URL from the command line or the pool's record).
+fn contexts(settings: &PrefectSettings, request: &PoolRequest) -> BTreeMap<String, Attrs> {
+    let mut prefect = Attrs::new().with("api_url", settings.api_url.as_str());
+    if let Some(key) = &settings.api_key {
+        prefect.set_secret("api_key", key.clone());
+    }
+    let option = |name: &str| request.options.get(name).map(String::as_str);
+    let worker = Attrs::new()
+        .with("pool", request.name.as_str())
+        .with("image", option("worker-image").unwrap_or(WORKER_IMAGE))
+        .with("api_url", option("worker-api-url").unwrap_or(&settings.api_url));
+    BTreeMap::from([("prefect".to_owned(), prefect), ("worker".to_owned(), worker)])
+}
+
+/// `error` connecting to `cloud`, saying which add-on needs the cloud when the pool type
+/// alone would not: a Modal pool's user did not think of AWS, `--image-registry ecr` did.
+fn needed_by_addon(mut error: Error, pool: &str, cloud: &str, blueprint: &Blueprint) -> Error {
+    for (addon, used) in blueprint.addons.iter().filter(|(_, used)| used.clouds.iter().any(|c| c == cloud)) {
+        error.cause.push_str(&format!("\n  work pool '{pool}' needs {cloud} for {} ({})", addon_flag(addon), used.says));
+    }
+    error
+}
+
+/// The blueprint for the request's type; without `--provision-infra`, only its pool node; with
+/// `--set-as-default`, a node that makes the pool the profile's default.
+fn blueprint_for(request: &PoolRequest, provision_infra: bool, present: &dyn Fn(&str) -> bool) -> Result<Blueprint> {
+    let pool_type = &request.pool_type;
+    let mut blueprint = Blueprint::for_pool(pool_type, &request.addons, present)?.ok_or_else(|| {
+        Error::usage(format!("work pool type '{pool_type}'"), "pushpool cannot provision infrastructure for it")
+            .fix(format!("use one of: {}", Blueprint::supported_types().join(", ")))
+    })?;
+    if !provision_infra {
+        blueprint.nodes.retain(|n| matches!(n.kind, Kind::PrefectWorkPool(_)));
+        for node in &mut blueprint.nodes {
+            node.after.clear();
+            node.kind = Kind::PrefectWorkPool(kinds::WorkPool::default());
+        }
+        blueprint.clouds.clear();
+        blueprint.registry = None;
+        blueprint.guides.clear();
+    }
+    if request.set_as_default {
+        let pool = blueprint.nodes.iter().find(|n| matches!(n.kind, Kind::PrefectWorkPool(_))).map(|n| n.id.clone());
+        blueprint.nodes.push(NodeSpec {
+            id: "default_pool".into(),
+            name: None,
+            says: "Default work pool of the active Prefect profile (--set-as-default)".into(),
+            after: pool.into_iter().collect(),
+            kind: Kind::PrefectProfileSetting(kinds::ProfileSetting { key: DEFAULT_POOL_KEY.into(), value: Value::from(request.name.as_str()) }),
+        });
+    }
+    Ok(blueprint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable_from_a_vpc;
+
+    #[test]
+    fn loopback_and_private_api_urls_are_named_and_public_ones_are_not() {
+        for url in ["http://127.0.0.1:4200/api", "http://localhost:4200/api", "http://[::1]:4200/api", "http://0.0.0.0:4200/api"] {
+            assert!(unreachable_from_a_vpc(url).unwrap().contains("loopback"), "{url}");
+        }
+        for url in ["http://10.0.0.5/api", "http://192.168.1.2:4200/api", "http://172.16.0.1/api", "http://[fd00::1]/api"] {
+            assert!(unreachable_from_a_vpc(url).unwrap().contains("private"), "{url}");
+        }
+        for url in ["https://prefect.example.com/api", "http://54.1.2.3/api", "https://api.prefect.cloud/api/accounts/a/workspaces/w"] {
+            assert_eq!(unreachable_from_a_vpc(url), None, "{url}");
+        }
+    }
+}
