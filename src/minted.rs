@@ -36,6 +36,16 @@ use crate::secret::Secret;
 pub const PENDING_SINCE: &str = "pending_since";
 
 
+/// `words` with the pending mark `key=<since>` set (`Some`) or cleared (`None`), every other
+/// word kept in its place: for owners whose marks are a list of `key=value` words (a GCP
+/// service account's description, an Entra ID application's tags).
+pub fn with_pending_word(words: &[String], key: &str, pending: Option<i64>) -> Vec<String> {
+    let prefix = format!("{key}=");
+    let mut kept: Vec<String> = words.iter().filter(|w| !w.starts_with(&prefix)).cloned().collect();
+    kept.extend(pending.map(|since| format!("{prefix}{since}")));
+    kept
+}
+
 /// Credentials created this long before the mark still count as the interrupted run's
 /// (clocks of the cloud and of this machine apart).
 const SKEW_SECONDS: i64 = 60;
@@ -353,5 +363,19 @@ impl<M: Minter> Node for MintedSecret<M> {
 
     fn tear_down<'a>(&'a self, observed: &'a Observation) -> BoxFuture<'a, Result<()>> {
         async move { self.minter.delete(observed.attrs.require_str(&self.block_name, "id")?).await }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_pending_word;
+
+    #[test]
+    fn the_pending_word_is_set_replaced_and_cleared_and_the_others_stay() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let marked = with_pending_word(&words(&["managed-by=pushpool", "x"]), "pending", Some(5));
+        assert_eq!(marked, words(&["managed-by=pushpool", "x", "pending=5"]));
+        assert_eq!(with_pending_word(&marked, "pending", Some(7)), words(&["managed-by=pushpool", "x", "pending=7"]));
+        assert_eq!(with_pending_word(&marked, "pending", None), words(&["managed-by=pushpool", "x"]));
     }
 }

@@ -16,7 +16,7 @@ use super::context::{AzureContext, entra_marks_of};
 use crate::engine::ownership::{decide, owned};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
-use crate::minted::PENDING_SINCE;
+use crate::minted::{PENDING_SINCE, with_pending_word};
 
 /// The tag word of a secret about to be minted.
 const PENDING_SECRET: &str = "pushpool.secret-pending-since";
@@ -48,8 +48,7 @@ fn pending_in(app: &Value) -> Option<i64> {
 /// Records (`Some`) or clears (`None`) a pending secret in the application's tags, keeping the others.
 pub async fn set_pending(azure: &AzureContext, app: &Value, pending: Option<i64>) -> Result<()> {
     let current: Vec<String> = app["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect();
-    let mut tags: Vec<String> = current.iter().filter(|t| !t.starts_with(&format!("{PENDING_SECRET}="))).cloned().collect();
-    tags.extend(pending.map(|since| format!("{PENDING_SECRET}={since}")));
+    let tags = with_pending_word(&current, PENDING_SECRET, pending);
     if tags == current {
         return Ok(());
     }

@@ -17,7 +17,7 @@ use super::context::{GcpContext, MARKING, label_value};
 use crate::engine::ownership::{decide, owned};
 use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
-use crate::minted::PENDING_SINCE;
+use crate::minted::{PENDING_SINCE, with_pending_word};
 
 /// The description word of a key about to be minted.
 const PENDING_KEY: &str = "pending-key-since";
@@ -82,9 +82,8 @@ pub async fn set_pending(gcp: &GcpContext, account: &str, pending: Option<i64>) 
     let what = format!("service account {}", email(gcp, account));
     let Some(found) = read(gcp, account).await? else { return Ok(()) };
     let current = found["description"].as_str().unwrap_or_default();
-    let mut words: Vec<String> = current.split_whitespace().filter(|w| !w.starts_with(&format!("{PENDING_KEY}="))).map(str::to_owned).collect();
-    words.extend(pending.map(|since| format!("{PENDING_KEY}={since}")));
-    let wanted = words.join(" ");
+    let words: Vec<String> = current.split_whitespace().map(str::to_owned).collect();
+    let wanted = with_pending_word(&words, PENDING_KEY, pending).join(" ");
     if wanted == current {
         return Ok(());
     }
