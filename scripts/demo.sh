@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Demo: build pushpool and provision an ECS, a Cloud Run, an ACI and a Modal (images from ECR) push work
-# pool against the local sandbox (moto as AWS, the GCP and Azure fakes, a real Prefect server, a fake
+# pool, and a hybrid ECS pool whose worker runs as an ECS service, against the local sandbox (moto as AWS, the GCP and Azure fakes, a real Prefect server, a fake
 # docker and a fake modal client),
 # then show the same commands as dry runs. Nothing leaves this machine. The sandbox keeps running
 # afterwards so you can look around.
@@ -133,13 +133,15 @@ target/debug/pushpool work-pool create demo-aci --type azure-container-instance:
 target/debug/pushpool work-pool create demo-aci --type azure-container-instance:push --provision-infra --yes --dry-run
 target/debug/pushpool work-pool create demo-modal --type modal:push --provision-infra --image-registry ecr --base-job-template "$MODAL_TEMPLATE" --yes
 target/debug/pushpool work-pool provision-infra demo-modal --dry-run
+target/debug/pushpool work-pool create demo-worker --type ecs --provision-infra --worker --yes
+target/debug/pushpool work-pool provision-infra demo-worker --dry-run
 { set +x; } 2>/dev/null
 
 cat <<EOF
 
 Done. Look around:
-  Prefect UI:   ${PUSHPOOL_SANDBOX_PREFECT_URL%/api}  (Work Pools -> demo-ecs, demo-cloud-run, demo-aci, demo-modal)
-  Pool names:   demo-ecs, demo-cloud-run, demo-aci, demo-modal
+  Prefect UI:   ${PUSHPOOL_SANDBOX_PREFECT_URL%/api}  (Work Pools -> demo-ecs, demo-cloud-run, demo-aci, demo-modal, demo-worker)
+  Pool names:   demo-ecs, demo-cloud-run, demo-aci, demo-modal, demo-worker
   Modal (fake): $FAKE_MODAL_STATE/secrets.json
   AWS (moto):   $PUSHPOOL_SANDBOX_MOTO_URL/moto-api/
   GCP (fake):   $PUSHPOOL_SANDBOX_GCP_URL/admin/projects/$GCP_PROJECT/state
