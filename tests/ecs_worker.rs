@@ -314,3 +314,20 @@ async fn a_run_killed_at_any_write_converges_on_a_rerun() {
     }
     assert!(k > 10, "a fresh run makes more than 10 writes, each a kill point ({k})");
 }
+
+#[tokio::test]
+async fn a_saved_plan_keeps_the_worker_and_its_settings() {
+    let world = World::new("wrkplan").await;
+    let saved = world.home.path().join("plan.json");
+    let plan = run(&world, &["plan", &world.pool, "--type", "ecs", "--worker", "--worker-image", "example.com/worker:1", "--out", &saved.display().to_string()], false);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    let text = std::fs::read_to_string(&saved).unwrap();
+    world.assert_matches_schema(&text);
+    let document: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(document["pools"][0]["addons"], json!(["worker"]));
+    assert_eq!(document["pools"][0]["options"], json!({"worker-image": "example.com/worker:1"}));
+    let applied = run(&world, &["apply", &saved.display().to_string()], false);
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    assert_eq!(container(&world).await["image"], "example.com/worker:1");
+    assert_eq!(worker_state(&world).await["service"]["desired"], 1);
+}

@@ -323,12 +323,21 @@ async fn a_dry_run_and_a_plan_write_nothing_and_name_every_part() {
     std::fs::write(&pools, entry).unwrap();
     let plan = modal.run(&["plan", "--file", &pools.display().to_string(), "--output", "json"]);
     let document: Value = serde_json::from_str(&plan.stdout).unwrap_or_else(|e| panic!("{e}: {}", plan.all()));
+    world.assert_matches_schema(&plan.stdout);
     assert_eq!(document["pools"][0]["addons"], json!(["image-registry=ecr"]));
     let secret = document["changes"].as_array().unwrap().iter().find(|c| c["kind"] == "modal.secret").unwrap();
     assert_eq!((secret["action"].as_str(), secret["name"].as_str()), (Some("create"), Some(SECRET_NAME)));
     world.assert_no_writes_since(marks).await;
     assert!(modal.secret_writes().is_empty());
     assert_eq!(aws_state(world).await["user"], false);
+
+    // A saved plan keeps the add-on: applying it builds the ECR side and the Secret.
+    let saved = world.home.path().join("plan.json");
+    modal.run(&["plan", "--file", &pools.display().to_string(), "--out", &saved.display().to_string()]).ok();
+    let applied = modal.run(&["apply", &saved.display().to_string()]);
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    assert_eq!(aws_state(world).await["keys"].as_array().unwrap().len(), 1);
+    assert!(modal.modal_secret().is_some(), "the saved plan's Secret was written");
 }
 
 #[tokio::test]

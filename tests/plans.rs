@@ -15,14 +15,6 @@ fn plan_args<'a>(world: &'a World, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// Validates `document` against `schemas/plan.v2.json` with Python's jsonschema.
-fn assert_matches_schema(world: &World, document: &str) {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.v2.json");
-    let script = "import json, sys, jsonschema\njsonschema.validate(json.loads(sys.argv[2]), json.load(open(sys.argv[1])))";
-    let output = world.python(script, &[schema.to_str().unwrap(), document]);
-    assert!(output.status.success(), "the plan does not match its schema: {}", String::from_utf8_lossy(&output.stderr));
-}
-
 #[tokio::test]
 async fn plan_prints_json_matching_its_schema_and_markdown_and_writes_nothing() {
     let world = World::new("planjson").await;
@@ -33,7 +25,7 @@ async fn plan_prints_json_matching_its_schema_and_markdown_and_writes_nothing() 
     let printed: Value = serde_json::from_str(&run.stdout).expect("stdout is the JSON document alone");
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(printed, saved);
-    assert_matches_schema(&world, &run.stdout);
+    world.assert_matches_schema(&run.stdout);
     assert_eq!(printed["summary"], json!({"create": 13, "update": 1, "reuse": 0}));
     assert_eq!(printed["targets"], json!([{"cloud": "aws", "account": world.account.id, "region": "us-east-1"}]));
     assert_eq!(printed["pools"][0]["mode"], "ensure");
@@ -65,7 +57,7 @@ async fn saved_plan_applies_exactly_and_then_nothing_is_left() {
     let document: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(document["summary"]["create"], 0);
     assert_eq!(document["summary"]["update"], 0);
-    assert_matches_schema(&world, &json.stdout);
+    world.assert_matches_schema(&json.stdout);
 }
 
 #[tokio::test]
@@ -119,7 +111,7 @@ async fn pools_file_plans_shared_resources_once_and_applies_three_pools() {
     plan.ok();
     world.assert_no_writes_since(marks).await;
     let document: Value = serde_json::from_str(&plan.stdout).unwrap();
-    assert_matches_schema(&world, &plan.stdout);
+    world.assert_matches_schema(&plan.stdout);
     let changes = document["changes"].as_array().unwrap();
     let named = |name: &str| changes.iter().filter(|c| c["name"] == name).collect::<Vec<_>>();
     assert_eq!(named("PrefectEcsTaskExecutionRole").len(), 1, "the role is one node");

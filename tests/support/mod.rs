@@ -468,6 +468,14 @@ impl World {
         self.prefect_get(&format!("/work_pools/{}", self.pool)).await
     }
 
+    /// Validates a plan `document` against `schemas/plan.v2.json` with Python's jsonschema.
+    pub fn assert_matches_schema(&self, document: &str) {
+        let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/plan.v2.json");
+        let script = "import json, sys, jsonschema\njsonschema.validate(json.loads(sys.argv[2]), json.load(open(sys.argv[1])))";
+        let output = self.python(script, &[schema.to_str().unwrap(), document]);
+        assert!(output.status.success(), "the plan does not match its schema: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
     /// Runs Python from the sandbox's virtualenv (Prefect's own client) against the server.
     pub fn python(&self, script: &str, args: &[&str]) -> Output {
         Command::new(&self.sandbox.python)
