@@ -228,7 +228,7 @@ async fn a_changed_image_is_one_new_revision_and_one_service_update_and_is_remem
 }
 
 #[tokio::test]
-async fn a_dry_run_writes_nothing_and_a_hybrid_pool_without_worker_says_how_to_start_one() {
+async fn a_dry_run_writes_nothing_and_a_hybrid_pool_without_worker_says_how_to_start_one_and_cannot_get_one_later() {
     let world = World::new("wrkdry").await;
     let marks = world.marks().await;
     let dry = create(&world, &["--dry-run"], true);
@@ -243,6 +243,14 @@ async fn a_dry_run_writes_nothing_and_a_hybrid_pool_without_worker_says_how_to_s
     assert_eq!(plain.code, 0, "{}", plain.all());
     assert!(plain.stdout.contains("pip install prefect-aws"), "{}", plain.stdout);
     assert!(plain.stdout.contains(&format!("prefect worker start --pool \"{}\" --type \"ecs\"", world.pool)), "{}", plain.stdout);
+
+    // A worker added later would leave the pool's user, key and block behind: refused, with how.
+    let marks = world.marks().await;
+    let later = run(&world, &["work-pool", "provision-infra", &world.pool, "--worker", "--yes"], false);
+    assert_eq!(later.code, 1, "{}", later.all());
+    assert!(later.stderr.contains("was provisioned without --worker, which replaces what it built for it (IAM user whose key"), "{}", later.stderr);
+    assert!(later.stderr.contains(&format!("pushpool work-pool deprovision {}", world.pool)), "{}", later.stderr);
+    world.assert_no_writes_since(marks).await;
 }
 
 #[tokio::test]

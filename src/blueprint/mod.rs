@@ -70,6 +70,8 @@ pub struct AddonUse {
     pub says: String,
     /// The clouds it brings that the pool type alone does not need.
     pub clouds: Vec<String>,
+    /// What the nodes it takes out of the pool type are for, in words ("IAM user whose key ...").
+    pub removes: Vec<String>,
 }
 
 /// A step the report prints after a successful apply: a `prefect.yaml` fragment, the command
@@ -179,6 +181,7 @@ impl RawBlueprint {
         }
         let clouds: Vec<String> = addon.clouds.into_iter().filter(|c| !self.clouds.contains(c)).collect();
         self.clouds.extend(clouds.iter().cloned());
+        let removes = self.nodes.iter().filter(|n| addon.removes.contains(&n.id)).map(|n| n.says.clone()).collect();
         self.remove(&addon.removes);
         for node in addon.nodes {
             match self.nodes.iter_mut().find(|n| n.id == node.id) {
@@ -188,7 +191,7 @@ impl RawBlueprint {
         }
         self.registry = self.registry.take().or(addon.registry);
         self.guides.extend(addon.guides);
-        Ok(AddonUse { says: addon.says.unwrap_or_default(), clouds })
+        Ok(AddonUse { says: addon.says.unwrap_or_default(), clouds, removes })
     }
 
     /// Leaves out the nodes `only_with` an attribute that `present` lacks.

@@ -43,7 +43,10 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
     if record.is_none() && Blueprint::offers_addons(&request.pool_type)? {
         record = Some(pool_record::read(&prefect.client, &request.name).await?);
     }
+    // Add-ons asked for now that the pool was provisioned without.
+    let mut added = Vec::new();
     if let Some(record) = record.flatten().filter(|r| r.pool_type == request.pool_type) {
+        added = request.addons.iter().filter(|a| !record.addons.contains(a)).cloned().collect();
         request.add_addons(record.addons);
         for (option, value) in record.options {
             request.options.entry(option).or_insert(value);
@@ -53,6 +56,7 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
     let contexts = contexts(&prefect.settings, &request);
     let present = |attr: &str| attr.split_once('.').is_some_and(|(context, attr)| contexts.get(context).is_some_and(|a| a.get(attr).is_some()));
     let blueprint = blueprint_for(&request, provision_infra, &present)?;
+    refuse_replacing_what_exists(&request, &blueprint, &added)?;
     let names = blueprint.names(&request.name, &target.names)?;
     let connect = blueprint.clouds.iter().map(|cloud| async {
         CloudContext::connect(cloud, &request.name, &target.scope).await.map_err(|error| needed_by_addon(error, &request.name, cloud, &blueprint))
@@ -97,6 +101,20 @@ fn contexts(settings: &PrefectSettings, request: &PoolRequest) -> BTreeMap<Strin
         .with("image", option("worker-image").unwrap_or(WORKER_IMAGE))
         .with("api_url", option("worker-api-url").unwrap_or(&settings.api_url));
     BTreeMap::from([("prefect".to_owned(), prefect), ("worker".to_owned(), worker)])
+}
+
+/// Refuses an add-on that takes nodes out (`--worker` replaces the IAM user, its key and the
+/// block) for a pool provisioned without it: what those nodes built would be left behind, in
+/// no graph any teardown plans.
+fn refuse_replacing_what_exists(request: &PoolRequest, blueprint: &Blueprint, added: &[String]) -> Result<()> {
+    if request.mode == PoolMode::Deprovision {
+        return Ok(());
+    }
+    let replacing = blueprint.addons.iter().find(|(addon, used)| added.contains(addon) && !used.removes.is_empty());
+    let Some((addon, used)) = replacing else { return Ok(()) };
+    let (name, flag) = (&request.name, addon_flag(addon));
+    let cause = format!("was provisioned without {flag}, which replaces what it built for it ({}): that would be left behind", used.removes.join("; "));
+    Err(Error::usage(format!("work pool '{name}'"), cause).fix(format!("tear it down first (`pushpool work-pool deprovision {name}`), then create it with {flag}")))
 }
 
 /// `error` connecting to `cloud`, saying which add-on needs the cloud when the pool type
