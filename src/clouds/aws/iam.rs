@@ -12,7 +12,7 @@ use super::context::AwsContext;
 use super::errors::{accept, aws_error, code};
 use super::once::create_once;
 use crate::engine::ownership::{decide, owned};
-use super::policy_doc::{describe_drift, parse_live, same};
+use super::policy_doc::{drift, parse_live, same};
 use crate::clock::unix_seconds;
 use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
@@ -524,10 +524,7 @@ impl Node for Policy {
             let (live, wanted) = (live?, self.wanted(&known?)?);
             let attrs = Attrs::new().with("name", self.name.as_str()).with("arn", arn.as_str());
             let Some((live, attached)) = live else { return Ok(Observation::create("missing", attrs)) };
-            let drift = match &wanted {
-                Resolved::Known(wanted) => (!same(&live, wanted)).then(|| describe_drift(&live, wanted)),
-                Resolved::Unknown(pending) => Some(format!("takes new values: {}", pending.join(", "))),
-            };
+            let drift = drift(&live, &wanted);
             let drifted = drift.is_some();
             let mut reasons: Vec<String> = drift.into_iter().collect();
             if !attached {

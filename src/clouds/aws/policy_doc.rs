@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 
+use crate::engine::reference::Resolved;
 use crate::error::{Error, Result};
 
 /// Parses a document as IAM returns it (URL-encoded JSON, or plain JSON from some emulators).
@@ -49,6 +50,15 @@ pub fn canonical(document: &Value) -> Value {
 /// True when the two documents grant the same.
 pub fn same(live: &Value, wanted: &Value) -> bool {
     canonical(live) == canonical(wanted)
+}
+
+/// Why the `live` document is not the `wanted` one (its references resolved as far as known),
+/// or None when they mean the same: the drift, or the values it takes after apply.
+pub fn drift(live: &Value, wanted: &Resolved) -> Option<String> {
+    match wanted {
+        Resolved::Known(wanted) => (!same(live, wanted)).then(|| describe_drift(live, wanted)),
+        Resolved::Unknown(pending) => Some(format!("takes new values: {}", pending.join(", "))),
+    }
 }
 
 /// What a reviewer needs to see of a drifted document: the actions it lacks and has extra.

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::context::AwsContext;
 use super::errors::{accept, aws_error, code};
-use super::policy_doc::{describe_drift, parse_live, same};
+use super::policy_doc::{drift, parse_live};
 use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
@@ -65,10 +65,9 @@ impl Node for RolePolicy {
             let (live, known) = futures::join!(self.live(), upstream.attrs_for(&self.document));
             let (live, wanted) = (live?, self.wanted(&known?)?);
             let Some(live) = live else { return Ok(Observation::create("missing", attrs)) };
-            Ok(match wanted {
-                Resolved::Unknown(pending) => Observation::update(format!("takes new values: {}", pending.join(", ")), attrs),
-                Resolved::Known(wanted) if same(&live, &wanted) => Observation::reuse("exists as wanted", attrs),
-                Resolved::Known(wanted) => Observation::update(describe_drift(&live, &wanted), attrs),
+            Ok(match drift(&live, &wanted) {
+                Some(why) => Observation::update(why, attrs),
+                None => Observation::reuse("exists as wanted", attrs),
             })
         }
         .boxed()
