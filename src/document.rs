@@ -345,6 +345,7 @@ mod tests {
             says: String::new(),
             after: vec![],
             pools: vec!["p".into()],
+            scope: String::new(),
         };
         Plan { goal: crate::engine::Goal::Provision, changes: vec![Change { info, observed: Arc::new(observed) }] }
     }

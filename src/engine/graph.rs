@@ -25,9 +25,20 @@ pub struct NodeInfo {
     pub after: Vec<String>,
     /// The pools that use this node: one, or several for a resource they share.
     pub pools: Vec<String>,
+    /// Where, within its cloud, the name is unique ("<account>/<region>", "<account>" for
+    /// IAM, the project, the subscription); empty for Prefect and the token clouds.
+    #[serde(skip)]
+    pub scope: String,
 }
 
 impl NodeInfo {
+    /// The resource's identity across pools and runs, "<kind>|<scope>|<name>": two pools
+    /// whose nodes have one key use one resource, whatever their types. None for what only
+    /// one pool can have (its block, its pool, a credential) or what has no scope.
+    pub fn key(&self) -> Option<String> {
+        (!self.scope.is_empty() && !self.name.is_empty()).then(|| format!("{}|{}|{}", self.kind, self.scope, self.name))
+    }
+
     /// The system the node belongs to, for grouping in the summary: "AWS", "Prefect", ...
     pub fn system(&self) -> &'static str {
         match self.kind.split('.').next().unwrap_or_default() {

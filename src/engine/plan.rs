@@ -61,15 +61,25 @@ impl Plan {
 /// once; it waits on its dependencies' observations only where its decision needs them.
 /// The first failure (in dependency order) is returned.
 pub async fn plan(graph: &Graph) -> Result<Plan> {
-    observe_all(graph, Goal::Provision, |node, upstream| async move { node.observe(&upstream).await }.boxed()).await
+    observe_all(graph, Goal::Provision, |_, node, upstream| async move { node.observe(&upstream).await }.boxed()).await
 }
 
 /// Observes every node for a teardown, as [`plan`] does for provisioning.
+/// A resource that another pool's record says it uses ([`NodeInfo::key`]) is kept, whatever
+/// that pool's type: the node kind alone sees only the references it knows to look for.
 pub async fn plan_teardown(graph: &Graph, teardown: &Teardown) -> Result<Plan> {
     let teardown = std::sync::Arc::new(teardown.clone());
-    observe_all(graph, Goal::Teardown, move |node, upstream| {
+    observe_all(graph, Goal::Teardown, move |info, node, upstream| {
         let teardown = teardown.clone();
-        async move { node.observe_teardown(&upstream, &teardown).await }.boxed()
+        async move {
+            let observed = node.observe_teardown(&upstream, &teardown).await?;
+            let used = info.key().filter(|_| observed.action == Action::Delete).and_then(|key| teardown.in_use([key.as_str()]));
+            Ok(match used {
+                Some(used) => Observation::keep(used, observed.attrs),
+                None => observed,
+            })
+        }
+        .boxed()
     })
     .await
 }
@@ -77,7 +87,7 @@ pub async fn plan_teardown(graph: &Graph, teardown: &Teardown) -> Result<Plan> {
 async fn observe_all(
     graph: &Graph,
     goal: Goal,
-    observe: impl Fn(NodeRef, Upstream) -> BoxFuture<'static, Result<Observation>>,
+    observe: impl Fn(NodeInfo, NodeRef, Upstream) -> BoxFuture<'static, Result<Observation>>,
 ) -> Result<Plan> {
     let mut shared: BTreeMap<String, SharedObservation> = BTreeMap::new();
     for entry in graph.entries() {
@@ -85,7 +95,7 @@ async fn observe_all(
             deps: entry.aliases.iter().map(|(local, id)| (local.clone(), shared[id].clone())).collect(),
             context: entry.context.clone(),
         };
-        let observation = observe(entry.node.clone(), upstream).map(|observed| observed.map(Arc::new));
+        let observation = observe(entry.info.clone(), entry.node.clone(), upstream).map(|observed| observed.map(Arc::new));
         shared.insert(entry.info.id.clone(), observation.boxed().shared());
     }
     let observed = join_all(graph.entries().iter().map(|e| shared[&e.info.id].clone())).await;

@@ -4,6 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+/// How many holders an "in use by" reason names before it counts the rest.
+pub const NAMED_HOLDERS: usize = 3;
+
 /// The options of a teardown and everything outside the pool being torn down that refers to
 /// a resource by id, name or ARN: the job variable defaults of the other work pools and the
 /// data of the other blocks. A node whose identifiers appear here is in use and kept.
@@ -41,10 +44,21 @@ impl Teardown {
         holders.into_iter().cloned().collect()
     }
 
-    /// "in use by pool 'b', block 'c'" when something refers to any of `identifiers`.
+    /// "in use by pool 'b', block 'c'" when something refers to any of `identifiers`; past
+    /// [`NAMED_HOLDERS`], the first ones and how many more ("and 13 more"), so that a role
+    /// sixteen pools share takes one line of the summary, not sixteen.
     pub fn in_use<'a>(&self, identifiers: impl IntoIterator<Item = &'a str>) -> Option<String> {
         let holders = self.holders(identifiers);
-        (!holders.is_empty()).then(|| format!("in use by {}", holders.join(", ")))
+        (!holders.is_empty()).then(|| format!("in use by {}", summarise(&holders)))
+    }
+}
+
+/// `holders` for a reason: all of them up to [`NAMED_HOLDERS`], else the first ones and how
+/// many more.
+pub fn summarise(holders: &[String]) -> String {
+    match holders.len().checked_sub(NAMED_HOLDERS) {
+        Some(more) if more > 0 => format!("{} and {more} more", holders[..NAMED_HOLDERS].join(", ")),
+        _ => holders.join(", "),
     }
 }
 
@@ -65,5 +79,16 @@ mod tests {
         assert_eq!(teardown.holders(["c", "s-1"]), ["pool 'b'", "pool 'c'"]);
         assert_eq!(teardown.in_use(["AKIA2", "3"]), None);
         assert_eq!(teardown.in_use(["AKIA1"]).as_deref(), Some("in use by block 'k'"));
+    }
+
+    #[test]
+    fn long_lists_of_holders_are_summarised() {
+        let mut teardown = Teardown::new(false, false);
+        for i in 0..16 {
+            teardown.add_references(&format!("pool 'p{i:02}'"), &json!({"role": "r"}));
+        }
+        assert_eq!(teardown.in_use(["r"]).as_deref(), Some("in use by pool 'p00', pool 'p01', pool 'p02' and 13 more"));
+        teardown.add_references("pool 'q'", &json!("s"));
+        assert_eq!(teardown.in_use(["s"]).as_deref(), Some("in use by pool 'q'"));
     }
 }

@@ -110,6 +110,7 @@ fn info(id: &str, after: &[&str]) -> NodeInfo {
         says: String::new(),
         after: after.iter().map(|s| s.to_string()).collect(),
         pools: vec!["pool".into()],
+        scope: String::new(),
     }
 }
 

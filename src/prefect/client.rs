@@ -167,6 +167,12 @@ impl PrefectClient {
         self.api.get_optional(&path, &format!("block '{slug}/{name}'")).await
     }
 
+    /// The block document with id `id` (secret fields obfuscated), as job variables
+    /// reference it.
+    pub async fn block_document_by_id(&self, id: &str) -> Result<Option<BlockDocument>> {
+        self.api.get_optional(&format!("/block_documents/{}", encode(id)), &format!("block document {id}")).await
+    }
+
     /// The value of the variable `name`, if it exists.
     pub async fn variable(&self, name: &str) -> Result<Option<Value>> {
         let found = self.api.send_optional(Method::GET, &format!("/variables/name/{}", encode(name)), None, &format!("Prefect variable {name}")).await?;

@@ -19,6 +19,11 @@ impl Records {
         Self { tag }
     }
 
+    /// The tag every record of this kind carries, by which they are listed.
+    pub const fn tag(&self) -> &'static str {
+        self.tag
+    }
+
     /// The variable of the record about `key`: Prefect takes lowercase letters, digits and
     /// underscores, so the name is the key in that alphabet plus a hash of the exact key
     /// (`My-Pool` and `my_pool` differ).

@@ -30,6 +30,9 @@ pub struct PoolPlan {
     pub clouds: Vec<CloudContext>,
     /// The `prefect` and `worker` contexts' attributes.
     pub contexts: BTreeMap<String, Attrs>,
+    /// Where the clouds' place came from, for the plan header ("from the pool's record");
+    /// None for a new pool, placed by the flags and the clouds' defaults.
+    pub place_source: Option<String>,
 }
 
 impl PoolPlan {
@@ -117,6 +120,7 @@ pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph>
                 says: spec.says.clone(),
                 after: aliases.values().cloned().collect(),
                 pools: vec![pool.request.name.clone()],
+                scope: pool.scope(spec),
             };
             index.insert(id.clone(), entries.len());
             let mut entry = Entry::new(info, node, pool.context());

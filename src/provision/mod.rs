@@ -11,6 +11,7 @@
 mod flows;
 pub mod graph;
 mod guides;
+mod place;
 mod pools_file;
 mod registry;
 mod resolve;

@@ -9,47 +9,55 @@ use serde_json::Value;
 
 use super::Target;
 use super::graph::PoolPlan;
+use super::place::Place;
 use super::teardown;
 use crate::blueprint::{Blueprint, Kind, NodeSpec, addon_flag, kinds};
-use crate::clouds::CloudContext;
+use crate::clouds::{CloudContext, Scope};
 use crate::engine::Attrs;
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
-use crate::prefect::pool_record;
+use crate::prefect::client::WorkPool;
+use crate::prefect::pool_record::{self, PoolRecord};
 use crate::prefect::profile::DEFAULT_POOL_KEY;
 use crate::prefect::settings::PrefectSettings;
 use crate::request::{PoolMode, PoolRequest};
 
 /// Reads what a target needs before its graph can be built: the pool's type for
-/// `provision-infra` and a teardown, the blueprint, the names, and then the clouds the
-/// blueprint names, and only those.
+/// `provision-infra` and a teardown, its record, the blueprint, the names, the pool's place,
+/// and then the clouds the blueprint names, and only those, connected there.
 pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, provision_infra: bool) -> Result<PoolPlan> {
     let mut request = target.request.clone();
-    // The pool's record, once read (a teardown of a pool that is gone reads it for the type).
-    let mut record = None;
+    // A new or listed pool whose place nobody asked for connects where the shell's defaults
+    // say while Prefect is read: the common case costs no round trip, and a record that says
+    // otherwise connects again there. A flag waits for the record, which may refuse it.
+    let speculate = matches!(request.mode, PoolMode::Create { .. } | PoolMode::Ensure) && provision_infra && target.scope == Scope::default();
+    let speculative = async {
+        match speculate {
+            true => connect_all(&speculative_clouds(&request), &request.name, &Scope::default()).await,
+            false => Vec::new(),
+        }
+    };
+    let ((pool, record), speculative) = futures::join!(known(prefect, &request, provision_infra), speculative);
+    let (pool, record) = (pool?, record?);
     match request.mode {
-        PoolMode::Deprovision => (request.pool_type, record) = teardown::pool_type(prefect, &request.name, &request.pool_type).await?,
+        PoolMode::Deprovision => request.pool_type = teardown::pool_type(prefect, &request.name, &request.pool_type, pool.as_ref(), record.as_ref()).await?,
         PoolMode::ProvisionInfra => {
-            let pool = prefect.work_pool(&request.name).await?.ok_or_else(|| {
+            let pool = pool.as_ref().ok_or_else(|| {
                 Error::usage(format!("work pool '{}'", request.name), "does not exist")
                     .fix(format!("create it with `pushpool work-pool create {} --type TYPE --provision-infra`", request.name))
             })?;
-            request.pool_type = pool.pool_type;
+            request.pool_type = pool.pool_type.clone();
         }
         PoolMode::Create { .. } | PoolMode::Ensure => {}
     }
     // The add-ons a pool was provisioned with stay: a run without the flag builds them too.
-    // Only a type that has add-ons needs its record read.
-    if record.is_none() && Blueprint::offers_addons(&request.pool_type)? {
-        record = Some(pool_record::read(&prefect.client, &request.name).await?);
-    }
-    // Add-ons asked for now that the pool was provisioned without.
+    let record = record.filter(|r| r.pool_type == request.pool_type);
     let mut added = Vec::new();
-    if let Some(record) = record.flatten().filter(|r| r.pool_type == request.pool_type) {
+    if let Some(record) = &record {
         added = request.addons.iter().filter(|a| !record.addons.contains(a)).cloned().collect();
-        request.add_addons(record.addons);
-        for (option, value) in record.options {
-            request.options.entry(option).or_insert(value);
+        request.add_addons(record.addons.clone());
+        for (option, value) in &record.options {
+            request.options.entry(option.clone()).or_insert(value.clone());
         }
     }
     request.check_options()?;
@@ -58,11 +66,72 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
     let blueprint = blueprint_for(&request, provision_infra, &present)?;
     refuse_replacing_what_exists(&request, &blueprint, &added)?;
     let names = blueprint.names(&request.name, &target.names)?;
-    let connect = blueprint.clouds.iter().map(|cloud| async {
-        CloudContext::connect(cloud, &request.name, &target.scope).await.map_err(|error| needed_by_addon(error, &request.name, cloud, &blueprint))
-    });
-    let clouds = futures::future::try_join_all(connect).await?;
-    Ok(PoolPlan { request, blueprint, names, clouds, contexts })
+    // Where the pool lives: its record's place, else what the pool holds, else the flags and
+    // the clouds' defaults.
+    let place = match (&record, &pool) {
+        _ if blueprint.clouds.is_empty() => None,
+        (Some(record), _) if !record.places.is_empty() => Place::recorded(&record.places),
+        (_, Some(pool)) => Place::held(prefect, pool).await?,
+        _ => None,
+    };
+    let scope = match &place {
+        Some(place) => place.scope(&target.scope, &request.name)?,
+        None => target.scope.clone(),
+    };
+    let mut clouds = Vec::new();
+    let mut speculative = speculative;
+    for cloud in &blueprint.clouds {
+        let guessed = speculative.iter().position(|(name, _)| name == cloud).map(|at| speculative.swap_remove(at).1);
+        let connected = match guessed {
+            // No place to keep to: what the defaults gave, failure included.
+            Some(result) if place.is_none() => result,
+            Some(Ok(context)) if place.as_ref().is_some_and(|p| p.fits(&context)) => Ok(context),
+            _ => CloudContext::connect(cloud, &request.name, &scope).await,
+        };
+        let context = connected.map_err(|error| needed_by_addon(error, &request.name, cloud, &blueprint))?;
+        if let Some(place) = &place {
+            place.check(&context, &request.name)?;
+        }
+        clouds.push(context);
+    }
+    let place_source = describe_source(place.as_ref(), pool.is_some() || record.is_some(), &blueprint);
+    Ok(PoolPlan { request, blueprint, names, clouds, contexts, place_source })
+}
+
+/// What Prefect knows of the pool, read at once: the pool (read once per run, so the pool's
+/// node does not read it again) and its record, which only a run that builds in a cloud, or
+/// a type with add-ons, needs.
+async fn known(prefect: &PrefectContext, request: &PoolRequest, provision_infra: bool) -> (Result<Option<WorkPool>>, Result<Option<PoolRecord>>) {
+    let needs_record = provision_infra || !matches!(request.mode, PoolMode::Create { .. } | PoolMode::Ensure) || Blueprint::offers_addons(&request.pool_type).unwrap_or(false);
+    let record = async {
+        match needs_record {
+            true => pool_record::read(&prefect.client, &request.name).await,
+            false => Ok(None),
+        }
+    };
+    futures::join!(prefect.work_pool(&request.name), record)
+}
+
+/// The clouds a request's own blueprint names, before its record is read: what a speculative
+/// connection may reach. None for what does not resolve (the run's own error says why, later).
+fn speculative_clouds(request: &PoolRequest) -> Vec<String> {
+    Blueprint::for_pool(&request.pool_type, &request.addons, &|_| true).ok().flatten().map(|b| b.clouds).unwrap_or_default()
+}
+
+/// Connects each of `clouds` for `pool` in `scope`, at once, keeping each outcome.
+async fn connect_all(clouds: &[String], pool: &str, scope: &Scope) -> Vec<(String, Result<CloudContext>)> {
+    let connects = clouds.iter().map(|cloud| async move { (cloud.clone(), CloudContext::connect(cloud, pool, scope).await) });
+    futures::future::join_all(connects).await
+}
+
+/// Where the header says the pool's place came from: its record, what it holds, or, for a
+/// pool that exists yet says nothing of it, the shell's defaults. Nothing for a new pool.
+fn describe_source(place: Option<&Place>, exists: bool, blueprint: &Blueprint) -> Option<String> {
+    match place {
+        Some(place) => Some(format!("from {}", place.source)),
+        None if exists && !blueprint.clouds.is_empty() => Some("from the flags and the defaults: the pool says nothing of where it lives".to_owned()),
+        None => None,
+    }
 }
 
 /// Why tasks in a VPC may not reach `url`: a loopback or private address (or no URL at all).

@@ -13,7 +13,7 @@ use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::lock::{ApplyLock, LEASE_SECONDS, Markers};
-use crate::prefect::pool_record;
+use crate::prefect::pool_record::{self, PoolRecord};
 use crate::prefect::settings::{ProcessEnv, discover};
 use crate::request::check_pool_name;
 use crate::ui::{Console, PlanHeader};
@@ -33,13 +33,14 @@ impl Session {
     /// (concurrently), and builds the graph. Fails, before any write, on bad input or unusable
     /// credentials; with several pools, the error names the pools whose clouds failed.
     pub async fn open(targets: Vec<Target>, provision_infra: bool) -> Result<Self> {
-        for (i, target) in targets.iter().enumerate() {
-            check_pool_name(&target.request.name)?;
-            if targets[..i].iter().any(|t| t.request.name == target.request.name) {
-                return Err(Error::usage(format!("work pool '{}'", target.request.name), "is listed twice").fix("list each pool once"));
-            }
-        }
+        check_names(&targets)?;
         let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
+        Self::open_with(prefect, targets, provision_infra).await
+    }
+
+    /// [`Session::open`] with the Prefect API already resolved (a teardown reads it first),
+    /// for targets whose names [`check_names`] passed.
+    pub async fn open_with(prefect: Arc<PrefectContext>, targets: Vec<Target>, provision_infra: bool) -> Result<Self> {
         // No separate API check: every run reads Prefect (the pool, the apply markers) before
         // any write, and a refused key or a server that is down fails those reads with the same
         // clear error. The markers are read beside the pools, before any other resource (see
@@ -99,12 +100,27 @@ impl Session {
         keys
     }
 
-    /// Who and where the plan is for.
+    /// Who and where the plan is for, each place with where it came from when the pools say
+    /// ("from the pool's record").
     pub fn header(&self) -> PlanHeader {
+        let described = |target: &TargetDoc| {
+            let mut sources: Vec<&str> = self
+                .pools
+                .iter()
+                .filter(|pool| pool.clouds.iter().any(|cloud| &cloud.target() == target))
+                .filter_map(|pool| pool.place_source.as_deref())
+                .collect();
+            sources.sort();
+            sources.dedup();
+            match sources.as_slice() {
+                [] => target.describe(),
+                sources => format!("{} ({})", target.describe(), sources.join("; ")),
+            }
+        };
         PlanHeader {
             pools: self.pools.iter().map(|p| (p.request.name.clone(), p.request.pool_type.clone())).collect(),
             prefect: self.prefect.client.api_url().to_owned(),
-            targets: self.target_docs().iter().map(TargetDoc::describe).collect(),
+            targets: self.target_docs().iter().map(described).collect(),
         }
     }
 
@@ -143,7 +159,7 @@ impl Session {
     pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
         let keys = self.lock_keys();
         let lock = ApplyLock::acquire(&self.prefect.client, &keys, &self.markers, &|text| console.note(text)).await?;
-        if let Err(error) = self.record_types(plan).await {
+        if let Err(error) = self.record_pools(plan).await {
             let _ = lock.release(false).await;
             return Err(error);
         }
@@ -181,19 +197,42 @@ impl Session {
 }
 
 impl Session {
-    /// Before a provisioning writes anything: records the type of each pool that builds cloud
-    /// resources (see [`pool_record`]), so that a teardown finds them even without the pool.
-    async fn record_types(&self, plan: &Plan) -> Result<()> {
+    /// Before a provisioning writes anything: records each pool that builds cloud resources
+    /// (see [`pool_record`]): its type, where it lives and what it uses, so that a teardown
+    /// finds them even without the pool, every later run works there, and a teardown of
+    /// another pool keeps what this one uses.
+    async fn record_pools(&self, plan: &Plan) -> Result<()> {
         if plan.goal != engine::Goal::Provision {
             return Ok(());
         }
         let building = self.pools.iter().filter(|pool| !pool.clouds.is_empty() && pool.blueprint.builds_in_clouds());
         let records = building.map(|pool| {
             let request = &pool.request;
-            pool_record::ensure(&self.prefect.client, &request.name, &request.pool_type, &request.addons, &request.options)
+            let mut uses: Vec<String> =
+                self.graph.entries().iter().filter(|e| e.info.pools.contains(&request.name)).filter_map(|e| e.info.key()).collect();
+            uses.sort();
+            let record = PoolRecord {
+                pool_type: request.pool_type.clone(),
+                addons: request.addons.clone(),
+                options: request.options.clone(),
+                places: pool.clouds.iter().filter(|c| c.lock_scope().is_some()).map(CloudContext::target).collect(),
+                uses,
+            };
+            async move { pool_record::ensure(&self.prefect.client, &request.name, &record).await }
         });
         futures::future::try_join_all(records).await.map(drop)
     }
+}
+
+/// Refuses a pool name Prefect would refuse, and a pool listed twice.
+pub(super) fn check_names(targets: &[Target]) -> Result<()> {
+    for (i, target) in targets.iter().enumerate() {
+        check_pool_name(&target.request.name)?;
+        if targets[..i].iter().any(|t| t.request.name == target.request.name) {
+            return Err(Error::usage(format!("work pool '{}'", target.request.name), "is listed twice").fix("list each pool once"));
+        }
+    }
+    Ok(())
 }
 
 /// Each pool's resolution, or an error naming every pool that failed and why: with several

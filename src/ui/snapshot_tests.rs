@@ -19,6 +19,7 @@ fn change(id: &str, kind: &str, label: &str, name: &str, action: Action, reason:
         says: String::new(),
         after: vec![],
         pools: vec!["my-ecs-pool".into()],
+        scope: String::new(),
     };
     Change { info, observed: Arc::new(Observation { action, reason: reason.into(), attrs }) }
 }

@@ -41,6 +41,17 @@ pub fn accounts_in(value: &Value) -> BTreeSet<String> {
     }
 }
 
+/// The regions named anywhere in `value` by regional ARNs (`arn:aws:ecs:<region>:…`; IAM's
+/// name none): what tells where a pool Prefect's own CLI made has its resources.
+pub fn regions_in(value: &Value) -> BTreeSet<String> {
+    match value {
+        Value::String(text) => text.strip_prefix("arn:").and_then(|arn| arn.split(':').nth(2)).filter(|r| !r.is_empty()).map(str::to_owned).into_iter().collect(),
+        Value::Array(items) => items.iter().flat_map(regions_in).collect(),
+        Value::Object(fields) => fields.values().flat_map(regions_in).collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
 /// Builds the AWS node of `spec`, returning its display name and implementation.
 /// `names` holds every node's resolved name, for nodes that name another (a policy's user).
 pub fn build(
