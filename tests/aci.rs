@@ -10,7 +10,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::World;
-use support::azure::AzureWorld;
+use support::azure::{AzureCall, AzureWorld};
 
 const CREATE: &[&str] = &["work-pool", "create", "{pool}", "--type", "azure-container-instance:push", "--provision-infra", "--yes"];
 
@@ -246,4 +246,41 @@ async fn a_hybrid_aci_pool_gets_the_workers_template_with_the_same_defaults() {
     assert!(defaults["image_registry"]["registry_url"].as_str().is_some_and(|u| u.ends_with(".azurecr.io")));
     assert!(pool["base_job_template"]["job_configuration"].as_object().is_some_and(|c| !c.is_empty()), "the worker's own template");
     azure.fake.assert_no_violations(&azure).await;
+}
+
+#[tokio::test]
+async fn a_pool_made_in_another_subscription_is_rerun_and_torn_down_there() {
+    let world = World::new("aciplace").await;
+    let azure = AzureWorld::new("aciplace").await;
+    // The profile's default is subscriptions[1]; the pool goes to the other one, in westeurope.
+    let elsewhere = azure.subscriptions.iter().find(|s| s.id != azure.subscription.id).unwrap().clone();
+    let mut create = world.args(CREATE);
+    create.extend(["--subscription", elsewhere.id.as_str(), "--location", "westeurope"]);
+    world.run_azure(&azure, &create).ok();
+    assert_eq!(elsewhere.state().await["resourceGroups"][0]["location"], "westeurope");
+    let default_calls = azure.subscription.calls().await.len();
+
+    // Later runs without flags work in the pool's subscription: the default one is not even read.
+    let marks = world.marks().await;
+    let before = elsewhere.calls().await.len();
+    let rerun = world.run_azure(&azure, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    rerun.ok();
+    assert!(rerun.stdout.contains("Nothing to change"), "{}", rerun.all());
+    world.assert_no_writes_since(marks).await;
+    let writes: Vec<AzureCall> = elsewhere.calls().await.into_iter().skip(before).filter(|c| c.method != "GET").collect();
+    assert!(writes.is_empty(), "{:?}", writes.iter().map(AzureCall::name).collect::<Vec<_>>());
+    assert_eq!(azure.subscription.calls().await.len(), default_calls, "the default subscription untouched");
+
+    // The default subscription asked for by flag is refused, naming both places.
+    let moved = world.run_azure(&azure, &["work-pool", "provision-infra", &world.pool, "--subscription", &azure.subscription.id, "--yes"]);
+    assert_eq!(moved.code, 1, "{}", moved.all());
+    assert!(moved.stderr.contains(&format!("subscription {}", elsewhere.id)) && moved.stderr.contains("(from the pool's record)"), "{}", moved.stderr);
+    assert!(moved.stderr.contains(&format!("--subscription {} names another place", azure.subscription.id)), "{}", moved.stderr);
+    assert_eq!(azure.subscription.calls().await.len(), default_calls, "refused before any read");
+
+    let down = world.run_azure(&azure, &["work-pool", "deprovision", &world.pool, "--yes"]);
+    down.ok();
+    assert!(down.stdout.contains(&format!("Azure subscription {}", elsewhere.id)), "{}", down.stdout);
+    assert_eq!(elsewhere.state().await["resourceGroups"], json!([]), "torn down where it lives");
+    assert_eq!(azure.subscription.calls().await.len(), default_calls, "the default subscription untouched");
 }

@@ -479,3 +479,37 @@ async fn a_provisioning_killed_before_the_pool_existed_is_torn_down_without_its_
     assert_eq!(again.code, 1, "{}", again.all());
     assert!(again.all().contains("--type"), "{}", again.all());
 }
+
+#[tokio::test]
+async fn a_pool_made_in_another_project_and_region_is_rerun_and_torn_down_there() {
+    let world = World::new("crplace").await;
+    let gcp = GcpWorld::new("crplace").await;
+    let home = &gcp.project;
+    let mut create = world.args(CREATE_V2);
+    create.extend(["--region", "europe-west1"]);
+    world.run_gcp(&gcp, &create).ok();
+    assert!(home.repository_labels("europe-west1", "prefect-images").await.is_some());
+
+    // gcloud now points at another project and region: the pool stays where it is.
+    let other = gcp.fake.project("crother").await;
+    gcp.write_gcloud_config(Some(&other.id), Some("asia-east1"));
+    let (mark, marks) = (home.mark().await, world.marks().await);
+    let rerun = world.run_gcp(&gcp, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    rerun.ok();
+    assert!(rerun.stdout.contains("Nothing to change"), "{}", rerun.all());
+    assert_eq!(home.writes_since(mark).await, Vec::<String>::new());
+    world.assert_no_writes_since(marks).await;
+    assert!(other.calls().await.is_empty(), "gcloud's project is not the pool's: not one call");
+
+    let moved = world.run_gcp(&gcp, &["work-pool", "provision-infra", &world.pool, "--project", &other.id, "--yes"]);
+    assert_eq!(moved.code, 1, "{}", moved.all());
+    assert!(moved.stderr.contains(&format!("project {}, region europe-west1 (from the pool's record)", home.id)), "{}", moved.stderr);
+    assert!(moved.stderr.contains(&format!("--project {} names another place", other.id)), "{}", moved.stderr);
+
+    let down = world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--yes"]);
+    down.ok();
+    assert!(down.stdout.contains(&format!("Google Cloud project {}, region europe-west1", home.id)), "{}", down.stdout);
+    assert!(home.repository_labels("europe-west1", "prefect-images").await.is_none(), "torn down where it lives");
+    assert!(other.calls().await.is_empty(), "gcloud's project untouched");
+    gcp.fake.assert_no_violations(home).await;
+}

@@ -182,7 +182,8 @@ print(json.dumps({"key": creds.aws_access_key_id, "secret": creds.aws_secret_acc
     let mut prefect_reads = reads(world.prefect.calls().await, marks.1);
     // The markers of every test's applies share the sandbox's server: their list may take pages.
     prefect_reads.dedup();
-    assert_eq!(prefect_reads.len(), 3, "the pool, the block and the apply markers: {prefect_reads:?}");
+    // The pool's record (where it lives) is read beside the pool, while AWS is connected.
+    assert_eq!(prefect_reads.len(), 4, "the pool, its record, the block and the apply markers: {prefect_reads:?}");
     assert_eq!(docker_calls(&world.docker_log()).iter().filter(|c| c["argv"][0] == "login").count(), 1);
     assert_eq!(aws.vpcs_named("prefect-ecs-vpc").await.len(), 1, "no second VPC");
     assert_eq!(aws.access_keys(USER).await, [key_id], "no extra key");

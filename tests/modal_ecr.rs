@@ -461,3 +461,28 @@ async fn a_run_killed_at_any_write_converges_on_a_rerun() {
     }
     assert!(k > 8, "a fresh run makes more than 8 writes, each a kill point ({k})");
 }
+
+#[tokio::test]
+async fn a_repository_a_modal_pool_shares_with_an_ecs_pool_stays_until_the_last_of_them_is_torn_down() {
+    for modal_first in [true, false] {
+        let modal = ModalWorld::new(if modal_first { "mshare" } else { "mshare2" }).await;
+        let world = &modal.world;
+        let ecs = format!("{}-ecs", world.pool);
+        modal.create(&["--yes"]).ok();
+        modal.run(&["work-pool", "create", &ecs, "--type", "ecs:push", "--provision-infra", "--yes"]).ok();
+        let repositories = || async {
+            let listed = world.clients().await.ecr.describe_repositories().send().await.unwrap();
+            listed.repositories().iter().filter_map(|r| r.repository_name()).map(str::to_owned).collect::<Vec<_>>()
+        };
+        assert_eq!(repositories().await, ["prefect-flows"], "one repository for both pools");
+        let (first, last) = if modal_first { (world.pool.clone(), ecs.clone()) } else { (ecs.clone(), world.pool.clone()) };
+        // Neither pool's job variables name the repository: the other pool's record does.
+        let down = modal.run(&["work-pool", "deprovision", &first, "--yes"]);
+        down.ok();
+        assert!(down.stdout.contains(&format!("in use by pool '{last}'")), "{}", down.stdout);
+        assert_eq!(repositories().await, ["prefect-flows"], "kept for '{last}'");
+        let down = modal.run(&["work-pool", "deprovision", &last, "--yes"]);
+        down.ok();
+        assert_eq!(repositories().await, Vec::<String>::new(), "the last pool's teardown deletes it:\n{}", down.stdout);
+    }
+}

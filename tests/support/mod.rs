@@ -555,9 +555,13 @@ pub async fn fresh_account(moto: &str) -> Account {
 }
 
 async fn base_config(moto: &str, key: &str, secret: &str, token: Option<&str>) -> aws_config::SdkConfig {
+    base_config_in(moto, key, secret, token, "us-east-1").await
+}
+
+async fn base_config_in(moto: &str, key: &str, secret: &str, token: Option<&str>, region: &str) -> aws_config::SdkConfig {
     let credentials = aws_sdk_sts::config::Credentials::new(key, secret, token.map(str::to_owned), None, "pushpool-tests");
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
+        .region(aws_config::Region::new(region.to_owned()))
         .endpoint_url(moto)
         .credentials_provider(credentials)
         .load()
@@ -575,7 +579,12 @@ pub struct Clients {
 }
 
 pub async fn clients(moto: &str, account: &Account) -> Clients {
-    let config = base_config(moto, &account.access_key, &account.secret_key, account.session_token.as_deref()).await;
+    clients_in(moto, account, "us-east-1").await
+}
+
+/// SDK clients of one account in `region`, straight to moto.
+pub async fn clients_in(moto: &str, account: &Account, region: &str) -> Clients {
+    let config = base_config_in(moto, &account.access_key, &account.secret_key, account.session_token.as_deref(), region).await;
     Clients {
         iam: aws_sdk_iam::Client::new(&config),
         ec2: aws_sdk_ec2::Client::new(&config),
