@@ -422,6 +422,12 @@ pub struct ProfileSetting {
 }
 
 impl Kind {
+    /// Whether the resource is a credential minted for one block (an access key, a service
+    /// account key, a client secret): another pool never shares it, whatever its owner's name.
+    pub fn held_by_one_block(&self) -> bool {
+        matches!(self, Kind::AwsIamAccessKey(_) | Kind::GcpServiceAccountKey(_) | Kind::AzureClientSecret(_))
+    }
+
     /// The kind's name, `<system>.<resource>`.
     pub fn name(&self) -> &'static str {
         match self {

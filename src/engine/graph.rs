@@ -26,7 +26,8 @@ pub struct NodeInfo {
     /// The pools that use this node: one, or several for a resource they share.
     pub pools: Vec<String>,
     /// Where, within its cloud, the name is unique ("<account>/<region>", "<account>" for
-    /// IAM, the project, the subscription); empty for Prefect and the token clouds.
+    /// IAM, the project, the subscription); empty for Prefect, the token clouds and a
+    /// credential minted for one block, which no other pool can share.
     #[serde(skip)]
     pub scope: String,
 }

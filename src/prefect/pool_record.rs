@@ -86,9 +86,9 @@ pub async fn read_all(client: &PrefectClient) -> Result<BTreeMap<String, PoolRec
         .collect())
 }
 
-/// Makes `pool`'s record say `record`, unless it already does.
-pub async fn ensure(client: &PrefectClient, pool: &str, record: &PoolRecord) -> Result<()> {
-    RECORDS.ensure(client, pool, &record.to_value(pool)).await
+/// Makes `pool`'s record, read as `existing`, say `record`: nothing when it already does.
+pub async fn put(client: &PrefectClient, pool: &str, record: &PoolRecord, existing: Option<&PoolRecord>) -> Result<()> {
+    RECORDS.put(client, pool, &record.to_value(pool), existing.map(|e| e.to_value(pool)).as_ref()).await
 }
 
 /// Deletes `pool`'s record (a missing one is fine).

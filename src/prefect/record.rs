@@ -41,9 +41,16 @@ impl Records {
 
     /// Makes the record about `key` say `wanted`, unless it already does.
     pub async fn ensure(&self, client: &PrefectClient, key: &str, wanted: &Value) -> Result<()> {
+        let existing = client.variable(&self.variable_name(key)).await?;
+        self.put(client, key, wanted, existing.as_ref()).await
+    }
+
+    /// Makes the record about `key`, read as `existing`, say `wanted`: nothing when it already
+    /// does. A record made since it was read is set all the same.
+    pub async fn put(&self, client: &PrefectClient, key: &str, wanted: &Value, existing: Option<&Value>) -> Result<()> {
         let name = self.variable_name(key);
-        match client.variable(&name).await? {
-            Some(value) if &value == wanted => Ok(()),
+        match existing {
+            Some(value) if value == wanted => Ok(()),
             Some(_) => client.set_variable(&name, wanted).await,
             None => {
                 if !client.create_variable(&name, wanted, &[self.tag]).await? {

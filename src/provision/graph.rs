@@ -16,6 +16,7 @@ use crate::engine::{Attrs, Entry, Graph, NodeInfo, NodeRef};
 use crate::error::{Error, Result};
 use crate::prefect::context::PrefectContext;
 use crate::prefect::nodes;
+use crate::prefect::pool_record::PoolRecord;
 use crate::request::{PoolRequest, check_block_name};
 
 /// One pool of a run, resolved: what is asked, its blueprint and names, and its clouds.
@@ -33,6 +34,9 @@ pub struct PoolPlan {
     /// Where the clouds' place came from, for the plan header ("from the pool's record");
     /// None for a new pool, placed by the flags and the clouds' defaults.
     pub place_source: Option<String>,
+    /// The pool's record as the run read it (see [`pool_record`](crate::prefect::pool_record)):
+    /// an apply writes it only where it differs, without reading it again.
+    pub recorded: Option<PoolRecord>,
 }
 
 impl PoolPlan {
@@ -120,7 +124,8 @@ pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph>
                 says: spec.says.clone(),
                 after: aliases.values().cloned().collect(),
                 pools: vec![pool.request.name.clone()],
-                scope: pool.scope(spec),
+                // A credential is one block's: no other pool's record may keep it.
+                scope: if spec.kind.held_by_one_block() { String::new() } else { pool.scope(spec) },
             };
             index.insert(id.clone(), entries.len());
             let mut entry = Entry::new(info, node, pool.context());

@@ -51,6 +51,7 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
         PoolMode::Create { .. } | PoolMode::Ensure => {}
     }
     // The add-ons a pool was provisioned with stay: a run without the flag builds them too.
+    let recorded = record.clone();
     let record = record.filter(|r| r.pool_type == request.pool_type);
     let mut added = Vec::new();
     if let Some(record) = &record {
@@ -95,7 +96,7 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
         clouds.push(context);
     }
     let place_source = describe_source(place.as_ref(), pool.is_some() || record.is_some(), &blueprint);
-    Ok(PoolPlan { request, blueprint, names, clouds, contexts, place_source })
+    Ok(PoolPlan { request, blueprint, names, clouds, contexts, place_source, recorded })
 }
 
 /// What Prefect knows of the pool, read at once: the pool (read once per run, so the pool's

@@ -159,7 +159,9 @@ impl Session {
     pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
         let keys = self.lock_keys();
         let lock = ApplyLock::acquire(&self.prefect.client, &keys, &self.markers, &|text| console.note(text)).await?;
-        if let Err(error) = self.record_pools(plan).await {
+        // Every record is written once the apply holds the lock (a refused run writes
+        // nothing) and before the first cloud write, over what the run read: no read again.
+        if let Err(error) = self.write_records(&self.records(plan)).await {
             let _ = lock.release(false).await;
             return Err(error);
         }
@@ -197,13 +199,13 @@ impl Session {
 }
 
 impl Session {
-    /// Before a provisioning writes anything: records each pool that builds cloud resources
-    /// (see [`pool_record`]): its type, where it lives and what it uses, so that a teardown
-    /// finds them even without the pool, every later run works there, and a teardown of
-    /// another pool keeps what this one uses.
-    async fn record_pools(&self, plan: &Plan) -> Result<()> {
+    /// What a provisioning records of each pool that builds cloud resources (see
+    /// [`pool_record`]): its type, where it lives and what it uses, so that a teardown finds
+    /// them even without the pool, every later run works there, and a teardown of another
+    /// pool keeps what this one uses. Only the pools whose record would change.
+    fn records(&self, plan: &Plan) -> Vec<(&PoolPlan, PoolRecord)> {
         if plan.goal != engine::Goal::Provision {
-            return Ok(());
+            return Vec::new();
         }
         let building = self.pools.iter().filter(|pool| !pool.clouds.is_empty() && pool.blueprint.builds_in_clouds());
         let records = building.map(|pool| {
@@ -218,9 +220,15 @@ impl Session {
                 places: pool.clouds.iter().filter(|c| c.lock_scope().is_some()).map(CloudContext::target).collect(),
                 uses,
             };
-            async move { pool_record::ensure(&self.prefect.client, &request.name, &record).await }
+            (pool, record)
         });
-        futures::future::try_join_all(records).await.map(drop)
+        records.filter(|(pool, record)| pool.recorded.as_ref() != Some(record)).collect()
+    }
+
+    /// Writes `records`, each over the record the run read.
+    async fn write_records(&self, records: &[(&PoolPlan, PoolRecord)]) -> Result<()> {
+        let writes = records.iter().map(|(pool, record)| pool_record::put(&self.prefect.client, &pool.request.name, record, pool.recorded.as_ref()));
+        futures::future::try_join_all(writes).await.map(drop)
     }
 }
 
