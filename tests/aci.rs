@@ -250,6 +250,17 @@ async fn a_hybrid_aci_pool_gets_the_workers_template_with_the_same_defaults() {
     azure.fake.assert_no_violations(&azure).await;
 }
 
+/// Provisions the pool, then again: the second run must find everything the first made, change
+/// nothing and write nothing to Azure. Returns the second run's Azure calls.
+async fn provision_twice(world: &World, azure: &AzureWorld) -> Vec<support::azure::AzureCall> {
+    world.run_azure(azure, &world.args(CREATE)).ok();
+    let marks = azure.marks().await;
+    let again = world.run_azure(azure, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    assert!(again.ok().all().contains("Nothing to change"), "{}", again.all());
+    assert_eq!(azure.writes_since(&marks).await, Vec::<String>::new(), "the re-run wrote nothing (no second registry, app or service principal)");
+    azure.calls_since(&marks).await
+}
+
 #[tokio::test]
 async fn with_more_registries_in_the_group_than_a_page_holds_a_rerun_finds_its_own_and_writes_nothing() {
     let world = World::new("acp").await;
@@ -259,17 +270,12 @@ async fn with_more_registries_in_the_group_than_a_page_holds_a_rerun_finds_its_o
         let other = format!("other-pool-{i}");
         azure.subscription.seed_registry("prefect-aci-push-pool-rg", &support::azure::unique_registry_name(&format!("prefectother{i}")), &[("prefect.work-pool", other.as_str())]).await;
     }
-    world.run_azure(&azure, &world.args(CREATE)).ok();
-    let marks = azure.marks().await;
-    let again = world.run_azure(&azure, &["work-pool", "provision-infra", &world.pool, "--yes"]);
-    again.ok();
-    assert!(again.all().contains("Nothing to change"), "{}", again.all());
-    assert_eq!(azure.writes_since(&marks).await, Vec::<String>::new(), "no second registry");
+    let rerun = provision_twice(&world, &azure).await;
     let group = azure.subscription.resource_group("prefect-aci-push-pool-rg").await.unwrap();
     let ours: Vec<&Value> = group["registries"].as_array().unwrap().iter().filter(|r| r["tags"]["prefect.work-pool"] == world.pool.as_str()).collect();
     assert_eq!((group["registries"].as_array().unwrap().len(), ours.len()), (6, 1), "{group}");
     // Six registries at two a page: the re-run read every page of each list it made.
-    let lists = azure.calls_since(&marks).await.into_iter().filter(|c| c.action == "Microsoft.ContainerRegistry/registries/read" && c.path.ends_with("/registries")).count();
+    let lists = rerun.iter().filter(|c| c.action == "Microsoft.ContainerRegistry/registries/read" && c.path.ends_with("/registries")).count();
     assert!(lists >= 3, "the registry list was read to its third page ({lists} page reads)");
     azure.fake.assert_no_violations(&azure).await;
 }
@@ -281,19 +287,14 @@ async fn with_filtered_graph_pages_short_but_linked_a_rerun_makes_no_second_app_
     for i in 0..6 {
         azure.tenant.seed_application(&format!("someone else's app {i}"), &[], 0, true).await;
     }
-    world.run_azure(&azure, &world.args(CREATE)).ok();
-    let marks = azure.marks().await;
-    let again = world.run_azure(&azure, &["work-pool", "provision-infra", &world.pool, "--yes"]);
-    again.ok();
-    assert!(again.all().contains("Nothing to change"), "{}", again.all());
-    assert_eq!(azure.writes_since(&marks).await, Vec::<String>::new(), "no second app registration or service principal");
+    let rerun = provision_twice(&world, &azure).await;
     let apps = azure.tenant.applications_named("prefect-aci-push-pool-app").await;
     assert_eq!(apps.len(), 1);
     let tenant = azure.tenant.state().await;
     let principals = tenant["servicePrincipals"].as_array().unwrap().iter().filter(|s| s["appId"] == apps[0]["appId"]).count();
     assert_eq!(principals, 1);
     // Seven applications scanned two at a time: the filtered queries went past their empty first pages.
-    let reads = azure.calls_since(&marks).await.into_iter().filter(|c| c.action == "applications.list").count();
+    let reads = rerun.iter().filter(|c| c.action == "applications.list").count();
     assert!(reads >= 4, "the application query was read to its last page ({reads} page reads)");
     azure.fake.assert_no_violations(&azure).await;
 }

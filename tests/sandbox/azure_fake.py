@@ -4,9 +4,11 @@ What it proves: the WIRE CONTRACT, not the live cloud. Every ARM request pushpoo
 an operation whose api-version is pinned (the official example's, where one exists) and whose body
 is checked against the shape of the official example in specs/azure/examples/; every Microsoft Graph
 body (request and answer) is checked against the Graph CSDL subset. The behaviour (201 vs 200 on
-PUT, server-computed fields, 409s, long-running operations, replication delay, throttling, error
-envelopes) follows Azure's documented semantics as far as the tests need them; it is a model, and a
-model can be wrong where the documentation is silent (each such choice says so where it is made).
+PUT, server-computed fields, 409s, long-running operations, paging (small pages by default: see PAGING),
+replication delays (ARM's PrincipalNotFound; Graph's "does not reference a valid application object" and
+Request_ResourceNotFound for objects just created), throttling, error envelopes) follows Azure's
+documented semantics as far as the tests need them; it is a model, and a model can be wrong where the
+documentation is silent (each such choice says so where it is made).
 
 One listener on 127.0.0.1 (port PUSHPOOL_AZURE_PORT, default 15400) serves, under path prefixes:
     /arm/...                                    Azure Resource Manager (per subscription)
