@@ -227,3 +227,56 @@ pub async fn post_form(url: &str, fields: &[(&str, &str)], what: &str) -> Result
     let body = response.json().await.unwrap_or(Value::Null);
     Ok((status, body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An API on 127.0.0.1 whose answer to each path is `page(base URL, path)`, and the paths it was asked for.
+    async fn serving(page: fn(&str, &str) -> Value) -> (Api, Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let (url, log) = (base.clone(), asked.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = vec![0u8; 4096];
+                let read = socket.read(&mut request).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&request[..read]).into_owned();
+                let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                log.lock().unwrap().push(path.clone());
+                let body = page(&url, &path).to_string();
+                let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(reply.as_bytes()).await;
+            }
+        });
+        (Api::new("Test API", &base, Secret::new("token")).unwrap(), asked)
+    }
+
+    #[tokio::test]
+    async fn a_list_follows_arm_and_graph_continuations_to_the_last_page() {
+        let (api, asked) = serving(|base, path| match path {
+            "/things?api-version=1" => serde_json::json!({"value": [1, 2], "nextLink": format!("{base}/things?api-version=1&$skiptoken=a")}),
+            "/things?api-version=1&$skiptoken=a" => serde_json::json!({"value": [], "@odata.nextLink": format!("{base}/things?api-version=1&$skiptoken=b")}),
+            _ => serde_json::json!({"value": [3]}),
+        })
+        .await;
+        assert_eq!(api.list("things?api-version=1", "things").await.unwrap(), [1, 2, 3], "an empty page that links on is not the end");
+        assert_eq!(asked.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_continuation_that_loops_or_leaves_the_apis_host_is_an_error_not_a_hang_or_a_leak() {
+        let (api, asked) = serving(|base, _| serde_json::json!({"value": [1], "nextLink": format!("{base}/again")})).await;
+        let error = api.list("first", "things of pool p").await.unwrap_err();
+        assert_eq!(error.what, "things of pool p");
+        assert!(error.cause.contains("did not end") && error.cause.contains("loops"), "{}", error.cause);
+        assert_eq!(asked.lock().unwrap().len(), 2, "the repeated link is not followed again");
+
+        let (api, asked) = serving(|_, _| serde_json::json!({"value": [1], "nextLink": "http://127.0.0.2:9/elsewhere"})).await;
+        let error = api.list("first", "things").await.unwrap_err();
+        assert!(error.cause.contains("continues on another host (http://127.0.0.2:9/elsewhere)"), "{}", error.cause);
+        assert_eq!(asked.lock().unwrap().len(), 1, "the token never went to the other host");
+    }
+}
