@@ -151,9 +151,11 @@ async fn replication_delay_slow_operations_and_throttling_are_waited_out() {
     let azure = AzureWorld::new("acr").await;
     azure.tenant.faults(json!({"principal_not_found": 2, "throttle": {"^applications\\.create$": 1}})).await;
     azure.subscription.faults(json!({"operation_polls": 4, "throttle": {"resourceGroups/write$": 1}, "retry_after": 1})).await;
-    world.run_azure(&azure, &world.args(CREATE)).ok();
+    let run = world.run_azure(&azure, &world.args(CREATE));
+    run.ok();
     let statuses: Vec<u16> = azure.calls_since(&support::azure::AzureMarks::default()).await.iter().map(|c| c.status).collect();
     assert!(statuses.contains(&429) && statuses.contains(&400), "throttled and PrincipalNotFound at least once: {statuses:?}");
+    assert!(run.stderr.contains("role assignment") && run.stderr.contains(": waiting for Entra ID to replicate principal "), "the wait is named on its step's line:\n{}", run.stderr);
     assert_eq!(azure.subscription.state().await["roleAssignments"].as_array().unwrap().len(), 2);
     azure.fake.assert_no_violations(&azure).await;
 }
@@ -283,4 +285,70 @@ async fn a_pool_made_in_another_subscription_is_rerun_and_torn_down_there() {
     assert!(down.stdout.contains(&format!("Azure subscription {}", elsewhere.id)), "{}", down.stdout);
     assert_eq!(elsewhere.state().await["resourceGroups"], json!([]), "torn down where it lives");
     assert_eq!(azure.subscription.calls().await.len(), default_calls, "the default subscription untouched");
+
+/// Provisions the pool, then again: the second run must find everything the first made, change
+/// nothing and write nothing to Azure. Returns the second run's Azure calls.
+async fn provision_twice(world: &World, azure: &AzureWorld) -> Vec<support::azure::AzureCall> {
+    world.run_azure(azure, &world.args(CREATE)).ok();
+    let marks = azure.marks().await;
+    let again = world.run_azure(azure, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    assert!(again.ok().all().contains("Nothing to change"), "{}", again.all());
+    assert_eq!(azure.writes_since(&marks).await, Vec::<String>::new(), "the re-run wrote nothing (no second registry, app or service principal)");
+    azure.calls_since(&marks).await
+}
+
+#[tokio::test]
+async fn with_more_registries_in_the_group_than_a_page_holds_a_rerun_finds_its_own_and_writes_nothing() {
+    let world = World::new("acp").await;
+    let azure = AzureWorld::new("acp").await;
+    azure.subscription.seed_resource_group("prefect-aci-push-pool-rg", "eastus", &[]).await;
+    for i in 0..5 {
+        let other = format!("other-pool-{i}");
+        azure.subscription.seed_registry("prefect-aci-push-pool-rg", &support::azure::unique_registry_name(&format!("prefectother{i}")), &[("prefect.work-pool", other.as_str())]).await;
+    }
+    let rerun = provision_twice(&world, &azure).await;
+    let group = azure.subscription.resource_group("prefect-aci-push-pool-rg").await.unwrap();
+    let ours: Vec<&Value> = group["registries"].as_array().unwrap().iter().filter(|r| r["tags"]["prefect.work-pool"] == world.pool.as_str()).collect();
+    assert_eq!((group["registries"].as_array().unwrap().len(), ours.len()), (6, 1), "{group}");
+    // Six registries at two a page: the re-run read every page of each list it made.
+    let lists = rerun.iter().filter(|c| c.action == "Microsoft.ContainerRegistry/registries/read" && c.path.ends_with("/registries")).count();
+    assert!(lists >= 3, "the registry list was read to its third page ({lists} page reads)");
+    azure.fake.assert_no_violations(&azure).await;
+}
+
+#[tokio::test]
+async fn with_filtered_graph_pages_short_but_linked_a_rerun_makes_no_second_app_or_principal() {
+    let world = World::new("acg").await;
+    let azure = AzureWorld::new("acg").await;
+    for i in 0..6 {
+        azure.tenant.seed_application(&format!("someone else's app {i}"), &[], 0, true).await;
+    }
+    let rerun = provision_twice(&world, &azure).await;
+    let apps = azure.tenant.applications_named("prefect-aci-push-pool-app").await;
+    assert_eq!(apps.len(), 1);
+    let tenant = azure.tenant.state().await;
+    let principals = tenant["servicePrincipals"].as_array().unwrap().iter().filter(|s| s["appId"] == apps[0]["appId"]).count();
+    assert_eq!(principals, 1);
+    // Seven applications scanned two at a time: the filtered queries went past their empty first pages.
+    let reads = rerun.iter().filter(|c| c.action == "applications.list").count();
+    assert!(reads >= 4, "the application query was read to its last page ({reads} page reads)");
+    azure.fake.assert_no_violations(&azure).await;
+}
+
+#[tokio::test]
+async fn graphs_replication_delays_for_a_new_app_are_waited_out_and_named_on_the_progress_line() {
+    let world = World::new("acl").await;
+    let azure = AzureWorld::new("acl").await;
+    azure.tenant.faults(json!({"app_not_replicated": 2, "object_not_found": 2})).await;
+    let run = world.run_azure(&azure, &world.args(CREATE));
+    run.ok();
+    let graph: Vec<(String, u16)> = azure.tenant.calls().await.into_iter().map(|c| (c.action, c.status)).collect();
+    assert_eq!(graph.iter().filter(|c| *c == &("servicePrincipals.create".to_owned(), 400)).count(), 2, "{graph:?}");
+    assert!(graph.iter().any(|(_, status)| *status == 404), "a request naming the new application met 404 first: {graph:?}");
+    assert!(run.stderr.contains("service principal prefect-aci-push-pool-app: waiting for Entra ID to replicate application prefect-aci-push-pool-app, created moments ago"), "{}", run.stderr);
+    assert!(run.stderr.contains(": waiting for Entra ID to replicate 'prefect-aci-push-pool-app' ("), "{}", run.stderr);
+    assert_eq!(azure.tenant.applications_named("prefect-aci-push-pool-app").await.len(), 1);
+    let loaded = world.load_aci_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool), Some((&azure.fake, &azure.tenant)));
+    assert_eq!(loaded["login_status"], 200, "the block's secret works: {loaded}");
+    azure.fake.assert_no_violations(&azure).await;
 }

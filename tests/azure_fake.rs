@@ -705,3 +705,134 @@ async fn prefect_azure_loads_an_aci_credentials_block_and_its_secret_logs_in() {
     assert!(world.azure_block().await.is_some());
     assert!(world.azure_secrets(&azure).contains(&app.secrets[0].1), "the block's secret is a secret");
 }
+
+/// Every page of a list, following `next` (the continuation member) from `first`; the pages' items, by page.
+async fn pages(first: Answer, token: &str, next: &str) -> Vec<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut page = first;
+    loop {
+        assert_eq!(page.status, 200, "{}", page.body);
+        out.push(page.body["value"].as_array().unwrap().clone());
+        let Some(link) = page.body[next].as_str().map(str::to_owned) else { return out };
+        assert!(out.len() < 50, "the continuation never ends");
+        page = send(Method::GET, &link, Some(token), None).await;
+    }
+}
+
+#[tokio::test]
+async fn fake_pages_arm_lists_by_two_with_absolute_next_links_and_opaque_skiptokens() {
+    let azure = AzureWorld::new("armpage").await;
+    let c = Client::new(&azure);
+    c.put_rg("rg").await;
+    let mut seeded: Vec<String> = Vec::new();
+    for i in 0..5 {
+        let name = unique_registry_name(&format!("prefectpage{i}"));
+        azure.subscription.seed_registry("rg", &name, &[]).await;
+        seeded.push(name);
+    }
+    let list = format!("{}/providers/Microsoft.ContainerRegistry/registries", c.rg("rg"));
+    let first = c.arm(Method::GET, &list, API_REGISTRY, None).await;
+    let link = first.body["nextLink"].as_str().unwrap().to_owned();
+    assert!(link.starts_with(&format!("{}subscriptions/", azure.arm_url())), "absolute: {link}");
+    assert!(link.contains(&format!("api-version={API_REGISTRY}")) && link.contains("$skiptoken="), "the original query and a token: {link}");
+    let registries = pages(first, &c.arm, "nextLink").await;
+    assert_eq!(registries.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    let names: Vec<String> = registries.concat().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, seeded);
+
+    // A token is opaque and belongs to its query: a forged one, or one moved to another list, is refused.
+    let forged = c.arm(Method::GET, &format!("{list}?$skiptoken=2"), API_REGISTRY, None).await;
+    assert_eq!((forged.status, forged.code()), (400, "InvalidSkipToken"), "{}", forged.body);
+    let token = link.split("$skiptoken=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    c.put_rg("rg2").await;
+    let moved = c.arm(Method::GET, &format!("{}/providers/Microsoft.ContainerRegistry/registries?$skiptoken={token}", c.rg("rg2")), API_REGISTRY, None).await;
+    assert_eq!(moved.status, 400, "{}", moved.body);
+
+    // A filtered list of role assignments keeps its filter in the next link.
+    let principal = "ce2ce14e-85d7-4629-bdbc-454d0519d987";
+    for registry in &seeded {
+        azure.subscription.seed_role_assignment(&format!("{}/providers/Microsoft.ContainerRegistry/registries/{registry}", azure.subscription.rg_scope("rg")), ACR_PULL, principal, None).await;
+    }
+    let filter = format!("{}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20'{principal}'", c.rg("rg"));
+    let first = c.arm(Method::GET, &filter, API_AUTHORIZATION, None).await;
+    assert!(first.body["nextLink"].as_str().unwrap().contains("$filter=principalId%20eq%20'"), "{}", first.body);
+    assert_eq!(pages(first, &c.arm, "nextLink").await.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+
+    // The page size is the test's to change.
+    azure.subscription.faults(json!({"page_size": 10})).await;
+    let whole = c.arm(Method::GET, &list, API_REGISTRY, None).await;
+    assert_eq!((whole.body["value"].as_array().unwrap().len(), whole.body.get("nextLink")), (5, None));
+    azure.fake.assert_no_violations(&azure).await;
+}
+
+#[tokio::test]
+async fn fake_pages_graph_collections_and_a_filtered_page_may_be_short_or_empty_with_a_next_link() {
+    let azure = AzureWorld::new("graphpage").await;
+    let c = Client::new(&azure);
+    for i in 0..5 {
+        azure.tenant.seed_application(&format!("someone else's app {i}"), &[], 0, true).await;
+    }
+    let (_, app_id) = c.app_with_principal("prefect-aci-push-pool-app").await;
+
+    let first = c.graph(Method::GET, "/applications", None).await;
+    let link = first.body["@odata.nextLink"].as_str().unwrap().to_owned();
+    assert!(link.starts_with(&format!("{}v1.0/applications?", azure.graph_url())) && link.contains("$skiptoken="), "absolute: {link}");
+    assert_eq!(pages(first, &c.graph, "@odata.nextLink").await.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 2]);
+    let top = c.graph(Method::GET, "/applications?$top=4", None).await;
+    assert_eq!(pages(top, &c.graph, "@odata.nextLink").await.iter().map(Vec::len).collect::<Vec<_>>(), [4, 2], "$top sets the page size");
+    let too_big = c.graph(Method::GET, "/applications?$top=1000", None).await;
+    assert_eq!((too_big.status, too_big.code()), (400, "Request_UnsupportedQuery"), "Graph's maximum is 999");
+
+    // Filtered: the first pages are empty but link on; the match is on the last.
+    let filtered = c.graph(Method::GET, "/applications?$filter=displayName%20eq%20'prefect-aci-push-pool-app'", None).await;
+    assert_eq!(filtered.body["value"], json!([]), "{}", filtered.body);
+    assert!(filtered.body["@odata.nextLink"].as_str().unwrap().contains("$filter=displayName%20eq%20'prefect-aci-push-pool-app'"), "{}", filtered.body);
+    let names: Vec<Vec<Value>> = pages(filtered, &c.graph, "@odata.nextLink").await;
+    assert_eq!(names.iter().map(Vec::len).collect::<Vec<_>>(), [0, 0, 1]);
+    assert_eq!(names[2][0]["displayName"], "prefect-aci-push-pool-app");
+    let sp = c.graph(Method::GET, &format!("/servicePrincipals?$filter=appId%20eq%20'{app_id}'"), None).await;
+    assert_eq!(pages(sp, &c.graph, "@odata.nextLink").await.concat().len(), 1, "the service principal, on a later page");
+
+    let forged = c.graph(Method::GET, "/applications?$skiptoken=X'00'", None).await;
+    assert_eq!((forged.status, forged.code()), (400, "Request_BadRequest"), "{}", forged.body);
+    azure.tenant.faults(json!({"page_size": 10})).await;
+    let whole = c.graph(Method::GET, "/applications", None).await;
+    assert_eq!((whole.body["value"].as_array().unwrap().len(), whole.body.get("@odata.nextLink")), (6, None));
+    azure.fake.assert_no_violations(&azure).await;
+}
+
+#[tokio::test]
+async fn fake_answers_graphs_replication_errors_for_objects_just_created_then_settles() {
+    let azure = AzureWorld::new("lag").await;
+    let c = Client::new(&azure);
+    azure.tenant.faults(json!({"app_not_replicated": 2, "object_not_found": 2})).await;
+    let app = c.graph(Method::POST, "/applications", Some(json!({"displayName": "prefect-aci-push-pool-app"}))).await;
+    assert_eq!(app.status, 201, "{}", app.body);
+    let (id, app_id) = (app.body["id"].as_str().unwrap().to_owned(), app.body["appId"].as_str().unwrap().to_owned());
+
+    for _ in 0..2 {
+        let early = c.graph(Method::POST, "/servicePrincipals", Some(json!({"appId": app_id}))).await;
+        assert_eq!((early.status, early.code()), (400, "Request_BadRequest"), "{}", early.body);
+        assert_eq!(early.message(), format!("The appId '{app_id}' of the service principal does not reference a valid application object."));
+    }
+    let sp = c.graph(Method::POST, "/servicePrincipals", Some(json!({"appId": app_id}))).await;
+    assert_eq!(sp.status, 201, "{}", sp.body);
+
+    let add = json!({"passwordCredential": {"displayName": "pushpool"}});
+    let read = c.graph(Method::GET, &format!("/applications/{id}"), None).await;
+    assert_eq!((read.status, read.code()), (404, "Request_ResourceNotFound"), "{}", read.body);
+    let early = c.graph(Method::POST, &format!("/applications/{id}/addPassword"), Some(add.clone())).await;
+    assert_eq!((early.status, early.code()), (404, "Request_ResourceNotFound"), "every request naming it, until replicated");
+    assert_eq!(c.graph(Method::POST, &format!("/applications/{id}/addPassword"), Some(add)).await.status, 200);
+    let sp_id = sp.body["id"].as_str().unwrap();
+    for expected in [404, 404, 200] {
+        assert_eq!(c.graph(Method::GET, &format!("/servicePrincipals/{sp_id}"), None).await.status, expected);
+    }
+
+    // Objects that existed before, and objects made with the faults cleared, answer at once.
+    let seeded = azure.tenant.seed_application("seeded", &[], 0, false).await;
+    assert_eq!(c.graph(Method::GET, &format!("/applications/{}", seeded.id), None).await.status, 200);
+    azure.tenant.faults(json!({})).await;
+    c.app_with_principal("prompt").await;
+    azure.fake.assert_no_violations(&azure).await;
+}

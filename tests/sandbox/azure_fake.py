@@ -4,9 +4,11 @@ What it proves: the WIRE CONTRACT, not the live cloud. Every ARM request pushpoo
 an operation whose api-version is pinned (the official example's, where one exists) and whose body
 is checked against the shape of the official example in specs/azure/examples/; every Microsoft Graph
 body (request and answer) is checked against the Graph CSDL subset. The behaviour (201 vs 200 on
-PUT, server-computed fields, 409s, long-running operations, replication delay, throttling, error
-envelopes) follows Azure's documented semantics as far as the tests need them; it is a model, and a
-model can be wrong where the documentation is silent (each such choice says so where it is made).
+PUT, server-computed fields, 409s, long-running operations, paging (small pages by default: see PAGING),
+replication delays (ARM's PrincipalNotFound; Graph's "does not reference a valid application object" and
+Request_ResourceNotFound for objects just created), throttling, error envelopes) follows Azure's
+documented semantics as far as the tests need them; it is a model, and a model can be wrong where the
+documentation is silent (each such choice says so where it is made).
 
 One listener on 127.0.0.1 (port PUSHPOOL_AZURE_PORT, default 15400) serves, under path prefixes:
     /arm/...                                    Azure Resource Manager (per subscription)
@@ -42,7 +44,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, urlencode
 
 from aiohttp import web
 
@@ -423,6 +425,93 @@ def graph_not_found(key):
 
 
 # ---------------------------------------------------------------------------------------------
+# PAGING: ARM's `nextLink` and Graph's `@odata.nextLink`, small pages by default.
+#
+# ARM (learn.microsoft.com/azure/azure-resource-manager/management/azure-resource-manager-api-reference,
+# "paging"): a list answers {"value": [...], "nextLink": "<absolute URL>"}; the link carries the
+# original query and a `$skiptoken`; no nextLink on the last page. Graph (learn.microsoft.com/graph/
+# paging): a collection answers "@odata.nextLink" (an absolute URL with a `$skiptoken`) until the end;
+# `$top` asks for a page size (1..999 for directory objects); a page may hold fewer objects than that,
+# even none, and still carry a next link. The fake models that last point for `$filter` lists: each
+# page scans a window of the whole directory and returns the matches in it.
+# Both page at DEFAULT_PAGE_SIZE unless the owner's `page_size` fault says otherwise, so that every test
+# exercises continuation. A `$skiptoken` is opaque: only one the fake handed out, for the same query,
+# is accepted (a client that builds its own is caught).
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_PAGE_SIZE = 2
+GRAPH_MAX_TOP = 999
+
+
+def page_size(owner):
+    return max(1, int(owner.faults.get("page_size", DEFAULT_PAGE_SIZE)))
+
+
+def continuation_key(path, query):
+    """What a continuation belongs to: the path and every query parameter but the token."""
+    return path.lower(), tuple(sorted((k, v) for k, v in query.items() if k != "$skiptoken"))
+
+
+def resume_at(path, query, invalid):
+    """The offset a request's `$skiptoken` resumes at (0 without one); `invalid` makes the
+    service's error for a token the fake did not hand out for this query."""
+    token = query.get("$skiptoken")
+    if token is None:
+        return 0
+    found = WORLD.continuations.get(token)
+    if found is None or found[0] != continuation_key(path, query):
+        raise invalid(token)
+    return found[1]
+
+
+def next_link(base, path, query, offset):
+    """An absolute URL that continues `query` at `offset` under a fresh opaque `$skiptoken`."""
+    token = secrets.token_urlsafe(18)
+    WORLD.continuations[token] = (continuation_key(path, query), offset)
+    params = {**{k: v for k, v in query.items() if k != "$skiptoken"}, "$skiptoken": token}
+    return f"{base}{path}?" + urlencode(params, quote_via=quote, safe="$'")
+
+
+def arm_page(ctx, items):
+    """One ARM page of `items`, with a nextLink while more remain."""
+    path = ctx.request.path
+    start = resume_at(path, ctx.query, lambda t: ArmError(
+        400, "InvalidSkipToken", f"The skip token '{t}' is not valid for this request."))
+    end = start + page_size(ctx.subscription)
+    out = {"value": items[start:end]}
+    if end < len(items):
+        out["nextLink"] = next_link(ctx.base, path, ctx.query, end)
+    return out
+
+
+@dataclass
+class Listing:
+    """A Graph list before paging: every object of the collection in the directory's order, and
+    whether each matches the request's $filter (all do without one)."""
+    entity_set: str
+    scanned: list  # [(json, matches)]
+
+
+def graph_page(listing, tenant, base, path, query):
+    """One Graph page of `listing`: a window of `$top` (else the page size) objects of the whole
+    collection, keeping those that match, with an @odata.nextLink while the window is not the end.
+    A filtered page may therefore be short, or empty, and still link to the next."""
+    size = page_size(tenant)
+    if "$top" in query:
+        if not re.fullmatch(r"\d+", query["$top"]) or not 1 <= int(query["$top"]) <= GRAPH_MAX_TOP:
+            raise GraphError(400, "Request_UnsupportedQuery",
+                             f"Invalid page size specified: '{query['$top']}'. Must be between 1 and {GRAPH_MAX_TOP} inclusive.")
+        size = int(query["$top"])
+    start = resume_at(path, query, lambda t: GraphError(
+        400, "Request_BadRequest", f"The specified page token value '{t}' has expired or is not valid for this query."))
+    end = start + size
+    out = graph_collection(listing.entity_set, [item for item, matches in listing.scanned[start:end] if matches])
+    if end < len(listing.scanned):
+        out["@odata.nextLink"] = next_link(base, path, query, end)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # STATE: tenants (directory objects) and subscriptions (ARM resources). In memory.
 # ---------------------------------------------------------------------------------------------
 
@@ -519,6 +608,8 @@ class Tenant:
     faults: dict = field(default_factory=dict)
     calls: list = field(default_factory=list)
     unreplicated: dict = field(default_factory=dict)  # principal id -> role-assignment calls that will not see it
+    unbacked: dict = field(default_factory=dict)  # appId -> servicePrincipals.create calls that will not see its application
+    lagging: dict = field(default_factory=dict)  # object id -> Graph requests naming it that answer 404
     minted: list = field(default_factory=list)  # every secret, token and refresh token issued in this tenant
 
     def secret_limit(self):
@@ -534,13 +625,28 @@ class Tenant:
             self.unreplicated[sp.id] = hide
         return sp
 
+    def created_by_graph(self, obj, app_id=None):
+        """Starts the replication delays of an object just created through Graph (the faults
+        `object_not_found` and, for an application, `app_not_replicated`; both off by default)."""
+        lag = int(self.faults.get("object_not_found", 0))
+        if lag:
+            self.lagging[obj.id] = lag
+        unbacked = int(self.faults.get("app_not_replicated", 0))
+        if unbacked and app_id:
+            self.unbacked[app_id] = unbacked
+
+    def replicated(self, table, key):
+        """False while a replication fault still hides `key` from the next request (each such
+        request uses up one unit)."""
+        if table.get(key, 0) > 0:
+            table[key] -= 1
+            return False
+        return True
+
     def principal_visible(self, principal_id):
         """False while the principal_not_found fault hides a new principal from role assignments
         (directory replication); each role-assignment write that names it uses up one unit."""
-        if self.unreplicated.get(principal_id, 0) > 0:
-            self.unreplicated[principal_id] -= 1
-            return False
-        return principal_id in self.principals
+        return self.replicated(self.unreplicated, principal_id) and principal_id in self.principals
 
     def app_by_app_id(self, app_id):
         return next((a for a in self.applications.values() if a.app_id == app_id), None)
@@ -729,6 +835,7 @@ class World:
     def __init__(self):
         self.tenants, self.subscriptions, self.operations = {}, {}, {}
         self.registry_names = {}  # lower name -> Registry (names are global, as DNS names are)
+        self.continuations = {}  # $skiptoken -> (the query it continues, the offset it resumes at)
         self.violations, self.calls = [], []
 
     def tenant(self, tenant_id=None, domain=None):
@@ -803,7 +910,7 @@ ARM_ROUTES = [
     (RA + r"/(?P<name>[^/]+)", "GET", "roleAssignments.get", "Microsoft.Authorization/roleAssignments/read", "2022-04-01", ()),
     (RA + r"/(?P<name>[^/]+)", "PUT", "roleAssignments.create", "Microsoft.Authorization/roleAssignments/write", "2022-04-01", ()),
     (RA + r"/(?P<name>[^/]+)", "DELETE", "roleAssignments.delete", "Microsoft.Authorization/roleAssignments/delete", "2022-04-01", ()),
-    (RA, "GET", "roleAssignments.listForScope", "Microsoft.Authorization/roleAssignments/read", "2022-04-01", ("$filter",)),
+    (RA, "GET", "roleAssignments.listForScope", "Microsoft.Authorization/roleAssignments/read", "2022-04-01", ("$filter", "$skiptoken")),
     (SUB, "GET", "subscriptions.get", "Microsoft.Resources/subscriptions/read", "2022-12-01", ()),
     (RG, "GET", "resourceGroups.get", "Microsoft.Resources/subscriptions/resourceGroups/read", "2021-04-01", ()),
     (RG, "HEAD", "resourceGroups.checkExistence", "Microsoft.Resources/subscriptions/resourceGroups/read", "2021-04-01", ()),
@@ -814,7 +921,7 @@ ARM_ROUTES = [
      "Microsoft.ContainerRegistry/checkNameAvailability/read", "2023-07-01", ()),
     (SUB + r"/providers/Microsoft\.ContainerRegistry/locations/(?P<location>[^/]+)/operationResults/(?P<op>[^/]+)", "GET",
      "registries.operationStatus", "Microsoft.ContainerRegistry/locations/operationResults/read", "2023-07-01", ()),
-    (ACR, "GET", "registries.list", "Microsoft.ContainerRegistry/registries/read", "2023-07-01", ()),
+    (ACR, "GET", "registries.list", "Microsoft.ContainerRegistry/registries/read", "2023-07-01", ("$skiptoken",)),
     (ACR + r"/(?P<name>[^/]+)", "GET", "registries.get", "Microsoft.ContainerRegistry/registries/read", "2023-07-01", ()),
     (ACR + r"/(?P<name>[^/]+)", "PUT", "registries.create", "Microsoft.ContainerRegistry/registries/write", "2023-07-01", ()),
     (ACR + r"/(?P<name>[^/]+)", "DELETE", "registries.delete", "Microsoft.ContainerRegistry/registries/delete", "2023-07-01", ()),
@@ -984,7 +1091,7 @@ def registry_check_name(ctx):
 @arm("registries.list")
 def registry_list(ctx):
     rg = ctx.subscription.group(ctx.params["rg"])
-    return 200, {"value": [r.json() for r in rg.registries.values()]}, {}
+    return 200, arm_page(ctx, [r.json() for r in rg.registries.values()]), {}
 
 
 @arm("registries.get")
@@ -1059,6 +1166,7 @@ def registry_delete(ctx):
 
 @arm("registries.listUsages")
 def registry_usages(ctx):
+    """Not paged: the REST reference's RegistryUsageListResult has `value` only, no nextLink."""
     registry = registry_of(ctx)[1]
     limits = {"Basic": BASIC_STORAGE, "Standard": 100 * 1024 ** 3, "Premium": 500 * 1024 ** 3}
     webhooks = {"Basic": 2, "Standard": 10, "Premium": 500}
@@ -1217,7 +1325,7 @@ def role_assignment_list(ctx):
         related = at == scope or scope.startswith(at + "/") or at.startswith(scope + "/")
         if related and (principal is None or a.principal_id == principal):
             out.append(a.json())
-    return 200, {"value": out}, {}
+    return 200, arm_page(ctx, out), {}
 
 
 def throttled(owner, action):
@@ -1393,15 +1501,15 @@ GRAPH_ROUTES = [
     (r"/servicePrincipals/(?P<id>[^/()]+)", "DELETE", "servicePrincipals.delete", None, None, False),
 ]
 GRAPH_COMPILED = [(re.compile(f"^{p}$"), verb, action, kind, rtype, coll) for p, verb, action, kind, rtype, coll in GRAPH_ROUTES]
-GRAPH_QUERY = {"$filter", "$select", "$top", "$count"}
+GRAPH_QUERY = {"$filter", "$select", "$top", "$count", "$skiptoken"}
 
 
 def graph_applications_list(tenant, query, body, params):
+    apps = list(tenant.applications.values())
     if "$filter" not in query:
-        return 200, graph_collection("applications", [a.json() for a in tenant.applications.values()])
+        return 200, Listing("applications", [(a.json(), True) for a in apps])
     prop, value = parse_filter(query["$filter"], ("displayName", "appId"))
-    found = [a for a in tenant.applications.values() if (a.display_name if prop == "displayName" else a.app_id) == value]
-    return 200, graph_collection("applications", [a.json() for a in found])
+    return 200, Listing("applications", [(a.json(), (a.display_name if prop == "displayName" else a.app_id) == value) for a in apps])
 
 
 def graph_applications_create(tenant, query, body, params):
@@ -1410,6 +1518,7 @@ def graph_applications_create(tenant, query, body, params):
     app = Application(tenant, body["displayName"])
     app.properties = {k: v for k, v in body.items() if k != "displayName" and k != "passwordCredentials"}
     tenant.applications[app.id] = app
+    tenant.created_by_graph(app, app.app_id)
     out = app.json()
     out["@odata.context"] = f"{GRAPH_CONTEXT}#applications/$entity"
     return 201, out
@@ -1469,16 +1578,20 @@ def graph_remove_password(tenant, query, body, params):
 
 
 def graph_principals_list(tenant, query, body, params):
+    principals = list(tenant.principals.values())
     if "$filter" not in query:
-        return 200, graph_collection("servicePrincipals", [s.json(tenant) for s in tenant.principals.values()])
+        return 200, Listing("servicePrincipals", [(s.json(tenant), True) for s in principals])
     _, value = parse_filter(query["$filter"], ("appId",))
-    return 200, graph_collection("servicePrincipals", [s.json(tenant) for s in tenant.principals.values() if s.app_id == value])
+    return 200, Listing("servicePrincipals", [(s.json(tenant), s.app_id == value) for s in principals])
 
 
 def graph_principals_create(tenant, query, body, params):
+    """400 "does not reference a valid application object" for an appId no application has, and,
+    with the `app_not_replicated` fault, for one just created, until the directory has replicated it
+    (what the Azure CLI retries for minutes after `az ad app create`)."""
     app_id = body.get("appId") or ""
     app = tenant.app_by_app_id(app_id)
-    if app is None:
+    if app is None or not tenant.replicated(tenant.unbacked, app_id):
         raise GraphError(400, "Request_BadRequest",
                          f"The appId '{app_id}' of the service principal does not reference a valid application object.")
     if any(s.app_id == app_id for s in tenant.principals.values()):
@@ -1486,6 +1599,7 @@ def graph_principals_create(tenant, query, body, params):
                          "The service principal cannot be created, updated, or restored because the service principal name "
                          f"{app_id} is already in use.")
     sp = tenant.add_principal(ServicePrincipal(app_id, app.display_name, tags=list(body.get("tags") or [])))
+    tenant.created_by_graph(sp)
     return 201, {"@odata.context": f"{GRAPH_CONTEXT}#servicePrincipals/$entity", **sp.json(tenant)}
 
 
@@ -1558,7 +1672,11 @@ async def graph_api(request):
         if throttled(tenant, action):
             seconds = str(tenant.faults.get("retry_after", 1))
             raise GraphError(429, "TooManyRequests", "Too many requests, please retry later.", {"Retry-After": seconds})
+        if "id" in params and not tenant.replicated(tenant.lagging, params["id"]):
+            raise graph_not_found(params["id"])  # created moments ago: not yet on every replica
         status, result = GRAPH_HANDLERS[action](tenant, query, body or {}, params)
+        if isinstance(result, Listing):
+            result = graph_page(result, tenant, base_of(request), request.path, query)
         if result is not None and rtype:
             answer_problems = check_graph_response(rtype, result, collection)
             if answer_problems:
@@ -1686,9 +1804,13 @@ async def acr_exchange(request):
 #        -> [{"service": arm|graph|acr|login, "method", "path", "action", "write", "status"}]
 #   PUT  /admin/subscriptions/{s}/faults {...} (replaces; {} clears): operation_polls N (default 2),
 #        throttle {"<regex over the action>": N}, retry_after S (default 1), poll_retry_after S,
-#        principal_not_found K (passed on to the subscription's tenant)
+#        principal_not_found K (passed on to the subscription's tenant), page_size N (ARM lists; default 2)
 #   PUT  /admin/tenants/{t}/faults {...}: principal_not_found K (each principal created from now on is
-#        unknown to the next K role-assignment writes naming it), throttle, retry_after, secret_limit N
+#        unknown to the next K role-assignment writes naming it), throttle, retry_after, secret_limit N,
+#        page_size N (Graph lists without $top; default 2), app_not_replicated K (each application created
+#        through Graph from now on is unknown to the next K servicePrincipals.create naming its appId: 400),
+#        object_not_found K (each application and service principal created through Graph from now on
+#        answers the next K requests naming its id 404 Request_ResourceNotFound)
 #   POST /admin/subscriptions/{s}/resourceGroups {"name", "location"?, "tags"?}
 #   POST /admin/subscriptions/{s}/resourceGroups/{rg}/registries {"name", "tags"?, "location"?, "sku"?}
 #   POST /admin/subscriptions/{s}/resourceGroups/{rg}/registries/{name}/images {"count", "bytes"?}
@@ -1779,7 +1901,7 @@ async def admin_subscription_faults(request):
 async def admin_tenant_faults(request):
     t = admin_tenant(request)
     t.faults = await admin_json(request)
-    t.unreplicated = {}
+    t.unreplicated, t.unbacked, t.lagging = {}, {}, {}
     return web.json_response(t.faults)
 
 

@@ -163,6 +163,61 @@ class GraphResponses(unittest.TestCase):
         self.assertEqual(len(fake.check_graph_response("application", value)), 3)
 
 
+class Paging(unittest.TestCase):
+    BASE, PATH = "http://127.0.0.1:1", "/graph/v1.0/applications"
+
+    def follow(self, listing, tenant, query):
+        """The pages of `listing` for `query`, following each next link's token."""
+        pages = []
+        while True:
+            page = fake.graph_page(listing, tenant, self.BASE, self.PATH, query)
+            pages.append(page["value"])
+            link = page.get("@odata.nextLink")
+            if link is None:
+                return pages
+            self.assertTrue(link.startswith(self.BASE + self.PATH + "?"), link)
+            query = {**query, "$skiptoken": link.split("$skiptoken=")[1]}
+
+    def test_pages_are_small_by_default_and_top_sets_their_size_up_to_999(self):
+        tenant, _ = world()
+        listing = fake.Listing("applications", [({"id": str(i)}, True) for i in range(5)])
+        self.assertEqual([len(p) for p in self.follow(listing, tenant, {})], [2, 2, 1])
+        self.assertEqual([len(p) for p in self.follow(listing, tenant, {"$top": "3"})], [3, 2])
+        for bad in ("0", "1000", "x"):
+            with self.assertRaises(fake.GraphError):
+                fake.graph_page(listing, tenant, self.BASE, self.PATH, {"$top": bad})
+        tenant.faults["page_size"] = 5
+        self.assertEqual([len(p) for p in self.follow(listing, tenant, {})], [5])
+
+    def test_a_filtered_page_scans_a_window_so_it_may_be_empty_and_still_link_on(self):
+        tenant, _ = world()
+        listing = fake.Listing("applications", [({"id": str(i)}, i == 4) for i in range(5)])
+        pages = self.follow(listing, tenant, {"$filter": "x"})
+        self.assertEqual(pages, [[], [], [{"id": "4"}]])
+
+    def test_a_token_is_good_only_for_the_query_it_continues(self):
+        tenant, _ = world()
+        listing = fake.Listing("applications", [({"id": str(i)}, True) for i in range(5)])
+        token = fake.graph_page(listing, tenant, self.BASE, self.PATH, {})["@odata.nextLink"].split("$skiptoken=")[1]
+        for query in ({"$skiptoken": "forged"}, {"$skiptoken": token, "$filter": "x"}):
+            with self.assertRaises(fake.GraphError):
+                fake.graph_page(listing, tenant, self.BASE, self.PATH, query)
+        self.assertEqual(fake.graph_page(listing, tenant, self.BASE, self.PATH, {"$skiptoken": token})["value"], [{"id": "2"}, {"id": "3"}])
+
+
+class Replication(unittest.TestCase):
+    def test_each_request_naming_a_lagging_object_uses_up_one_unit_and_objects_made_before_never_lag(self):
+        tenant, _ = world()
+        before = fake.Application(tenant, "before")
+        tenant.created_by_graph(before, before.app_id)
+        tenant.faults.update({"object_not_found": 2, "app_not_replicated": 1})
+        app = fake.Application(tenant, "new")
+        tenant.created_by_graph(app, app.app_id)
+        self.assertEqual([tenant.replicated(tenant.lagging, app.id) for _ in range(3)], [False, False, True])
+        self.assertEqual([tenant.replicated(tenant.unbacked, app.app_id) for _ in range(2)], [False, True])
+        self.assertTrue(tenant.replicated(tenant.lagging, before.id))
+
+
 class Secrets(unittest.TestCase):
     def test_client_secrets_have_entras_form_and_the_hint_is_their_first_three_characters(self):
         texts = {fake.new_secret_text() for _ in range(50)}

@@ -168,7 +168,12 @@ impl AzureTenant {
     }
 
     /// Replaces the tenant's faults (`{}` clears): `principal_not_found` K, `throttle`
-    /// {"<regex over the action>": N}, `retry_after` S, `secret_limit` N.
+    /// {"<regex over the action>": N}, `retry_after` S, `secret_limit` N, `page_size` N (Graph
+    /// lists without `$top`; default 2), `app_not_replicated` K (each application created through
+    /// Graph from now on is unknown to the next K service principal creates naming its appId: 400
+    /// "does not reference a valid application object"), `object_not_found` K (each application
+    /// and service principal created through Graph from now on answers the next K requests naming
+    /// its id 404 `Request_ResourceNotFound`).
     pub async fn faults(&self, faults: Value) {
         let _: Value = admin(reqwest::Method::PUT, &self.admin_url("/faults"), faults).await;
     }
@@ -245,7 +250,8 @@ impl AzureSubscription {
 
     /// Replaces the subscription's faults (`{}` clears): `operation_polls` N (default 2: a new
     /// registry's operation is done at the 2nd poll), `throttle` {"<regex over the action>": N},
-    /// `retry_after` S (default 1), `poll_retry_after` S, `principal_not_found` K (its tenant's).
+    /// `retry_after` S (default 1), `poll_retry_after` S, `principal_not_found` K (its tenant's),
+    /// `page_size` N (ARM lists; default 2).
     pub async fn faults(&self, faults: Value) {
         let _: Value = admin(reqwest::Method::PUT, &self.admin_url("/faults"), faults).await;
     }

@@ -50,7 +50,7 @@ impl AzureContext {
         let tokens = Tokens::new(&placement)?;
         let (arm_token, graph_token) = futures::try_join!(tokens.token(&placement.cloud.arm_audience), tokens.token(&placement.cloud.graph))?;
         let arm = Api::new("Azure Resource Manager", &placement.cloud.resource_manager, arm_token.clone())?;
-        let graph = Api::new("Microsoft Graph", &format!("{}/v1.0/", placement.cloud.graph.trim_end_matches('/')), graph_token)?;
+        let graph = Api::new("Microsoft Graph", &format!("{}/v1.0/", placement.cloud.graph.trim_end_matches('/')), graph_token)?.waiting_out_replication();
         let path = format!("subscriptions/{}?api-version={SUBSCRIPTIONS_API}", placement.subscription);
         let what = format!("Azure subscription {}", placement.subscription);
         let answer = arm.call(reqwest::Method::GET, &path, None).await?;

@@ -1,8 +1,11 @@
 //! Microsoft Entra ID node kinds, through Microsoft Graph: `azure.application` (the app
 //! registration the pool's credentials belong to) and `azure.service_principal` (its identity
 //! in the tenant). Both are found by a server-side filter (display name, app id), never by
-//! listing the tenant, and carry pushpool's marks as `key=value` tags. While a client secret is
-//! being minted, the application's tags also record when (see [`crate::minted`]).
+//! listing the tenant, read to the last page (a filtered page may be short, even empty, and
+//! still link to the next), and carry pushpool's marks as `key=value` tags. While a client
+//! secret is being minted, the application's tags also record when (see [`crate::minted`]).
+//! A service principal created right after its application waits until Entra ID has
+//! replicated the application.
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ use crate::engine::ownership::{decide, owned};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 use crate::minted::{PENDING_SINCE, with_pending_word};
+use crate::retry::{Settling, settle};
 
 /// The tag word of a secret about to be minted.
 const PENDING_SECRET: &str = "pushpool.secret-pending-since";
@@ -30,8 +34,7 @@ fn filtered(collection: &str, field: &str, value: &str) -> String {
 /// The application named `display_name`, if exactly one exists (several is an error).
 pub async fn find_application(azure: &AzureContext, display_name: &str) -> Result<Option<Value>> {
     let what = format!("application {display_name}");
-    let found = azure.graph.get(&filtered("applications", "displayName", display_name), &what).await?;
-    let apps = found.and_then(|f| f["value"].as_array().cloned()).unwrap_or_default();
+    let apps = azure.graph.list(&filtered("applications", "displayName", display_name), &what).await?;
     match &apps[..] {
         [] => Ok(None),
         [one] => Ok(Some(one.clone())),
@@ -149,8 +152,7 @@ impl ServicePrincipal {
     }
 
     async fn find(&self, app_id: &str) -> Result<Option<Value>> {
-        let found = self.azure.graph.get(&filtered("servicePrincipals", "appId", app_id), &self.what()).await?;
-        Ok(found.and_then(|f| f["value"].as_array().and_then(|v| v.first().cloned())))
+        Ok(self.azure.graph.list(&filtered("servicePrincipals", "appId", app_id), &self.what()).await?.into_iter().next())
     }
 
     fn attrs(sp: &Value) -> Attrs {
@@ -181,13 +183,21 @@ impl Node for ServicePrincipal {
         async move {
             let app_id = inputs.str(&self.application_node, "app_id")?;
             let body = json!({"appId": app_id, "tags": self.azure.entra_tags()});
-            let answer = self.azure.graph.call(Method::POST, "servicePrincipals", Some(body)).await?;
-            let sp = match answer.status {
-                status if status.is_success() => answer.body,
-                // Made meanwhile (a create whose answer was lost): use it.
-                StatusCode::CONFLICT => self.find(app_id).await?.ok_or_else(|| Error::remote(self.what(), "exists (409) but cannot be found"))?,
-                _ => return Err(self.azure.graph.refused(&Method::POST, "servicePrincipals", &answer, &self.what())),
-            };
+            let (body, what) = (&body, &self.what());
+            let waiting_for = format!("Entra ID to replicate application {}, created moments ago", self.application);
+            let sp = settle(&waiting_for, move || async move {
+                let answer = self.azure.graph.call(Method::POST, "servicePrincipals", Some(body.clone())).await?;
+                let refused = || self.azure.graph.refused(&Method::POST, "servicePrincipals", &answer, what);
+                match answer.status {
+                    status if status.is_success() => Ok(Settling::Done(answer.body)),
+                    // Made meanwhile (a create whose answer was lost): use it.
+                    StatusCode::CONFLICT => Ok(Settling::Done(self.find(app_id).await?.ok_or_else(|| Error::remote(what, "exists (409) but cannot be found"))?)),
+                    // Graph's answer while the application is not yet on every replica.
+                    StatusCode::BAD_REQUEST if answer.detail().contains("does not reference a valid application object") => Ok(Settling::NotYet(refused())),
+                    _ => Err(refused()),
+                }
+            })
+            .await?;
             Ok(Self::attrs(&sp))
         }
         .boxed()

@@ -48,14 +48,9 @@ impl Registry {
 
     /// The registry tagged for this pool (an error when several are).
     async fn find(&self) -> Result<Option<Value>> {
-        let listed = self.azure.arm.get(&format!("{}?api-version={REGISTRIES_API}", self.registries()), &self.what()).await?;
+        let listed = self.azure.arm.list(&format!("{}?api-version={REGISTRIES_API}", self.registries()), &self.what()).await?;
         let pool = self.azure.pool.as_str();
-        let tagged: Vec<Value> = listed
-            .and_then(|l| l["value"].as_array().cloned())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| tags_of(r).contains(&(MARKING.pool_key, pool)))
-            .collect();
+        let tagged: Vec<Value> = listed.into_iter().filter(|r| tags_of(r).contains(&(MARKING.pool_key, pool))).collect();
         match &tagged[..] {
             [] => Ok(None),
             [one] => Ok(Some(one.clone())),
@@ -130,10 +125,8 @@ impl Node for Registry {
             let Some(found) = self.find().await? else { return Ok(Observation::gone(format!("no registry tagged for pool '{}'", self.azure.pool))) };
             let attrs = Self::attrs(&found);
             let name = found["name"].as_str().unwrap_or_default();
-            let usages = self.azure.arm.get(&format!("{}/{name}/listUsages?api-version={REGISTRIES_API}", self.registries()), &self.what()).await?;
+            let usages = self.azure.arm.list(&format!("{}/{name}/listUsages?api-version={REGISTRIES_API}", self.registries()), &self.what()).await?;
             let bytes = usages
-                .and_then(|u| u["value"].as_array().cloned())
-                .unwrap_or_default()
                 .iter()
                 .find(|u| u["name"] == "Size")
                 .and_then(|u| u["currentValue"].as_u64())

@@ -20,14 +20,10 @@ use super::api::error_code;
 use super::context::AzureContext;
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::Result;
-use crate::retry::backoff;
+use crate::retry::{Settling, settle};
 
 /// ARM's api-version of role assignments.
 const ASSIGNMENTS_API: &str = "2022-04-01";
-
-/// How many times a create meets a principal not yet replicated before giving up (about two
-/// minutes with the backoff).
-const REPLICATION_TRIES: u32 = 25;
 
 /// One role of one principal on one scope.
 pub struct RoleAssignment {
@@ -56,9 +52,8 @@ impl RoleAssignment {
     async fn find(&self, scope: &str, principal: &str) -> Result<Option<Value>> {
         let filter = utf8_percent_encode(&format!("principalId eq '{principal}'"), NON_ALPHANUMERIC).to_string();
         let path = format!("{}/providers/Microsoft.Authorization/roleAssignments?$filter={filter}&api-version={ASSIGNMENTS_API}", scope.trim_start_matches('/'));
-        let listed = self.azure.arm.get(&path, &self.what()).await?;
+        let assignments = self.azure.arm.list(&path, &self.what()).await?;
         let role = format!("/roledefinitions/{}", self.role_id.to_ascii_lowercase());
-        let assignments = listed.and_then(|l| l["value"].as_array().cloned()).unwrap_or_default();
         Ok(assignments.into_iter().find(|a| {
             let on_scope = a["properties"]["scope"].as_str().is_none_or(|s| s.eq_ignore_ascii_case(scope));
             on_scope && a["properties"]["roleDefinitionId"].as_str().is_some_and(|d| d.to_ascii_lowercase().ends_with(&role))
@@ -101,20 +96,21 @@ impl Node for RoleAssignment {
             let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", self.name(scope, principal));
             let path = format!("{}?api-version={ASSIGNMENTS_API}", id.trim_start_matches('/'));
             let body = json!({"properties": {"roleDefinitionId": self.definition(), "principalId": principal, "principalType": "ServicePrincipal"}});
-            let mut attempt = 1;
-            loop {
-                let answer = self.azure.arm.call(Method::PUT, &path, Some(body.clone())).await?;
+            let (path, body, what) = (&path, &body, &self.what());
+            let waiting_for = format!("Entra ID to replicate principal {principal} before granting it {}", self.role);
+            settle(&waiting_for, move || async move {
+                let answer = self.azure.arm.call(Method::PUT, path, Some(body.clone())).await?;
+                let refused = || self.azure.arm.refused(&Method::PUT, path, &answer, what);
                 match (answer.status, error_code(&answer)) {
-                    (status, _) if status.is_success() => return Ok(Attrs::new().with("id", id)),
+                    (status, _) if status.is_success() => Ok(Settling::Done(())),
                     // Granted already, under another name.
-                    (StatusCode::CONFLICT, Some("RoleAssignmentExists")) => return Ok(Attrs::new().with("id", id)),
-                    (StatusCode::BAD_REQUEST, Some("PrincipalNotFound")) if attempt < REPLICATION_TRIES => {
-                        tokio::time::sleep(backoff(attempt.min(6))).await;
-                        attempt += 1;
-                    }
-                    _ => return Err(self.azure.arm.refused(&Method::PUT, &path, &answer, &self.what())),
+                    (StatusCode::CONFLICT, Some("RoleAssignmentExists")) => Ok(Settling::Done(())),
+                    (StatusCode::BAD_REQUEST, Some("PrincipalNotFound")) => Ok(Settling::NotYet(refused())),
+                    _ => Err(refused()),
                 }
-            }
+            })
+            .await?;
+            Ok(Attrs::new().with("id", id))
         }
         .boxed()
     }
