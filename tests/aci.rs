@@ -285,6 +285,7 @@ async fn a_pool_made_in_another_subscription_is_rerun_and_torn_down_there() {
     assert!(down.stdout.contains(&format!("Azure subscription {}", elsewhere.id)), "{}", down.stdout);
     assert_eq!(elsewhere.state().await["resourceGroups"], json!([]), "torn down where it lives");
     assert_eq!(azure.subscription.calls().await.len(), default_calls, "the default subscription untouched");
+}
 
 /// Provisions the pool, then again: the second run must find everything the first made, change
 /// nothing and write nothing to Azure. Returns the second run's Azure calls.
