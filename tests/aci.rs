@@ -280,9 +280,13 @@ async fn a_pool_made_in_another_subscription_is_rerun_and_torn_down_there() {
     assert!(moved.stderr.contains(&format!("--subscription {} names another place", azure.subscription.id)), "{}", moved.stderr);
     assert_eq!(azure.subscription.calls().await.len(), default_calls, "refused before any read");
 
+    let dry = world.run_azure(&azure, &["work-pool", "deprovision", &world.pool, "--dry-run"]);
+    assert!(dry.ok().stdout.contains("location westeurope (from the pool's record)"), "{}", dry.stdout);
+    // As a pool Prefect's own CLI made: no record, its `subscription_id` job variable says where.
+    world.forget_record().await;
     let down = world.run_azure(&azure, &["work-pool", "deprovision", &world.pool, "--yes"]);
     down.ok();
-    assert!(down.stdout.contains(&format!("Azure subscription {}", elsewhere.id)), "{}", down.stdout);
+    assert!(down.stdout.contains(&format!("Azure subscription {}", elsewhere.id)) && down.stdout.contains("(from the pool's job variables)"), "{}", down.stdout);
     assert_eq!(elsewhere.state().await["resourceGroups"], json!([]), "torn down where it lives");
     assert_eq!(azure.subscription.calls().await.len(), default_calls, "the default subscription untouched");
 }

@@ -508,9 +508,13 @@ async fn a_pool_made_in_another_project_and_region_is_rerun_and_torn_down_there(
     assert!(moved.stderr.contains(&format!("project {}, region europe-west1 (from the pool's record)", home.id)), "{}", moved.stderr);
     assert!(moved.stderr.contains(&format!("--project {} names another place", other.id)), "{}", moved.stderr);
 
+    let dry = world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--dry-run"]);
+    assert!(dry.ok().stdout.contains(&format!("Google Cloud project {}, region europe-west1 (from the pool's record)", home.id)), "{}", dry.stdout);
+    // As a pool Prefect's own CLI made: no record; its service account and region say where.
+    world.forget_record().await;
     let down = world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--yes"]);
     down.ok();
-    assert!(down.stdout.contains(&format!("Google Cloud project {}, region europe-west1", home.id)), "{}", down.stdout);
+    assert!(down.stdout.contains(&format!("Google Cloud project {}, region europe-west1 (from the pool's job variables)", home.id)), "{}", down.stdout);
     assert!(home.repository_labels("europe-west1", "prefect-images").await.is_none(), "torn down where it lives");
     assert!(other.calls().await.is_empty(), "gcloud's project untouched");
     gcp.fake.assert_no_violations(home).await;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{World, clients_in, fresh_account};
 
 const CLUSTER: &str = "prefect-ecs-cluster";
@@ -17,21 +17,13 @@ async fn cluster_in(world: &World, region: &str) -> bool {
     found.clusters().iter().any(|c| c.status() == Some("ACTIVE"))
 }
 
-/// The pool's record, as the Prefect server holds it.
-async fn record(world: &World) -> Option<(String, Value)> {
-    let filter = json!({"variables": {"tags": {"all_": ["pushpool_pool"]}}, "limit": 200});
-    let response = support::http().post(format!("{}/variables/filter", world.sandbox.prefect)).json(&filter).send().await.unwrap();
-    let variables: Vec<Value> = response.json().await.unwrap();
-    variables.into_iter().find(|v| v["value"]["pool"] == world.pool.as_str()).map(|v| (v["name"].as_str().unwrap().to_owned(), v["value"].clone()))
-}
-
 #[tokio::test]
 async fn a_pool_made_in_another_region_is_rerun_and_torn_down_there_whatever_the_shell_says() {
     let mut world = World::new("placed").await;
     assert_eq!(world.region, "us-east-1", "the shell's region");
     world.create(&["--region", "eu-west-1", "--yes"]).ok();
     assert!(cluster_in(&world, "eu-west-1").await);
-    let (_, recorded) = record(&world).await.expect("the pool is recorded");
+    let (_, recorded) = world.record().await.expect("the pool is recorded");
     assert_eq!(recorded["places"], json!([{"cloud": "aws", "account": world.account.id, "region": "eu-west-1"}]));
     assert!(recorded["uses"].as_array().unwrap().iter().any(|k| k == &json!(format!("aws.ecs_cluster|{}/eu-west-1|{CLUSTER}", world.account.id))));
 
@@ -64,7 +56,7 @@ async fn a_pool_made_in_another_region_is_rerun_and_torn_down_there_whatever_the
     world.run(&["work-pool", "deprovision", &world.pool, "--yes"]).ok();
     assert!(!cluster_in(&world, "eu-west-1").await, "torn down where it lives");
     assert!(cluster_in(&world, "us-west-2").await, "the shell's region untouched");
-    assert!(record(&world).await.is_none(), "the record goes last");
+    assert!(world.record().await.is_none(), "the record goes last");
 
     // Nothing is left: a second teardown says so, without asking for --type, and writes nothing.
     let marks = world.marks().await;
@@ -96,8 +88,7 @@ async fn a_pool_without_a_record_is_placed_by_its_job_variables_and_block() {
     let mut world = World::new("unrecorded").await;
     world.create(&["--region", "eu-west-1", "--yes"]).ok();
     // As a pool made by Prefect's own CLI, or by a pushpool that kept no places: no record.
-    let (name, _) = record(&world).await.unwrap();
-    assert_eq!(world.prefect_send(reqwest::Method::DELETE, &format!("/variables/name/{name}"), Value::Null).await, 204);
+    world.forget_record().await;
     world.region = "us-west-2".into();
 
     let dry = world.run(&["work-pool", "deprovision", &world.pool, "--dry-run"]);

@@ -453,6 +453,20 @@ impl World {
         names.map(|v| (v["name"].as_str().unwrap().to_owned(), v["value"].clone())).collect()
     }
 
+    /// The pool's record (variable name and value), as the Prefect server holds it.
+    pub async fn record(&self) -> Option<(String, Value)> {
+        let filter = json!({"variables": {"tags": {"all_": ["pushpool_pool"]}}, "limit": 200});
+        let response = http().post(format!("{}/variables/filter", self.sandbox.prefect)).json(&filter).send().await.unwrap();
+        let variables: Vec<Value> = response.json().await.unwrap();
+        variables.into_iter().find(|v| v["value"]["pool"] == self.pool.as_str()).map(|v| (v["name"].as_str().unwrap().to_owned(), v["value"].clone()))
+    }
+
+    /// Deletes the pool's record: the pool is then as one Prefect's own CLI made.
+    pub async fn forget_record(&self) {
+        let (name, _) = self.record().await.expect("the pool has a record");
+        assert_eq!(self.prefect_send(reqwest::Method::DELETE, &format!("/variables/name/{name}"), Value::Null).await, 204);
+    }
+
     pub async fn block(&self) -> Option<Value> {
         self.prefect_get(&format!("/block_types/slug/aws-credentials/block_documents/name/{}-aws-credentials", self.pool)).await
     }
