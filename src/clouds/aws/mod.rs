@@ -33,21 +33,21 @@ use crate::prefect::context::PrefectContext;
 /// The AWS accounts named by the ARNs anywhere in `value` (`arn:aws:iam::123456789012:...`):
 /// what tells which account a work pool's job variables are about.
 pub fn accounts_in(value: &Value) -> BTreeSet<String> {
-    match value {
-        Value::String(text) => text.strip_prefix("arn:").and_then(|arn| arn.split(':').nth(3)).filter(|a| !a.is_empty()).map(str::to_owned).into_iter().collect(),
-        Value::Array(items) => items.iter().flat_map(accounts_in).collect(),
-        Value::Object(fields) => fields.values().flat_map(accounts_in).collect(),
-        _ => BTreeSet::new(),
-    }
+    arn_fields(value, 3)
 }
 
 /// The regions named anywhere in `value` by regional ARNs (`arn:aws:ecs:<region>:…`; IAM's
 /// name none): what tells where a pool Prefect's own CLI made has its resources.
 pub fn regions_in(value: &Value) -> BTreeSet<String> {
+    arn_fields(value, 2)
+}
+
+/// Field `nth` (after `arn:`; 0 is the partition) of every ARN anywhere in `value`, where set.
+fn arn_fields(value: &Value, nth: usize) -> BTreeSet<String> {
     match value {
-        Value::String(text) => text.strip_prefix("arn:").and_then(|arn| arn.split(':').nth(2)).filter(|r| !r.is_empty()).map(str::to_owned).into_iter().collect(),
-        Value::Array(items) => items.iter().flat_map(regions_in).collect(),
-        Value::Object(fields) => fields.values().flat_map(regions_in).collect(),
+        Value::String(text) => text.strip_prefix("arn:").and_then(|arn| arn.split(':').nth(nth)).filter(|f| !f.is_empty()).map(str::to_owned).into_iter().collect(),
+        Value::Array(items) => items.iter().flat_map(|item| arn_fields(item, nth)).collect(),
+        Value::Object(fields) => fields.values().flat_map(|field| arn_fields(field, nth)).collect(),
         _ => BTreeSet::new(),
     }
 }
