@@ -75,28 +75,41 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
         (_, Some(pool)) => Place::held(prefect, pool).await?,
         _ => None,
     };
-    let scope = match &place {
-        Some(place) => place.scope(&target.scope, &request.name)?,
-        None => target.scope.clone(),
+    let clouds = connect_in_place(&blueprint, &request.name, place.as_ref(), &target.scope, speculative).await?;
+    let place_source = describe_source(place.as_ref(), pool.is_some() || record.is_some(), &blueprint);
+    Ok(PoolPlan { request, blueprint, names, clouds, contexts, place_source, recorded })
+}
+
+/// Connects each cloud of `blueprint` for `pool` where it lives (`place`, else `asked`),
+/// taking a `speculative` connection made where the defaults say when that is the place, and
+/// refusing credentials of another account or tenant than the place's.
+async fn connect_in_place(
+    blueprint: &Blueprint,
+    pool: &str,
+    place: Option<&Place>,
+    asked: &Scope,
+    mut speculative: Vec<(String, Result<CloudContext>)>,
+) -> Result<Vec<CloudContext>> {
+    let scope = match place {
+        Some(place) => place.scope(asked, pool)?,
+        None => asked.clone(),
     };
     let mut clouds = Vec::new();
-    let mut speculative = speculative;
     for cloud in &blueprint.clouds {
         let guessed = speculative.iter().position(|(name, _)| name == cloud).map(|at| speculative.swap_remove(at).1);
-        let connected = match guessed {
+        let connected = match (guessed, place) {
             // No place to keep to: what the defaults gave, failure included.
-            Some(result) if place.is_none() => result,
-            Some(Ok(context)) if place.as_ref().is_some_and(|p| p.fits(&context)) => Ok(context),
-            _ => CloudContext::connect(cloud, &request.name, &scope).await,
+            (Some(result), None) => result,
+            (Some(Ok(context)), Some(place)) if place.fits(&context) => Ok(context),
+            _ => CloudContext::connect(cloud, pool, &scope).await,
         };
-        let context = connected.map_err(|error| needed_by_addon(error, &request.name, cloud, &blueprint))?;
-        if let Some(place) = &place {
-            place.check(&context, &request.name)?;
+        let context = connected.map_err(|error| needed_by_addon(error, pool, cloud, blueprint))?;
+        if let Some(place) = place {
+            place.check(&context, pool)?;
         }
         clouds.push(context);
     }
-    let place_source = describe_source(place.as_ref(), pool.is_some() || record.is_some(), &blueprint);
-    Ok(PoolPlan { request, blueprint, names, clouds, contexts, place_source, recorded })
+    Ok(clouds)
 }
 
 /// What Prefect knows of the pool, read at once: the pool (read once per run, so the pool's

@@ -6,7 +6,10 @@
 //! they are written to a JSON file only the user can read (mode 0600 where files have modes;
 //! the user's own temporary directory on Windows), handed over with `--from-json`, and removed
 //! as soon as the client is done. A run killed in between leaves the file behind: the next
-//! write removes files of that name pattern older than [`STALE_AFTER`].
+//! write removes it. Where locks are advisory (Linux, macOS) a run holds an exclusive lock on
+//! its file while it exists, so one whose lock is free was left by a run that is gone and goes
+//! at once; elsewhere (Windows, where a lock would keep the client from reading the file) files
+//! of that name pattern go once older than [`STALE_AFTER`].
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,7 +28,7 @@ pub const INSTALL: &str = "install the Modal client (`pip install modal`, or `uv
 /// The name of every values file starts so, in the system's temporary directory.
 const FILE_PREFIX: &str = "pushpool-modal-secret-";
 
-/// A values file older than this belongs to a run that was killed.
+/// A values file older than this belongs to a run that was killed, whatever its lock says.
 const STALE_AFTER: Duration = Duration::from_secs(600);
 
 /// How long one call of the client may take.
@@ -102,6 +105,9 @@ impl ModalCli {
 /// A new file readable by its owner only, holding `values` as a JSON object.
 fn values_file(values: &BTreeMap<String, Secret>) -> std::io::Result<tempfile::NamedTempFile> {
     let mut file = tempfile::Builder::new().prefix(FILE_PREFIX).suffix(".json").tempfile()?;
+    // Locked before anything is written: an unlocked file that holds values is a dead run's.
+    #[cfg(unix)]
+    file.as_file().lock()?;
     let exposed: serde_json::Map<String, Value> = values.iter().map(|(key, value)| (key.clone(), Value::from(value.expose()))).collect();
     file.write_all(Value::Object(exposed).to_string().as_bytes())?;
     file.flush()?;
@@ -112,12 +118,26 @@ fn values_file(values: &BTreeMap<String, Secret>) -> std::io::Result<tempfile::N
 /// is another user's, or already gone, stays as it is.
 fn remove_stale_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let stale = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|age| age > STALE_AFTER);
-        if stale && entry.file_name().to_string_lossy().starts_with(FILE_PREFIX) {
+    for entry in entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(FILE_PREFIX)) {
+        let Ok(metadata) = entry.metadata() else { continue };
+        let old = metadata.modified().ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > STALE_AFTER);
+        if old || abandoned(&entry.path(), metadata.len()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Whether a values file of `len` bytes has no live run: it holds values, and nobody holds its
+/// lock (an empty one may be a live run's, between creating and locking it).
+#[cfg(unix)]
+fn abandoned(path: &Path, len: u64) -> bool {
+    len > 0 && std::fs::File::open(path).is_ok_and(|file| file.try_lock().is_ok())
+}
+
+/// Windows locks are mandatory (the client could not read a locked file): age alone tells.
+#[cfg(not(unix))]
+fn abandoned(_: &Path, _: u64) -> bool {
+    false
 }
 
 #[cfg(test)]
@@ -141,19 +161,26 @@ mod tests {
     }
 
     #[test]
-    fn only_old_files_of_the_pattern_are_swept() {
+    fn only_files_of_the_pattern_that_no_live_run_holds_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let old = dir.path().join(format!("{FILE_PREFIX}old.json"));
-        let fresh = dir.path().join(format!("{FILE_PREFIX}fresh.json"));
+        let dead = dir.path().join(format!("{FILE_PREFIX}dead.json"));
         let other = dir.path().join("other.json");
-        for path in [&old, &fresh, &other] {
+        for path in [&old, &dead, &other] {
             std::fs::write(path, "{}").unwrap();
         }
         let long_ago = std::time::SystemTime::now() - 2 * STALE_AFTER;
         for path in [&old, &other] {
             std::fs::File::options().write(true).open(path).unwrap().set_modified(long_ago).unwrap();
         }
+        // A live run's file, locked while it exists, in the same directory.
+        let live = tempfile::Builder::new().prefix(FILE_PREFIX).suffix(".json").tempfile_in(dir.path()).unwrap();
+        #[cfg(unix)]
+        live.as_file().lock().unwrap();
+        std::fs::write(live.path(), "{}").unwrap();
         remove_stale_files(dir.path());
-        assert!(!old.exists() && fresh.exists() && other.exists());
+        assert!(!old.exists() && other.exists() && live.path().exists());
+        // Fresh, unlocked and holding values: a killed run's, gone at once where locks tell.
+        assert_eq!(dead.exists(), cfg!(not(unix)));
     }
 }
