@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::json;
-use support::World;
+use support::{Channel, World};
 
 const MANAGED: &str = "arn:aws:iam::aws:policy/";
 
@@ -76,4 +76,80 @@ async fn with_two_item_pages_a_rerun_writes_nothing_and_a_teardown_keeps_what_a_
     let replan = world.run(&["plan", &b, "--type", "ecs:push", "--detailed-exitcode"]);
     assert_eq!(replan.code, 0, "{}", replan.all());
     world.run(&["work-pool", "deprovision", &b, "--yes"]).ok();
+}
+
+/// The proxy's model of each protocol's paging, read by the SDK's own parsers: one page of one
+/// item and a continuation token, and the paginator reaching every item. A proxy that answered
+/// whole would let a client that reads one page pass the test above.
+#[tokio::test]
+async fn the_proxy_pages_query_xml_and_json_answers_and_prefect_filters_as_their_clients_read_them() {
+    let world = World::new("proxy-paging").await;
+    let channel = Channel::open(&world.sandbox, &world.moto).await;
+    channel.page(1).await;
+    let (direct, paged) = (world.clients().await, support::clients(&channel.url(), &world.account).await);
+
+    // IAM (query protocol, Marker and IsTruncated): three attached policies; a policy on a user
+    // and a role, listed in one call's two lists.
+    direct.iam.create_user().user_name("paged").send().await.unwrap();
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    direct.iam.create_role().role_name("paged").assume_role_policy_document(trust.to_string()).send().await.unwrap();
+    for policy in ["AmazonDynamoDBReadOnlyAccess", "AmazonEC2ReadOnlyAccess", "AmazonS3ReadOnlyAccess"] {
+        direct.iam.attach_user_policy().user_name("paged").policy_arn(format!("{MANAGED}{policy}")).send().await.unwrap();
+    }
+    direct.iam.attach_role_policy().role_name("paged").policy_arn(format!("{MANAGED}AmazonS3ReadOnlyAccess")).send().await.unwrap();
+    let first = paged.iam.list_attached_user_policies().user_name("paged").send().await.unwrap();
+    assert_eq!((first.attached_policies().len(), first.is_truncated()), (1, true));
+    let all = paged.iam.list_attached_user_policies().user_name("paged").into_paginator().items().send().try_collect().await.unwrap();
+    let names: Vec<&str> = all.iter().filter_map(|p| p.policy_name()).collect();
+    assert_eq!(names, ["AmazonDynamoDBReadOnlyAccess", "AmazonEC2ReadOnlyAccess", "AmazonS3ReadOnlyAccess"]);
+    let pages = paged.iam.list_entities_for_policy().policy_arn(format!("{MANAGED}AmazonS3ReadOnlyAccess")).into_paginator().send().try_collect().await.unwrap();
+    let entities: Vec<usize> = pages.iter().map(|p| p.policy_users().len() + p.policy_roles().len()).collect();
+    assert_eq!(entities, [1, 1], "the user, then the role");
+
+    // EC2 (query protocol, NextToken/nextToken): the default VPC and two more.
+    for cidr in ["10.0.0.0/16", "10.1.0.0/16"] {
+        direct.ec2.create_vpc().cidr_block(cidr).send().await.unwrap();
+    }
+    let first = paged.ec2.describe_vpcs().send().await.unwrap();
+    assert_eq!(first.vpcs().len(), 1);
+    assert!(first.next_token().is_some());
+    let all = paged.ec2.describe_vpcs().into_paginator().items().send().try_collect().await.unwrap();
+    assert_eq!(all.len(), 3);
+
+    // ECS and CloudWatch Logs (JSON protocol, nextToken).
+    for _revision in 0..2 {
+        let container = aws_sdk_ecs::types::ContainerDefinition::builder().name("c").image("busybox").memory(128).build();
+        direct.ecs.register_task_definition().family("paged").container_definitions(container).send().await.unwrap();
+    }
+    let first = paged.ecs.list_task_definitions().family_prefix("paged").send().await.unwrap();
+    assert_eq!((first.task_definition_arns().len(), first.next_token().is_some()), (1, true));
+    let all = paged.ecs.list_task_definitions().family_prefix("paged").into_paginator().items().send().try_collect().await.unwrap();
+    assert_eq!(all.len(), 2);
+    for group in ["paged-a", "paged-b", "paged-c"] {
+        direct.logs.create_log_group().log_group_name(group).send().await.unwrap();
+    }
+    let all = paged.logs.describe_log_groups().log_group_name_prefix("paged").into_paginator().send().try_collect().await.unwrap();
+    assert_eq!(all.iter().map(|p| p.log_groups().len()).collect::<Vec<_>>(), [1, 1, 1]);
+
+    // Prefect: a filter request gets at most the page size, and the offset walks on.
+    let prefect = Channel::open(&world.sandbox, &world.sandbox.prefect).await;
+    prefect.page(1).await;
+    let names = [format!("{}-1", world.pool), format!("{}-2", world.pool)];
+    for name in &names {
+        assert_eq!(world.prefect_send(reqwest::Method::POST, "/work_pools/", json!({"name": name, "type": "process"})).await, 201);
+    }
+    let filter = |offset: usize| {
+        let body = json!({"work_pools": {"name": {"any_": names}}, "offset": offset, "limit": 50});
+        support::http().post(format!("{}/api/work_pools/filter", prefect.url())).json(&body).send()
+    };
+    let mut seen = Vec::new();
+    for offset in 0..3 {
+        let page: Vec<serde_json::Value> = filter(offset).await.unwrap().json().await.unwrap();
+        assert!(page.len() <= 1, "{page:?}");
+        seen.extend(page.iter().filter_map(|p| p["name"].as_str().map(str::to_owned)));
+    }
+    for name in &names {
+        world.prefect_send(reqwest::Method::DELETE, &format!("/work_pools/{name}"), json!({})).await;
+    }
+    assert_eq!(seen, names);
 }
