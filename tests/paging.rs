@@ -1,7 +1,7 @@
 //! Every list pushpool makes reads all its pages, against moto and the real Prefect server
-//! behind a proxy channel that pages small (tests/sandbox/proxy.py): two items a page for the
-//! AWS list and describe calls (moto itself pages almost none of them), and a `limit` of two
-//! on every Prefect filter request. What pushpool needs is put past the first page each time,
+//! behind proxy channels that page small, as every channel does (tests/sandbox/proxy.py): two
+//! items a page for the AWS list and describe calls (moto itself pages almost none of them),
+//! and a `limit` of two on every Prefect filter request. What pushpool needs is put past the first page each time,
 //! so a client that read only the first page would plan a second VPC, attach a policy again,
 //! or delete what another pool uses.
 
@@ -19,8 +19,6 @@ fn create(world: &World, pool: &str) {
 #[tokio::test]
 async fn with_two_item_pages_a_rerun_writes_nothing_and_a_teardown_keeps_what_a_pool_on_a_later_page_uses() {
     let world = World::new("paging").await;
-    world.aws.page(2).await;
-    world.prefect.page(2).await;
     let aws = world.clients().await;
     // Three VPCs before pushpool's own: it is on the third page of DescribeVpcs, and the CIDRs it
     // must not take are on the first two.

@@ -6,16 +6,16 @@ Each channel can also delay requests (latency_ms) and inject faults per action, 
 of the action's protocol. Channels of one group share a write counter that can freeze them all
 right after the k-th write, so that a test can kill the client "just after" that write.
 
-A channel can also page small (`page_size`), so that a client that reads only the first page of a
-list fails: the AWS list and describe actions of AWS_PAGED are answered a page at a time by the
+Every channel pages small (`page_size`, DEFAULT_PAGE_SIZE unless set), so that every test pages and
+a client that reads only the first page of a list fails: the AWS list and describe actions of AWS_PAGED are answered a page at a time by the
 proxy itself (from moto's whole answer: moto pages almost none of them), with a token of the
 action's protocol (nextToken, NextToken/nextToken, Marker + IsTruncated), and every Prefect
 `.../filter` request gets its `limit` clamped to the page size (the server honours limit/offset).
 
 Admin API (usage: proxy.py ADMIN_PORT):
   POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0, "group": "g",
-                                 "page_size": null} -> {"port": N}
-  PUT    /channels/{port}/paging {"page_size": N} (null: answers as the target gives them)
+                                 "page_size": 2} -> {"port": N}
+  PUT    /channels/{port}/paging {"page_size": N} (null or 0: answers as the target gives them)
   GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status", "fault"?,
                                  "start", "end"?}, ...]  (start/end: the proxy's monotonic clock, seconds)
   PUT    /channels/{port}/faults {ACTION or "*": FAULT, ...}; {} clears. ACTION is an AWS action
@@ -168,6 +168,7 @@ PAGING = {"json": ("nextToken", "nextToken", ("maxResults", "limit")),
           "ec2": ("NextToken", "nextToken", ("MaxResults",)),
           "iam": ("Marker", "Marker", ("MaxItems",))}
 TOKEN = "sandbox-proxy-page-"
+DEFAULT_PAGE_SIZE = 2
 
 
 class Paging:
@@ -186,7 +187,13 @@ class Paging:
         self.start = int(token[len(TOKEN):]) if token.startswith(TOKEN) else 0
         asked = [int(params.pop(size)) for size in sizes if params.get(size) not in (None, "")]
         self.size = min([page_size] + asked)
-        self.body = json.dumps(params).encode() if self.protocol == "json" else urlencode(params).encode()
+        # The body the client signed goes on as it is unless a parameter was taken out.
+        if not (asked or token.startswith(TOKEN)):
+            self.body = body
+        elif self.protocol == "json":
+            self.body = json.dumps(params).encode()
+        else:
+            self.body = urlencode(params).encode()
 
     def page(self, data):
         """The page of the whole answer `data` this call asked for, with the next page's token."""
@@ -290,8 +297,9 @@ class Channel:
             call["status"] = out.status
             self.calls.append(call)
             return out
-        # Host and every signed header go through unchanged: SigV4 signs them (moto does not
-        # check the signature of a body the proxy re-pages).
+        # Host and every signed header go through unchanged: SigV4 signs them. A later page's
+        # request loses the proxy's token from its body, and with it a valid signature: moto
+        # checks none unless IAM enforcement is on (tests that turn it on page with size 0).
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP]
         paging = None
         if self.page_size and action in AWS_PAGED and service != "prefect":
@@ -345,7 +353,7 @@ async def create(request):
     target = spec.get("target", "")
     if urlsplit(target).hostname not in ("127.0.0.1", "localhost"):
         raise web.HTTPBadRequest(text="target must be http://127.0.0.1:PORT: the sandbox never leaves this machine")
-    channel = Channel(target, int(spec.get("latency_ms", 0)), spec.get("group"), spec.get("page_size"))
+    channel = Channel(target, int(spec.get("latency_ms", 0)), spec.get("group"), spec.get("page_size", DEFAULT_PAGE_SIZE))
     port = await channel.open()
     CHANNELS[port] = channel
     return web.json_response({"port": port})
