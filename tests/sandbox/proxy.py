@@ -6,11 +6,13 @@ Each channel can also delay requests (latency_ms) and inject faults per action, 
 of the action's protocol. Channels of one group share a write counter that can freeze them all
 right after the k-th write, so that a test can kill the client "just after" that write.
 
-Every channel pages small (`page_size`, DEFAULT_PAGE_SIZE unless set), so that every test pages and
-a client that reads only the first page of a list fails: the AWS list and describe actions of AWS_PAGED are answered a page at a time by the
-proxy itself (from moto's whole answer: moto pages almost none of them), with a token of the
-action's protocol (nextToken, NextToken/nextToken, Marker + IsTruncated), and every Prefect
-`.../filter` request gets its `limit` clamped to the page size (the server honours limit/offset).
+Every channel pages small (`page_size`, DEFAULT_PAGE_SIZE unless set), so that every test pages
+and a client that reads only the first page of a list fails: the AWS list and describe actions of
+AWS_PAGED are answered a page at a time by the proxy itself, from moto's whole answer (moto 5.2
+honours a page size only for ListAttachedUserPolicies, ListAttachedRolePolicies and
+DescribeLogGroups), with the token of the action's protocol (nextToken; NextToken/nextToken;
+Marker + IsTruncated); every Prefect `.../filter` request gets its `limit` clamped to the page
+size (the server honours limit and offset).
 
 Admin API (usage: proxy.py ADMIN_PORT):
   POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0, "group": "g",
@@ -304,8 +306,10 @@ class Channel:
         paging = None
         if self.page_size and action in AWS_PAGED and service != "prefect":
             paging = Paging(action, body, self.page_size)
-            paging = paging if paging.ours else None
-            body = paging.body if paging else body
+            if paging.ours:
+                body = paging.body
+            else:
+                paging = None
         elif self.page_size and service == "prefect" and request.method == "POST" and request.path.endswith("/filter"):
             body = clamp_limit(body, self.page_size)
         try:
