@@ -152,6 +152,40 @@ async fn existing_service_account_and_repository_are_used_as_they_are_and_a_tear
     gcp.fake.assert_no_violations(&project).await;
 }
 
+/// Lists page as Google documents them (AIP-158), in the fake: more accounts and repositories
+/// beside the pool's own than a page holds (pushpool reads its own by name, so a re-run still
+/// finds them), and pages with fewer images than asked, even none, before the last.
+#[tokio::test]
+async fn among_more_accounts_and_repositories_than_a_page_holds_a_rerun_writes_nothing_and_images_past_empty_pages_keep_the_repository() {
+    let world = World::new("crp").await;
+    let gcp = GcpWorld::new("crp").await;
+    let project = &gcp.project;
+    for i in 0..5 {
+        project.seed_service_account(&format!("other-account-{i}"), None).await;
+        project.seed_repository("us-central1", &format!("other-images-{i}"), &[]).await;
+    }
+    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
+    let (mark, marks) = (project.mark().await, world.marks().await);
+    let again = world.run_gcp(&gcp, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    again.ok();
+    assert!(again.all().contains("Nothing to change"), "{}", again.all());
+    assert_eq!(project.writes_since(mark).await, Vec::<String>::new());
+    world.assert_no_writes_since(marks).await;
+
+    // The repository holds an image, behind two pages that hold none: reading only the first
+    // page would call it empty and delete it with its image.
+    project.seed_images("us-central1", "prefect-images", 1).await;
+    project.faults(json!({"empty_pages": 2})).await;
+    let mark = project.mark().await;
+    let run = world.run_gcp(&gcp, &["work-pool", "deprovision", &world.pool, "--yes"]);
+    run.ok();
+    assert!(run.stdout.contains("prefect-images: holds images; --force deletes them with it"), "{}", run.all());
+    assert!(project.repository_labels("us-central1", "prefect-images").await.is_some(), "the repository stays");
+    let listed = project.calls().await.iter().skip(mark).filter(|c| c.name().ends_with("dockerImages.list")).count();
+    assert_eq!(listed, 3, "two empty pages, then the page with the image");
+    gcp.fake.assert_no_violations(project).await;
+}
+
 #[tokio::test]
 async fn a_teardown_returns_the_project_to_its_starting_state_and_never_disables_an_api() {
     let world = World::new("crt").await;

@@ -438,6 +438,48 @@ async fn fake_artifact_registry_repository_create_label_list_delete() {
     fake.assert_no_violations(&project).await;
 }
 
+/// Paging over the wire: two items a page when none is asked, the project's size once a test
+/// sets it, the asked size otherwise, and every item reached once through the tokens.
+#[tokio::test]
+async fn fake_pages_docker_images_by_two_unless_asked_and_refuses_a_made_up_token() {
+    let fake = GcpFake::get();
+    let project = fake.project_with("pages", &[ARTIFACT_REGISTRY]).await;
+    project.seed_repository("us-central1", "prefect-images", &[]).await;
+    project.seed_images("us-central1", "prefect-images", 5).await;
+    let images = format!("artifactregistry/v1/projects/{}/locations/us-central1/repositories/prefect-images/dockerImages", project.id);
+    let walk = |query: &'static str| {
+        let images = images.clone();
+        async move {
+            let (mut sizes, mut names, mut token) = (Vec::new(), Vec::new(), String::new());
+            loop {
+                let separator = if query.is_empty() { "?" } else { "&" };
+                let path = if token.is_empty() { format!("{images}{query}") } else { format!("{images}{query}{separator}pageToken={token}") };
+                let (status, page) = get(&path).await;
+                assert_eq!(status, 200, "{page}");
+                let found = page["dockerImages"].as_array().cloned().unwrap_or_default();
+                sizes.push(found.len());
+                names.extend(found.iter().map(|i| i["name"].as_str().unwrap().to_owned()));
+                match page["nextPageToken"].as_str() {
+                    Some(next) => token = next.to_owned(),
+                    None => return (sizes, names),
+                }
+            }
+        }
+    };
+    let (sizes, names) = walk("").await;
+    assert_eq!(sizes, [2, 2, 1]);
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "every image once: {names:?}");
+    assert_eq!(walk("?pageSize=4").await.0, [4, 1]);
+    project.page_size(3).await;
+    assert_eq!(walk("").await.0, [3, 2]);
+    let (status, error) = get(&format!("{images}?pageToken=2")).await;
+    assert_eq!((status, status_of(&error)), (400, "INVALID_ARGUMENT"));
+    fake.assert_no_violations(&project).await;
+}
+
 #[tokio::test]
 async fn fake_counts_writes_per_project_with_operations_to_their_project() {
     let fake = GcpFake::get();

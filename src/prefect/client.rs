@@ -149,10 +149,9 @@ impl PrefectClient {
     /// The newest schema of a block type, by version, not the first one the server lists:
     /// two versions of `aws-credentials` can exist (bundled and installed).
     pub async fn newest_block_schema(&self, block_type_id: &str) -> Result<BlockSchema> {
-        let body = json!({"block_schemas": {"block_type_id": {"any_": [block_type_id]}}});
+        let filter = json!({"block_schemas": {"block_type_id": {"any_": [block_type_id]}}});
         let what = "block schemas";
-        let schemas: Vec<BlockSchema> = serde_json::from_value(self.api.send(Method::POST, "/block_schemas/filter", Some(body), what).await?)
-            .map_err(|e| Error::remote(what, e.to_string()))?;
+        let schemas: Vec<BlockSchema> = self.every("/block_schemas/filter", filter, what).await?;
         schemas
             .into_iter()
             .max_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)))
@@ -232,21 +231,24 @@ impl PrefectClient {
         self.api.send_optional(Method::DELETE, &path, None, &format!("work pool '{name}'")).await.map(drop)
     }
 
-    /// Everything a `filter` endpoint returns for `filter`, page by page.
+    /// Everything a `filter` endpoint returns for `filter`, page by page: every read of a
+    /// collection goes through here.
+    ///
+    /// No `limit` is sent: a server refuses one above its own `PREFECT_SERVER_API_DEFAULT_LIMIT`
+    /// (422), and Prefect Cloud caps it at 200, so the server's page size is whatever it
+    /// answers with. A page shorter than that size cannot be told from the last one, so the
+    /// reading ends at the first empty page.
     async fn every<T: serde::de::DeserializeOwned>(&self, path: &str, filter: Value, what: &str) -> Result<Vec<T>> {
-        const PAGE: usize = 200;
         let mut all = Vec::new();
         loop {
             let mut body = filter.clone();
-            body["limit"] = json!(PAGE);
             body["offset"] = json!(all.len());
             let page: Vec<T> = serde_json::from_value(self.api.send(Method::POST, path, Some(body), what).await?)
                 .map_err(|e| Error::remote(what, e.to_string()))?;
-            let done = page.len() < PAGE;
-            all.extend(page);
-            if done {
+            if page.is_empty() {
                 return Ok(all);
             }
+            all.extend(page);
         }
     }
 

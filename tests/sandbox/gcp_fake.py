@@ -28,6 +28,13 @@ Wire details that the official Rust clients (google-cloud-*-v1) use and the fake
     body: allowed when the value equals the path's.
   - proto3 JSON: int64 as strings, bytes as base64, empty lists and false booleans omitted in answers.
 
+Paging (AIP-158): every list method whose discovery entry declares `pageToken` answers pages of
+`pageSize` items, at most the maximum its `pageSize` description states, and of the project's page
+size (2 unless a test sets it) when the request asks none: every test that lists pages. The
+`nextPageToken` is opaque and bound to its method; another method's or a made-up token is 400
+INVALID_ARGUMENT. A page may hold fewer items than asked, even none (the `empty_pages` fault).
+Methods without `pageToken` (serviceAccounts.keys.list) answer whole.
+
 Admin API (not in any discovery document; for tests only): see the ADMIN section at the end.
 No request or response body is ever logged: key files carry private keys.
 """
@@ -546,6 +553,7 @@ class Project:
     policy: dict = None
     faults: dict = field(default_factory=dict)
     calls: list = field(default_factory=list)
+    page_size: int = 2  # the page size of a list request that asks none (see PAGING)
     propagation: int = 0  # Artifact Registry calls still answered SERVICE_DISABLED after an enable
     invisible: dict = field(default_factory=dict)  # email -> calls that will not see it yet
 
@@ -650,6 +658,56 @@ def project_of_path(params):
         if m:
             return m.group(1)
     return None
+
+
+# --- PAGING: one rule for every list method that declares pageToken ---------------------------
+
+MAXIMUM = re.compile(r"[Mm]aximum (?:page size |value )?is (\d[\d,]*)")
+
+
+def page_maximum(method):
+    """The largest page the method's `pageSize` description allows, or None when it states none."""
+    found = MAXIMUM.search(method.spec.get("parameters", {}).get("pageSize", {}).get("description", ""))
+    return int(found.group(1).replace(",", "")) if found else None
+
+
+def page_token(method, offset):
+    return base64.urlsafe_b64encode(f"{method.id}:{offset}".encode()).decode()
+
+
+def token_offset(method, token):
+    """Where the page of `token` starts; 400 for a token this method did not hand out."""
+    try:
+        method_id, offset = base64.urlsafe_b64decode(token.encode()).decode().rsplit(":", 1)
+        if method_id == method.id and INT.match(offset):
+            return int(offset)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise invalid(f"Invalid page token {token!r}.")
+
+
+def paged(ctx, field_name, items):
+    """One page of `items` as `{field_name: [...], "nextPageToken"?}`: `pageSize` items (0 or none
+    asked: the project's page size; above the documented maximum: the maximum) from the position
+    of `pageToken`. The `empty_pages` fault answers the next N pages with no item and a token
+    that resumes where they were, as Google may."""
+    if "pageToken" not in ctx.method.spec.get("parameters", {}):
+        raise AssertionError(f"{ctx.method.id} does not page: answer it whole")
+    asked = int((ctx.query.get("pageSize") or ["0"])[0])
+    if asked < 0:
+        raise invalid("page_size must be non-negative.")
+    size = asked or ctx.project.page_size
+    maximum = page_maximum(ctx.method)
+    if maximum:
+        size = min(size, maximum)
+    token = (ctx.query.get("pageToken") or [""])[0]
+    start = token_offset(ctx.method, token) if token else 0
+    if start < len(items) and ctx.project.count_down("empty_pages"):
+        return {"nextPageToken": page_token(ctx.method, start)}
+    out = {field_name: items[start:start + size]} if items[start:start + size] else {}
+    if start + size < len(items):
+        out["nextPageToken"] = page_token(ctx.method, start + size)
+    return out
 
 
 # --- Cloud Resource Manager v3 ---------------------------------------------------------------
@@ -1083,13 +1141,7 @@ def repository_delete(ctx):
 @handles("artifactregistry.projects.locations.repositories.dockerImages.list")
 def docker_images_list(ctx):
     repo = repository_of(ctx)
-    size = int((ctx.query.get("pageSize") or ["100"])[0]) or 100
-    start = int((ctx.query.get("pageToken") or ["0"])[0] or 0)
-    page = repo.images[start:start + size]
-    out = {"dockerImages": [repo.image_json(i) for i in page]} if page else {}
-    if start + size < len(repo.images):
-        out["nextPageToken"] = str(start + size)
-    return out
+    return paged(ctx, "dockerImages", [repo.image_json(i) for i in repo.images])
 
 
 @handles("artifactregistry.projects.locations.operations.get")
@@ -1208,7 +1260,8 @@ async def api(request):
 #   GET  /admin/projects/{id}/state                                         -> services, accounts+keys, repos, policy
 #   PUT  /admin/projects/{id}/faults {...}                                  replaces the faults ({} clears):
 #        operation_polls N, service_disabled_after_enable K, service_account_invisible K, etag_race N,
-#        key_creation_disabled true, throttle {"<regex over the method id>": N}
+#        key_creation_disabled true, throttle {"<regex over the method id>": N}, empty_pages N
+#   PUT  /admin/projects/{id}/paging {"pageSize": n}                         the page size of lists that ask none
 #   PUT  /admin/projects/{id}/services {"<svc>": "ENABLED"|"DISABLED"}
 #   POST /admin/projects/{id}/bindings {"role", "member"}                    adds a binding, new etag
 #   POST /admin/projects/{id}/serviceAccounts {"accountId", "displayName"?, "description"?}
@@ -1254,6 +1307,15 @@ async def admin_faults(request):
     project.faults = await admin_json(request)
     project.propagation, project.invisible = 0, {}
     return web.json_response(project.faults)
+
+
+async def admin_paging(request):
+    project, spec = admin_project(request), await admin_json(request)
+    size = spec.get("pageSize")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise web.HTTPBadRequest(text="pageSize must be a positive integer")
+    project.page_size = size
+    return web.json_response({"pageSize": size})
 
 
 async def admin_services(request):
@@ -1362,6 +1424,7 @@ def app():
         web.get("/admin/projects/{project}/state", admin_state),
         web.put("/admin/projects/{project}/faults", admin_faults),
         web.put("/admin/projects/{project}/services", admin_services),
+        web.put("/admin/projects/{project}/paging", admin_paging),
         web.post("/admin/projects/{project}/bindings", admin_binding),
         web.post("/admin/projects/{project}/serviceAccounts", admin_account),
         web.post("/admin/projects/{project}/serviceAccounts/{email}/keys", admin_keys),

@@ -6,8 +6,18 @@ Each channel can also delay requests (latency_ms) and inject faults per action, 
 of the action's protocol. Channels of one group share a write counter that can freeze them all
 right after the k-th write, so that a test can kill the client "just after" that write.
 
+Every channel pages small (`page_size`, DEFAULT_PAGE_SIZE unless set), so that every test pages
+and a client that reads only the first page of a list fails: the AWS list and describe actions of
+AWS_PAGED are answered a page at a time by the proxy itself, from moto's whole answer (moto 5.2
+honours a page size only for ListAttachedUserPolicies, ListAttachedRolePolicies and
+DescribeLogGroups), with the token of the action's protocol (nextToken; NextToken/nextToken;
+Marker + IsTruncated); every Prefect `.../filter` request gets its `limit` clamped to the page
+size (the server honours limit and offset).
+
 Admin API (usage: proxy.py ADMIN_PORT):
-  POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0, "group": "g"} -> {"port": N}
+  POST   /channels              {"target": "http://127.0.0.1:15000", "latency_ms": 0, "group": "g",
+                                 "page_size": 2} -> {"port": N}
+  PUT    /channels/{port}/paging {"page_size": N} (null or 0: answers as the target gives them)
   GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status", "fault"?,
                                  "start", "end"?}, ...]  (start/end: the proxy's monotonic clock, seconds)
   PUT    /channels/{port}/faults {ACTION or "*": FAULT, ...}; {} clears. ACTION is an AWS action
@@ -28,11 +38,13 @@ Admin API (usage: proxy.py ADMIN_PORT):
   GET    /health                "ok"
 """
 import asyncio
+import json
 import re
 import socket
 import sys
 import time
-from urllib.parse import parse_qs, urlsplit
+import xml.etree.ElementTree as ET
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from yarl import URL
@@ -131,6 +143,106 @@ def error_fault(kind, service, headers):
     return {"status": 400, "code": code, "message": "Rate exceeded"}
 
 
+# The AWS list and describe actions pushpool reads whole, and the lists of their answers:
+# (protocol, the answer's list fields). Each protocol's request token, answer token and page-size
+# parameters are in PAGING. A call's pages are of the lists joined, in this order.
+AWS_PAGED = {
+    "ListServices": ("json", ["serviceArns"]),
+    "ListTasks": ("json", ["taskArns"]),
+    "ListTaskDefinitions": ("json", ["taskDefinitionArns"]),
+    "ListImages": ("json", ["imageIds"]),
+    "DescribeLogGroups": ("json", ["logGroups"]),
+    "DescribeVpcs": ("ec2", ["vpcSet"]),
+    "DescribeSubnets": ("ec2", ["subnetSet"]),
+    "DescribeRouteTables": ("ec2", ["routeTableSet"]),
+    "DescribeInternetGateways": ("ec2", ["internetGatewaySet"]),
+    "DescribeSecurityGroups": ("ec2", ["securityGroupInfo"]),
+    "ListAccessKeys": ("iam", ["AccessKeyMetadata"]),
+    "ListAttachedUserPolicies": ("iam", ["AttachedPolicies"]),
+    "ListAttachedRolePolicies": ("iam", ["AttachedPolicies"]),
+    "ListUserPolicies": ("iam", ["PolicyNames"]),
+    "ListRolePolicies": ("iam", ["PolicyNames"]),
+    "ListPolicyVersions": ("iam", ["Versions"]),
+    "ListEntitiesForPolicy": ("iam", ["PolicyGroups", "PolicyUsers", "PolicyRoles"]),
+}
+# protocol -> (request token, answer token, page-size parameters)
+PAGING = {"json": ("nextToken", "nextToken", ("maxResults", "limit")),
+          "ec2": ("NextToken", "nextToken", ("MaxResults",)),
+          "iam": ("Marker", "Marker", ("MaxItems",))}
+TOKEN = "sandbox-proxy-page-"
+DEFAULT_PAGE_SIZE = 2
+
+
+class Paging:
+    """One AWS list call the proxy pages: the request without its page token and size (so that the
+    target answers whole), then the one page of the answer the token asked for."""
+
+    def __init__(self, action, body, page_size):
+        self.protocol, self.lists = AWS_PAGED[action]
+        token_name, self.answer_token, sizes = PAGING[self.protocol]
+        if self.protocol == "json":
+            params = json.loads(body or b"{}")
+        else:
+            params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        token = str(params.pop(token_name, None) or "")
+        self.ours = not token or token.startswith(TOKEN)  # a target's own token goes through untouched
+        self.start = int(token[len(TOKEN):]) if token.startswith(TOKEN) else 0
+        asked = [int(params.pop(size)) for size in sizes if params.get(size) not in (None, "")]
+        self.size = min([page_size] + asked)
+        # The body the client signed goes on as it is unless a parameter was taken out.
+        if not (asked or token.startswith(TOKEN)):
+            self.body = body
+        elif self.protocol == "json":
+            self.body = json.dumps(params).encode()
+        else:
+            self.body = urlencode(params).encode()
+
+    def page(self, data):
+        """The page of the whole answer `data` this call asked for, with the next page's token."""
+        if self.protocol == "json":
+            answer = json.loads(data)
+            items = [(name, item) for name in self.lists for item in answer.get(name) or []]
+            kept = items[self.start:self.start + self.size]
+            for name in self.lists:
+                if name in answer:
+                    answer[name] = [item for list_name, item in kept if list_name == name]
+            answer.pop(self.answer_token, None)
+            if self.start + self.size < len(items):
+                answer[self.answer_token] = f"{TOKEN}{self.start + self.size}"
+            return json.dumps(answer).encode()
+        root = ET.fromstring(data)
+        namespace = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+        q = (lambda name: f"{{{namespace}}}{name}") if namespace else (lambda name: name)
+        # EC2 puts the item sets under the answer; IAM under its <ActionResult>.
+        holder = root if self.protocol == "ec2" else next(child for child in root if child.tag.endswith("Result"))
+        sets = [holder.find(q(name)) for name in self.lists]
+        items = [(parent, item) for parent in sets if parent is not None for item in list(parent)]
+        for parent, item in items[:self.start] + items[self.start + self.size:]:
+            parent.remove(item)
+        more = self.start + self.size < len(items)
+        token = holder.find(q(self.answer_token))
+        if token is None and more:
+            token = ET.SubElement(holder, q(self.answer_token))
+        if token is not None and not more:
+            holder.remove(token)
+        elif more:
+            token.text = f"{TOKEN}{self.start + self.size}"
+        if self.protocol == "iam":
+            truncated = holder.find(q("IsTruncated"))
+            if truncated is None:
+                truncated = ET.SubElement(holder, q("IsTruncated"))
+            truncated.text = "true" if more else "false"
+        return ET.tostring(root, encoding="utf-8", default_namespace=namespace or None)
+
+
+def clamp_limit(body, page_size):
+    """A Prefect filter body with its `limit` at most `page_size` (the server's default applies
+    when it has none, so one is set)."""
+    params = json.loads(body or b"{}")
+    params["limit"] = min(int(params.get("limit") or page_size), page_size)
+    return json.dumps(params).encode()
+
+
 class Group:
     """Channels that count writes together and can freeze together."""
 
@@ -142,8 +254,9 @@ GROUPS = {}
 
 
 class Channel:
-    def __init__(self, target, latency_ms, group):
+    def __init__(self, target, latency_ms, group, page_size=None):
         self.target, self.latency_ms, self.calls, self.faults = target.rstrip("/"), latency_ms, [], {}
+        self.page_size = page_size
         self.counts, self.group = {}, GROUPS.setdefault(group, Group()) if group else None
         app = web.Application(client_max_size=1 << 30)
         app.router.add_route("*", "/{tail:.*}", self.forward)
@@ -186,13 +299,26 @@ class Channel:
             call["status"] = out.status
             self.calls.append(call)
             return out
-        # Host and every signed header go through unchanged: SigV4 signs them.
+        # Host and every signed header go through unchanged: SigV4 signs them. A later page's
+        # request loses the proxy's token from its body, and with it a valid signature: moto
+        # checks none unless IAM enforcement is on (tests that turn it on page with size 0).
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP]
+        paging = None
+        if self.page_size and action in AWS_PAGED and service != "prefect":
+            paging = Paging(action, body, self.page_size)
+            if paging.ours:
+                body = paging.body
+            else:
+                paging = None
+        elif self.page_size and service == "prefect" and request.method == "POST" and request.path.endswith("/filter"):
+            body = clamp_limit(body, self.page_size)
         try:
             async with SESSION.request(request.method, URL(self.target + request.raw_path, encoded=True),
                                        headers=headers, data=body or None, allow_redirects=False,
                                        skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type")) as up:
                 data = await up.read()
+                if paging and up.status == 200:
+                    data = paging.page(data)
                 out = web.Response(status=up.status, reason=up.reason, body=data,
                                    headers=[(k, v) for k, v in up.headers.items() if k.lower() not in HOP])
         except (ClientError, asyncio.TimeoutError) as e:
@@ -231,7 +357,7 @@ async def create(request):
     target = spec.get("target", "")
     if urlsplit(target).hostname not in ("127.0.0.1", "localhost"):
         raise web.HTTPBadRequest(text="target must be http://127.0.0.1:PORT: the sandbox never leaves this machine")
-    channel = Channel(target, int(spec.get("latency_ms", 0)), spec.get("group"))
+    channel = Channel(target, int(spec.get("latency_ms", 0)), spec.get("group"), spec.get("page_size", DEFAULT_PAGE_SIZE))
     port = await channel.open()
     CHANNELS[port] = channel
     return web.json_response({"port": port})
@@ -252,6 +378,12 @@ async def set_faults(request):
     channel = channel_of(request)
     channel.faults, channel.counts = await request.json(), {}
     return web.json_response({"faults": len(channel.faults)})
+
+
+async def set_paging(request):
+    channel = channel_of(request)
+    channel.page_size = (await request.json()).get("page_size")
+    return web.json_response({"page_size": channel.page_size})
 
 
 async def hold(request):
@@ -285,6 +417,7 @@ if __name__ == "__main__":
     admin.cleanup_ctx.append(lifecycle)
     admin.add_routes([web.post("/channels", create), web.get("/channels/{port}/calls", calls),
                       web.put("/channels/{port}/faults", set_faults),
+                      web.put("/channels/{port}/paging", set_paging),
                       web.put("/groups/{name}/hold", hold),
                       web.delete("/channels/{port}", delete), web.get("/health", health)])
     web.run_app(admin, host="127.0.0.1", port=int(sys.argv[1]), access_log=None)

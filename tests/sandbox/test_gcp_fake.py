@@ -126,6 +126,63 @@ class Responses(unittest.TestCase):
         self.assertEqual((problems, value), ([], {"format": 1, "mode": 1}))
 
 
+class Paging(unittest.TestCase):
+    """The one paging rule (AIP-158) every paged list method of the fake answers by."""
+
+    IMAGES = "v1/projects/p/locations/l/repositories/r/dockerImages"
+
+    def page(self, path, items, project, **query):
+        m, params = method("artifactregistry" if "dockerImages" in path else "iam", "GET", path)
+        ctx = fake.Ctx(APIS["artifactregistry" if "dockerImages" in path else "iam"], m, params,
+                       {k: [str(v)] for k, v in query.items()}, {}, project)
+        return fake.paged(ctx, "dockerImages", items)
+
+    def walk(self, items, project, **query):
+        pages, token = [], None
+        while True:
+            page = self.page(self.IMAGES, items, project, **query, **({"pageToken": token} if token else {}))
+            pages.append(page.get("dockerImages", []))
+            token = page.get("nextPageToken")
+            if not token:
+                return pages
+
+    def project(self):
+        return fake.Project("proj-123456", "1", {})
+
+    def test_a_list_that_asks_no_size_pages_by_two_and_the_tokens_reach_every_item_once(self):
+        items = list(range(7))
+        pages = self.walk(items, self.project())
+        self.assertEqual(pages, [[0, 1], [2, 3], [4, 5], [6]])
+
+    def test_the_asked_size_is_honoured_up_to_the_documented_maximum(self):
+        project = self.project()
+        self.assertEqual([len(p) for p in self.walk(list(range(7)), project, pageSize=5)], [5, 2])
+        self.assertEqual(fake.page_maximum(method("artifactregistry", "GET", self.IMAGES)[0]), 1000)
+        self.assertEqual(fake.page_maximum(method("iam", "GET", "v1/projects/p/serviceAccounts")[0]), 100)
+        self.assertEqual([len(p) for p in self.walk(list(range(1500)), project, pageSize=5000)], [1000, 500])
+        project.page_size = 3
+        self.assertEqual([len(p) for p in self.walk(list(range(7)), project)], [3, 3, 1])
+
+    def test_a_token_of_another_method_or_made_up_is_invalid_argument(self):
+        foreign = fake.page_token(method("iam", "GET", "v1/projects/p/serviceAccounts")[0], 2)
+        for token in (foreign, "2", "not base64!"):
+            with self.assertRaises(fake.GoogleError) as refused:
+                self.page(self.IMAGES, list(range(7)), self.project(), pageToken=token)
+            self.assertEqual((refused.exception.code, refused.exception.status), (400, "INVALID_ARGUMENT"))
+
+    def test_a_page_may_be_empty_with_a_token_that_resumes_where_it_was(self):
+        project = self.project()
+        project.faults = {"empty_pages": 2}
+        self.assertEqual(self.walk(list(range(3)), project, pageSize=1), [[], [], [0], [1], [2]])
+        self.assertEqual(self.walk([], project), [[]], "an empty list is one page without a token")
+
+    def test_methods_without_a_page_token_answer_whole(self):
+        keys, _ = method("iam", "GET", "v1/projects/p/serviceAccounts/a/keys")
+        self.assertNotIn("pageToken", keys.spec["parameters"])
+        with self.assertRaises(AssertionError):
+            self.page("v1/projects/p/serviceAccounts/a/keys", list(range(7)), self.project())
+
+
 class KeyFiles(unittest.TestCase):
     def test_key_file_is_what_google_auth_and_prefect_gcp_accept(self):
         info = fake.service_account_key_file("proj-123456", "sa-name@proj-123456.iam.gserviceaccount.com", "1" * 21, "ab" * 20)

@@ -167,9 +167,16 @@ impl GcpProject {
     /// Replaces the project's faults (`json!({})` clears them). Keys: `operation_polls` (N),
     /// `service_disabled_after_enable` (K), `service_account_invisible` (K, for accounts created
     /// afterwards), `etag_race` (N), `key_creation_disabled` (true), `throttle` ({"regex over the
-    /// method id": N}). See tests/sandbox/gcp_fake.py.
+    /// method id": N}), `empty_pages` (N list pages answered with no item and a token that
+    /// resumes). See tests/sandbox/gcp_fake.py.
     pub async fn faults(&self, faults: Value) {
         self.send(reqwest::Method::PUT, "/faults", faults).await;
+    }
+
+    /// The page size of the project's list answers when a request asks none (the fake's
+    /// default is 2, so that every list pages).
+    pub async fn page_size(&self, size: usize) {
+        self.send(reqwest::Method::PUT, "/paging", json!({"pageSize": size})).await;
     }
 
     /// Everything the project holds: services, service accounts with their keys, repositories

@@ -106,6 +106,14 @@ impl Channel {
         self.calls().await.len()
     }
 
+    /// Sets the channel's page size (see proxy.py; 2 unless set): AWS lists `size` items a
+    /// page, with the action's continuation token; Prefect filter requests a `limit` of at
+    /// most `size`.
+    pub async fn page(&self, size: usize) {
+        let response = http().put(format!("{}/channels/{}/paging", self.proxy, self.port)).json(&json!({"page_size": size})).send().await.unwrap();
+        assert!(response.status().is_success());
+    }
+
     /// The write calls after `mark`, as "service action" strings.
     pub async fn writes_since(&self, mark: usize) -> Vec<String> {
         let calls = self.calls().await;

@@ -56,8 +56,8 @@ impl Minter for AccessKeys {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Credential>>> {
         async move {
-            let keys = match self.aws.iam.list_access_keys().user_name(&self.user).send().await {
-                Ok(out) => out.access_key_metadata().to_vec(),
+            let keys = match self.aws.iam.list_access_keys().user_name(&self.user).into_paginator().items().send().try_collect().await {
+                Ok(keys) => keys,
                 Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => Vec::new(),
                 Err(e) => return Err(aws_error(&self.owner(), "iam:ListAccessKeys", e)),
             };

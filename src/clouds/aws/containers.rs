@@ -32,13 +32,14 @@ impl Cluster {
             return Ok((tasks, services));
         }
         let what = format!("ECS cluster {}", self.name);
-        let listed = self.aws.ecs.list_services().cluster(&self.name).send().await.map_err(|e| aws_error(&what, "ecs:ListServices", e))?;
+        let listed = self.aws.ecs.list_services().cluster(&self.name).into_paginator().items().send().try_collect().await;
+        let listed = listed.map_err(|e| aws_error(&what, "ecs:ListServices", e))?;
         let is_own = |arn: &String| arn.rsplit('/').next().is_some_and(|name| self.own_services.iter().any(|own| own == name));
-        let own = listed.service_arns().iter().filter(|arn| is_own(arn)).count() as i32;
+        let own = listed.iter().filter(|arn| is_own(arn)).count() as i32;
         let mut own_tasks = 0;
         for service in &self.own_services {
-            let listed = self.aws.ecs.list_tasks().cluster(&self.name).service_name(service).send().await;
-            own_tasks += listed.map_err(|e| aws_error(&what, "ecs:ListTasks", e))?.task_arns().len() as i32;
+            let listed = self.aws.ecs.list_tasks().cluster(&self.name).service_name(service).into_paginator().items().send().try_collect().await;
+            own_tasks += listed.map_err(|e| aws_error(&what, "ecs:ListTasks", e))?.len() as i32;
         }
         Ok(((tasks - own_tasks).max(0), (services - own).max(0)))
     }
@@ -208,10 +209,10 @@ impl Node for Repository {
             let arn = repository.repository_arn().unwrap_or_default();
             let (tags, images) = futures::join!(
                 self.aws.ecr.list_tags_for_resource().resource_arn(arn).send(),
-                self.aws.ecr.list_images().repository_name(&self.name).send()
+                self.aws.ecr.list_images().repository_name(&self.name).into_paginator().items().send().try_collect()
             );
             let tags = tags.map_err(|e| aws_error(&what, "ecr:ListTagsForResource", e))?;
-            let images = images.map_err(|e| aws_error(&what, "ecr:ListImages", e))?.image_ids().len();
+            let images = images.map_err(|e| aws_error(&what, "ecr:ListImages", e))?.len();
             let attrs = Attrs::new()
                 .with("uri", repository.repository_uri().unwrap_or_default())
                 .with("registry", self.aws.registry())

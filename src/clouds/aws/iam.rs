@@ -61,7 +61,7 @@ impl Role {
     /// What differs on an existing role: (trust drifted, managed policies missing, inline drifted).
     async fn drift(&self, trust: Option<&str>) -> Result<(bool, Vec<String>, bool)> {
         let what = self.what();
-        let attached = self.aws.iam.list_attached_role_policies().role_name(&self.name).send();
+        let attached = self.aws.iam.list_attached_role_policies().role_name(&self.name).into_paginator().items().send().try_collect();
         let inline = async {
             let Some(inline) = &self.inline_policy else { return Ok(false) };
             match self.aws.iam.get_role_policy().role_name(&self.name).policy_name(&inline.name).send().await {
@@ -75,7 +75,7 @@ impl Role {
         let missing = self
             .managed_policies
             .iter()
-            .filter(|arn| !attached.attached_policies().iter().any(|p| p.policy_arn() == Some(arn.as_str())))
+            .filter(|arn| !attached.iter().any(|p| p.policy_arn() == Some(arn.as_str())))
             .cloned()
             .collect();
         let trust_drift = match trust {
@@ -210,15 +210,15 @@ impl Node for Role {
         async move {
             let (what, iam, name) = (&self.what(), &self.aws.iam, self.name.as_str());
             let (attached, inline) = futures::join!(
-                iam.list_attached_role_policies().role_name(name).send(),
-                iam.list_role_policies().role_name(name).send()
+                iam.list_attached_role_policies().role_name(name).into_paginator().items().send().try_collect(),
+                iam.list_role_policies().role_name(name).into_paginator().items().send().try_collect()
             );
             let attached = attached.map_err(|e| aws_error(what, "iam:ListAttachedRolePolicies", e))?;
             let inline = inline.map_err(|e| aws_error(what, "iam:ListRolePolicies", e))?;
-            let detach = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).map(|arn| async move {
+            let detach = attached.iter().filter_map(|p| p.policy_arn()).map(|arn| async move {
                 accept(iam.detach_role_policy().role_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachRolePolicy")
             });
-            let delete_inline = inline.policy_names().iter().map(|policy| async move {
+            let delete_inline = inline.iter().map(|policy| async move {
                 accept(iam.delete_role_policy().role_name(name).policy_name(policy).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteRolePolicy")
             });
             let (detached, deleted) = futures::join!(futures::future::join_all(detach), futures::future::join_all(delete_inline));
@@ -294,7 +294,7 @@ impl Node for User {
             let what = format!("IAM user {}", self.name);
             let (user, keys) = futures::join!(
                 self.aws.iam.get_user().user_name(&self.name).send(),
-                self.aws.iam.list_access_keys().user_name(&self.name).send()
+                self.aws.iam.list_access_keys().user_name(&self.name).into_paginator().items().send().try_collect()
             );
             let user = match user {
                 Ok(out) => out.user().cloned(),
@@ -303,7 +303,7 @@ impl Node for User {
             };
             let Some(user) = user else { return Ok(Observation::gone("does not exist")) };
             let keys = match keys {
-                Ok(out) => out.access_key_metadata().iter().filter_map(|k| k.access_key_id().map(str::to_owned)).collect(),
+                Ok(keys) => keys.iter().filter_map(|k| k.access_key_id().map(str::to_owned)).collect(),
                 Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Vec::new(),
                 Err(e) => return Err(aws_error(&what, "iam:ListAccessKeys", e)),
             };
@@ -323,21 +323,21 @@ impl Node for User {
         async move {
             let (what, iam, name) = (&format!("IAM user {}", self.name), &self.aws.iam, self.name.as_str());
             let (keys, attached, inline) = futures::join!(
-                iam.list_access_keys().user_name(name).send(),
-                iam.list_attached_user_policies().user_name(name).send(),
-                iam.list_user_policies().user_name(name).send()
+                iam.list_access_keys().user_name(name).into_paginator().items().send().try_collect(),
+                iam.list_attached_user_policies().user_name(name).into_paginator().items().send().try_collect(),
+                iam.list_user_policies().user_name(name).into_paginator().items().send().try_collect()
             );
             let keys = keys.map_err(|e| aws_error(what, "iam:ListAccessKeys", e))?;
             let attached = attached.map_err(|e| aws_error(what, "iam:ListAttachedUserPolicies", e))?;
             let inline = inline.map_err(|e| aws_error(what, "iam:ListUserPolicies", e))?;
             let mut steps: Vec<BoxFuture<'_, Result<()>>> = Vec::new();
-            for key in keys.access_key_metadata().iter().filter_map(|k| k.access_key_id()) {
+            for key in keys.iter().filter_map(|k| k.access_key_id()) {
                 steps.push(async move { accept(iam.delete_access_key().user_name(name).access_key_id(key).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteAccessKey") }.boxed());
             }
-            for arn in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
+            for arn in attached.iter().filter_map(|p| p.policy_arn()) {
                 steps.push(async move { accept(iam.detach_user_policy().user_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachUserPolicy") }.boxed());
             }
-            for policy in inline.policy_names() {
+            for policy in &inline {
                 steps.push(async move { accept(iam.delete_user_policy().user_name(name).policy_name(policy).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteUserPolicy") }.boxed());
             }
             futures::future::join_all(steps).await.into_iter().collect::<Result<Vec<_>>>()?;
@@ -367,13 +367,13 @@ impl Principal {
     async fn is_attached(&self, iam: &aws_sdk_iam::Client, arn: &str) -> Result<bool> {
         let what = self.describe();
         let policies = match self {
-            Self::User(name) => match iam.list_attached_user_policies().user_name(name).send().await {
-                Ok(out) => out.attached_policies().to_vec(),
+            Self::User(name) => match iam.list_attached_user_policies().user_name(name).into_paginator().items().send().try_collect().await {
+                Ok(policies) => policies,
                 Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => return Ok(false),
                 Err(e) => return Err(aws_error(&what, "iam:ListAttachedUserPolicies", e)),
             },
-            Self::Role(name) => match iam.list_attached_role_policies().role_name(name).send().await {
-                Ok(out) => out.attached_policies().to_vec(),
+            Self::Role(name) => match iam.list_attached_role_policies().role_name(name).into_paginator().items().send().try_collect().await {
+                Ok(policies) => policies,
                 Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => return Ok(false),
                 Err(e) => return Err(aws_error(&what, "iam:ListAttachedRolePolicies", e)),
             },
@@ -434,12 +434,13 @@ impl Policy {
 
     /// The users, groups and roles other than its own user that have the policy attached.
     async fn attached_elsewhere(&self, arn: &str) -> Result<Vec<String>> {
-        let out = self.aws.iam.list_entities_for_policy().policy_arn(arn).send().await;
-        let out = out.map_err(|e| aws_error(&self.what(), "iam:ListEntitiesForPolicy", e))?;
+        // Three lists per page (users, groups, roles), so no `items()`: every page is read.
+        let pages = self.aws.iam.list_entities_for_policy().policy_arn(arn).into_paginator().send().try_collect().await;
+        let pages = pages.map_err(|e| aws_error(&self.what(), "iam:ListEntitiesForPolicy", e))?;
         let own = &self.attach_to;
-        let users = out.policy_users().iter().filter_map(|u| u.user_name()).filter(|u| !own.is("user", u)).map(|u| format!("IAM user {u}"));
-        let groups = out.policy_groups().iter().filter_map(|g| g.group_name()).map(|g| format!("IAM group {g}"));
-        let roles = out.policy_roles().iter().filter_map(|r| r.role_name()).filter(|r| !own.is("role", r)).map(|r| format!("IAM role {r}"));
+        let users = pages.iter().flat_map(|p| p.policy_users()).filter_map(|u| u.user_name()).filter(|u| !own.is("user", u)).map(|u| format!("IAM user {u}"));
+        let groups = pages.iter().flat_map(|p| p.policy_groups()).filter_map(|g| g.group_name()).map(|g| format!("IAM group {g}"));
+        let roles = pages.iter().flat_map(|p| p.policy_roles()).filter_map(|r| r.role_name()).filter(|r| !own.is("role", r)).map(|r| format!("IAM role {r}"));
         Ok(users.chain(groups).chain(roles).collect())
     }
 
@@ -479,10 +480,10 @@ impl Policy {
     async fn new_version(&self, arn: &str, document: &Value) -> Result<()> {
         let what = self.what();
         let iam = &self.aws.iam;
-        let out = iam.list_policy_versions().policy_arn(arn).send().await.map_err(|e| aws_error(&what, "iam:ListPolicyVersions", e))?;
-        if out.versions().len() >= MAX_POLICY_VERSIONS {
-            let oldest = out
-                .versions()
+        let versions = iam.list_policy_versions().policy_arn(arn).into_paginator().items().send().try_collect().await;
+        let versions = versions.map_err(|e| aws_error(&what, "iam:ListPolicyVersions", e))?;
+        if versions.len() >= MAX_POLICY_VERSIONS {
+            let oldest = versions
                 .iter()
                 .filter(|v| !v.is_default_version())
                 .min_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(i64::MAX));
@@ -604,8 +605,8 @@ impl Node for Policy {
             let (what, iam) = (&self.what(), &self.aws.iam);
             let arn = observed.attrs.require_str(&self.name, "arn")?;
             self.attach_to.detach(iam, arn, what).await?;
-            let versions = match iam.list_policy_versions().policy_arn(arn).send().await {
-                Ok(out) => out.versions().to_vec(),
+            let versions = match iam.list_policy_versions().policy_arn(arn).into_paginator().items().send().try_collect().await {
+                Ok(versions) => versions,
                 Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => return Ok(()),
                 Err(e) => return Err(aws_error(what, "iam:ListPolicyVersions", e)),
             };

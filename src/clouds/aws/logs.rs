@@ -27,9 +27,10 @@ impl LogGroup {
 
     /// The group's ARN (without the `:*` of its streams), if it exists.
     async fn arn(&self) -> Result<Option<String>> {
-        let out = self.aws.logs.describe_log_groups().log_group_name_prefix(&self.name).send().await;
-        let out = out.map_err(|e| aws_error(&self.what(), "logs:DescribeLogGroups", e))?;
-        let group = out.log_groups().iter().find(|g| g.log_group_name() == Some(self.name.as_str()));
+        // A prefix: other groups whose names start with this one may fill the first pages.
+        let groups = self.aws.logs.describe_log_groups().log_group_name_prefix(&self.name).into_paginator().items().send().try_collect().await;
+        let groups = groups.map_err(|e| aws_error(&self.what(), "logs:DescribeLogGroups", e))?;
+        let group = groups.iter().find(|g| g.log_group_name() == Some(self.name.as_str()));
         Ok(group.map(|g| g.log_group_arn().map_or_else(|| g.arn().unwrap_or_default().trim_end_matches(":*").to_owned(), str::to_owned)))
     }
 }

@@ -66,10 +66,10 @@ impl TaskDefinition {
     }
 
     async fn active_revisions(&self) -> Result<Vec<String>> {
-        let out = self.aws.ecs.list_task_definitions().family_prefix(&self.family).status(TaskDefinitionStatus::Active).send().await;
-        let out = out.map_err(|e| aws_error(&self.what(), "ecs:ListTaskDefinitions", e))?;
+        let listed = self.aws.ecs.list_task_definitions().family_prefix(&self.family).status(TaskDefinitionStatus::Active).into_paginator().items().send().try_collect().await;
+        let arns = listed.map_err(|e| aws_error(&self.what(), "ecs:ListTaskDefinitions", e))?;
         let ours = format!("task-definition/{}:", self.family);
-        Ok(out.task_definition_arns().iter().filter(|arn| arn.contains(&ours)).cloned().collect())
+        Ok(arns.into_iter().filter(|arn| arn.contains(&ours)).collect())
     }
 }
 

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::http::{Answer, JsonApi, Service};
+use crate::http::{Answer, JsonApi, Service, encode};
 use crate::prefect::settings::Env;
 use crate::retry::poll_wait;
 use crate::secret::Secret;
@@ -117,6 +117,29 @@ impl Api {
             return Ok(answer.body);
         }
         Err(self.refused(&method, path, &answer, what))
+    }
+
+    /// The items (`field` of each page) of a list method, following `nextPageToken` until
+    /// the end or until `enough` items are in (`usize::MAX`: all of them). Google may answer
+    /// a page with fewer items than asked, even none, and a token for the next: no page but
+    /// the last says that there is nothing more.
+    pub async fn list(&self, path: &str, field: &str, what: &str, enough: usize) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page_path = match &token {
+                Some(token) => format!("{path}{}pageToken={}", if path.contains('?') { '&' } else { '?' }, encode(token)),
+                None => path.to_owned(),
+            };
+            let mut page = self.send(Method::GET, &page_path, None, what).await?;
+            if let Value::Array(found) = page[field].take() {
+                items.extend(found);
+            }
+            match page["nextPageToken"].as_str().filter(|next| !next.is_empty()) {
+                Some(next) if items.len() < enough => token = Some(next.to_owned()),
+                _ => return Ok(items),
+            }
+        }
     }
 
     /// Sends a DELETE; one of an object already gone is fine. Returns the body (an operation

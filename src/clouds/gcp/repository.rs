@@ -142,8 +142,7 @@ impl Node for Repository {
             };
             let what = self.what();
             let images_path = format!("{}/dockerImages?pageSize=1", self.path());
-            let images = self.gcp.artifact_registry.send(Method::GET, &images_path, None, &what).await?;
-            let images = images["dockerImages"].as_array().map_or(0, Vec::len);
+            let images = self.gcp.artifact_registry.list(&images_path, "dockerImages", &what, 1).await?.len();
             let labels: Vec<(&str, &str)> = repository["labels"].as_object().into_iter().flatten().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))).collect();
             let attrs = self.attrs();
             let uri = attrs.value("uri").and_then(Value::as_str).unwrap_or_default().to_owned();

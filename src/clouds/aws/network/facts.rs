@@ -65,8 +65,8 @@ impl RegionNetwork {
 
     async fn read(&self, name: &str) -> Result<NetworkFacts> {
         let what = format!("VPCs of region {}", self.region);
-        let vpcs = self.ec2.describe_vpcs().send().await.map_err(|e| aws_error(&what, "ec2:DescribeVpcs", e))?;
-        let vpcs = vpcs.vpcs();
+        let vpcs = self.ec2.describe_vpcs().into_paginator().items().send().try_collect().await;
+        let vpcs = vpcs.map_err(|e| aws_error(&what, "ec2:DescribeVpcs", e))?;
         let taken = vpcs
             .iter()
             .flat_map(|v| v.cidr_block_association_set().iter().filter_map(|a| a.cidr_block()).chain(v.cidr_block()))
@@ -91,14 +91,13 @@ impl RegionNetwork {
     async fn read_default_vpc(&self, id: &str) -> Result<DefaultVpc> {
         let what = format!("default VPC {id}");
         let (tables, subnets) = futures::join!(
-            self.ec2.describe_route_tables().filters(filter("vpc-id", id)).send(),
-            self.ec2.describe_subnets().filters(filter("vpc-id", id)).send()
+            self.ec2.describe_route_tables().filters(filter("vpc-id", id)).into_paginator().items().send().try_collect(),
+            self.ec2.describe_subnets().filters(filter("vpc-id", id)).into_paginator().items().send().try_collect()
         );
         let tables = tables.map_err(|e| aws_error(&what, "ec2:DescribeRouteTables", e))?;
-        let main = tables.route_tables().iter().find(|t| t.associations().iter().any(|a| a.main() == Some(true)));
+        let main = tables.iter().find(|t| t.associations().iter().any(|a| a.main() == Some(true)));
         let mut subnets: Vec<(String, String)> = subnets
             .map_err(|e| aws_error(&what, "ec2:DescribeSubnets", e))?
-            .subnets()
             .iter()
             .filter(|s| s.default_for_az() == Some(true))
             .filter_map(|s| Some((s.availability_zone()?.to_owned(), s.subnet_id()?.to_owned())))

@@ -41,18 +41,18 @@ impl Node for InternetGateway {
                 return Ok(Observation::reuse(format!("the default VPC's gateway {id}"), Attrs::new().with("id", id)));
             }
             let describe = |name: &str, value: &str| {
-                let request = self.aws.ec2.describe_internet_gateways().filters(filter(name, value)).send();
+                let request = self.aws.ec2.describe_internet_gateways().filters(filter(name, value)).into_paginator().items().send().try_collect();
                 async { request.await.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e)) }
             };
             // A VPC yet to be created has no gateway: a stray one from an interrupted run
             // exists only beside an existing VPC (the gateway is created after it).
             let Some(vpc_id) = vpc.attrs.str("id") else { return Ok(Observation::create("missing", Attrs::new())) };
             let attached = describe("attachment.vpc-id", vpc_id).await?;
-            if let Some(id) = attached.internet_gateways().first().and_then(|g| g.internet_gateway_id()) {
+            if let Some(id) = attached.first().and_then(|g| g.internet_gateway_id()) {
                 return Ok(Observation::reuse(format!("attached to {vpc_id}"), Attrs::new().with("id", id)));
             }
             let tagged = describe("tag:Name", &self.name).await?;
-            let detached = tagged.internet_gateways().iter().find(|g| g.attachments().is_empty());
+            let detached = tagged.iter().find(|g| g.attachments().is_empty());
             Ok(match detached.and_then(|g| g.internet_gateway_id()) {
                 Some(id) => Observation::update(format!("{id} exists but is not attached to the VPC"), Attrs::new().with("id", id)),
                 None => Observation::create("missing", Attrs::new()),
@@ -74,9 +74,9 @@ impl Node for InternetGateway {
                         Ok(out.internet_gateway().and_then(|g| g.internet_gateway_id()).map(str::to_owned))
                     };
                     let lookup = || async {
-                        let out = ec2.describe_internet_gateways().filters(filter("tag:Name", &self.name)).send().await;
-                        let out = out.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
-                        Ok(out.internet_gateways().first().and_then(|g| g.internet_gateway_id()).map(str::to_owned))
+                        let found = ec2.describe_internet_gateways().filters(filter("tag:Name", &self.name)).into_paginator().items().send().try_collect().await;
+                        let found = found.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
+                        Ok(found.first().and_then(|g| g.internet_gateway_id()).map(str::to_owned))
                     };
                     create_once(&what, "ec2:CreateInternetGateway", create, lookup).await?
                 }
@@ -100,8 +100,9 @@ impl Node for InternetGateway {
                 Err(observed) if observed.action == Action::Gone => request.filters(filter("tag:Name", &self.name)),
                 Err(observed) => return Ok(observed),
             };
-            let out = request.send().await.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
-            let Some(gateway) = out.internet_gateways().first() else { return Ok(Observation::gone("does not exist")) };
+            let found = request.into_paginator().items().send().try_collect().await;
+            let found = found.map_err(|e| aws_error(&what, "ec2:DescribeInternetGateways", e))?;
+            let Some(gateway) = found.first() else { return Ok(Observation::gone("does not exist")) };
             let id = gateway.internet_gateway_id().unwrap_or_default();
             let attached: Vec<&str> = gateway.attachments().iter().filter_map(|a| a.vpc_id()).collect();
             let attrs = Attrs::new().with("id", id).with("attached_to", attached.clone());

@@ -34,16 +34,19 @@ impl RouteTable {
     }
 
     async fn find(&self, vpc_id: &str) -> Result<Option<Ec2RouteTable>> {
-        let out = self
+        let found = self
             .aws
             .ec2
             .describe_route_tables()
             .filters(filter("vpc-id", vpc_id))
             .filters(filter("tag:Name", &self.name))
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .map_err(|e| aws_error(&self.what(), "ec2:DescribeRouteTables", e))?;
-        Ok(out.route_tables().first().cloned())
+        Ok(found.into_iter().next())
     }
 }
 

@@ -32,9 +32,9 @@ impl SecurityGroup {
     /// The group of this name in `vpc_id`, if any.
     async fn find(&self, vpc_id: &str) -> Result<Option<aws_sdk_ec2::types::SecurityGroup>> {
         let filters = [filter("vpc-id", vpc_id), filter("group-name", &self.name)];
-        let out = self.aws.ec2.describe_security_groups().set_filters(Some(filters.to_vec())).send().await;
-        let out = out.map_err(|e| aws_error(&self.what(), "ec2:DescribeSecurityGroups", e))?;
-        Ok(out.security_groups().first().cloned())
+        let found = self.aws.ec2.describe_security_groups().set_filters(Some(filters.to_vec())).into_paginator().items().send().try_collect().await;
+        let found = found.map_err(|e| aws_error(&self.what(), "ec2:DescribeSecurityGroups", e))?;
+        Ok(found.into_iter().next())
     }
 }
 

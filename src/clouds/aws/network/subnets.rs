@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use aws_sdk_ec2::types::ResourceType;
+use aws_sdk_ec2::types::{Filter, ResourceType, Subnet};
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 use serde_json::{Value, json};
@@ -31,6 +31,14 @@ pub struct Subnets {
     pub count: usize,
 }
 
+impl Subnets {
+    /// Every subnet `filters` select, all pages read.
+    async fn describe(&self, filters: Vec<Filter>, what: &str) -> Result<Vec<Subnet>> {
+        let found = self.aws.ec2.describe_subnets().set_filters(Some(filters)).into_paginator().items().send().try_collect().await;
+        found.map_err(|e| aws_error(what, "ec2:DescribeSubnets", e))
+    }
+}
+
 impl Node for Subnets {
     fn label(&self) -> &'static str {
         "subnets"
@@ -47,9 +55,9 @@ impl Node for Subnets {
             }
             let mut present: Vec<(String, String, Cidr)> = Vec::new();
             if let Some(vpc_id) = vpc.attrs.str("id") {
-                let out = self.aws.ec2.describe_subnets().filters(filter("vpc-id", vpc_id)).send().await.map_err(|e| aws_error(&what, "ec2:DescribeSubnets", e))?;
-                present = out
-                    .subnets()
+                present = self
+                    .describe(vec![filter("vpc-id", vpc_id)], &what)
+                    .await?
                     .iter()
                     .filter_map(|s| Some((s.availability_zone()?.to_owned(), s.subnet_id()?.to_owned(), s.cidr_block()?.parse().ok()?)))
                     .collect();
@@ -113,10 +121,8 @@ impl Node for Subnets {
                     Ok(out.subnet().and_then(|s| s.subnet_id()).map(str::to_owned))
                 };
                 let lookup = || async {
-                    let filters = [filter("vpc-id", vpc_id), filter("availability-zone", zone)];
-                    let out = self.aws.ec2.describe_subnets().set_filters(Some(filters.to_vec())).send().await;
-                    let out = out.map_err(|e| aws_error(&what, "ec2:DescribeSubnets", e))?;
-                    Ok(out.subnets().first().and_then(|s| s.subnet_id()).map(str::to_owned))
+                    let found = self.describe(vec![filter("vpc-id", vpc_id), filter("availability-zone", zone)], &what).await?;
+                    Ok(found.first().and_then(|s| s.subnet_id()).map(str::to_owned))
                 };
                 let id = create_once(&what, "ec2:CreateSubnet", create, lookup).await?;
                 Ok::<_, Error>(json!({"zone": zone, "id": id}))
@@ -137,9 +143,8 @@ impl Node for Subnets {
                 Ok(vpc_id) => vpc_id,
                 Err(observed) => return Ok(observed),
             };
-            let out = self.aws.ec2.describe_subnets().filters(filter("vpc-id", &vpc_id)).send().await;
-            let out = out.map_err(|e| aws_error(&format!("subnets {}", self.name), "ec2:DescribeSubnets", e))?;
-            let (ours, others): (Vec<_>, Vec<_>) = out.subnets().iter().partition(|s| owned(tag_pairs(s.tags())));
+            let found = self.describe(vec![filter("vpc-id", &vpc_id)], &format!("subnets {}", self.name)).await?;
+            let (ours, others): (Vec<_>, Vec<_>) = found.iter().partition(|s| owned(tag_pairs(s.tags())));
             let ids: Vec<&str> = ours.iter().filter_map(|s| s.subnet_id()).collect();
             let attrs = Attrs::new().with("ids", ids.clone());
             Ok(match (ids.is_empty(), others.is_empty()) {

@@ -69,8 +69,9 @@ impl Node for Vpc {
                 Ok(out.vpc().and_then(|v| v.vpc_id()).map(str::to_owned))
             };
             let lookup = || async {
-                let out = self.aws.ec2.describe_vpcs().filters(filter("tag:Name", &self.name)).send().await.map_err(|e| aws_error(&what, "ec2:DescribeVpcs", e))?;
-                Ok(out.vpcs().first().and_then(|v| v.vpc_id()).map(str::to_owned))
+                let found = self.aws.ec2.describe_vpcs().filters(filter("tag:Name", &self.name)).into_paginator().items().send().try_collect().await;
+                let found = found.map_err(|e| aws_error(&what, "ec2:DescribeVpcs", e))?;
+                Ok(found.first().and_then(|v| v.vpc_id()).map(str::to_owned))
             };
             let id = create_once(&what, "ec2:CreateVpc", create, lookup).await?;
             Ok(Attrs::new().with("id", id))
