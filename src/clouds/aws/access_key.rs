@@ -13,7 +13,7 @@ use super::errors::{aws_error, code};
 use super::iam::{PENDING_KEY_TAG, pending_key_tag};
 use super::once::{Outcome, outcome};
 use crate::error::{Error, Result};
-use crate::minted::{Credential, MintFailure, Minted, Minter};
+use crate::minted::{Credential, Mark, MintFailure, Minted, Minter};
 use crate::secret::Secret;
 
 /// The access keys of one IAM user.
@@ -76,9 +76,9 @@ impl Minter for AccessKeys {
         .boxed()
     }
 
-    fn mark(&self, since: i64) -> BoxFuture<'_, Result<()>> {
+    fn mark<'a>(&'a self, mark: &'a Mark) -> BoxFuture<'a, Result<()>> {
         async move {
-            let tagged = self.aws.iam.tag_user().user_name(&self.user).tags(pending_key_tag(since)).send().await;
+            let tagged = self.aws.iam.tag_user().user_name(&self.user).tags(pending_key_tag(mark)).send().await;
             tagged.map(drop).map_err(|e| aws_error(&self.what(), "iam:TagUser", e))
         }
         .boxed()
