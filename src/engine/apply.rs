@@ -17,8 +17,31 @@ use crate::error::Error;
 pub trait Progress: Send + Sync {
     /// A node's create, update or delete started.
     fn started(&self, info: &NodeInfo);
+    /// A node's work is waiting for something outside pushpool (a cloud's replication, say):
+    /// `why` says what, so that a slow step explains itself instead of looking stuck.
+    fn waiting(&self, info: &NodeInfo, why: &str);
     /// A node's create, update or delete ended.
     fn finished(&self, info: &NodeInfo, result: Result<Duration, &Error>);
+}
+
+/// The step a node's work runs as, and where its waits are reported: set around each node's
+/// work by [`apply`], so that a wait deep in a cloud's client can be named on the step's line.
+#[derive(Clone)]
+struct Step {
+    info: NodeInfo,
+    waits: tokio::sync::mpsc::UnboundedSender<(NodeInfo, String)>,
+}
+
+tokio::task_local! {
+    static STEP: Step;
+}
+
+/// Names a wait of the running step on its progress line (`why`: "waiting for Entra ID to
+/// replicate application x"). Outside an apply (a plan's reads) nobody is watching a step, and
+/// the wait goes unnamed.
+pub fn waiting(why: impl Into<String>) {
+    let why = why.into();
+    let _ = STEP.try_with(|step| step.waits.send((step.info.clone(), why)));
 }
 
 /// What an apply did: the attributes of every node that is done, and the failure if any.
@@ -79,6 +102,8 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
         }
     }
 
+    let (reports, mut reported) = tokio::sync::mpsc::unbounded_channel();
+    let step = |change: &Change| Step { info: change.info.clone(), waits: reports.clone() };
     let mut running = FuturesUnordered::new();
     let mut written = Vec::new();
     let mut unsettled: Vec<&Change> = Vec::new();
@@ -108,6 +133,7 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
                     Goal::Teardown => async move { node.tear_down(&observed).await.map(|()| Attrs::new()) }.boxed(),
                 };
                 progress.started(&change.info);
+                let work = STEP.scope(step(change), work);
                 running.push(
                     async move {
                         let start = Instant::now();
@@ -124,10 +150,20 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
             for change in settling {
                 let node = graph.entry(&change.info.id).expect("plan comes from this graph").node.clone();
                 let applied = attrs[&change.info.id].clone();
-                running.push(async move { Finished::Settled(change, node.settle(&applied).await) }.boxed());
+                let settling = STEP.scope(step(change), async move { node.settle(&applied).await });
+                running.push(async move { Finished::Settled(change, settling.await) }.boxed());
             }
         }
-        let Some(finished) = running.next().await else { break };
+        let finished = tokio::select! {
+            Some((info, why)) = reported.recv() => {
+                progress.waiting(&info, &why);
+                continue;
+            }
+            finished = running.next() => match finished {
+                Some(finished) => finished,
+                None => break,
+            },
+        };
         let (change, error) = match finished {
             Finished::Applied(change, elapsed, Ok(new)) => {
                 progress.finished(&change.info, Ok(elapsed));

@@ -18,7 +18,7 @@ pub mod reference;
 mod teardown;
 mod upstream;
 
-pub use apply::{Applied, Progress, apply};
+pub use apply::{Applied, Progress, apply, waiting};
 pub use attrs::{Attr, Attrs};
 pub use graph::{Entry, Graph, NodeInfo};
 pub use node::{Node, NodeRef};

@@ -11,7 +11,7 @@ use super::*;
 use crate::error::{Error, Result};
 
 /// A node that sleeps, then records when it ran; `exists` makes it reused, `fails` makes
-/// its apply fail.
+/// its apply fail. It names its sleep as a wait (in a plan's reads, where nobody watches, too).
 struct Fake {
     id: &'static str,
     exists: bool,
@@ -26,6 +26,7 @@ impl Node for Fake {
 
     fn observe<'a>(&'a self, upstream: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
+            waiting(format!("observing {}", self.id));
             tokio::time::sleep(Duration::from_millis(50)).await;
             let _ = upstream;
             let attrs = Attrs::new().with("name", self.id);
@@ -41,6 +42,7 @@ impl Node for Fake {
     fn apply<'a>(&'a self, _: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
             let start = Instant::now();
+            waiting(format!("waiting for the fake cloud to make {}", self.id));
             tokio::time::sleep(Duration::from_millis(60)).await;
             self.log.lock().unwrap().push((self.id, start, Instant::now()));
             if self.fails {
@@ -81,6 +83,9 @@ struct Recorder(Mutex<Vec<String>>);
 impl Progress for Recorder {
     fn started(&self, info: &NodeInfo) {
         self.0.lock().unwrap().push(format!("start {}", info.id));
+    }
+    fn waiting(&self, info: &NodeInfo, why: &str) {
+        self.0.lock().unwrap().push(format!("wait {}: {why}", info.id));
     }
     fn finished(&self, info: &NodeInfo, result: std::result::Result<Duration, &Error>) {
         let status = if result.is_ok() { "ok" } else { "err" };
@@ -164,6 +169,14 @@ async fn applies_independent_branches_in_parallel_and_dependents_after() {
     assert!(c.0 >= a.1 && c.0 >= b.1, "c starts after a and b end");
     assert!(log.iter().all(|(n, ..)| *n != "d"), "a reused node is not applied");
     assert_eq!(applied.attrs["c"].str("seen"), Some("a,b,d"));
+    // Each step's wait is named on its own line, between its start and its end; the plan's are not.
+    let events = recorder.0.lock().unwrap();
+    for id in ["a", "b", "c"] {
+        let at = |event: String| events.iter().position(|e| *e == event).unwrap_or_else(|| panic!("{event} in {events:?}"));
+        let wait = at(format!("wait {id}: waiting for the fake cloud to make {id}"));
+        assert!(at(format!("start {id}")) < wait && wait < at(format!("ok {id}")), "{events:?}");
+    }
+    assert!(!events.iter().any(|e| e.contains("observing")), "{events:?}");
 }
 
 #[tokio::test]

@@ -48,6 +48,17 @@ impl Progress for ProgressView {
         bars.steps.lock().expect("not poisoned").insert(info.id.clone(), step);
     }
 
+    fn waiting(&self, info: &NodeInfo, why: &str) {
+        match &self.bars {
+            Some(bars) => {
+                if let Some(step) = bars.steps.lock().expect("not poisoned").get(&info.id) {
+                    step.set_message(format!("{}: {why}", Self::describe(info)));
+                }
+            }
+            None => eprintln!("  … {}: {why}", Self::describe(info)),
+        }
+    }
+
     fn finished(&self, info: &NodeInfo, result: Result<Duration, &Error>) {
         let line = match result {
             Ok(took) => format!("  ✓ {} ({:.1}s)", Self::describe(info), took.as_secs_f64()),
