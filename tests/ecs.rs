@@ -356,6 +356,22 @@ async fn a_users_own_inactive_key_is_kept_and_a_full_user_deletes_the_blocks_dea
 }
 
 #[tokio::test]
+async fn a_new_user_iam_does_not_know_yet_gets_its_key_after_the_named_wait() {
+    let world = World::new("iamlag").await;
+    let aws = world.clients().await;
+    // What IAM answers, for some seconds, to a key for a user created moments ago.
+    let unknown = format!("The user with name {USER} cannot be found.");
+    world.aws.set_faults(json!({"CreateAccessKey": {"kind": "error", "status": 404, "code": "NoSuchEntity", "message": unknown, "times": 2}})).await;
+    let run = world.create(&["--yes"]);
+    run.ok();
+    assert!(run.stderr.contains(&format!("waiting for IAM to make user {USER} usable")), "{}", run.stderr);
+    let statuses: Vec<u16> = world.aws.calls().await.iter().filter(|c| c.action == "CreateAccessKey").map(|c| c.status).collect();
+    assert_eq!(statuses, [404, 404, 200]);
+    let key = world.block().await.unwrap()["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
+    assert_eq!(aws.access_keys(USER).await, [key], "one key, the block's");
+}
+
+#[tokio::test]
 async fn user_with_two_keys_and_no_block_stops_before_any_write() {
     let world = World::new("quota").await;
     let aws = world.clients().await;
