@@ -198,7 +198,6 @@ async fn a_block_whose_secret_expired_gets_a_new_one_the_dead_one_goes_and_a_use
 
 #[tokio::test]
 async fn killed_after_any_write_of_a_secret_replacement_a_rerun_removes_the_expired_secret_and_leaves_one() {
-    use support::{Channel, hold_group_after, kill_after_writes, unique};
     /// A provisioned world whose block's secret expired since, and that secret's keyId.
     async fn with_expired_secret(world: &World, azure: &AzureWorld) -> String {
         world.run_azure(azure, &world.args(CREATE)).ok();
@@ -218,16 +217,9 @@ async fn killed_after_any_write_of_a_secret_replacement_a_rerun_removes_the_expi
     let mut dead_cleaned = 0;
     for k in 1..=total {
         let world = World::new("acy").await;
-        let group = unique("acy-group");
-        let mut azure = AzureWorld::new("acy").await;
+        let azure = AzureWorld::new("acy").await;
         let dead = with_expired_secret(&world, &azure).await;
-        azure = azure.through_proxy(&world.sandbox, Some(&group)).await;
-        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
-        hold_group_after(&world.sandbox, &group, k).await;
-        let mut command = world.azure_command(&azure, &world.args(CREATE));
-        command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
-        kill_after_writes(&mut command, &[azure.channel.as_ref().unwrap(), &prefect], k).await;
-        azure.drop_proxy();
+        let azure = create_killed_after(&world, azure, k).await;
 
         let rerun = world.run_azure(&azure, &world.args(CREATE));
         assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
@@ -293,9 +285,23 @@ async fn no_subscription_and_a_refused_token_are_named_with_the_fix_and_nothing_
     assert!(world.work_pool().await.is_none());
 }
 
+/// Runs `work-pool create` in `world` and `azure`, their channels frozen together right after
+/// the k-th write, and kills it there; `azure` comes back talking to the fake directly.
+async fn create_killed_after(world: &World, azure: AzureWorld, k: usize) -> AzureWorld {
+    use support::{Channel, hold_group_after, kill_after_writes, unique};
+    let group = unique("acc-group");
+    let mut azure = azure.through_proxy(&world.sandbox, Some(&group)).await;
+    let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
+    hold_group_after(&world.sandbox, &group, k).await;
+    let mut command = world.azure_command(&azure, &world.args(CREATE));
+    command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
+    kill_after_writes(&mut command, &[azure.channel.as_ref().unwrap(), &prefect], k).await;
+    azure.drop_proxy();
+    azure
+}
+
 #[tokio::test]
 async fn killed_after_any_write_a_rerun_converges_with_no_orphan_secret() {
-    use support::{Channel, hold_group_after, kill_after_writes, unique};
     let clean = World::new("acc").await;
     let clean_azure = AzureWorld::new("acc").await;
     clean.run_azure(&clean_azure, &clean.args(CREATE)).ok();
@@ -305,14 +311,7 @@ async fn killed_after_any_write_a_rerun_converges_with_no_orphan_secret() {
     println!("killed after each of {total} writes");
     for k in 1..=total {
         let world = World::new("acc").await;
-        let group = unique("acc-group");
-        let mut azure = AzureWorld::new("acc").await.through_proxy(&world.sandbox, Some(&group)).await;
-        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
-        hold_group_after(&world.sandbox, &group, k).await;
-        let mut command = world.azure_command(&azure, &world.args(CREATE));
-        command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
-        kill_after_writes(&mut command, &[azure.channel.as_ref().unwrap(), &prefect], k).await;
-        azure.drop_proxy();
+        let azure = create_killed_after(&world, AzureWorld::new("acc").await, k).await;
         let direct = &azure;
         let rerun = world.run_azure(direct, &world.args(CREATE));
         assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());

@@ -182,15 +182,21 @@ async fn a_teardown_returns_the_project_to_its_starting_state_and_never_disables
     gcp.fake.assert_no_violations(project).await;
 }
 
+/// A provisioned world: its GCP world, the service account's email and the block's key id.
+async fn provisioned(prefix: &str) -> (World, GcpWorld, String, String) {
+    let world = World::new(prefix).await;
+    let gcp = GcpWorld::new(prefix).await;
+    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
+    let email = gcp.project.email("prefect-cloud-run");
+    let first = gcp.project.user_keys(&email).await[0].0.clone();
+    (world, gcp, email, first)
+}
+
 #[tokio::test]
 async fn a_block_whose_key_was_deleted_or_disabled_gets_a_new_one() {
-    let world = World::new("crk").await;
-    let gcp = GcpWorld::new("crk").await;
+    let (world, gcp, email, first) = provisioned("crk").await;
     let project = &gcp.project;
-    let email = project.email("prefect-cloud-run");
     let block_name = format!("{}-push-pool-credentials", world.pool);
-    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
-    let first = project.user_keys(&email).await[0].0.clone();
 
     project.delete_key(&email, &first).await;
     let plan = world.run_gcp(&gcp, &["plan", "--type", "cloud-run-v2:push", &world.pool]);
@@ -213,13 +219,9 @@ async fn a_block_whose_key_was_deleted_or_disabled_gets_a_new_one() {
 
 #[tokio::test]
 async fn a_block_whose_key_expired_gets_a_new_one_the_dead_one_goes_and_a_users_own_disabled_key_stays() {
-    let world = World::new("cre").await;
-    let gcp = GcpWorld::new("cre").await;
+    let (world, gcp, email, first) = provisioned("cre").await;
     let project = &gcp.project;
-    let email = project.email("prefect-cloud-run");
     let block_name = format!("{}-push-pool-credentials", world.pool);
-    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
-    let first = project.user_keys(&email).await[0].0.clone();
     // The user's own keys, one disabled, filling the account to Google's ten with the block's.
     let own = project.seed_keys(&email, 9).await;
     project.disable_key(&email, &own[0]).await;
@@ -431,11 +433,7 @@ async fn killed_after_any_write_a_rerun_converges_with_no_orphan_key() {
 
 /// A provisioned world whose block's key was disabled since, and that key's id.
 async fn with_disabled_key(prefix: &str) -> (World, GcpWorld, String) {
-    let world = World::new(prefix).await;
-    let gcp = GcpWorld::new(prefix).await;
-    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
-    let email = gcp.project.email("prefect-cloud-run");
-    let dead = gcp.project.user_keys(&email).await[0].0.clone();
+    let (world, gcp, email, dead) = provisioned(prefix).await;
     gcp.project.disable_key(&email, &dead).await;
     (world, gcp, dead)
 }

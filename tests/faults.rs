@@ -56,6 +56,18 @@ async fn dump(world: &World) -> Value {
     })
 }
 
+/// Runs `work-pool create` in `world`, its AWS and Prefect channels frozen together right after
+/// the k-th write, and kills it there.
+async fn create_killed_after(world: &World, k: usize) {
+    let group = unique("crash-group");
+    let aws = Channel::open_in(&world.sandbox, &world.moto, Some(&group)).await;
+    let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
+    hold_group_after(&world.sandbox, &group, k).await;
+    let mut command = world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]);
+    command.env("AWS_ENDPOINT_URL", aws.url()).env("PREFECT_API_URL", format!("{}/api", prefect.url()));
+    kill_after_writes(&mut command, &[&aws, &prefect], k).await;
+}
+
 /// A world on a fresh account whose default VPC is gone: every resource is pushpool's to make.
 async fn fresh(prefix: &str) -> World {
     let world = World::new(prefix).await;
@@ -134,14 +146,7 @@ async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
     let mut orphans_cleaned = 0;
     for k in 1..=total {
         let world = fresh("crash").await;
-        // A run whose AWS and Prefect channels freeze together right after the k-th write.
-        let group = unique("crash-group");
-        let aws = Channel::open_in(&world.sandbox, &world.moto, Some(&group)).await;
-        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
-        hold_group_after(&world.sandbox, &group, k).await;
-        let mut command = world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]);
-        command.env("AWS_ENDPOINT_URL", aws.url()).env("PREFECT_API_URL", format!("{}/api", prefect.url()));
-        kill_after_writes(&mut command, &[&aws, &prefect], k).await;
+        create_killed_after(&world, k).await;
         // After the pool is created at most two writes remain: the key's settle (UntagUser, which
         // may come before it) and marking the apply done.
         if k + 2 < total {
@@ -183,14 +188,8 @@ async fn killed_after_any_write_of_a_key_replacement_a_rerun_deletes_the_dead_ke
     let mut dead_key_cleaned = 0;
     for k in 1..=total {
         let (world, dead) = with_dead_key("crash-key").await;
-        // The run that replaces the dead key, its channels frozen together after its k-th write.
-        let group = unique("crash-key-group");
-        let aws = Channel::open_in(&world.sandbox, &world.moto, Some(&group)).await;
-        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
-        hold_group_after(&world.sandbox, &group, k).await;
-        let mut command = world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]);
-        command.env("AWS_ENDPOINT_URL", aws.url()).env("PREFECT_API_URL", format!("{}/api", prefect.url()));
-        kill_after_writes(&mut command, &[&aws, &prefect], k).await;
+        // The run that replaces the dead key, killed after its k-th write.
+        create_killed_after(&world, k).await;
 
         let rerun = world.create(&["--yes"]);
         assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
