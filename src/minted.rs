@@ -11,8 +11,16 @@
 //! minting, **mint**, **store** it in the block (the block node, which waits for this one),
 //! **settle** (clear the mark) once the block holds it. A run that finds the mark deletes the
 //! credentials created since then that no block of the type holds: those can only be ones
-//! pushpool minted and lost. pushpool never deletes any other credential. A mint whose answer
-//! was lost is never simply retried either: the orphans are cleaned up first.
+//! pushpool minted and lost. A mint whose answer was lost is never simply retried either: the
+//! orphans are cleaned up first.
+//!
+//! No pile-up: when the credential the block held is dead (deactivated, disabled, expired), the
+//! mark also names it ([`Mark::replaces`]) and settle deletes it once the block holds the new
+//! one; a run killed in between finds it in the mark, held by no block, and deletes it then.
+//! Only the credential the pool's own block held counts as pushpool's: a dead credential no
+//! block held is the owner's business and is never deleted. When the owner is at the cloud's
+//! limit with the dead one among its credentials (IAM's hard two), the dead one is deleted
+//! before the mint instead: it gives no access, so the block loses nothing it could use.
 //! [`Minter`] is what a cloud supplies; [`MintedSecret`] is the node kind around it.
 
 use std::collections::BTreeMap;
@@ -31,18 +39,61 @@ use crate::prefect::context::PrefectContext;
 use crate::retry::{ATTEMPTS, backoff};
 use crate::secret::Secret;
 
-/// The attribute (a hint) under which an owner node reports the time of its pending-mint
-/// mark, read live or set when the owner was created with the mark.
-pub const PENDING_SINCE: &str = "pending_since";
+/// The attribute (a hint) under which an owner node reports the text of its pending-mint
+/// [`Mark`], read live or set when the owner was created with the mark.
+pub const PENDING: &str = "pending_mark";
 
+/// The pending-mint mark an owner carries while a credential is minted: when the mint began,
+/// and the dead credential the block held that the new one replaces, if any. Written as
+/// `<since>` or `<since>:<id>` (a tag value, a description word and an Entra ID tag all take
+/// it); the id is what lets a run killed after the block write, before the dead credential
+/// was deleted, finish the job: it is pushpool's, since the block held it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    /// When the mint began, in Unix seconds.
+    pub since: i64,
+    /// The id of the dead credential the mint replaces.
+    pub replaces: Option<String>,
+}
 
-/// `words` with the pending mark `key=<since>` set (`Some`) or cleared (`None`), every other
+impl Mark {
+    /// A mark of a mint beginning at `since` that replaces nothing.
+    pub fn at(since: i64) -> Self {
+        Self { since, replaces: None }
+    }
+
+    /// The mark written as `text`; None for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (since, replaces) = match text.split_once(':') {
+            Some((since, id)) if !id.is_empty() => (since, Some(id.to_owned())),
+            Some(_) => return None,
+            None => (text, None),
+        };
+        Some(Self { since: since.parse().ok()?, replaces })
+    }
+
+    /// The mark an owner node's attributes report ([`PENDING`]).
+    pub fn of(attrs: &Attrs) -> Option<Self> {
+        attrs.str(PENDING).and_then(Self::parse)
+    }
+}
+
+impl std::fmt::Display for Mark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.replaces {
+            Some(id) => write!(f, "{}:{id}", self.since),
+            None => write!(f, "{}", self.since),
+        }
+    }
+}
+
+/// `words` with the pending mark `key=<mark>` set (`Some`) or cleared (`None`), every other
 /// word kept in its place: for owners whose marks are a list of `key=value` words (a GCP
 /// service account's description, an Entra ID application's tags).
-pub fn with_pending_word(words: &[String], key: &str, pending: Option<i64>) -> Vec<String> {
+pub fn with_pending_word(words: &[String], key: &str, pending: Option<&Mark>) -> Vec<String> {
     let prefix = format!("{key}=");
     let mut kept: Vec<String> = words.iter().filter(|w| !w.starts_with(&prefix)).cloned().collect();
-    kept.extend(pending.map(|since| format!("{prefix}{since}")));
+    kept.extend(pending.map(|mark| format!("{prefix}{mark}")));
     kept
 }
 
@@ -95,8 +146,8 @@ pub trait Minter: Send + Sync {
     fn quota_fix(&self) -> String;
     /// The owner's credentials (none when the owner does not exist).
     fn list(&self) -> BoxFuture<'_, Result<Vec<Credential>>>;
-    /// Marks the owner: a credential is about to be minted at `since`.
-    fn mark(&self, since: i64) -> BoxFuture<'_, Result<()>>;
+    /// Marks the owner: a credential is about to be minted (see [`Mark`]).
+    fn mark<'a>(&'a self, mark: &'a Mark) -> BoxFuture<'a, Result<()>>;
     /// Clears the mark.
     fn unmark(&self) -> BoxFuture<'_, Result<()>>;
     /// Mints one credential.
@@ -117,7 +168,7 @@ pub struct MintedSecret<M> {
     prefect: Arc<PrefectContext>,
     block_slug: String,
     block_name: String,
-    /// The owner's node, whose observation reports the mark ([`PENDING_SINCE`]).
+    /// The owner's node, whose observation reports the mark ([`PENDING`]).
     owner_node: String,
     /// The block data field (dotted path) holding the credential's id.
     holds: String,
@@ -187,16 +238,29 @@ impl<M: Minter> MintedSecret<M> {
         Ok(ids)
     }
 
-    /// The owner's credentials created since `since` that no block of the type holds.
-    async fn orphans(&self, since: i64) -> Result<Vec<String>> {
+    /// What the run that set `mark` left behind and no block of the type holds: the owner's
+    /// credentials created since the mark (minted and lost), and the dead one it replaced.
+    async fn leftovers(&self, mark: &Mark) -> Result<Vec<String>> {
         let credentials = self.minter.list().await?;
         let held = self.held_by_any(&credentials).await?;
-        Ok(credentials
-            .into_iter()
-            .filter(|c| c.created.is_some_and(|created| created >= since - SKEW_SECONDS))
-            .filter(|c| !held.contains(&c.id))
-            .map(|c| c.id)
-            .collect())
+        let left = |c: &Credential| c.created.is_some_and(|created| created >= mark.since - SKEW_SECONDS) || mark.replaces.as_ref() == Some(&c.id);
+        Ok(credentials.into_iter().filter(|c| left(c) && !held.contains(&c.id)).map(|c| c.id).collect())
+    }
+
+    /// The plan's words for cleaning up after the run that set `mark`, if there is anything to do.
+    fn cleanup(&self, mark: Option<&Mark>, leftovers: &[String]) -> Option<String> {
+        let mark = mark?;
+        let noun = self.minter.noun();
+        let replaced = mark.replaces.as_ref().filter(|id| leftovers.contains(id));
+        let minted: Vec<&str> = leftovers.iter().filter(|id| Some(*id) != replaced).map(String::as_str).collect();
+        let mut words = Vec::new();
+        if !minted.is_empty() {
+            words.push(format!("deletes {noun}(s) {} minted by an interrupted run and held by no block", minted.join(", ")));
+        }
+        if let Some(id) = replaced {
+            words.push(format!("deletes dead {noun} {id}, which an interrupted run replaced in block {}", self.block_name));
+        }
+        Some(if words.is_empty() { "clears the mark of an interrupted run".to_owned() } else { words.join("; ") })
     }
 
     async fn delete_all(&self, ids: &[String]) -> Result<()> {
@@ -207,7 +271,7 @@ impl<M: Minter> MintedSecret<M> {
     }
 
     /// Mints, retrying what was refused, and cleaning up before retrying what may have been done.
-    async fn mint(&self, since: i64) -> Result<Minted> {
+    async fn mint(&self, mark: &Mark) -> Result<Minted> {
         let mut attempt = 1;
         loop {
             let error = match self.minter.mint().await {
@@ -216,7 +280,7 @@ impl<M: Minter> MintedSecret<M> {
                 Err(MintFailure::Refused(error)) => error,
                 Err(MintFailure::Unknown(error)) => {
                     if attempt < ATTEMPTS {
-                        self.delete_all(&self.orphans(since).await?).await?;
+                        self.delete_all(&self.leftovers(mark).await?).await?;
                     }
                     error
                 }
@@ -257,17 +321,13 @@ impl<M: Minter> Node for MintedSecret<M> {
             let (block, owner) = (block?, owner?);
             // An owner yet to be created has no credentials.
             let credentials = if owner.action == Action::Create { Vec::new() } else { self.minter.list().await? };
-            let pending = owner.attrs.value(PENDING_SINCE).and_then(Value::as_i64);
-            let orphans = match pending {
-                Some(since) => self.orphans(since).await?,
+            let mark = Mark::of(&owner.attrs);
+            let leftovers = match &mark {
+                Some(mark) => self.leftovers(mark).await?,
                 None => Vec::new(),
             };
-            let mut attrs = Attrs::new().hint("orphans", orphans.clone()).hint("pending", pending.is_some());
-            let cleanup = match (&orphans[..], pending) {
-                ([], Some(_)) => Some("clears the mark of an interrupted run".to_owned()),
-                ([], None) => None,
-                (lost, _) => Some(format!("deletes {}(s) {} minted by an interrupted run and held by no block", self.minter.noun(), lost.join(", "))),
-            };
+            let mut attrs = Attrs::new().hint("orphans", leftovers.clone()).hint("pending", mark.is_some());
+            let cleanup = self.cleanup(mark.as_ref(), &leftovers);
             // Some(None): the block holds a secret that is none of the owner's (no longer works).
             let held = match self.held(block.as_ref()).await? {
                 Some(value) => Some(self.minter.identify(&value, &credentials).await?),
@@ -289,14 +349,21 @@ impl<M: Minter> Node for MintedSecret<M> {
                 (Some(_), None, _) => format!("block {name} holds no {noun}"),
                 (None, ..) => format!("block {name} does not exist yet"),
             };
-            let kept: Vec<&Credential> = credentials.iter().filter(|c| !orphans.contains(&c.id)).collect();
-            if kept.len() >= self.minter.limit().0 {
+            // The dead credential the block held is pushpool's, and goes: it does not count.
+            let dead = live.filter(|c| !c.active).map(|c| c.id.clone());
+            let remaining: Vec<&Credential> = credentials.iter().filter(|c| !leftovers.contains(&c.id)).collect();
+            let kept: Vec<&Credential> = remaining.iter().copied().filter(|c| Some(&c.id) != dead.as_ref()).collect();
+            let (limit, whose) = self.minter.limit();
+            if kept.len() >= limit {
                 return Err(self.quota_error(&kept, &format!("a new {noun} is needed ({why})")));
             }
-            let reason = match cleanup {
-                Some(cleanup) => format!("{why}; {cleanup}"),
-                None => why,
-            };
+            let first = dead.is_some() && remaining.len() >= limit;
+            let replacing = dead.as_ref().map(|_| match first {
+                true => format!("the dead {noun} is deleted before the new one is minted, as {whose} leaves no room beside it"),
+                false => format!("the dead {noun} is deleted once the block holds the new one"),
+            });
+            let attrs = attrs.hint("replaces", dead).hint("delete_first", first);
+            let reason = [Some(why), replacing, cleanup].into_iter().flatten().collect::<Vec<_>>().join("; ");
             Ok(Observation::create(reason, attrs))
         }
         .boxed()
@@ -309,29 +376,41 @@ impl<M: Minter> Node for MintedSecret<M> {
                 self.minter.unmark().await?;
                 return Ok(Attrs::new().hint("orphans", Vec::<String>::new()).hint("pending", false));
             }
-            // An owner created in this apply carries the mark from its creation.
-            let since = match inputs.node(&self.owner_node)?.value(PENDING_SINCE).and_then(Value::as_i64) {
-                Some(since) => since,
-                None => {
-                    let since = unix_seconds();
-                    self.minter.mark(since).await?;
-                    since
-                }
-            };
-            let minted = self.mint(since).await?;
-            let mut attrs = Attrs::new().with("id", minted.id).hint("orphans", Vec::<String>::new()).hint("pending", true);
+            // An owner created in this apply carries the mark from its creation; one marked by an
+            // interrupted run keeps its time (so its orphans still count), with what this mint replaces.
+            let carried = Mark::of(inputs.node(&self.owner_node)?);
+            let replaces = observed.attrs.str("replaces").map(str::to_owned);
+            let mark = Mark { since: carried.as_ref().map_or_else(unix_seconds, |m| m.since), replaces };
+            if carried.as_ref() != Some(&mark) {
+                self.minter.mark(&mark).await?;
+            }
+            // Deleted first, it is not deleted again at settle.
+            let mut replaces = mark.replaces.clone();
+            if let Some(dead) = replaces.take_if(|_| observed.attrs.flag("delete_first", false)) {
+                self.minter.delete(&dead).await?;
+            }
+            let minted = self.mint(&mark).await?;
+            let mut attrs = Attrs::new()
+                .with("id", minted.id)
+                .hint("orphans", Vec::<String>::new())
+                .hint("pending", true)
+                .hint("replaces", replaces);
             attrs.set_secret("secret", minted.secret);
             Ok(attrs)
         }
         .boxed()
     }
 
+    /// The block holds the new credential: the dead one it replaces goes, then the mark.
     fn settle<'a>(&'a self, attrs: &'a Attrs) -> BoxFuture<'a, Result<()>> {
         async move {
-            match attrs.flag("pending", false) {
-                true => self.minter.unmark().await,
-                false => Ok(()),
+            if !attrs.flag("pending", false) {
+                return Ok(());
             }
+            if let Some(dead) = attrs.str("replaces") {
+                self.minter.delete(dead).await?;
+            }
+            self.minter.unmark().await
         }
         .boxed()
     }
@@ -368,14 +447,24 @@ impl<M: Minter> Node for MintedSecret<M> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_pending_word;
+    use super::{Mark, with_pending_word};
 
     #[test]
     fn the_pending_word_is_set_replaced_and_cleared_and_the_others_stay() {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let marked = with_pending_word(&words(&["managed-by=pushpool", "x"]), "pending", Some(5));
+        let marked = with_pending_word(&words(&["managed-by=pushpool", "x"]), "pending", Some(&Mark::at(5)));
         assert_eq!(marked, words(&["managed-by=pushpool", "x", "pending=5"]));
-        assert_eq!(with_pending_word(&marked, "pending", Some(7)), words(&["managed-by=pushpool", "x", "pending=7"]));
+        let replacing = Mark { since: 7, replaces: Some("AKIA1".into()) };
+        assert_eq!(with_pending_word(&marked, "pending", Some(&replacing)), words(&["managed-by=pushpool", "x", "pending=7:AKIA1"]));
         assert_eq!(with_pending_word(&marked, "pending", None), words(&["managed-by=pushpool", "x"]));
+    }
+
+    #[test]
+    fn a_mark_reads_back_what_it_writes_and_an_old_mark_is_a_time_alone() {
+        let replacing = Mark { since: 1_700_000_000, replaces: Some("0123abcd".into()) };
+        assert_eq!(Mark::parse(&replacing.to_string()), Some(replacing));
+        assert_eq!(Mark::parse("1700000000"), Some(Mark::at(1_700_000_000)));
+        assert_eq!(Mark::parse("1700000000:"), None);
+        assert_eq!(Mark::parse("soon"), None);
     }
 }

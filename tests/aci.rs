@@ -131,10 +131,13 @@ async fn a_block_whose_secret_expired_gets_a_new_one_and_the_secret_limit_stops_
     let (object_id, first) = (apps[0]["id"].as_str().unwrap().to_owned(), apps[0]["passwordCredentials"][0]["keyId"].as_str().unwrap().to_owned());
     azure.tenant.expire_secret(&object_id, &first).await;
     let plan = world.run_azure(&azure, &["plan", "--type", "azure-container-instance:push", &world.pool]);
-    assert!(plan.all().contains("no longer works") || plan.all().contains("is inactive"), "{}", plan.all());
+    assert!(plan.all().contains(&format!("holds secret {first}, which is inactive")), "{}", plan.all());
     world.run_azure(&azure, &["work-pool", "provision-infra", &world.pool, "--yes"]).ok();
     let loaded = world.load_aci_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool), Some((&azure.fake, &azure.tenant)));
     assert_eq!(loaded["login_status"], 200, "the block holds a working secret again: {loaded}");
+    let apps = azure.tenant.applications_named("prefect-aci-push-pool-app").await;
+    let left: Vec<&str> = apps[0]["passwordCredentials"].as_array().unwrap().iter().map(|s| s["keyId"].as_str().unwrap()).collect();
+    assert!(left.len() == 1 && left[0] != first, "the expired secret went, its replacement is the only one: {left:?}");
 
     let world = World::new("acs").await;
     let azure = AzureWorld::new("acs").await;
@@ -143,6 +146,96 @@ async fn a_block_whose_secret_expired_gets_a_new_one_and_the_secret_limit_stops_
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.all().contains("already has 10 secrets") && run.all().contains(&seeded.secrets[0].0), "{}", run.all());
     assert_eq!(azure.writes_since(&support::azure::AzureMarks::default()).await, Vec::<String>::new(), "nothing was written");
+}
+
+/// The keyIds of the application's secrets, and the keyId of the one the block holds (the only
+/// one the token endpoint accepts among those `seeded` does not name).
+async fn secrets_of(azure: &AzureWorld, seeded: &[String]) -> (Vec<String>, String) {
+    let apps = azure.tenant.applications_named("prefect-aci-push-pool-app").await;
+    let ids: Vec<String> = apps[0]["passwordCredentials"].as_array().unwrap().iter().map(|s| s["keyId"].as_str().unwrap().to_owned()).collect();
+    let mine: Vec<&String> = ids.iter().filter(|id| !seeded.contains(id)).collect();
+    let [held] = &mine[..] else { panic!("one secret of pushpool's: {ids:?}") };
+    let held = (*held).clone();
+    (ids, held)
+}
+
+#[tokio::test]
+async fn a_block_whose_secret_expired_gets_a_new_one_the_dead_one_goes_and_a_users_own_expired_secret_stays() {
+    let world = World::new("acx").await;
+    let azure = AzureWorld::new("acx").await;
+    // The application exists with nine secrets of the user's, the first of them expired.
+    let seeded = azure.tenant.seed_application("prefect-aci-push-pool-app", &["managed-by=pushpool"], 9, true).await;
+    let own: Vec<String> = seeded.secrets.iter().map(|(id, _)| id.clone()).collect();
+    azure.tenant.expire_secret(&seeded.id, &own[0]).await;
+    world.run_azure(&azure, &world.args(CREATE)).ok();
+    let (ids, first) = secrets_of(&azure, &own).await;
+    assert_eq!(ids.len(), 10);
+    let marks = azure.marks().await;
+    assert!(world.run_azure(&azure, &world.args(CREATE)).ok().stdout.contains("Nothing to change"), "a dead secret the block never held is not pushpool's");
+    assert_eq!(azure.writes_since(&marks).await, Vec::<String>::new());
+
+    // The block's secret expires: with ten secrets, it is removed before the new one is added.
+    azure.tenant.expire_secret(&seeded.id, &first).await;
+    let plan = world.run_azure(&azure, &["plan", "--type", "azure-container-instance:push", &world.pool]);
+    assert!(plan.all().contains(&format!("holds secret {first}, which is inactive; the dead secret is deleted before the new one is minted")), "{}", plan.all());
+    let marks = azure.marks().await;
+    let run = world.run_azure(&azure, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    run.ok();
+    let writes = azure.writes_since(&marks).await;
+    let removed = writes.iter().position(|w| w.ends_with("removePassword"));
+    let added = writes.iter().position(|w| w.ends_with("addPassword"));
+    assert!(removed.is_some() && removed < added && writes.iter().filter(|w| w.ends_with("removePassword")).count() == 1, "{writes:?}");
+    let (ids, held) = secrets_of(&azure, &own).await;
+    assert_eq!(ids.len(), 10, "{ids:?}");
+    assert!(!ids.contains(&first) && held != first && ids.contains(&own[0]), "the block's dead secret went, the user's stays: {ids:?}");
+    let loaded = world.load_aci_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool), Some((&azure.fake, &azure.tenant)));
+    assert_eq!(loaded["login_status"], 200, "the block holds a working secret: {loaded}");
+    let marks = azure.marks().await;
+    assert!(world.run_azure(&azure, &world.args(CREATE)).ok().stdout.contains("Nothing to change"));
+    assert_eq!(azure.writes_since(&marks).await, Vec::<String>::new());
+    azure.fake.assert_no_violations(&azure).await;
+}
+
+#[tokio::test]
+async fn killed_after_any_write_of_a_secret_replacement_a_rerun_removes_the_expired_secret_and_leaves_one() {
+    /// A provisioned world whose block's secret expired since, and that secret's keyId.
+    async fn with_expired_secret(world: &World, azure: &AzureWorld) -> String {
+        world.run_azure(azure, &world.args(CREATE)).ok();
+        let apps = azure.tenant.applications_named("prefect-aci-push-pool-app").await;
+        let (object_id, first) = (apps[0]["id"].as_str().unwrap().to_owned(), apps[0]["passwordCredentials"][0]["keyId"].as_str().unwrap().to_owned());
+        azure.tenant.expire_secret(&object_id, &first).await;
+        first
+    }
+    let (clean, clean_azure) = (World::new("acy").await, AzureWorld::new("acy").await);
+    with_expired_secret(&clean, &clean_azure).await;
+    let (azure_from, prefect_from) = (clean_azure.marks().await, clean.marks().await.1);
+    clean.run_azure(&clean_azure, &clean.args(CREATE)).ok();
+    let total = clean_azure.calls_since(&azure_from).await.iter().filter(|c| c.write && c.status < 400).count()
+        + clean.prefect.calls().await.iter().skip(prefect_from).filter(|c| c.write && c.status < 400).count();
+    println!("killed after each of {total} writes");
+
+    let mut dead_cleaned = 0;
+    for k in 1..=total {
+        let world = World::new("acy").await;
+        let azure = AzureWorld::new("acy").await;
+        let dead = with_expired_secret(&world, &azure).await;
+        let azure = create_killed_after(&world, azure, k).await;
+
+        let rerun = world.run_azure(&azure, &world.args(CREATE));
+        assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
+        if rerun.all().contains(&format!("deletes dead secret {dead}, which an interrupted run replaced")) {
+            dead_cleaned += 1;
+        }
+        let apps = azure.tenant.applications_named("prefect-aci-push-pool-app").await;
+        assert_eq!(apps[0]["passwordCredentials"].as_array().unwrap().len(), 1, "killed after write {k}: one secret");
+        assert!(!apps[0]["tags"].to_string().contains("pending"), "killed after write {k}: the mark is cleared: {}", apps[0]["tags"]);
+        let loaded = world.load_aci_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool), Some((&azure.fake, &azure.tenant)));
+        assert_eq!(loaded["login_status"], 200, "killed after write {k}: the block's secret works");
+        let marks = azure.marks().await;
+        assert!(world.run_azure(&azure, &world.args(CREATE)).ok().stdout.contains("Nothing to change"), "killed after write {k}");
+        assert_eq!(azure.writes_since(&marks).await, Vec::<String>::new(), "killed after write {k}");
+    }
+    assert!(dead_cleaned > 0, "some crash fell between the block write and the expired secret's removal, and the re-run removed it");
 }
 
 #[tokio::test]
@@ -194,9 +287,23 @@ async fn no_subscription_and_a_refused_token_are_named_with_the_fix_and_nothing_
     assert!(world.work_pool().await.is_none());
 }
 
+/// Runs `work-pool create` in `world` and `azure`, their channels frozen together right after
+/// the k-th write, and kills it there; `azure` comes back talking to the fake directly.
+async fn create_killed_after(world: &World, azure: AzureWorld, k: usize) -> AzureWorld {
+    use support::{Channel, hold_group_after, kill_after_writes, unique};
+    let group = unique("acc-group");
+    let mut azure = azure.through_proxy(&world.sandbox, Some(&group)).await;
+    let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
+    hold_group_after(&world.sandbox, &group, k).await;
+    let mut command = world.azure_command(&azure, &world.args(CREATE));
+    command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
+    kill_after_writes(&mut command, &[azure.channel.as_ref().unwrap(), &prefect], k).await;
+    azure.drop_proxy();
+    azure
+}
+
 #[tokio::test]
 async fn killed_after_any_write_a_rerun_converges_with_no_orphan_secret() {
-    use support::{Channel, hold_group_after, kill_after_writes, unique};
     let clean = World::new("acc").await;
     let clean_azure = AzureWorld::new("acc").await;
     clean.run_azure(&clean_azure, &clean.args(CREATE)).ok();
@@ -206,14 +313,7 @@ async fn killed_after_any_write_a_rerun_converges_with_no_orphan_secret() {
     println!("killed after each of {total} writes");
     for k in 1..=total {
         let world = World::new("acc").await;
-        let group = unique("acc-group");
-        let mut azure = AzureWorld::new("acc").await.through_proxy(&world.sandbox, Some(&group)).await;
-        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
-        hold_group_after(&world.sandbox, &group, k).await;
-        let mut command = world.azure_command(&azure, &world.args(CREATE));
-        command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
-        kill_after_writes(&mut command, &[azure.channel.as_ref().unwrap(), &prefect], k).await;
-        azure.drop_proxy();
+        let azure = create_killed_after(&world, AzureWorld::new("acc").await, k).await;
         let direct = &azure;
         let rerun = world.run_azure(direct, &world.args(CREATE));
         assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());

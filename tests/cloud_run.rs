@@ -216,15 +216,21 @@ async fn a_teardown_returns_the_project_to_its_starting_state_and_never_disables
     gcp.fake.assert_no_violations(project).await;
 }
 
+/// A provisioned world: its GCP world, the service account's email and the block's key id.
+async fn provisioned(prefix: &str) -> (World, GcpWorld, String, String) {
+    let world = World::new(prefix).await;
+    let gcp = GcpWorld::new(prefix).await;
+    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
+    let email = gcp.project.email("prefect-cloud-run");
+    let first = gcp.project.user_keys(&email).await[0].0.clone();
+    (world, gcp, email, first)
+}
+
 #[tokio::test]
 async fn a_block_whose_key_was_deleted_or_disabled_gets_a_new_one() {
-    let world = World::new("crk").await;
-    let gcp = GcpWorld::new("crk").await;
+    let (world, gcp, email, first) = provisioned("crk").await;
     let project = &gcp.project;
-    let email = project.email("prefect-cloud-run");
     let block_name = format!("{}-push-pool-credentials", world.pool);
-    world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
-    let first = project.user_keys(&email).await[0].0.clone();
 
     project.delete_key(&email, &first).await;
     let plan = world.run_gcp(&gcp, &["plan", "--type", "cloud-run-v2:push", &world.pool]);
@@ -238,10 +244,43 @@ async fn a_block_whose_key_was_deleted_or_disabled_gets_a_new_one() {
     project.disable_key(&email, &second[0].0).await;
     let run = world.run_gcp(&gcp, &["work-pool", "provision-infra", &world.pool, "--yes"]);
     run.ok();
-    assert!(run.all().contains("which is inactive"), "{}", run.all());
+    assert!(run.all().contains("which is inactive; the dead key is deleted once the block holds the new one"), "{}", run.all());
     let held = world.load_gcp_credentials_with_prefect(&block_name)["private_key_id"].as_str().unwrap().to_owned();
     assert_ne!(held, second[0].0);
-    assert!(project.user_keys(&email).await.iter().any(|(id, disabled)| *id == held && !disabled));
+    assert_eq!(project.user_keys(&email).await, [(held, false)], "the disabled key the block held went: one key left");
+    gcp.fake.assert_no_violations(project).await;
+}
+
+#[tokio::test]
+async fn a_block_whose_key_expired_gets_a_new_one_the_dead_one_goes_and_a_users_own_disabled_key_stays() {
+    let (world, gcp, email, first) = provisioned("cre").await;
+    let project = &gcp.project;
+    let block_name = format!("{}-push-pool-credentials", world.pool);
+    // The user's own keys, one disabled, filling the account to Google's ten with the block's.
+    let own = project.seed_keys(&email, 9).await;
+    project.disable_key(&email, &own[0]).await;
+    let (mark, marks) = (project.mark().await, world.marks().await);
+    assert!(world.run_gcp(&gcp, &world.args(CREATE_V2)).ok().stdout.contains("Nothing to change"), "a dead key the block never held is not pushpool's");
+    assert_eq!(project.writes_since(mark).await, Vec::<String>::new());
+    world.assert_no_writes_since(marks).await;
+
+    project.expire_key(&email, &first).await;
+    let mark = project.mark().await;
+    let run = world.run_gcp(&gcp, &["work-pool", "provision-infra", &world.pool, "--yes"]);
+    run.ok();
+    assert!(run.all().contains(&format!("holds key {first}, which is inactive")), "{}", run.all());
+    assert!(run.all().contains("the dead key is deleted before the new one is minted"), "ten keys leave no room: {}", run.all());
+    let held = world.load_gcp_credentials_with_prefect(&block_name)["private_key_id"].as_str().unwrap().to_owned();
+    let keys = project.user_keys(&email).await;
+    assert_eq!(keys.len(), 10, "{keys:?}");
+    assert!(!keys.iter().any(|(id, _)| *id == first), "the expired key went");
+    assert!(keys.contains(&(held, false)) && keys.contains(&(own[0].clone(), true)), "the new key and the user's disabled one: {keys:?}");
+    let writes = project.writes_since(mark).await;
+    assert_eq!(writes.iter().filter(|w| w.ends_with("keys.delete")).count(), 1, "one key deleted: {writes:?}");
+    let (mark, marks) = (project.mark().await, world.marks().await);
+    assert!(world.run_gcp(&gcp, &world.args(CREATE_V2)).ok().stdout.contains("Nothing to change"));
+    assert_eq!(project.writes_since(mark).await, Vec::<String>::new());
+    world.assert_no_writes_since(marks).await;
     gcp.fake.assert_no_violations(project).await;
 }
 
@@ -424,6 +463,52 @@ async fn killed_after_any_write_a_rerun_converges_with_no_orphan_key() {
         world.assert_no_writes_since(marks).await;
     }
     assert!(orphans_cleaned > 0, "some crash fell between minting a key and storing it, and its key was cleaned up");
+}
+
+/// A provisioned world whose block's key was disabled since, and that key's id.
+async fn with_disabled_key(prefix: &str) -> (World, GcpWorld, String) {
+    let (world, gcp, email, dead) = provisioned(prefix).await;
+    gcp.project.disable_key(&email, &dead).await;
+    (world, gcp, dead)
+}
+
+#[tokio::test]
+async fn killed_after_any_write_of_a_key_replacement_a_rerun_deletes_the_disabled_key_and_leaves_one() {
+    let (clean, clean_gcp, _) = with_disabled_key("crd").await;
+    let succeeded = |calls: Vec<support::Call>, from: usize| calls.iter().skip(from).filter(|c| c.write && c.status < 400).count();
+    let (gcp_from, prefect_from) = (clean_gcp.project.calls().await.len(), clean.marks().await.1);
+    clean.run_gcp(&clean_gcp, &clean.args(CREATE_V2)).ok();
+    let gcp_writes = clean_gcp.project.calls().await.iter().skip(gcp_from).filter(|c| c.write && c.status < 400).count();
+    let total = gcp_writes + succeeded(clean.prefect.calls().await, prefect_from);
+    println!("killed after each of {total} writes");
+
+    let mut dead_key_cleaned = 0;
+    for k in 1..=total {
+        let (world, direct, dead) = with_disabled_key("crd").await;
+        let group = unique("crd-group");
+        let gcp = GcpWorld::on(direct.project.clone()).await.through_proxy(&world.sandbox, Some(&group)).await;
+        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
+        hold_group_after(&world.sandbox, &group, k).await;
+        let mut command = world.gcp_command(&gcp, &world.args(CREATE_V2));
+        command.env("PREFECT_API_URL", format!("{}/api", prefect.url()));
+        kill_after_writes(&mut command, &[gcp.channel.as_ref().unwrap(), &prefect], k).await;
+
+        let rerun = world.run_gcp(&direct, &world.args(CREATE_V2));
+        assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
+        if rerun.all().contains(&format!("deletes dead key {dead}, which an interrupted run replaced")) {
+            dead_key_cleaned += 1;
+        }
+        let email = direct.project.email("prefect-cloud-run");
+        let held = world.load_gcp_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool))["private_key_id"].as_str().unwrap().to_owned();
+        assert_eq!(direct.project.user_keys(&email).await, [(held, false)], "killed after write {k}: one key, the block's");
+        let description = direct.project.state().await["serviceAccounts"][&email]["description"].as_str().unwrap().to_owned();
+        assert!(!description.contains("pending"), "killed after write {k}: the mark is cleared: {description}");
+        let (mark, marks) = (direct.project.mark().await, world.marks().await);
+        assert!(world.run_gcp(&direct, &world.args(CREATE_V2)).ok().stdout.contains("Nothing to change"), "killed after write {k}");
+        assert_eq!(direct.project.writes_since(mark).await, Vec::<String>::new(), "killed after write {k}");
+        world.assert_no_writes_since(marks).await;
+    }
+    assert!(dead_key_cleaned > 0, "some crash fell between the block write and the dead key's deletion, and the re-run deleted it");
 }
 
 /// The IAM permission each Google method pushpool calls needs (Google's permission reference;

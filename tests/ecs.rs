@@ -284,6 +284,96 @@ async fn block_whose_key_was_deleted_gets_a_new_key_and_is_updated_in_place() {
     assert!(name.ends_with("_0000000002") && value["done"] == json!(true), "{name}: {value}");
 }
 
+/// Deactivates access key `id` of the pool's user, as `aws iam update-access-key --status Inactive` does.
+async fn deactivate(aws: &support::Clients, id: &str) {
+    aws.iam.update_access_key().user_name(USER).access_key_id(id).status(aws_sdk_iam::types::StatusType::Inactive).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn block_whose_key_was_deactivated_gets_a_new_key_and_the_dead_one_is_deleted_after_the_block_write() {
+    let world = World::new("dead").await;
+    let aws = world.clients().await;
+    world.create(&["--yes"]).ok();
+    let old_key = world.block().await.unwrap()["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
+    deactivate(&aws, &old_key).await;
+
+    let plan = world.run(&["plan", "--type", "ecs:push", &world.pool]);
+    assert!(plan.all().contains(&format!("holds key {old_key}, which is inactive; the dead key is deleted once the block holds the new one")), "{}", plan.all());
+    let marks = world.marks().await;
+    let run = world.create(&["--yes"]);
+    run.ok();
+    // Marked (with the dead key's id), minted, stored in the block, then the dead key and the mark go.
+    assert_eq!(world.aws.writes_since(marks.0).await, ["iam TagUser", "iam CreateAccessKey", "iam DeleteAccessKey", "iam UntagUser"]);
+    let new_key = world.block().await.unwrap()["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, old_key);
+    assert_eq!(aws.access_keys(USER).await, [new_key.as_str()], "exactly one key: the block's");
+    run.assert_no_secret(&[&world.block_secret().await]);
+    let marks = world.marks().await;
+    assert!(world.create(&["--yes"]).ok().stdout.contains("Nothing to change"));
+    world.assert_no_writes_since(marks).await;
+}
+
+#[tokio::test]
+async fn a_users_own_inactive_key_is_kept_and_a_full_user_deletes_the_blocks_dead_key_before_minting() {
+    let world = World::new("full").await;
+    let aws = world.clients().await;
+    world.create(&["--yes"]).ok();
+    let block_key = world.block().await.unwrap()["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
+    let own = aws.iam.create_access_key().user_name(USER).send().await.unwrap().access_key().unwrap().access_key_id().to_owned();
+    deactivate(&aws, &own).await;
+    // A dead key the block never held is not pushpool's: the run changes nothing.
+    let marks = world.marks().await;
+    assert!(world.create(&["--yes"]).ok().stdout.contains("Nothing to change"));
+    world.assert_no_writes_since(marks).await;
+
+    // Now the block's key is dead too, and IAM's two keys leave no room for a third.
+    deactivate(&aws, &block_key).await;
+    let marks = world.marks().await;
+    let run = world.create(&["--yes"]);
+    run.ok();
+    assert!(run.stdout.contains("the dead key is deleted before the new one is minted, as IAM's limit leaves no room beside it"), "{}", run.stdout);
+    assert_eq!(world.aws.writes_since(marks.0).await, ["iam TagUser", "iam DeleteAccessKey", "iam CreateAccessKey", "iam UntagUser"]);
+    let new_key = world.block().await.unwrap()["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
+    let mut keys = aws.access_keys(USER).await;
+    keys.sort();
+    let mut expected = vec![own.clone(), new_key];
+    expected.sort();
+    assert_eq!(keys, expected, "the user's own inactive key stays, the block's dead one went");
+
+    // Both of the user's keys dead and neither the block's: the plan stops, deleting nothing.
+    let world = World::new("full").await;
+    world.create(&["--yes"]).ok();
+    let aws = world.clients().await;
+    let block_key = world.block().await.unwrap()["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
+    aws.iam.delete_access_key().user_name(USER).access_key_id(&block_key).send().await.unwrap();
+    for _ in 0..2 {
+        let own = aws.iam.create_access_key().user_name(USER).send().await.unwrap().access_key().unwrap().access_key_id().to_owned();
+        deactivate(&aws, &own).await;
+    }
+    let marks = world.marks().await;
+    let run = world.create(&["--yes"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("already has 2 keys, IAM's limit"), "{}", run.stderr);
+    world.assert_no_writes_since(marks).await;
+    assert_eq!(aws.access_keys(USER).await.len(), 2, "no key deleted");
+}
+
+#[tokio::test]
+async fn a_new_user_iam_does_not_know_yet_gets_its_key_after_the_named_wait() {
+    let world = World::new("iamlag").await;
+    let aws = world.clients().await;
+    // What IAM answers, for some seconds, to a key for a user created moments ago.
+    let unknown = format!("The user with name {USER} cannot be found.");
+    world.aws.set_faults(json!({"CreateAccessKey": {"kind": "error", "status": 404, "code": "NoSuchEntity", "message": unknown, "times": 2}})).await;
+    let run = world.create(&["--yes"]);
+    run.ok();
+    assert!(run.stderr.contains(&format!("waiting for IAM to make user {USER} usable")), "{}", run.stderr);
+    let statuses: Vec<u16> = world.aws.calls().await.iter().filter(|c| c.action == "CreateAccessKey").map(|c| c.status).collect();
+    assert_eq!(statuses, [404, 404, 200]);
+    let key = world.block().await.unwrap()["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
+    assert_eq!(aws.access_keys(USER).await, [key], "one key, the block's");
+}
+
 #[tokio::test]
 async fn user_with_two_keys_and_no_block_stops_before_any_write() {
     let world = World::new("quota").await;

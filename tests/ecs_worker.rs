@@ -293,6 +293,41 @@ async fn a_teardown_stops_the_worker_and_returns_to_the_start_keeping_the_logs_u
 /// SIGKILL after each write of a fresh run (API key included), then a re-run: it converges to
 /// one service, one revision, one secret, and a further run writes nothing.
 #[tokio::test]
+async fn roles_iam_has_not_propagated_yet_are_waited_out_and_the_wait_is_named() {
+    let world = World::new("wrkiam").await;
+    // What ECS answers, for some seconds, about a role IAM made moments ago.
+    let assume = "ECS was unable to assume the role 'arn:aws:iam::123456789012:role/prefect-ecs-worker-role' that was provided for this task.";
+    world.aws.set_faults(json!({
+        "RegisterTaskDefinition": {"kind": "error", "status": 400, "code": "ClientException", "message": "Role is not valid", "times": 2},
+        "CreateService": {"kind": "error", "status": 400, "code": "InvalidParameterException", "message": assume, "times": 2},
+    })).await;
+    let created = create(&world, &["--yes"], false);
+    assert_eq!(created.code, 0, "{}", created.all());
+    assert!(created.stderr.contains(&format!("waiting for IAM to make role(s) {EXECUTION_ROLE} and {ROLE} usable by ECS")), "{}", created.stderr);
+    assert!(created.stderr.contains("waiting for IAM to make the task definition's roles usable by ECS"), "{}", created.stderr);
+    let calls = world.aws.calls().await;
+    for action in ["RegisterTaskDefinition", "CreateService"] {
+        let statuses: Vec<u16> = calls.iter().filter(|c| c.action == action).map(|c| c.status).collect();
+        assert_eq!(statuses, [400, 400, 200], "{action} refused twice, then accepted");
+    }
+    let state = worker_state(&world).await;
+    assert_eq!((state["revisions"].clone(), state["service"]["desired"].clone()), (json!(1), json!(1)), "one revision, one service: {state}");
+}
+
+#[tokio::test]
+async fn a_role_ecs_never_accepts_ends_the_wait_with_the_error_and_what_to_do() {
+    let world = World::new("wrkiam").await;
+    world.aws.set_faults(json!({"RegisterTaskDefinition": {"kind": "error", "status": 400, "code": "ClientException", "message": "Role is not valid"}})).await;
+    let created = create(&world, &["--yes"], false);
+    assert_eq!(created.code, 1, "{}", created.all());
+    let tries = world.aws.calls().await.iter().filter(|c| c.action == "RegisterTaskDefinition").count();
+    assert!((2..=30).contains(&tries), "bounded: {tries} tries");
+    assert!(created.stderr.contains(&format!("ECS task definition {}: ecs:RegisterTaskDefinition failed: Role is not valid (ClientException)", family(&world))), "{}", created.stderr);
+    assert!(created.stderr.contains(&format!("pushpool waited {tries} times for IAM to make role(s) {EXECUTION_ROLE} and {ROLE} usable by ECS")), "{}", created.stderr);
+    assert!(created.stderr.contains("run again"), "{}", created.stderr);
+}
+
+#[tokio::test]
 async fn a_run_killed_at_any_write_converges_on_a_rerun() {
     let mut k = 1;
     loop {

@@ -10,6 +10,8 @@ use aws_sdk_ec2::types::Filter;
 use serde_json::{Value, json};
 use support::{Channel, World, hold_group_after, kill_after_writes, unique};
 
+const USER: &str = "prefect-ecs-user";
+
 /// What a provisioned account holds, with ids left out, for comparing end states.
 async fn dump(world: &World) -> Value {
     let aws = world.clients().await;
@@ -41,7 +43,7 @@ async fn dump(world: &World) -> Value {
     let defaults = pool.as_ref().map(|p| p["base_job_template"]["variables"]["properties"].clone()).unwrap_or(Value::Null);
     let key_in_block = block.as_ref().and_then(|b| b["data"]["aws_access_key_id"].as_str()).map(str::to_owned);
     let key_exists = match &key_in_block {
-        Some(key) => aws.access_keys("prefect-ecs-user").await.contains(key),
+        Some(key) => aws.access_keys(USER).await.contains(key),
         None => false,
     };
     json!({
@@ -52,6 +54,18 @@ async fn dump(world: &World) -> Value {
         "pool_subnets": defaults["network_configuration"]["default"]["awsvpcConfiguration"]["subnets"].as_array().map(Vec::len),
         "block_key_exists": key_exists,
     })
+}
+
+/// Runs `work-pool create` in `world`, its AWS and Prefect channels frozen together right after
+/// the k-th write, and kills it there.
+async fn create_killed_after(world: &World, k: usize) {
+    let group = unique("crash-group");
+    let aws = Channel::open_in(&world.sandbox, &world.moto, Some(&group)).await;
+    let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
+    hold_group_after(&world.sandbox, &group, k).await;
+    let mut command = world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]);
+    command.env("AWS_ENDPOINT_URL", aws.url()).env("PREFECT_API_URL", format!("{}/api", prefect.url()));
+    kill_after_writes(&mut command, &[&aws, &prefect], k).await;
 }
 
 /// A world on a fresh account whose default VPC is gone: every resource is pushpool's to make.
@@ -132,14 +146,7 @@ async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
     let mut orphans_cleaned = 0;
     for k in 1..=total {
         let world = fresh("crash").await;
-        // A run whose AWS and Prefect channels freeze together right after the k-th write.
-        let group = unique("crash-group");
-        let aws = Channel::open_in(&world.sandbox, &world.moto, Some(&group)).await;
-        let prefect = Channel::open_in(&world.sandbox, &world.sandbox.prefect, Some(&group)).await;
-        hold_group_after(&world.sandbox, &group, k).await;
-        let mut command = world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]);
-        command.env("AWS_ENDPOINT_URL", aws.url()).env("PREFECT_API_URL", format!("{}/api", prefect.url()));
-        kill_after_writes(&mut command, &[&aws, &prefect], k).await;
+        create_killed_after(&world, k).await;
         // After the pool is created at most two writes remain: the key's settle (UntagUser, which
         // may come before it) and marking the apply done.
         if k + 2 < total {
@@ -157,6 +164,48 @@ async fn killed_after_any_write_a_rerun_converges_to_a_clean_runs_end_state() {
         world.assert_no_writes_since(marks).await;
     }
     assert!(orphans_cleaned > 0, "some crash fell between minting a key and storing it, and its key was cleaned up");
+}
+
+/// A provisioned world whose block's access key was deactivated since, and that key's id.
+async fn with_dead_key(prefix: &str) -> (World, String) {
+    let world = World::new(prefix).await;
+    world.create(&["--yes"]).ok();
+    let dead = world.block().await.unwrap()["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
+    let iam = world.clients().await.iam;
+    iam.update_access_key().user_name(USER).access_key_id(&dead).status(aws_sdk_iam::types::StatusType::Inactive).send().await.unwrap();
+    (world, dead)
+}
+
+#[tokio::test]
+async fn killed_after_any_write_of_a_key_replacement_a_rerun_deletes_the_dead_key_and_leaves_one() {
+    let (clean, _) = with_dead_key("crash-key-clean").await;
+    let succeeded = |calls: Vec<support::Call>, from: usize| calls.iter().skip(from).filter(|c| c.write && c.status < 400).count();
+    let (aws_from, prefect_from) = clean.marks().await;
+    clean.create(&["--yes"]).ok();
+    let total = succeeded(clean.aws.calls().await, aws_from) + succeeded(clean.prefect.calls().await, prefect_from);
+    println!("killed after each of {total} writes");
+
+    let mut dead_key_cleaned = 0;
+    for k in 1..=total {
+        let (world, dead) = with_dead_key("crash-key").await;
+        // The run that replaces the dead key, killed after its k-th write.
+        create_killed_after(&world, k).await;
+
+        let rerun = world.create(&["--yes"]);
+        assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
+        if rerun.stdout.contains(&format!("deletes dead key {dead}, which an interrupted run replaced")) {
+            dead_key_cleaned += 1;
+        }
+        let aws = world.clients().await;
+        let held = world.block().await.unwrap()["data"]["aws_access_key_id"].as_str().unwrap().to_owned();
+        assert_eq!(aws.access_keys(USER).await, [held.as_str()], "killed after write {k}: one key, the block's");
+        let tags = aws.iam.list_user_tags().user_name(USER).send().await.unwrap();
+        assert!(!tags.tags().iter().any(|t| t.key().contains("pending")), "killed after write {k}: the mark is cleared");
+        let marks = world.marks().await;
+        assert!(world.create(&["--yes"]).ok().stdout.contains("Nothing to change"), "killed after write {k}");
+        world.assert_no_writes_since(marks).await;
+    }
+    assert!(dead_key_cleaned > 0, "some crash fell between the block write and the dead key's deletion, and the re-run deleted it");
 }
 
 #[tokio::test]

@@ -431,15 +431,25 @@ KEY_LIMIT = 10
 
 @dataclass
 class Key:
+    """A key. A user-managed key never expires unless the organization policy
+    constraints/iam.serviceAccountKeyExpiryHours gave it an end (`expires`); like Google, an
+    expired key stays listed (with its past validBeforeTime) and counts towards the limit until
+    it is deleted."""
     id: str
     type: str = "USER_MANAGED"
     disabled: bool = False
     created: datetime = field(default_factory=now)
+    expires: datetime | None = None
+
+    def valid_before(self):
+        if self.expires:
+            return stamp(self.expires)
+        return "9999-12-31T23:59:59Z" if self.type == "USER_MANAGED" else stamp(self.created + timedelta(days=14))
 
     def json(self, sa):
         out = {"name": f"{sa.name}/keys/{self.id}", "keyAlgorithm": "KEY_ALG_RSA_2048",
                "keyOrigin": "GOOGLE_PROVIDED", "keyType": self.type, "validAfterTime": stamp(self.created),
-               "validBeforeTime": "9999-12-31T23:59:59Z" if self.type == "USER_MANAGED" else stamp(self.created + timedelta(days=14))}
+               "validBeforeTime": self.valid_before()}
         if self.disabled:
             out["disabled"] = True
             out["disableReason"] = "SERVICE_ACCOUNT_KEY_DISABLE_REASON_USER_INITIATED"
@@ -1267,6 +1277,7 @@ async def api(request):
 #   POST /admin/projects/{id}/serviceAccounts {"accountId", "displayName"?, "description"?}
 #   POST /admin/projects/{id}/serviceAccounts/{email}/keys {"count": n, "disabled"?: bool} -> {"keys": [ids]}
 #   POST /admin/projects/{id}/serviceAccounts/{email}/keys/{key}/disable
+#   POST /admin/projects/{id}/serviceAccounts/{email}/keys/{key}/expire     (created 2 days ago, expired 1 day ago)
 #   DELETE /admin/projects/{id}/serviceAccounts/{email}/keys/{key}
 #   POST /admin/projects/{id}/repositories {"location", "repositoryId", "labels"?, "description"?}
 #   POST /admin/projects/{id}/locations/{loc}/repositories/{repo}/images {"count": n}
@@ -1361,6 +1372,14 @@ async def admin_key_disable(request):
     return web.json_response({"disabled": True})
 
 
+async def admin_key_expire(request):
+    sa = admin_sa(request)
+    key = sa.keys[request.match_info["key"]]
+    key.created = min(key.created, now() - timedelta(days=2))
+    key.expires = now() - timedelta(days=1)
+    return web.json_response({"validBeforeTime": stamp(key.expires)})
+
+
 async def admin_key_delete(request):
     sa = admin_sa(request)
     sa.keys.pop(request.match_info["key"], None)
@@ -1429,6 +1448,7 @@ def app():
         web.post("/admin/projects/{project}/serviceAccounts", admin_account),
         web.post("/admin/projects/{project}/serviceAccounts/{email}/keys", admin_keys),
         web.post("/admin/projects/{project}/serviceAccounts/{email}/keys/{key}/disable", admin_key_disable),
+        web.post("/admin/projects/{project}/serviceAccounts/{email}/keys/{key}/expire", admin_key_expire),
         web.delete("/admin/projects/{project}/serviceAccounts/{email}/keys/{key}", admin_key_delete),
         web.post("/admin/projects/{project}/repositories", admin_repository),
         web.post("/admin/projects/{project}/locations/{location}/repositories/{repo}/images", admin_images),

@@ -198,5 +198,16 @@ class KeyFiles(unittest.TestCase):
         self.assertTrue(base64.b64encode(json.dumps(info).encode()))
 
 
+class Keys(unittest.TestCase):
+    def test_an_expired_key_stays_listed_with_its_past_end(self):
+        sa = type("Sa", (), {"name": "projects/p/serviceAccounts/a@p.iam.gserviceaccount.com"})()
+        key = fake.Key("ab" * 20)
+        self.assertEqual(key.json(sa)["validBeforeTime"], "9999-12-31T23:59:59Z")
+        key.expires = fake.now() - fake.timedelta(days=1)
+        listed = key.json(sa)["validBeforeTime"]
+        self.assertLess(listed, fake.stamp())
+        self.assertNotIn("disabled", key.json(sa), "expired is not disabled")
+
+
 if __name__ == "__main__":
     unittest.main()

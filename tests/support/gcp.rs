@@ -231,6 +231,12 @@ impl GcpProject {
         self.send(reqwest::Method::POST, &format!("/serviceAccounts/{email}/keys/{key_id}/disable"), json!({})).await;
     }
 
+    /// Makes a key expired, as the organization policy constraints/iam.serviceAccountKeyExpiryHours
+    /// does to a key past its end: still listed, its validBeforeTime in the past.
+    pub async fn expire_key(&self, email: &str, key_id: &str) {
+        self.send(reqwest::Method::POST, &format!("/serviceAccounts/{email}/keys/{key_id}/expire"), json!({})).await;
+    }
+
     /// Deletes a key behind pushpool's back (e.g. the key of an existing block).
     pub async fn delete_key(&self, email: &str, key_id: &str) {
         self.send(reqwest::Method::DELETE, &format!("/serviceAccounts/{email}/keys/{key_id}"), json!({})).await;

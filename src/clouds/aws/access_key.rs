@@ -13,7 +13,8 @@ use super::errors::{aws_error, code};
 use super::iam::{PENDING_KEY_TAG, pending_key_tag};
 use super::once::{Outcome, outcome};
 use crate::error::{Error, Result};
-use crate::minted::{Credential, MintFailure, Minted, Minter};
+use crate::minted::{Credential, Mark, MintFailure, Minted, Minter};
+use crate::retry::{Settling, settle};
 use crate::secret::Secret;
 
 /// The access keys of one IAM user.
@@ -76,9 +77,9 @@ impl Minter for AccessKeys {
         .boxed()
     }
 
-    fn mark(&self, since: i64) -> BoxFuture<'_, Result<()>> {
+    fn mark<'a>(&'a self, mark: &'a Mark) -> BoxFuture<'a, Result<()>> {
         async move {
-            let tagged = self.aws.iam.tag_user().user_name(&self.user).tags(pending_key_tag(since)).send().await;
+            let tagged = self.aws.iam.tag_user().user_name(&self.user).tags(pending_key_tag(mark)).send().await;
             tagged.map(drop).map_err(|e| aws_error(&self.what(), "iam:TagUser", e))
         }
         .boxed()
@@ -93,10 +94,18 @@ impl Minter for AccessKeys {
     }
 
     /// IAM gives no way to tell whether a create whose answer was lost happened: such a
-    /// failure is [`MintFailure::Unknown`].
+    /// failure is [`MintFailure::Unknown`]. A user created moments ago can be unknown to the
+    /// IAM server that takes the create (`NoSuchEntity`, IAM's propagation delay): waited out.
     fn mint(&self) -> BoxFuture<'_, std::result::Result<Minted, MintFailure>> {
         async move {
-            let err = match self.aws.once.iam.create_access_key().user_name(&self.user).send().await {
+            let waiting_for = format!("IAM to make user {} usable", self.user);
+            let sent = settle(&waiting_for, || async {
+                Ok(match self.aws.once.iam.create_access_key().user_name(&self.user).send().await {
+                    Err(e) if code(&e).as_deref() == Some("NoSuchEntity") => Settling::NotYet(aws_error(&self.what(), "iam:CreateAccessKey", e)),
+                    sent => Settling::Done(sent),
+                })
+            });
+            let err = match sent.await.map_err(MintFailure::Failed)? {
                 Ok(out) => {
                     let key = out.access_key().ok_or_else(|| MintFailure::Failed(Error::remote(self.what(), "iam:CreateAccessKey returned no key")))?;
                     return Ok(Minted { id: key.access_key_id().to_owned(), secret: Secret::new(key.secret_access_key()) });

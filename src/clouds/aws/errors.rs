@@ -25,7 +25,7 @@ pub fn causes(err: &dyn std::error::Error) -> String {
 /// The error code and message AWS answered with. When the SDK could not read them (an
 /// error body in another shape: a proxy's, a load balancer's, an emulator's), they are
 /// looked for in the raw body, and the HTTP status stands in for a missing code.
-fn code_and_message<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<(String, String)> {
+pub(super) fn code_and_message<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<(String, String)> {
     let raw = match err {
         SdkError::ServiceError(service) => {
             let parsed = service.err();

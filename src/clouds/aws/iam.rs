@@ -17,18 +17,19 @@ use crate::clock::unix_seconds;
 use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
-use crate::minted::PENDING_SINCE;
+use crate::minted::{Mark, PENDING};
 
 const NO_SUCH_ENTITY: &str = "NoSuchEntity";
 
-/// The user tag pushpool sets, to the time in Unix seconds, before it mints an access key,
-/// and removes once the key is stored: found by a later run, it marks keys minted by an
-/// interrupted run. The user node reports it as the [`PENDING_SINCE`] hint.
+/// The user tag pushpool sets, to the [`Mark`] (the time in Unix seconds, and the dead key the
+/// new one replaces), before it mints an access key, and removes once the key is stored: found
+/// by a later run, it marks keys minted by an interrupted run. The user node reports it as the
+/// [`PENDING`] hint.
 pub const PENDING_KEY_TAG: &str = "pushpool.key-pending-since";
 
-/// The [`PENDING_KEY_TAG`] of a key about to be minted at `since`.
-pub fn pending_key_tag(since: i64) -> Tag {
-    Tag::builder().key(PENDING_KEY_TAG).value(since.to_string()).build().expect("a tag with a key and a value")
+/// The [`PENDING_KEY_TAG`] of a key about to be minted as `mark` says.
+pub fn pending_key_tag(mark: &Mark) -> Tag {
+    Tag::builder().key(PENDING_KEY_TAG).value(mark.to_string()).build().expect("a tag with a key and a value")
 }
 
 /// An inline policy of a role: its name and document.
@@ -250,9 +251,8 @@ impl Node for User {
                     let user = out.user();
                     let arn = user.map(|u| u.arn().to_owned()).unwrap_or_default();
                     let mut attrs = attrs.with("arn", arn);
-                    let mark = user.and_then(|u| u.tags().iter().find(|t| t.key() == PENDING_KEY_TAG)).map(|t| t.value().to_owned());
-                    if let Some(since) = mark.and_then(|v| v.parse::<i64>().ok()) {
-                        attrs = attrs.hint(PENDING_SINCE, since);
+                    if let Some(mark) = user.and_then(|u| u.tags().iter().find(|t| t.key() == PENDING_KEY_TAG)) {
+                        attrs = attrs.hint(PENDING, mark.value());
                     }
                     Ok(Observation::reuse("exists", attrs))
                 }
@@ -268,11 +268,11 @@ impl Node for User {
             let what = format!("IAM user {}", self.name);
             // A new user gets its access key in this apply: it is created with the mark the key
             // node would otherwise set with a call of its own (see PENDING_KEY_TAG).
-            let since = unix_seconds();
-            let mark = pending_key_tag(since);
+            let mark = Mark::at(unix_seconds());
+            let tag = pending_key_tag(&mark);
             let create = || async {
                 let mut tags = self.aws.iam_tags();
-                tags.push(mark.clone());
+                tags.push(tag.clone());
                 let out = self.aws.once.iam.create_user().user_name(&self.name).set_tags(Some(tags)).send().await?;
                 Ok(out.user().map(|u| u.arn().to_owned()))
             };
@@ -284,7 +284,7 @@ impl Node for User {
                 }
             };
             let arn = create_once(&what, "iam:CreateUser", create, lookup).await?;
-            Ok(Attrs::new().with("arn", arn).hint(PENDING_SINCE, since))
+            Ok(Attrs::new().with("arn", arn).hint(PENDING, mark.to_string()))
         }
         .boxed()
     }

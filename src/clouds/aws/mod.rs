@@ -10,6 +10,7 @@ mod iam;
 mod logs;
 mod network;
 mod once;
+mod propagation;
 mod policy_doc;
 mod role_policy;
 mod secrets;

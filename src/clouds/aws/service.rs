@@ -11,12 +11,16 @@ use serde_json::{Value, json};
 
 use super::context::AwsContext;
 use super::errors::{accept, aws_error};
+use super::propagation::until_roles_usable;
 use crate::engine::ownership::{decide, owned};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
 
 /// Tasks the service keeps running.
 const TASKS: i32 = 1;
+
+/// The roles a service's tasks run with, as a wait for them names them.
+const ROLES: &str = "the task definition's roles";
 
 /// A service, by cluster and name.
 pub struct Service {
@@ -122,7 +126,7 @@ impl Node for Service {
             if observed.action == Action::Create {
                 let tags = self.aws.tags().into_iter().map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build());
                 // The SDK's client token makes a retried create the same create.
-                let out = self
+                let create = self
                     .aws
                     .ecs
                     .create_service()
@@ -132,24 +136,12 @@ impl Node for Service {
                     .desired_count(TASKS)
                     .launch_type(LaunchType::Fargate)
                     .network_configuration(network)
-                    .set_tags(Some(tags.collect()))
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&what, "ecs:CreateService", e))?;
+                    .set_tags(Some(tags.collect()));
+                let out = until_roles_usable(&what, "ecs:CreateService", ROLES, || create.clone().send()).await?;
                 return Ok(Attrs::new().with("arn", out.service().and_then(|s| s.service_arn()).unwrap_or_default()));
             }
-            let updated = self
-                .aws
-                .ecs
-                .update_service()
-                .cluster(&self.cluster)
-                .service(&self.name)
-                .task_definition(task)
-                .desired_count(TASKS)
-                .network_configuration(network)
-                .send()
-                .await;
-            updated.map_err(|e| aws_error(&what, "ecs:UpdateService", e))?;
+            let update = self.aws.ecs.update_service().cluster(&self.cluster).service(&self.name).task_definition(task).desired_count(TASKS).network_configuration(network);
+            until_roles_usable(&what, "ecs:UpdateService", ROLES, || update.clone().send()).await?;
             Ok(Attrs::new())
         }
         .boxed()

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::context::AwsContext;
 use super::errors::{accept, aws_error, code};
+use super::propagation::until_roles_usable;
 use crate::engine::ownership::{decide, owned};
 use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
@@ -134,7 +135,7 @@ impl Node for TaskDefinition {
                 .essential(true)
                 .build();
             let tags = self.aws.tags().into_iter().map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build());
-            let out = self
+            let register = self
                 .aws
                 .ecs
                 .register_task_definition()
@@ -146,10 +147,10 @@ impl Node for TaskDefinition {
                 .requires_compatibilities(Compatibility::Fargate)
                 .set_execution_role_arn(text("execution_role_arn"))
                 .set_task_role_arn(text("task_role_arn"))
-                .set_tags(Some(tags.collect()))
-                .send()
-                .await
-                .map_err(|e| aws_error(&what, "ecs:RegisterTaskDefinition", e))?;
+                .set_tags(Some(tags.collect()));
+            let roles: Vec<String> = ["execution_role_arn", "task_role_arn"].iter().filter_map(|key| Some(text(key)?.rsplit('/').next()?.to_owned())).collect();
+            let roles = format!("role(s) {}", roles.join(" and "));
+            let out = until_roles_usable(&what, "ecs:RegisterTaskDefinition", &roles, || register.clone().send()).await?;
             Ok(Attrs::new().with("arn", out.task_definition().and_then(|t| t.task_definition_arn()).unwrap_or_default()))
         }
         .boxed()

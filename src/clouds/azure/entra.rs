@@ -19,7 +19,7 @@ use super::context::{AzureContext, entra_marks_of};
 use crate::engine::ownership::{decide, owned};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
-use crate::minted::{PENDING_SINCE, with_pending_word};
+use crate::minted::{Mark, PENDING, with_pending_word};
 use crate::retry::{Settling, settle};
 
 /// The tag word of a secret about to be minted.
@@ -43,13 +43,13 @@ pub async fn find_application(azure: &AzureContext, display_name: &str) -> Resul
     }
 }
 
-/// The time of a pending secret recorded in an application's tags.
-fn pending_in(app: &Value) -> Option<i64> {
-    entra_marks_of(app).into_iter().find(|(k, _)| *k == PENDING_SECRET).and_then(|(_, v)| v.parse().ok())
+/// The mark of a pending secret recorded in an application's tags.
+fn pending_in(app: &Value) -> Option<Mark> {
+    entra_marks_of(app).into_iter().find(|(k, _)| *k == PENDING_SECRET).and_then(|(_, v)| Mark::parse(v))
 }
 
 /// Records (`Some`) or clears (`None`) a pending secret in the application's tags, keeping the others.
-pub async fn set_pending(azure: &AzureContext, app: &Value, pending: Option<i64>) -> Result<()> {
+pub async fn set_pending(azure: &AzureContext, app: &Value, pending: Option<&Mark>) -> Result<()> {
     let current: Vec<String> = app["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect();
     let tags = with_pending_word(&current, PENDING_SECRET, pending);
     if tags == current {
@@ -77,8 +77,8 @@ impl Application {
             .with("name", self.name.as_str())
             .with("object_id", app["id"].as_str().unwrap_or_default())
             .with("app_id", app["appId"].as_str().unwrap_or_default());
-        if let Some(since) = pending_in(app) {
-            attrs = attrs.hint(PENDING_SINCE, since);
+        if let Some(mark) = pending_in(app) {
+            attrs = attrs.hint(PENDING, mark.to_string());
         }
         attrs
     }
@@ -104,7 +104,7 @@ impl Node for Application {
     fn apply<'a>(&'a self, _: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
             let mut tags = self.azure.entra_tags();
-            tags.push(format!("{PENDING_SECRET}={}", crate::clock::unix_seconds()));
+            tags.push(format!("{PENDING_SECRET}={}", Mark::at(crate::clock::unix_seconds())));
             let body = json!({"displayName": self.name, "tags": tags, "notes": "Credentials of Prefect work pools; created by pushpool."});
             let created = self.azure.graph.send(Method::POST, "applications", Some(body), &self.what()).await?;
             Ok(self.attrs(&created))

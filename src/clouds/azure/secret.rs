@@ -4,7 +4,10 @@
 //!
 //! The block holds the secret, not its id. Entra ID shows each secret's first three characters
 //! (`hint`); the secret whose hint matches and that Entra ID still accepts (a client-credentials
-//! token request) is the block's. One it no longer accepts no longer works, whatever the list says.
+//! token request) is the block's. One it refuses as expired (AADSTS7000222, which it answers
+//! only for a secret of the application) is the expired secret with that hint, if exactly one
+//! is listed: the block's dead secret, which a new one replaces. Any other refusal means the
+//! secret no longer works, whatever the list says.
 
 use std::sync::Arc;
 
@@ -18,11 +21,24 @@ use super::context::AzureContext;
 use super::entra::{find_application, set_pending};
 use crate::clock::unix_of_rfc3339;
 use crate::error::{Error, Result};
-use crate::minted::{Credential, MintFailure, Minted, Minter};
+use crate::minted::{Credential, Mark, MintFailure, Minted, Minter};
 use crate::secret::Secret;
 
 /// How long a new secret lasts: shown in the plan, and the block needs a new one after it.
 pub const LIFETIME_DAYS: i64 = 365;
+
+/// Entra ID's error code for a secret of the application that has expired.
+const SECRET_EXPIRED: i64 = 7_000_222;
+
+/// What Entra ID says of a secret offered for the application.
+enum Verdict {
+    /// It accepts it.
+    Works,
+    /// It is one of the application's secrets, expired.
+    Expired,
+    /// It refuses it for another reason (no such secret).
+    Refused,
+}
 
 /// The client secrets of one application.
 pub struct ClientSecrets {
@@ -42,13 +58,18 @@ impl ClientSecrets {
     }
 
     /// Whether Entra ID still accepts `secret` for the application.
-    async fn works(&self, app_id: &str, secret: &str) -> Result<bool> {
+    async fn verdict(&self, app_id: &str, secret: &str) -> Result<Verdict> {
         let cloud = &self.azure.placement.cloud;
         let url = format!("{}/{}/oauth2/v2.0/token", cloud.login.trim_end_matches('/'), self.azure.tenant);
         let scope = format!("{}/.default", cloud.arm_audience.trim_end_matches('/'));
         let fields = [("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope.as_str())];
-        let (status, _) = post_form(&url, &fields, &self.what()).await?;
-        Ok(status.is_success())
+        let (status, body) = post_form(&url, &fields, &self.what()).await?;
+        let expired = body["error_codes"].as_array().is_some_and(|codes| codes.iter().any(|c| c.as_i64() == Some(SECRET_EXPIRED)));
+        Ok(match (status.is_success(), expired) {
+            (true, _) => Verdict::Works,
+            (false, true) => Verdict::Expired,
+            (false, false) => Verdict::Refused,
+        })
     }
 }
 
@@ -93,8 +114,8 @@ impl Minter for ClientSecrets {
         .boxed()
     }
 
-    fn mark(&self, since: i64) -> BoxFuture<'_, Result<()>> {
-        async move { set_pending(&self.azure, &self.app().await?, Some(since)).await }.boxed()
+    fn mark<'a>(&'a self, mark: &'a Mark) -> BoxFuture<'a, Result<()>> {
+        async move { set_pending(&self.azure, &self.app().await?, Some(mark)).await }.boxed()
     }
 
     fn unmark(&self) -> BoxFuture<'_, Result<()>> {
@@ -141,8 +162,14 @@ impl Minter for ClientSecrets {
             let candidates: Vec<&Credential> = credentials.iter().filter(|c| c.hint.as_deref().is_some_and(|h| held.starts_with(h))).collect();
             let Some(first) = candidates.first() else { return Ok(None) };
             let Some(app) = find_application(&self.azure, &self.application).await? else { return Ok(None) };
-            let works = self.works(app["appId"].as_str().unwrap_or_default(), held).await?;
-            Ok(works.then(|| first.id.clone()))
+            Ok(match self.verdict(app["appId"].as_str().unwrap_or_default(), held).await? {
+                Verdict::Works => Some(first.id.clone()),
+                Verdict::Expired => match &candidates.iter().filter(|c| !c.active).collect::<Vec<_>>()[..] {
+                    [expired] => Some(expired.id.clone()),
+                    _ => None,
+                },
+                Verdict::Refused => None,
+            })
         }
         .boxed()
     }

@@ -16,7 +16,7 @@ use super::context::GcpContext;
 use super::service_account::{email, path, set_pending};
 use crate::clock::unix_of_rfc3339;
 use crate::error::{Error, Result};
-use crate::minted::{Credential, MintFailure, Minted, Minter};
+use crate::minted::{Credential, Mark, MintFailure, Minted, Minter};
 use crate::secret::Secret;
 
 /// The organization policy constraint that forbids service account keys.
@@ -99,8 +99,8 @@ impl Minter for ServiceAccountKeys {
         .boxed()
     }
 
-    fn mark(&self, since: i64) -> BoxFuture<'_, Result<()>> {
-        async move { set_pending(&self.gcp, &self.account, Some(since)).await }.boxed()
+    fn mark<'a>(&'a self, mark: &'a Mark) -> BoxFuture<'a, Result<()>> {
+        async move { set_pending(&self.gcp, &self.account, Some(mark)).await }.boxed()
     }
 
     fn unmark(&self) -> BoxFuture<'_, Result<()>> {

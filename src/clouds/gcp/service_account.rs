@@ -17,7 +17,7 @@ use super::context::{GcpContext, MARKING, label_value};
 use crate::engine::ownership::{decide, owned};
 use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
-use crate::minted::{PENDING_SINCE, with_pending_word};
+use crate::minted::{Mark, PENDING, with_pending_word};
 
 /// The description word of a key about to be minted.
 const PENDING_KEY: &str = "pending-key-since";
@@ -37,19 +37,19 @@ pub fn marks_of(description: &str) -> Vec<(&str, &str)> {
     description.split_whitespace().filter_map(|word| word.split_once('=')).collect()
 }
 
-/// The description of an account pushpool creates for `pool`, with a pending key's time.
-fn description(pool: &str, pending: Option<i64>) -> String {
+/// The description of an account pushpool creates for `pool`, with a pending key's mark.
+fn description(pool: &str, pending: Option<&Mark>) -> String {
     let marks: Vec<String> = MARKING.marks(pool).iter().map(|(k, v)| format!("{k}={}", label_value(v))).collect();
     let mut text = format!("Runs Prefect flows; created by pushpool. {}", marks.join(" "));
-    if let Some(since) = pending {
-        text.push_str(&format!(" {PENDING_KEY}={since}"));
+    if let Some(mark) = pending {
+        text.push_str(&format!(" {PENDING_KEY}={mark}"));
     }
     text
 }
 
-/// The pending key's time recorded in `description`.
-fn pending_in(description: &str) -> Option<i64> {
-    marks_of(description).into_iter().find(|(k, _)| *k == PENDING_KEY).and_then(|(_, v)| v.parse().ok())
+/// The pending key's mark recorded in `description`.
+fn pending_in(description: &str) -> Option<Mark> {
+    marks_of(description).into_iter().find(|(k, _)| *k == PENDING_KEY).and_then(|(_, v)| Mark::parse(v))
 }
 
 /// `account`'s email in the project.
@@ -78,7 +78,7 @@ pub async fn read(gcp: &GcpContext, account: &str) -> Result<Option<Value>> {
 
 /// Records (`Some`) or clears (`None`) a pending key in the account's description, keeping
 /// the rest of the description as it is.
-pub async fn set_pending(gcp: &GcpContext, account: &str, pending: Option<i64>) -> Result<()> {
+pub async fn set_pending(gcp: &GcpContext, account: &str, pending: Option<&Mark>) -> Result<()> {
     let what = format!("service account {}", email(gcp, account));
     let Some(found) = read(gcp, account).await? else { return Ok(()) };
     let current = found["description"].as_str().unwrap_or_default();
@@ -100,8 +100,8 @@ impl ServiceAccount {
         let mut attrs = Attrs::new().with("name", self.name.as_str()).with("email", email(&self.gcp, &self.name));
         if let Some(found) = found {
             attrs.set("unique_id", found["uniqueId"].as_str().unwrap_or_default());
-            if let Some(since) = found["description"].as_str().and_then(pending_in) {
-                attrs = attrs.hint(PENDING_SINCE, since);
+            if let Some(mark) = found["description"].as_str().and_then(pending_in) {
+                attrs = attrs.hint(PENDING, mark.to_string());
             }
         }
         attrs
@@ -131,10 +131,10 @@ impl Node for ServiceAccount {
     /// needs no call of its own to set it.
     fn apply<'a>(&'a self, _: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
-            let since = crate::clock::unix_seconds();
+            let mark = Mark::at(crate::clock::unix_seconds());
             let body = json!({
                 "accountId": self.name,
-                "serviceAccount": {"displayName": self.display_name, "description": description(&self.gcp.pool, Some(since))},
+                "serviceAccount": {"displayName": self.display_name, "description": description(&self.gcp.pool, Some(&mark))},
             });
             let path = format!("v1/projects/{}/serviceAccounts", self.gcp.project());
             let answer = self.gcp.iam.call(Method::POST, &path, Some(body)).await?;
@@ -172,10 +172,11 @@ mod tests {
 
     #[test]
     fn the_description_records_the_marks_and_a_pending_key() {
-        let text = description("my pool", Some(1_700_000_000));
+        let mark = Mark { since: 1_700_000_000, replaces: Some("0f1e2d".into()) };
+        let text = description("my pool", Some(&mark));
         assert!(owned(marks_of(&text)), "{text}");
         assert!(marks_of(&text).contains(&("prefect-work-pool", "my_pool")));
-        assert_eq!(pending_in(&text), Some(1_700_000_000));
+        assert_eq!(pending_in(&text), Some(mark));
         assert_eq!(pending_in(&description("p", None)), None);
         assert!(!owned(marks_of("made by hand, see managed-by=terraform")));
     }
