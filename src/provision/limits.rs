@@ -60,7 +60,7 @@ impl Owners {
             if owner.credentials.len() > owner.limit.0 {
                 let pools = owner.pools(|_| true);
                 let cause = format!("{} pools of this run ({}) each need a credential of their own from it, and {}", pools.len(), pools.join(", "), owner.most());
-                return Err(owner.refusal(cause, pools.len()));
+                return Err(owner.refusal(cause, pools.len() - owner.limit.0, ""));
             }
         }
         Ok(())
@@ -79,7 +79,7 @@ impl Owners {
             let pools = owner.pools(creating);
             if !pools.is_empty() && kept + pools.len() > owner.limit.0 {
                 let cause = format!("it has {kept} credential(s) that stay, this run would add {} for pools {}, and {}", pools.len(), pools.join(", "), owner.most());
-                return Err(owner.refusal(cause, kept + pools.len() - owner.limit.0));
+                return Err(owner.refusal(cause, kept + pools.len() - owner.limit.0, " (or delete credentials of it you no longer use)"));
             }
         }
         Ok(())
@@ -98,11 +98,11 @@ impl Owner {
     }
 
     /// The error for `cause`, `over` credentials too many: the fix gives pools an owner of
-    /// their own, which works whatever the limit, or frees credentials.
-    fn refusal(&self, cause: String, over: usize) -> Error {
+    /// their own, which works whatever the limit, or does what `otherwise` says.
+    fn refusal(&self, cause: String, over: usize, otherwise: &str) -> Error {
         let node = &self.node;
         Error::usage(&self.what, cause).fix(format!(
-            "give {over} of these pools a {node} of its own: --set {node}=<name> on its command line, or `set = {{ {node} = \"<name>\" }}` in the pools file, one name per pool (or delete credentials of it you no longer use), then run again"
+            "give {over} of these pools a {node} of its own: --set {node}=<name> on its command line, or `set = {{ {node} = \"<name>\" }}` in the pools file, one name per pool{otherwise}, then run again"
         ))
     }
 }
