@@ -77,6 +77,18 @@ pub fn lowercase_or(c: char, extra: &str) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c)
 }
 
+/// Asserts that each of `good` keeps `rule` and each of `bad` breaks it: the rules' tests, at
+/// their limits.
+#[cfg(test)]
+pub fn holds(rule: &Rule, good: &[&str], bad: &[&str]) {
+    for name in good {
+        assert_eq!(rule.broken_by(name), None, "{}: {name:?}", rule.what);
+    }
+    for name in bad {
+        assert!(rule.broken_by(name).is_some(), "{}: {name:?} must be refused", rule.what);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,16 +167,7 @@ pub fn rule(kind: &Kind) -> Option<&'static Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Asserts that each of `good` keeps `rule` and each of `bad` breaks it.
-    fn holds(rule: &Rule, good: &[&str], bad: &[&str]) {
-        for name in good {
-            assert_eq!(rule.broken_by(name), None, "{}: {name:?}", rule.what);
-        }
-        for name in bad {
-            assert!(rule.broken_by(name).is_some(), "{}: {name:?} must be refused", rule.what);
-        }
-    }
+    use crate::names::holds;
 
     #[test]
     fn iam_names_are_1_to_64_or_128_of_their_alphabet() {

@@ -53,30 +53,20 @@ pub fn rule(kind: &Kind) -> Option<&'static Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::holds;
 
     #[test]
     fn resource_groups_are_1_to_90_not_ending_with_a_period() {
-        for good in ["r", "prefect-aci-push-pool-rg", "team_(a).rg-1", "équipe", &"g".repeat(90)] {
-            assert_eq!(RESOURCE_GROUP.broken_by(good), None, "{good}");
-        }
-        for bad in ["", "rg.", "a b", "a/b", "a#b", &"g".repeat(91)] {
-            assert!(RESOURCE_GROUP.broken_by(bad).is_some(), "{bad}");
-        }
+        holds(&RESOURCE_GROUP, &["r", "prefect-aci-push-pool-rg", "team_(a).rg-1", "équipe", &"g".repeat(90)], &["", "rg.", "a b", "a/b", "a#b", &"g".repeat(91)]);
     }
 
     #[test]
     fn identities_are_3_to_128_from_a_letter_or_digit() {
-        for good in ["abc", "prefect-acr-identity", "1_id", &"i".repeat(128)] {
-            assert_eq!(IDENTITY.broken_by(good), None, "{good}");
-        }
-        for bad in ["ab", "-abc", "_abc", "a.bc", "a bc", &"i".repeat(129)] {
-            assert!(IDENTITY.broken_by(bad).is_some(), "{bad}");
-        }
+        holds(&IDENTITY, &["abc", "prefect-acr-identity", "1_id", &"i".repeat(128)], &["ab", "-abc", "_abc", "a.bc", "a bc", &"i".repeat(129)]);
     }
 
     #[test]
     fn tag_values_hold_256_characters() {
-        assert_eq!(TAG_VALUE.broken_by(&"v".repeat(256)), None);
-        assert!(TAG_VALUE.broken_by(&"v".repeat(257)).is_some());
+        holds(&TAG_VALUE, &["", "any <thing> & %", &"v".repeat(256)], &[&"v".repeat(257)]);
     }
 }

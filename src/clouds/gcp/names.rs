@@ -45,24 +45,19 @@ pub fn rule(kind: &Kind) -> Option<&'static Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::holds;
 
     #[test]
     fn account_ids_are_6_to_30_from_a_letter_to_a_letter_or_digit() {
-        for good in ["prefect-cloud-run", "abcdef", "a2345b", &"a".repeat(30)] {
-            assert_eq!(SERVICE_ACCOUNT.broken_by(good), None, "{good}");
-        }
-        for bad in ["short", "Prefect-run", "1prefect-run", "prefect-run-", "prefect_run", &"a".repeat(31)] {
-            assert!(SERVICE_ACCOUNT.broken_by(bad).is_some(), "{bad}");
-        }
+        holds(&SERVICE_ACCOUNT, &["prefect-cloud-run", "abcdef", "a2345b", &"a".repeat(30)], &[
+            "short", "Prefect-run", "1prefect-run", "prefect-run-", "prefect_run", &"a".repeat(31),
+        ]);
     }
 
     #[test]
     fn repository_ids_are_1_to_63_from_a_letter_to_a_letter_or_digit() {
-        for good in ["p", "prefect-images", "images2", &"r".repeat(63)] {
-            assert_eq!(ARTIFACT_REPOSITORY.broken_by(good), None, "{good}");
-        }
-        for bad in ["", "Prefect-images", "2images", "images-", "prefect_images", &"r".repeat(64)] {
-            assert!(ARTIFACT_REPOSITORY.broken_by(bad).is_some(), "{bad}");
-        }
+        holds(&ARTIFACT_REPOSITORY, &["p", "prefect-images", "images2", &"r".repeat(63)], &[
+            "", "Prefect-images", "2images", "images-", "prefect_images", &"r".repeat(64),
+        ]);
     }
 }
