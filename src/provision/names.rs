@@ -17,7 +17,7 @@ pub(super) fn check(pool: &str, blueprint: &Blueprint, names: &BTreeMap<String, 
     for cloud in blueprint.clouds.iter().filter(|c| builds(c)) {
         let Some(rule) = clouds::pool_tag_rule(cloud) else { continue };
         if let Some(why) = rule.broken_by(pool) {
-            let cause = format!("{cloud} tags every resource of the pool with prefect.work-pool=<pool name>, and the name {}", rule.cause(&why));
+            let cause = format!("every {cloud} resource of the pool is tagged prefect.work-pool=<pool name>: the name {}", rule.cause(&why));
             return Err(Error::usage(format!("work pool name {}", shown(pool)), cause)
                 .fix(format!("choose a pool name of {} (a resource's name can be set, the pool's tag cannot)", rule.says)));
         }
