@@ -106,3 +106,55 @@ impl Owner {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::{Attrs, Change, Goal, NodeInfo, Observation};
+
+    /// An IAM user of two keys' limit with the keys of pools `a` and `b`.
+    fn shared_user() -> Owners {
+        let credentials = ["a", "b"].map(|pool| (format!("{pool}/access_key"), pool.to_owned())).to_vec();
+        Owners(vec![Owner { what: "aws.iam_user 'u'".into(), node: "user".into(), limit: (2, "IAM's limit"), credentials }])
+    }
+
+    /// A plan of the two keys: each observation's action, remaining count and dead key replaced.
+    fn plan(keys: [(Action, u64, Option<&str>); 2]) -> Plan {
+        let changes = ["a", "b"].into_iter().zip(keys).map(|(pool, (action, remaining, replaces))| {
+            let (id, kind, pools) = (format!("{pool}/access_key"), "aws.iam_access_key".to_owned(), vec![pool.to_owned()]);
+            let info = NodeInfo { id, kind, label: String::new(), name: String::new(), says: String::new(), after: Vec::new(), pools, scope: String::new() };
+            let attrs = Attrs::new().hint(REMAINING, remaining).hint("replaces", replaces);
+            let observed = match action {
+                Action::Create => Observation::create("", attrs),
+                _ => Observation::reuse("", attrs),
+            };
+            Change { info, observed: Arc::new(observed) }
+        });
+        Plan { goal: Goal::Provision, changes: changes.collect() }
+    }
+
+    #[test]
+    fn the_keys_that_stay_and_those_the_plan_creates_count_together() {
+        let owners = shared_user();
+        assert!(owners.check_graph().is_ok(), "two keys for two pools fit");
+        assert!(owners.check_plan(&plan([(Action::Create, 0, None), (Action::Create, 0, None)])).is_ok());
+        assert!(owners.check_plan(&plan([(Action::Create, 1, None), (Action::Reuse, 1, None)])).is_ok(), "b's key is one of the user's");
+        assert!(owners.check_plan(&plan([(Action::Create, 2, Some("AKIADEAD")), (Action::Reuse, 2, None)])).is_ok(), "a's dead key goes");
+        let error = owners.check_plan(&plan([(Action::Create, 1, None), (Action::Create, 1, None)])).unwrap_err();
+        assert!(error.cause.starts_with("it has 1 credential(s) that stay, this run would add 2 for pools 'a', 'b'"), "{error}");
+        assert!(error.fix.unwrap().starts_with("give 1 of these pools a user of its own: --set user=<name>"));
+    }
+
+    #[test]
+    fn more_credentials_in_the_graph_than_the_limit_are_refused_whatever_exists() {
+        let mut owners = shared_user();
+        owners.0[0].credentials.push(("c/access_key".into(), "c".into()));
+        let error = owners.check_graph().unwrap_err();
+        assert_eq!(error.what, "aws.iam_user 'u'");
+        assert!(error.cause.contains("3 pools of this run ('a', 'b', 'c')") && error.cause.ends_with("2 is the most it can have (IAM's limit)"), "{error}");
+        let fix = error.fix.unwrap();
+        assert!(fix.starts_with("give 1 of these pools") && !fix.contains("delete") && !fix.contains("quota"), "{fix}");
+    }
+}
