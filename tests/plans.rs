@@ -177,7 +177,7 @@ async fn three_pools_on_one_user_are_refused_before_the_plan_reads() {
         let (marks, aws_mark) = (world.marks().await, world.aws.mark().await);
         let run = world.run(args);
         assert_eq!(run.code, 1, "{}", run.all());
-        for expected in ["aws.iam_user 'prefect-ecs-user'", "3 pools of this run", "2 is the most it can have (IAM's limit, which no quota raises)", "give 1 of these pools a user of its own: --set user=<name>", "`set = { user = \"<name>\" }` in the pools file"] {
+        for expected in ["aws.iam_user 'prefect-ecs-user'", "3 pools of this run", "2 is the most it can have (IAM's limit)", "give 1 of these pools a user of its own: --set user=<name>", "`set = { user = \"<name>\" }` in the pools file"] {
             assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
         }
         assert!(!run.stderr.contains("raise the quota"), "{}", run.stderr);

@@ -18,7 +18,7 @@ use crate::retry::{Settling, settle};
 use crate::secret::Secret;
 
 /// IAM's limit of access keys per user, which no quota raises.
-pub const LIMIT: (usize, &str) = (2, "IAM's limit, which no quota raises");
+pub const LIMIT: (usize, &str) = (2, "IAM's limit");
 
 /// The access keys of one IAM user.
 pub struct AccessKeys {

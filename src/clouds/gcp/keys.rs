@@ -23,7 +23,7 @@ use crate::secret::Secret;
 const NO_KEYS_CONSTRAINT: &str = "constraints/iam.disableServiceAccountKeyCreation";
 
 /// IAM's limit of user-managed keys per service account, which no quota raises.
-pub const LIMIT: (usize, &str) = (10, "IAM's limit per service account, which no quota raises");
+pub const LIMIT: (usize, &str) = (10, "IAM's limit per service account");
 
 /// The user-managed keys of one service account.
 pub struct ServiceAccountKeys {
