@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod minted;
+pub mod names;
 pub mod policies;
 pub mod prefect;
 pub mod program;

@@ -43,6 +43,12 @@ use crate::secret::Secret;
 /// [`Mark`], read live or set when the owner was created with the mark.
 pub const PENDING: &str = "pending_mark";
 
+/// The hint under which a credential's observation reports how many of its owner's
+/// credentials remain once an interrupted run's leftovers are gone: with the dead ones the
+/// mints replace (`replaces`), what a run that mints several for one owner counts against the
+/// owner's limit (see `provision::limits`).
+pub const REMAINING: &str = "remaining";
+
 /// The pending-mint mark an owner carries while a credential is minted: when the mint began,
 /// and the dead credential the block held that the new one replaces, if any. Written as
 /// `<since>` or `<since>:<id>` (a tag value, a description word and an Entra ID tag all take
@@ -326,7 +332,8 @@ impl<M: Minter> Node for MintedSecret<M> {
                 Some(mark) => self.leftovers(mark).await?,
                 None => Vec::new(),
             };
-            let mut attrs = Attrs::new().hint("orphans", leftovers.clone()).hint("pending", mark.is_some());
+            let remaining: Vec<&Credential> = credentials.iter().filter(|c| !leftovers.contains(&c.id)).collect();
+            let mut attrs = Attrs::new().hint("orphans", leftovers.clone()).hint("pending", mark.is_some()).hint(REMAINING, remaining.len());
             let cleanup = self.cleanup(mark.as_ref(), &leftovers);
             // Some(None): the block holds a secret that is none of the owner's (no longer works).
             let held = match self.held(block.as_ref()).await? {
@@ -351,7 +358,6 @@ impl<M: Minter> Node for MintedSecret<M> {
             };
             // The dead credential the block held is pushpool's, and goes: it does not count.
             let dead = live.filter(|c| !c.active).map(|c| c.id.clone());
-            let remaining: Vec<&Credential> = credentials.iter().filter(|c| !leftovers.contains(&c.id)).collect();
             let kept: Vec<&Credential> = remaining.iter().copied().filter(|c| Some(&c.id) != dead.as_ref()).collect();
             let (limit, whose) = self.minter.limit();
             if kept.len() >= limit {

@@ -457,3 +457,26 @@ async fn graphs_replication_delays_for_a_new_app_are_waited_out_and_named_on_the
     assert_eq!(loaded["login_status"], 200, "the block's secret works: {loaded}");
     azure.fake.assert_no_violations(&azure).await;
 }
+
+/// Names and tag values Azure refuses are refused by the plan before any call to Azure.
+#[tokio::test]
+async fn names_azure_refuses_are_refused_before_any_call() {
+    let world = World::new("acnm").await;
+    let azure = AzureWorld::new("acnm").await;
+    let long = "p".repeat(257);
+    let with_set = |set: &str| [&world.args(CREATE)[..], &["--set", set]].concat().iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let mut long_pool: Vec<String> = CREATE.iter().map(|a| a.to_string()).collect();
+    long_pool[2] = long.clone();
+    let cases = [
+        (with_set("resource_group=prefect-rg."), "resource group name 'prefect-rg.' (resource 'resource_group')", "ends with a period"),
+        (with_set("identity=-acr-identity"), "user-assigned identity name '-acr-identity' (resource 'identity')", "--set identity=<name>"),
+        (long_pool, "(257 characters)", "Azure tag values are up to 256 characters"),
+    ];
+    for (args, expected, rule) in cases {
+        let run = world.run_azure(&azure, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.stderr.contains(expected) && run.stderr.contains(rule), "{}", run.stderr);
+        assert!(azure.calls_since(&support::azure::AzureMarks::default()).await.is_empty(), "no call to Azure");
+    }
+    assert!(world.work_pool().await.is_none());
+}

@@ -53,7 +53,7 @@ fn cases() -> Vec<Case> {
         case("JSON output for a teardown", &["work-pool", "deprovision", "{pool}", "--yes", "--output", "json"], &[], 1, &["--output json", "add --dry-run"]),
         case("teardown of a pool that never existed", &["work-pool", "deprovision", "{pool}", "--type", "ecs:push", "--yes"], &[], 0, &["Nothing to delete"]),
         // Nothing of it exists (no pool, no record, no block): that is said, not asked about.
-        case("teardown of an unknown pool without its type", &["work-pool", "deprovision", "{pool}", "--yes"], &[], 0, &["Nothing to delete", "nothing pushpool built for it is left"]),
+        case("teardown of a pool that is fully gone, without its type", &["work-pool", "deprovision", "{pool}", "--yes"], &[], 0, &["Nothing to delete: work pool '", "nothing pushpool built for it is left"]),
         Case {
             name: "teardown with the wrong type",
             setup: Some(|w| Box::pin(async { w.prefect_send(Method::POST, "/work_pools/", json!({"name": w.pool, "type": "ecs"})).await; })),
@@ -157,4 +157,38 @@ async fn bad_input_and_hostile_states() {
         }
     }
     println!("bad input and hostile states: {} cases", table.len());
+}
+
+/// Names and tag values AWS refuses (and moto takes): each is refused by the plan before any
+/// AWS call at all, naming the value, the rule and how to pick another. `{pool}` is the
+/// world's pool name, `{long}` a 300-character one.
+#[tokio::test]
+async fn names_aws_refuses_are_refused_before_any_aws_call() {
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("a pool name longer than a tag value", &["{long}"], &["work pool name '", "(300 characters)", "IAM tag values are 0 to 256", "choose a pool name of"]),
+        ("a pool name with a newline", &["{pool}\nx"], &["\\nx'", "contains '\\n'", "API_Tag.html"]),
+        ("an uppercase repository", &["{pool}", "--set", "repository=Prefect_Flows"], &["ECR repository name 'Prefect_Flows' (resource 'repository')", "contains 'P'", "--set repository=<name>"]),
+        ("a 65-character user", &["{pool}", "--set", "user=uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu"], &["IAM user name '", "has 65 characters", "API_CreateUser.html", "--set user=<name>"]),
+        ("a user with a space", &["{pool}", "--set", "user=team user"], &["IAM user name 'team user' (resource 'user')", "contains a space"]),
+        ("a security group named like an id", &["{pool}", "--set", "security_group=sg-team"], &["security group name 'sg-team'", "starts with 'sg-'"]),
+        ("a worker named from a pool name with a space", &["{pool} a", "--worker"], &["(resource 'worker_logs')", "log group name '/prefect/workers/", " a'", "contains a space", "a pool name that makes '/prefect/workers/{pool}' fit"]),
+    ];
+    for (name, args, expected) in cases {
+        let world = World::new("names").await;
+        let long = "p".repeat(300);
+        let mut args: Vec<String> = args.iter().map(|a| a.replace("{pool}", &world.pool).replace("{long}", &long)).collect();
+        let pool_type = if args.iter().any(|a| a == "--worker") { "ecs" } else { "ecs:push" };
+        args.splice(0..0, ["work-pool", "create"].map(String::from));
+        args.extend(["--type", pool_type, "--provision-infra", "--yes"].map(String::from));
+        let (marks, aws_mark) = (world.marks().await, world.aws.mark().await);
+        let run = world.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(run.code, 1, "{name}: {}", run.all());
+        for text in *expected {
+            assert!(run.stderr.contains(text), "{name}: expected '{text}' in:\n{}", run.stderr);
+        }
+        let calls = world.aws.calls().await.len() - aws_mark;
+        assert_eq!(calls, 0, "{name}: no AWS call at all");
+        world.assert_no_writes_since(marks).await;
+        assert!(world.work_pool().await.is_none(), "{name}");
+    }
 }

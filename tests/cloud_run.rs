@@ -638,3 +638,23 @@ async fn a_pool_made_in_another_project_and_region_is_rerun_and_torn_down_there(
     assert!(other.calls().await.is_empty(), "gcloud's project untouched");
     gcp.fake.assert_no_violations(home).await;
 }
+
+/// Names Google refuses are refused by the plan before any call to Google, with the flag
+/// that names the resource otherwise.
+#[tokio::test]
+async fn names_google_refuses_are_refused_before_any_call() {
+    let world = World::new("crn").await;
+    let gcp = GcpWorld::new("crn").await;
+    let cases = [
+        ("repository", "Prefect_Images", "Artifact Registry repository id 'Prefect_Images' (resource 'repository')"),
+        ("service_account", "prefect_run", "service account id 'prefect_run' (resource 'service_account')"),
+    ];
+    for (id, name, expected) in cases {
+        let set = format!("{id}={name}");
+        let run = world.run_gcp(&gcp, &[&world.args(CREATE_V2)[..], &["--set", &set]].concat());
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.stderr.contains(expected) && run.stderr.contains(&format!("--set {id}=<name>")), "{}", run.stderr);
+        assert!(gcp.project.calls().await.is_empty(), "no call to Google");
+    }
+    assert!(world.work_pool().await.is_none());
+}

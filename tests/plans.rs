@@ -156,6 +156,57 @@ async fn pools_wanting_one_resource_differently_are_a_conflict() {
     world.assert_no_writes_since(marks).await;
 }
 
+/// Writes a pools file of `count` `ecs:push` pools named `<pool>-1`…, all on the default IAM
+/// user, and returns its path (in `dir`).
+fn pools_on_one_user(world: &World, dir: &Path, count: usize) -> String {
+    let pools: String = (1..=count).map(|n| format!("[[pool]]\nname = \"{}-{n}\"\ntype = \"ecs:push\"\n\n", world.pool)).collect();
+    let file = dir.join("pools.toml");
+    std::fs::write(&file, pools).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
+/// IAM allows two access keys per user: three pools of one run on the default user are
+/// refused before the plan reads anything, with a fix that works (a user of their own), not
+/// a quota to raise.
+#[tokio::test]
+async fn three_pools_on_one_user_are_refused_before_the_plan_reads() {
+    let world = World::new("threekeys").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = pools_on_one_user(&world, dir.path(), 3);
+    for args in [&["plan", "--file", &file][..], &["apply", "--file", &file, "--yes"]] {
+        let (marks, aws_mark) = (world.marks().await, world.aws.mark().await);
+        let run = world.run(args);
+        assert_eq!(run.code, 1, "{}", run.all());
+        for expected in ["aws.iam_user 'prefect-ecs-user'", "3 pools of this run", "2 is the most it can have (IAM's limit)", "give 1 of these pools a user of its own: --set user=<name>", "`set = { user = \"<name>\" }` in the pools file"] {
+            assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
+        }
+        assert!(!run.stderr.contains("raise the quota"), "{}", run.stderr);
+        world.assert_no_writes_since(marks).await;
+        let reads: Vec<String> = world.aws.calls().await.into_iter().skip(aws_mark).map(|c| c.action).filter(|a| a != "GetCallerIdentity").collect();
+        assert!(reads.is_empty(), "the graph alone refuses it, before any read: {reads:?}");
+    }
+}
+
+/// A key the shared user already has counts: two new pools on a user with one key would make
+/// three, so the plan refuses after its reads and before any write.
+#[tokio::test]
+async fn an_existing_key_counts_against_the_limit_of_a_shared_user() {
+    let world = World::new("onekey").await;
+    let aws = world.clients().await;
+    aws.iam.create_user().user_name("prefect-ecs-user").send().await.unwrap();
+    aws.iam.create_access_key().user_name("prefect-ecs-user").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = pools_on_one_user(&world, dir.path(), 2);
+    let marks = world.marks().await;
+    let run = world.run(&["apply", "--file", &file, "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    for expected in ["aws.iam_user 'prefect-ecs-user'", "it has 1 credential(s) that stay, this run would add 2", "2 is the most it can have", "give 1 of these pools a user of its own"] {
+        assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
+    }
+    world.assert_no_writes_since(marks).await;
+    assert_eq!(aws.access_keys("prefect-ecs-user").await.len(), 1);
+}
+
 /// Creates an IAM user holding `policy_file` (from policies/aws) and returns its credentials.
 async fn operator(root: &support::Clients, user: &str, policy_file: &str) -> Account {
     let document = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/aws").join(policy_file)).unwrap();

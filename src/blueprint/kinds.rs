@@ -428,6 +428,17 @@ impl Kind {
         matches!(self, Kind::AwsIamAccessKey(_) | Kind::GcpServiceAccountKey(_) | Kind::AzureClientSecret(_))
     }
 
+    /// The node a credential minted for one block belongs to (the user of an access key,
+    /// the account of a key, the application of a secret): whose limit it counts against.
+    pub fn credential_owner(&self) -> Option<&NodeId> {
+        match self {
+            Kind::AwsIamAccessKey(key) => Some(&key.user),
+            Kind::GcpServiceAccountKey(key) => Some(&key.service_account),
+            Kind::AzureClientSecret(secret) => Some(&secret.application),
+            _ => None,
+        }
+    }
+
     /// The kind's name, `<system>.<resource>`.
     pub fn name(&self) -> &'static str {
         match self {

@@ -18,9 +18,11 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+use crate::blueprint::Kind;
 use crate::document::TargetDoc;
 use crate::engine::Attrs;
 use crate::error::{Error, Result};
+use crate::names::Rule;
 use crate::prefect::settings::ProcessEnv;
 use crate::secret::Secret;
 
@@ -229,6 +231,41 @@ pub fn distinct<'a>(clouds: impl IntoIterator<Item = &'a CloudContext>) -> Vec<&
         }
     }
     seen
+}
+
+/// The rule, from its cloud's table, of the name a node of `kind` gives its resource; None for
+/// a kind whose resource takes no name of its own, or a Prefect kind (see [`crate::request`]).
+pub fn name_rule(kind: &Kind) -> Option<&'static Rule> {
+    match kind.system() {
+        "aws" => aws::names::rule(kind),
+        "gcp" => gcp::names::rule(kind),
+        "azure" => azure::names::rule(kind),
+        "modal" => modal::names::rule(kind),
+        _ => None,
+    }
+}
+
+/// The rule of the tag value `cloud` marks every resource with the pool's name
+/// (`prefect.work-pool=<pool>`); None where the marking fits any name (GCP's labels are made
+/// from it, see [`gcp::MARKING`]) or the cloud holds no resources (Modal, Coiled).
+pub fn pool_tag_rule(cloud: &str) -> Option<&'static Rule> {
+    match cloud {
+        "aws" => Some(&aws::names::TAG_VALUE),
+        "azure" => Some(&azure::names::TAG_VALUE),
+        _ => None,
+    }
+}
+
+/// The most credentials of `kind` one owner may have, and whose limit it is; None for a kind
+/// that is no minted credential. Several pools of a run can share an owner, so the run counts
+/// them all against this, before any read.
+pub fn credential_limit(kind: &Kind) -> Option<(usize, &'static str)> {
+    match kind {
+        Kind::AwsIamAccessKey(_) => Some(aws::KEYS_PER_USER),
+        Kind::GcpServiceAccountKey(_) => Some(gcp::KEYS_PER_ACCOUNT),
+        Kind::AzureClientSecret(_) => Some(azure::SECRETS_PER_APPLICATION),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

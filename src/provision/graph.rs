@@ -67,8 +67,44 @@ impl PoolPlan {
 
 /// Builds the graph of every pool's blueprint, sharing the nodes they have in common.
 pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph> {
+    let graph_ids = graph_ids(pools)?;
+    // Each graph id is built once, from the first pool that has it.
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (pool, ids) in pools.iter().zip(&graph_ids) {
+        for spec in &pool.blueprint.nodes {
+            let id = &ids[&spec.id];
+            if let Some(&at) = index.get(id) {
+                entries[at].info.pools.push(pool.request.name.clone());
+                continue;
+            }
+            let (name, node) = build_node(spec, pool, prefect)?;
+            let aliases: BTreeMap<String, String> = spec.after.iter().map(|dep| (dep.clone(), ids[dep].clone())).collect();
+            let info = NodeInfo {
+                id: id.clone(),
+                kind: spec.kind.name().to_owned(),
+                label: node.label().to_owned(),
+                name,
+                says: spec.says.clone(),
+                after: aliases.values().cloned().collect(),
+                pools: vec![pool.request.name.clone()],
+                // A credential is one block's: no other pool's record may keep it.
+                scope: if spec.kind.held_by_one_block() { String::new() } else { pool.scope(spec) },
+            };
+            index.insert(id.clone(), entries.len());
+            let mut entry = Entry::new(info, node, pool.context());
+            entry.aliases = aliases;
+            entries.push(entry);
+        }
+    }
+    Graph::new(entries)
+}
+
+/// Each pool's node ids and the graph id each is (its own, or one another pool's node has):
+/// two pools' nodes are one when they are one resource. A resource two pools would manage
+/// differently is refused.
+pub(super) fn graph_ids(pools: &[PoolPlan]) -> Result<Vec<BTreeMap<String, String>>> {
     let single = pools.len() == 1;
-    // Pass 1: each (pool, node) gets its identity and its graph id; conflicts are found.
     let mut graph_ids: Vec<BTreeMap<String, String>> = Vec::with_capacity(pools.len());
     let mut by_identity: HashMap<String, String> = HashMap::new();
     let mut by_object: HashMap<String, (String, &str, Vec<String>)> = HashMap::new();
@@ -103,37 +139,7 @@ pub fn build(pools: &[PoolPlan], prefect: &Arc<PrefectContext>) -> Result<Graph>
         }
         graph_ids.push(ids);
     }
-
-    // Pass 2: each graph id is built once, from the first pool that has it.
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (pool, ids) in pools.iter().zip(&graph_ids) {
-        for spec in &pool.blueprint.nodes {
-            let id = &ids[&spec.id];
-            if let Some(&at) = index.get(id) {
-                entries[at].info.pools.push(pool.request.name.clone());
-                continue;
-            }
-            let (name, node) = build_node(spec, pool, prefect)?;
-            let aliases: BTreeMap<String, String> = spec.after.iter().map(|dep| (dep.clone(), ids[dep].clone())).collect();
-            let info = NodeInfo {
-                id: id.clone(),
-                kind: spec.kind.name().to_owned(),
-                label: node.label().to_owned(),
-                name,
-                says: spec.says.clone(),
-                after: aliases.values().cloned().collect(),
-                pools: vec![pool.request.name.clone()],
-                // A credential is one block's: no other pool's record may keep it.
-                scope: if spec.kind.held_by_one_block() { String::new() } else { pool.scope(spec) },
-            };
-            index.insert(id.clone(), entries.len());
-            let mut entry = Entry::new(info, node, pool.context());
-            entry.aliases = aliases;
-            entries.push(entry);
-        }
-    }
-    Graph::new(entries)
+    Ok(graph_ids)
 }
 
 fn build_node(spec: &NodeSpec, pool: &PoolPlan, prefect: &Arc<PrefectContext>) -> Result<(String, NodeRef)> {

@@ -11,6 +11,8 @@
 mod flows;
 pub mod graph;
 mod guides;
+mod limits;
+mod names;
 mod place;
 mod pools_file;
 mod registry;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::Target;
+use super::names;
 use super::graph::PoolPlan;
 use super::place::Place;
 use super::teardown;
@@ -31,6 +32,12 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
     // say while Prefect is read: the common case costs no round trip, and a record that says
     // otherwise connects again there. A flag waits for the record, which may refuse it.
     let speculate = matches!(request.mode, PoolMode::Create { .. } | PoolMode::Ensure) && provision_infra && target.scope == Scope::default();
+    // Names a cloud would refuse stop the run before any cloud is read: those of the
+    // blueprint asked for here, the whole one's (add-ons a record remembers) once it is known.
+    if matches!(request.mode, PoolMode::Create { .. } | PoolMode::Ensure) {
+        let blueprint = blueprint_for(&request, provision_infra, &present_in(&contexts(&prefect.settings, &request)))?;
+        names::check(&request.name, &blueprint, &blueprint.names(&request.name, &target.names)?, &target.names)?;
+    }
     let speculative = async {
         match speculate {
             true => connect_all(&speculative_clouds(&request), &request.name, &Scope::default()).await,
@@ -63,10 +70,12 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
     }
     request.check_options()?;
     let contexts = contexts(&prefect.settings, &request);
-    let present = |attr: &str| attr.split_once('.').is_some_and(|(context, attr)| contexts.get(context).is_some_and(|a| a.get(attr).is_some()));
-    let blueprint = blueprint_for(&request, provision_infra, &present)?;
+    let blueprint = blueprint_for(&request, provision_infra, &present_in(&contexts))?;
     refuse_replacing_what_exists(&request, &blueprint, &added)?;
     let names = blueprint.names(&request.name, &target.names)?;
+    if request.mode != PoolMode::Deprovision {
+        names::check(&request.name, &blueprint, &names, &target.names)?;
+    }
     // Where the pool lives: its record's place, else what the pool holds, else the flags and
     // the clouds' defaults.
     let place = match (&record, &pool) {
@@ -184,6 +193,12 @@ fn contexts(settings: &PrefectSettings, request: &PoolRequest) -> BTreeMap<Strin
         .with("image", option("worker-image").unwrap_or(WORKER_IMAGE))
         .with("api_url", option("worker-api-url").unwrap_or(&settings.api_url));
     BTreeMap::from([("prefect".to_owned(), prefect), ("worker".to_owned(), worker)])
+}
+
+/// Whether `contexts` hold the attribute `context.attr` (`prefect.api_key`), for the nodes
+/// `only_with` one.
+fn present_in(contexts: &BTreeMap<String, Attrs>) -> impl Fn(&str) -> bool + '_ {
+    |attr: &str| attr.split_once('.').is_some_and(|(context, attr)| contexts.get(context).is_some_and(|a| a.get(attr).is_some()))
 }
 
 /// Refuses an add-on that takes nodes out (`--worker` replaces the IAM user, its key and the

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::graph::{PoolPlan, build};
+use super::limits::Owners;
 use super::resolve::{resolve_pool, unreachable_from_a_vpc};
 use super::{Target, guides, registry};
 use crate::blueprint::Blueprint;
@@ -26,6 +27,8 @@ pub struct Session {
     targets: Vec<Target>,
     pub(super) graph: Graph,
     markers: Markers,
+    /// The owners of the credentials the run mints, counted against their limits.
+    owners: Owners,
 }
 
 impl Session {
@@ -50,7 +53,8 @@ impl Session {
         let pools = per_pool(&targets, pools)?;
         let markers = markers?;
         let graph = build(&pools, &prefect)?;
-        Ok(Self { prefect, pools, targets, graph, markers })
+        let owners = Owners::of(&pools)?;
+        Ok(Self { prefect, pools, targets, graph, markers, owners })
     }
 
     /// What the plan's reader should know before it: that push pools run nothing on a
@@ -74,9 +78,14 @@ impl Session {
         }
     }
 
-    /// Observes every node and returns the plan. Reads only.
+    /// Observes every node and returns the plan. Reads only. An owner the run would give
+    /// more credentials than its limit stops it: before the reads when the graph alone says
+    /// so, after them when the credentials that exist do.
     pub async fn plan(&self) -> Result<Plan> {
-        engine::plan(&self.graph).await
+        self.owners.check_graph()?;
+        let plan = engine::plan(&self.graph).await?;
+        self.owners.check_plan(&plan)?;
+        Ok(plan)
     }
 
     /// Observes every node for a teardown and returns the plan. Reads only.

@@ -17,6 +17,9 @@ use crate::minted::{Credential, Mark, MintFailure, Minted, Minter};
 use crate::retry::{Settling, settle};
 use crate::secret::Secret;
 
+/// IAM's limit of access keys per user, which no quota raises.
+pub const LIMIT: (usize, &str) = (2, "IAM's limit");
+
 /// The access keys of one IAM user.
 pub struct AccessKeys {
     /// The account.
@@ -45,7 +48,7 @@ impl Minter for AccessKeys {
     }
 
     fn limit(&self) -> (usize, &'static str) {
-        (2, "IAM's limit")
+        LIMIT
     }
 
     fn quota_fix(&self) -> String {

@@ -8,6 +8,7 @@ mod context;
 mod errors;
 mod iam;
 mod logs;
+pub mod names;
 mod network;
 mod once;
 mod propagation;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+pub use access_key::LIMIT as KEYS_PER_USER;
 pub use context::AwsContext;
 
 use crate::blueprint::{Blueprint, Kind, NodeId, NodeSpec};

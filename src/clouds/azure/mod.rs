@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cli;
 mod context;
 mod entra;
+pub mod names;
 mod registry;
 mod resources;
 mod role_assignment;
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use context::{AzureContext, MARKING, subscriptions_in};
+pub use secret::LIMIT as SECRETS_PER_APPLICATION;
 use resources::{TaggedKind, TaggedResource};
 
 use crate::blueprint::{Blueprint, Kind, NodeSpec};

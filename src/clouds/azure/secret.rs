@@ -40,6 +40,10 @@ enum Verdict {
     Refused,
 }
 
+/// How many secrets pushpool lets one application have: Entra ID refuses more at some
+/// point, and a block needs only one.
+pub const LIMIT: (usize, &str) = (10, "pushpool's limit per application (Entra ID refuses more at some point)");
+
 /// The client secrets of one application.
 pub struct ClientSecrets {
     /// The tenant.
@@ -87,11 +91,14 @@ impl Minter for ClientSecrets {
     }
 
     fn limit(&self) -> (usize, &'static str) {
-        (10, "pushpool's limit per application (Entra ID refuses more at some point)")
+        LIMIT
     }
 
     fn quota_fix(&self) -> String {
-        format!("remove a secret you no longer use (`az ad app credential delete --id <appId> --key-id <id>`) from {}, then run again", self.application)
+        format!(
+            "remove a secret you no longer use (`az ad app credential delete --id <appId> --key-id <id>`) from {}, or pick another application with --set app=<name>, then run again",
+            self.application
+        )
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Credential>>> {

@@ -22,6 +22,9 @@ use crate::secret::Secret;
 /// The organization policy constraint that forbids service account keys.
 const NO_KEYS_CONSTRAINT: &str = "constraints/iam.disableServiceAccountKeyCreation";
 
+/// IAM's limit of user-managed keys per service account, which no quota raises.
+pub const LIMIT: (usize, &str) = (10, "IAM's limit per service account");
+
 /// The user-managed keys of one service account.
 pub struct ServiceAccountKeys {
     /// The project.
@@ -72,7 +75,7 @@ impl Minter for ServiceAccountKeys {
     }
 
     fn limit(&self) -> (usize, &'static str) {
-        (10, "IAM's limit per service account")
+        LIMIT
     }
 
     fn quota_fix(&self) -> String {

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 mod context;
 mod keys;
+pub mod names;
 mod project_roles;
 mod repository;
 mod service_account;
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use context::{GcpContext, MARKING, projects_in};
+pub use keys::LIMIT as KEYS_PER_ACCOUNT;
 
 use crate::blueprint::{Blueprint, Kind, NodeSpec};
 use crate::engine::NodeRef;
@@ -57,7 +59,6 @@ pub fn build(
         }
         Kind::GcpServiceAccount(settings) => {
             let name = name_of(&spec.id)?;
-            service_account::check_account_id(&name, &spec.id)?;
             (name.clone(), Arc::new(service_account::ServiceAccount { gcp, name, display_name: settings.display_name.clone() }))
         }
         Kind::GcpProjectRoles(settings) => {

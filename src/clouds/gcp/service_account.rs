@@ -12,7 +12,6 @@ use futures::future::BoxFuture;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::config::is_google_id;
 use super::context::{GcpContext, MARKING, label_value};
 use crate::engine::ownership::{decide, owned};
 use crate::engine::{Attrs, Inputs, Node, Observation, Teardown, Upstream};
@@ -60,15 +59,6 @@ pub fn email(gcp: &GcpContext, account: &str) -> String {
 /// The REST path of `account`.
 pub fn path(gcp: &GcpContext, account: &str) -> String {
     format!("v1/projects/{}/serviceAccounts/{}", gcp.project(), email(gcp, account))
-}
-
-/// An account id follows Google's id rule ([`is_google_id`]), checked before any call.
-pub fn check_account_id(name: &str, node: &str) -> Result<()> {
-    if is_google_id(name) {
-        return Ok(());
-    }
-    Err(Error::usage(format!("service account name '{name}'"), "is not a service account id: 6 to 30 lowercase letters, digits or hyphens, starting with a letter")
-        .fix(format!("pick another with --set {node}=<name>")))
 }
 
 /// The account, if it exists.
@@ -179,13 +169,5 @@ mod tests {
         assert_eq!(pending_in(&text), Some(mark));
         assert_eq!(pending_in(&description("p", None)), None);
         assert!(!owned(marks_of("made by hand, see managed-by=terraform")));
-    }
-
-    #[test]
-    fn account_ids_follow_googles_rule() {
-        assert!(check_account_id("prefect-cloud-run", "service_account").is_ok());
-        for bad in ["short", "Prefect-run", "1prefect-run", "prefect-run-", &"a".repeat(31)] {
-            assert!(check_account_id(bad, "service_account").is_err(), "{bad}");
-        }
     }
 }

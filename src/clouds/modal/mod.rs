@@ -3,6 +3,7 @@
 //! the flow images with.
 
 pub mod cli;
+pub mod names;
 pub mod secret;
 pub mod token;
 
