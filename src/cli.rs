@@ -314,7 +314,7 @@ impl Command {
                 Ok(outcome.exit_code(false))
             }
             Command::Completions { shell } => {
-                console.raw(&completion_script(shell));
+                console.raw(&completion_script(shell))?;
                 Ok(0)
             }
         }

@@ -14,6 +14,9 @@ pub enum ErrorKind {
     Remote,
     /// The user declined, or a non-interactive run lacked `--yes`.
     NotConfirmed,
+    /// Stdout's reader went away (`pushpool plan | head -1`): the run ends quietly, with
+    /// status 0 (see [`crate::ui::stdout_closed`]).
+    StdoutClosed,
 }
 
 /// A failure with the thing it concerns, its cause and the fix.
@@ -56,12 +59,19 @@ impl Error {
     }
 
     /// The process exit code: 1 for every failure (Terraform's convention keeps 2 for
-    /// "changes pending" in plans), 3 for a run that was not confirmed.
+    /// "changes pending" in plans), 3 for a run that was not confirmed, 0 for a run whose
+    /// output's reader went away.
     pub fn exit_code(&self) -> u8 {
         match self.kind {
             ErrorKind::Usage | ErrorKind::Remote => 1,
             ErrorKind::NotConfirmed => 3,
+            ErrorKind::StdoutClosed => 0,
         }
+    }
+
+    /// Whether the error is worth a message: not for a reader that went away.
+    pub fn is_reported(&self) -> bool {
+        self.kind != ErrorKind::StdoutClosed
     }
 }
 

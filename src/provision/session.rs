@@ -194,7 +194,6 @@ impl Session {
             }
             engine::Goal::Provision => console.applied(&self.header(), plan, &repositories, &guides::guides(self, &applied)),
         }
-        Ok(())
     }
 }
 
