@@ -41,6 +41,7 @@ impl Format {
 
 use crate::engine::Plan;
 use crate::error::{Error, ErrorKind, Result};
+use crate::redact::redact_urls;
 
 /// The width of the plan's box when stdout is not a terminal and `COLUMNS` is not set.
 pub const PIPE_WIDTH: u16 = 120;
@@ -79,21 +80,22 @@ impl Console {
     }
 
     /// Output written as it is, without a line end added: a generated file such as a
-    /// completion script. Every write to stdout goes through here; see [`stdout_closed`].
+    /// completion script. Every write to stdout goes through here; see [`stdout_closed`]; and
+    /// every URL's credentials are redacted ([`redact_urls`]), wherever the URL came from.
     pub fn raw(&self, text: &str) -> Result<()> {
         let mut stdout = std::io::stdout().lock();
-        stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(|e| stdout_closed(&e))
+        stdout.write_all(redact_urls(text).as_bytes()).and_then(|()| stdout.flush()).map_err(|e| stdout_closed(&e))
     }
 
     /// A note that is not the main output. A closed stderr loses it rather than stopping a
     /// run that may be applying: notes are for a reader, and there is none.
     pub fn note(&self, text: &str) {
-        let _ = writeln!(std::io::stderr(), "{} {text}", color::note_prefix());
+        let _ = writeln!(std::io::stderr(), "{} {}", color::note_prefix(), redact_urls(text));
     }
 
     /// The error a run ends with (lost, like a note, when stderr is closed).
     pub fn error(&self, error: &Error) {
-        let _ = writeln!(std::io::stderr(), "{} {error}", color::error_prefix());
+        let _ = writeln!(std::io::stderr(), "{} {}", color::error_prefix(), redact_urls(&error.to_string()));
     }
 
     /// Shows the plan.

@@ -11,6 +11,7 @@ mod logs;
 mod network;
 mod once;
 mod policy_doc;
+pub mod region;
 mod role_policy;
 mod secrets;
 mod service;
