@@ -46,6 +46,18 @@ impl Error {
         Self { what: what.into(), cause: cause.into(), fix: None, kind: ErrorKind::Remote }
     }
 
+    /// A file `what` that cannot be read, with what to do about it: the path is in `what`,
+    /// the system's reason in the cause.
+    pub fn unreadable(what: impl Into<String>, error: &std::io::Error) -> Self {
+        let fix = match error.kind() {
+            std::io::ErrorKind::NotFound => "check the path (a relative path is from the current directory)",
+            std::io::ErrorKind::PermissionDenied => "make the file readable by this user",
+            std::io::ErrorKind::IsADirectory => "pass the file, not its directory",
+            _ => "check the file and its path",
+        };
+        Self::usage(what, error.to_string()).fix(fix)
+    }
+
     /// Adds the fix to show the user.
     pub fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());

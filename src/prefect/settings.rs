@@ -143,7 +143,7 @@ pub fn read_profiles(path: &Path) -> Result<Option<DocumentMut>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::usage(format!("Prefect profiles {}", path.display()), e.to_string())),
+        Err(e) => return Err(Error::unreadable(format!("Prefect profiles {}", path.display()), &e)),
     };
     text.parse::<DocumentMut>().map(Some).map_err(|e| {
         Error::usage(format!("Prefect profiles {}", path.display()), format!("not valid TOML: {}", e.message()))

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::Target;
+use super::check::{Spelling, check_place};
 use super::graph::PoolPlan;
 use super::place::Place;
 use super::teardown;
@@ -65,6 +66,10 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
     let contexts = contexts(&prefect.settings, &request);
     let present = |attr: &str| attr.split_once('.').is_some_and(|(context, attr)| contexts.get(context).is_some_and(|a| a.get(attr).is_some()));
     let blueprint = blueprint_for(&request, provision_infra, &present)?;
+    // A type read from the pool: its place flags are checked now (others were, before any call).
+    if matches!(request.mode, PoolMode::ProvisionInfra | PoolMode::Deprovision) {
+        check_place(&request.pool_type, &blueprint.clouds, target, Spelling::Flag)?;
+    }
     refuse_replacing_what_exists(&request, &blueprint, &added)?;
     let names = blueprint.names(&request.name, &target.names)?;
     // Where the pool lives: its record's place, else what the pool holds, else the flags and
