@@ -258,9 +258,9 @@ impl PlanDocument {
             let shown = version.map_or("no format version".to_owned(), |v| format!("format version {v}"));
             return Err(Error::usage(what(), format!("has {shown}; this pushpool reads version {FORMAT_VERSION} only")).fix(replan));
         }
-        let document: Self = serde_json::from_value(value).map_err(|e| Error::usage(what(), format!("not a pushpool plan: {e}")))?;
+        let document: Self = serde_json::from_value(value).map_err(|e| Error::usage(what(), format!("not a pushpool plan: {e}")).fix(replan))?;
         let made = humantime::parse_rfc3339(&document.created_at)
-            .map_err(|e| Error::usage(what(), format!("created_at '{}' is not an RFC 3339 time: {e}", document.created_at)))?;
+            .map_err(|e| Error::usage(what(), format!("created_at '{}' is not an RFC 3339 time: {e}", document.created_at)).fix(replan))?;
         // A plan from the future can never grow older than --max-age: beyond clock skew
         // between machines, its clock or its file is wrong.
         if let Ok(ahead) = made.duration_since(SystemTime::now())

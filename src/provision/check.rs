@@ -86,7 +86,7 @@ pub fn check_place(pool_type: &str, clouds: &[String], target: &Target, spelling
             return Err(Error::usage(format!("{shown} {value}"), format!("means nothing for {pool_type} pools (it chooses where {} resources go)", takers.join(", ")))
                 .fix(format!("leave {shown} out; it serves {}", served.join(", "))));
         }
-        if flag == "region" && clouds.first().is_some_and(|c| c == "aws") {
+        if flag == "region" && clouds.iter().any(|c| c == "aws") {
             check_region(value, &spelling.of(flag))?;
         }
     }
