@@ -226,12 +226,14 @@ impl Naming {
             .collect()
     }
 
-    fn target(&self, request: PoolRequest) -> Result<Target> {
+    /// The target of a run that provisions infrastructure when `provisioning`, checked before
+    /// any call.
+    fn target(&self, request: PoolRequest, provisioning: bool) -> Result<Target> {
         let request = request
             .with_image_registry(self.image_registry.as_deref())
             .with_worker(self.worker, self.worker_image.as_deref(), self.worker_api_url.as_deref());
         let target = Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone() } };
-        TargetCheck::default().check(&target, Spelling::Flag)?;
+        TargetCheck::provisioning(provisioning).check(&target, Spelling::Flag)?;
         Ok(target)
     }
 }
@@ -295,16 +297,16 @@ impl Command {
                 request.base_job_template = base_job_template.as_deref().map(read_base_job_template).transpose()?;
                 request.paused = paused;
                 request.set_as_default = set_as_default;
-                let target = run.naming.target(request)?;
+                let target = run.naming.target(request, provision_infra)?;
                 provision_one(vec![target], provision_infra, run, console).await
             }
             Command::WorkPool(WorkPoolCommand::ProvisionInfra { name, run }) => {
                 run.report.check_out()?;
-                let target = run.naming.target(PoolRequest::new(name, "", PoolMode::ProvisionInfra))?;
+                let target = run.naming.target(PoolRequest::new(name, "", PoolMode::ProvisionInfra), true)?;
                 provision_one(vec![target], true, run, console).await
             }
             Command::WorkPool(WorkPoolCommand::Deprovision { name, pool_type, keep_pool, force, yes, dry_run, naming, output, detailed_exitcode }) => {
-                let target = naming.target(PoolRequest::new(name, pool_type.unwrap_or_default(), PoolMode::Deprovision))?;
+                let target = naming.target(PoolRequest::new(name, pool_type.unwrap_or_default(), PoolMode::Deprovision), true)?;
                 let run = RunOptions { provision_infra: true, dry_run, yes, output, out: None };
                 let options = TeardownOptions { run, keep_pool, force };
                 Ok(provision::deprovision(target, &options, console).await?.exit_code(detailed_exitcode))
@@ -313,7 +315,7 @@ impl Command {
                 report.check_out()?;
                 let targets = match (file, name, pool_type) {
                     (Some(file), ..) => read_pools_file(&file)?,
-                    (None, Some(name), Some(pool_type)) => vec![naming.target(PoolRequest::new(name, pool_type, PoolMode::Ensure))?],
+                    (None, Some(name), Some(pool_type)) => vec![naming.target(PoolRequest::new(name, pool_type, PoolMode::Ensure), true)?],
                     _ => return Err(Error::usage("pushpool plan", "needs a pool name and --type, or --file")),
                 };
                 let options = RunOptions { provision_infra: true, dry_run: true, yes: false, output: report.output, out: report.out };

@@ -87,6 +87,15 @@ impl Error {
     }
 }
 
+/// Where byte `offset` of `text` is, for people: ", line L, column C", both from 1, as
+/// editors count them. Parsers report byte spans; a message names the line.
+pub fn position(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!(", line {line}, column {column}")
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.what, self.cause)?;

@@ -72,7 +72,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "malformed profiles.toml",
             setup: Some(|w| Box::pin(async { std::fs::write(w.profiles_path(), "active = [\n[profiles.sandbox\n").unwrap() })),
-            args: CREATE, env: &[], code: 1, expect: &["profiles.toml: not valid TOML", "left it untouched"], mid_run: false,
+            args: CREATE, env: &[], code: 1, expect: &["profiles.toml, line ", ": not valid TOML", "left it untouched"], mid_run: false,
         },
         Case {
             name: "private address space exhausted",
@@ -404,4 +404,34 @@ async fn a_closed_stdout_ends_every_command_quietly() {
         assert!(!stderr.contains("error:"), "{args:?}: a closed stdout is not an error: {stderr}");
     }
     assert!(world.work_pool().await.is_none(), "nothing was created");
+}
+
+/// A pools file of 10,000 pools with one bad entry is refused at once, before any call: each
+/// kind of bad entry (a type nothing provisions, a flag the type does not take, a name Prefect
+/// refuses, a pool listed twice).
+#[tokio::test]
+async fn ten_thousand_pools_with_one_bad_entry_are_refused_at_once() {
+    let world = World::new("large").await;
+    let good: String = (0..10_000).map(|i| format!("[[pool]]\nname = \"p{i}\"\ntype = \"ecs:push\"\nregion = \"eu-west-1\"\n\n")).collect();
+    let bad_entries = [
+        ("[[pool]]\nname = \"k\"\ntype = \"kubernetes:push\"\n", "pool 'k' (#10001): work pool type 'kubernetes:push'"),
+        ("[[pool]]\nname = \"s\"\ntype = \"ecs:push\"\nsubscription = \"x\"\n", "pool 's' (#10001): `subscription` x"),
+        ("[[pool]]\nname = \"prefect-x\"\ntype = \"ecs:push\"\n", "work pool name 'prefect-x'"),
+        ("[[pool]]\nname = \"p7\"\ntype = \"ecs:push\"\n", "work pool 'p7': is listed twice"),
+    ];
+    for (bad, expected) in bad_entries {
+        std::fs::write(world.home.path().join("pools.toml"), format!("{good}{bad}")).unwrap();
+        let marks = (world.aws.mark().await, world.prefect.mark().await);
+        let mut command = world.command(&["plan", "--file", "pools.toml"]);
+        command.current_dir(world.home.path());
+        let started = std::time::Instant::now();
+        let output = command.output().unwrap();
+        let took = started.elapsed();
+        let run = support::Run::from(output);
+        world.assert_no_secret_leaked(&run);
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.stderr.contains(expected) && run.stderr.contains("fix: "), "{expected}: {}", run.stderr);
+        assert!(took < std::time::Duration::from_secs(1), "{expected}: took {took:?}");
+        assert_eq!((world.aws.mark().await, world.prefect.mark().await), marks, "{expected}: no call");
+    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::DocumentMut;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, position};
 use crate::header::check_header_value;
 use crate::redact::redact_urls;
 use crate::secret::Secret;
@@ -146,7 +146,8 @@ pub fn read_profiles(path: &Path) -> Result<Option<DocumentMut>> {
         Err(e) => return Err(Error::unreadable(format!("Prefect profiles {}", path.display()), &e)),
     };
     text.parse::<DocumentMut>().map(Some).map_err(|e| {
-        Error::usage(format!("Prefect profiles {}", path.display()), format!("not valid TOML: {}", e.message()))
+        let at = e.span().map(|span| position(&text, span.start)).unwrap_or_default();
+        Error::usage(format!("Prefect profiles {}{at}", path.display()), format!("not valid TOML: {}", e.message().trim_end()))
             .fix("fix the file by hand (pushpool left it untouched), or point PREFECT_HOME elsewhere")
     })
 }
@@ -223,5 +224,6 @@ mod tests {
         let env = MapEnv(HashMap::from([("PREFECT_HOME", dir.path().display().to_string())]));
         let error = discover(&env).unwrap_err();
         assert!(error.cause.contains("not valid TOML"), "{error}");
+        assert!(error.what.ends_with("profiles.toml, line 2, column 10"), "{error}");
     }
 }

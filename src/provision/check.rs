@@ -42,9 +42,17 @@ const PLACE_FLAGS: &[(&str, &[&str])] = &[("region", &["aws", "gcp", "azure"]), 
 #[derive(Default)]
 pub struct TargetCheck {
     clouds: HashMap<(String, Vec<String>), Option<Vec<String>>>,
+    provisioning: bool,
 }
 
 impl TargetCheck {
+    /// A check for runs that provision infrastructure (`plan`, `apply --file`, `--provision-infra`),
+    /// which also refuses a type pushpool cannot provision: a pools file of thousands of pools
+    /// is refused at once rather than after reading each pool from Prefect.
+    pub fn provisioning(provisioning: bool) -> Self {
+        Self { provisioning, ..Self::default() }
+    }
+
     /// Checks `target`, whose inputs are spelled as `spelling` says. A target without a type
     /// yet (`provision-infra`, a teardown) is checked for its URL only; its place flags are
     /// checked once the pool's type is read ([`check_place`]).
@@ -67,10 +75,17 @@ impl TargetCheck {
         };
         match clouds {
             Some(clouds) => check_place(&request.pool_type, &clouds, target, spelling),
-            // A type without a blueprint: the run says which types it provisions.
+            None if self.provisioning => Err(cannot_provision(&request.pool_type)),
+            // Only the pool is created (no --provision-infra): any type Prefect knows will do.
             None => Ok(()),
         }
     }
+}
+
+/// The error for a type no blueprint provisions, listing those that one does.
+pub fn cannot_provision(pool_type: &str) -> Error {
+    Error::usage(format!("work pool type '{pool_type}'"), "pushpool cannot provision infrastructure for it")
+        .fix(format!("use one of: {}", Blueprint::supported_types().join(", ")))
 }
 
 /// Refuses a place flag of `target` that none of `clouds` (its type's) takes, naming the
@@ -142,7 +157,9 @@ mod tests {
         let bad_region = Scope { region: Some("us-east-1x".into()), ..Scope::default() };
         assert!(check.check(&target("ecs:push", bad_region.clone()), Spelling::Flag).unwrap_err().what.contains("us-east-1x"));
         assert!(check.check(&target("cloud-run:push", Scope { region: Some("europe-west1".into()), ..Scope::default() }), Spelling::Flag).is_ok());
-        assert!(check.check(&target("process", bad_region), Spelling::Flag).is_ok(), "a type without a blueprint is the run's to refuse");
+        assert!(check.check(&target("process", bad_region.clone()), Spelling::Flag).is_ok(), "without provisioning, any type Prefect knows");
+        let error = TargetCheck::provisioning(true).check(&target("process", bad_region), Spelling::Flag).unwrap_err();
+        assert!(error.fix.unwrap().contains("coiled:push"), "every type is listed");
     }
 
     #[test]

@@ -38,7 +38,7 @@ use super::Target;
 use super::check::{Spelling, TargetCheck};
 use crate::clouds::Scope;
 use crate::request::{PoolMode, PoolRequest, read_base_job_template};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, position};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,7 +88,7 @@ pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
         return Err(Error::usage(what(), "declares no pool").fix("add a [[pool]] table with a name and a type"));
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut check = TargetCheck::default();
+    let mut check = TargetCheck::provisioning(true);
     file.pools
         .into_iter()
         .enumerate()
@@ -106,13 +106,10 @@ pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
         .collect()
 }
 
-/// Where byte `offset` of `text` is, for people: ", line L, column C" (both from 1), and the
-/// pool it is in when it is inside a `[[pool]]` table (its `name`, else its number).
+/// Where byte `offset` of `text` is: the pool it is in when it is inside a `[[pool]]` table
+/// (its `name`, else its number), the line and the column.
 fn located(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    format!("{}, line {line}, column {column}", pool_at(text, offset).map(|p| format!(", {p}")).unwrap_or_default())
+    format!("{}{}", pool_at(text, offset).map(|p| format!(", {p}")).unwrap_or_default(), position(text, offset))
 }
 
 /// The `[[pool]]` table that byte `offset` of `text` is in, as "pool 'NAME' (#N)" (or

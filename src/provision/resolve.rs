@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::Target;
-use super::check::{Spelling, check_place};
+use super::check::{Spelling, cannot_provision, check_place};
 use super::graph::PoolPlan;
 use super::place::Place;
 use super::teardown;
@@ -218,10 +218,7 @@ fn needed_by_addon(mut error: Error, pool: &str, cloud: &str, blueprint: &Bluepr
 /// `--set-as-default`, a node that makes the pool the profile's default.
 fn blueprint_for(request: &PoolRequest, provision_infra: bool, present: &dyn Fn(&str) -> bool) -> Result<Blueprint> {
     let pool_type = &request.pool_type;
-    let mut blueprint = Blueprint::for_pool(pool_type, &request.addons, present)?.ok_or_else(|| {
-        Error::usage(format!("work pool type '{pool_type}'"), "pushpool cannot provision infrastructure for it")
-            .fix(format!("use one of: {}", Blueprint::supported_types().join(", ")))
-    })?;
+    let mut blueprint = Blueprint::for_pool(pool_type, &request.addons, present)?.ok_or_else(|| cannot_provision(pool_type))?;
     if !provision_infra {
         blueprint.nodes.retain(|n| matches!(n.kind, Kind::PrefectWorkPool(_)));
         for node in &mut blueprint.nodes {
