@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::Target;
 use crate::blueprint::Blueprint;
+use crate::clouds::Scope;
 use crate::clouds::aws::region::check_region;
 use crate::error::{Error, Result};
 
@@ -34,9 +35,16 @@ impl Spelling {
     }
 }
 
+/// A place flag: its name, the clouds that take it, and its value in a [`Scope`].
+type PlaceFlag = (&'static str, &'static [&'static str], fn(&Scope) -> Option<&str>);
+
 /// The place flags and the clouds that take each; Azure's location is `--region`'s alias
 /// `--location`.
-const PLACE_FLAGS: &[(&str, &[&str])] = &[("region", &["aws", "gcp", "azure"]), ("project", &["gcp"]), ("subscription", &["azure"])];
+const PLACE_FLAGS: &[PlaceFlag] = &[
+    ("region", &["aws", "gcp", "azure"], |s| s.region.as_deref()),
+    ("project", &["gcp"], |s| s.project.as_deref()),
+    ("subscription", &["azure"], |s| s.subscription.as_deref()),
+];
 
 /// Checks targets, remembering each type's clouds: one blueprint lookup per type and add-ons.
 #[derive(Default)]
@@ -92,28 +100,19 @@ pub fn cannot_provision(pool_type: &str) -> Error {
 /// flag and the types it serves; checks a region's form for AWS, whose SDK would report a
 /// bad one as a transport failure (GCP's and Azure's are checked where they are resolved).
 pub fn check_place(pool_type: &str, clouds: &[String], target: &Target, spelling: Spelling) -> Result<()> {
-    let scope = &target.scope;
-    for (flag, (takers, value)) in PLACE_FLAGS.iter().map(|(flag, takers)| (*flag, (*takers, scope_value(scope, flag)))) {
-        let Some(value) = value else { continue };
+    for (flag, takers, value) in PLACE_FLAGS {
+        let Some(value) = value(&target.scope) else { continue };
         if !clouds.iter().any(|c| takers.contains(&c.as_str())) {
             let served = Blueprint::types_using(takers)?;
             let shown = spelling.of(flag);
             return Err(Error::usage(format!("{shown} {value}"), format!("means nothing for {pool_type} pools (it chooses where {} resources go)", takers.join(", ")))
                 .fix(format!("leave {shown} out; it serves {}", served.join(", "))));
         }
-        if flag == "region" && clouds.iter().any(|c| c == "aws") {
+        if *flag == "region" && clouds.iter().any(|c| c == "aws") {
             check_region(value, &spelling.of(flag))?;
         }
     }
     Ok(())
-}
-
-fn scope_value<'a>(scope: &'a crate::clouds::Scope, flag: &str) -> Option<&'a str> {
-    match flag {
-        "region" => scope.region.as_deref(),
-        "project" => scope.project.as_deref(),
-        _ => scope.subscription.as_deref(),
-    }
 }
 
 /// A worker's Prefect API URL must be an http(s) URL with a host: the worker is started with
@@ -130,7 +129,6 @@ fn check_worker_api_url(url: &str, shown: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clouds::Scope;
     use crate::request::{PoolMode, PoolRequest};
 
     fn target(pool_type: &str, scope: Scope) -> Target {

@@ -22,7 +22,7 @@ use crate::engine::ownership::Marking;
 use crate::engine::memo::Memo;
 use crate::error::{Error, Result};
 use crate::header::{AWS_CREDENTIAL_VARIABLES, check_header_variables};
-use crate::prefect::settings::ProcessEnv;
+use crate::prefect::settings::{Env, ProcessEnv};
 use crate::secret::Secret;
 
 /// How AWS marks what pushpool creates: tags, the pool's under `prefect.work-pool`.
@@ -223,12 +223,13 @@ impl OnceClients {
 /// (`--region`, a pools file's `region`, the pool's record), else `AWS_REGION`, else
 /// `AWS_DEFAULT_REGION`, else the profile.
 fn region_source(asked: bool) -> String {
-    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    match () {
-        _ if asked => "--region (or the pool's `region`)".to_owned(),
-        _ if set("AWS_REGION") => "AWS_REGION".to_owned(),
-        _ if set("AWS_DEFAULT_REGION") => "AWS_DEFAULT_REGION".to_owned(),
-        _ => format!("`region` of AWS profile '{}'", std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_owned())),
+    if asked {
+        return "--region (or the pool's `region`)".to_owned();
+    }
+    let set = ["AWS_REGION", "AWS_DEFAULT_REGION"].into_iter().find(|name| ProcessEnv.var(name).is_some());
+    match set {
+        Some(name) => name.to_owned(),
+        None => format!("`region` of AWS profile '{}'", ProcessEnv.var("AWS_PROFILE").unwrap_or_else(|| "default".to_owned())),
     }
 }
 
