@@ -8,8 +8,10 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
+use crate::document::check_out_path;
 use crate::error::{Error, Result};
 use crate::clouds::Scope;
+use crate::provision::check::{Spelling, TargetCheck};
 use crate::provision::{self, RunOptions, Target, TeardownOptions, read_pools_file};
 use crate::request::{PoolMode, PoolRequest, read_base_job_template};
 use crate::ui::{ColorChoice, Console, Format};
@@ -71,8 +73,10 @@ pub enum WorkPoolCommand {
     Create {
         /// The work pool's name.
         name: String,
-        /// The pool type: ecs:push, modal:push, coiled:push, or ecs for a self-hosted server
-        /// with an ECS worker.
+        /// The pool type: ecs:push, cloud-run:push, cloud-run-v2:push,
+        /// azure-container-instance:push, modal:push or coiled:push; for a self-hosted server,
+        /// where push pools never run, ecs, cloud-run, cloud-run-v2 or azure-container-instance
+        /// with a worker.
         #[arg(long = "type", value_name = "TYPE")]
         pool_type: String,
         /// Build the cloud resources the pool needs and fill its job variable defaults.
@@ -165,6 +169,14 @@ pub struct Report {
     pub detailed_exitcode: bool,
 }
 
+impl Report {
+    /// Checks `--out` before anything is read: a plan that cannot be saved is found at once,
+    /// not after every cloud read.
+    fn check_out(&self) -> Result<()> {
+        self.out.as_deref().map_or(Ok(()), check_out_path)
+    }
+}
+
 /// Resource names and region of a pool given on the command line.
 #[derive(Debug, Args)]
 pub struct Naming {
@@ -214,11 +226,15 @@ impl Naming {
             .collect()
     }
 
-    fn target(&self, request: PoolRequest) -> Result<Target> {
+    /// The target of a run that provisions infrastructure when `provisioning`, checked before
+    /// any call.
+    fn target(&self, request: PoolRequest, provisioning: bool) -> Result<Target> {
         let request = request
             .with_image_registry(self.image_registry.as_deref())
             .with_worker(self.worker, self.worker_image.as_deref(), self.worker_api_url.as_deref());
-        Ok(Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone() } })
+        let target = Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone() } };
+        TargetCheck::provisioning(provisioning).check(&target, Spelling::Flag)?;
+        Ok(target)
     }
 }
 
@@ -276,27 +292,30 @@ impl Command {
                 set_as_default,
                 run,
             }) => {
+                run.report.check_out()?;
                 let mut request = PoolRequest::new(name, pool_type, PoolMode::Create { overwrite });
                 request.base_job_template = base_job_template.as_deref().map(read_base_job_template).transpose()?;
                 request.paused = paused;
                 request.set_as_default = set_as_default;
-                let target = run.naming.target(request)?;
+                let target = run.naming.target(request, provision_infra)?;
                 provision_one(vec![target], provision_infra, run, console).await
             }
             Command::WorkPool(WorkPoolCommand::ProvisionInfra { name, run }) => {
-                let target = run.naming.target(PoolRequest::new(name, "", PoolMode::ProvisionInfra))?;
+                run.report.check_out()?;
+                let target = run.naming.target(PoolRequest::new(name, "", PoolMode::ProvisionInfra), true)?;
                 provision_one(vec![target], true, run, console).await
             }
             Command::WorkPool(WorkPoolCommand::Deprovision { name, pool_type, keep_pool, force, yes, dry_run, naming, output, detailed_exitcode }) => {
-                let target = naming.target(PoolRequest::new(name, pool_type.unwrap_or_default(), PoolMode::Deprovision))?;
+                let target = naming.target(PoolRequest::new(name, pool_type.unwrap_or_default(), PoolMode::Deprovision), true)?;
                 let run = RunOptions { provision_infra: true, dry_run, yes, output, out: None };
                 let options = TeardownOptions { run, keep_pool, force };
                 Ok(provision::deprovision(target, &options, console).await?.exit_code(detailed_exitcode))
             }
             Command::Plan(PlanArgs { name, pool_type, file, naming, report }) => {
+                report.check_out()?;
                 let targets = match (file, name, pool_type) {
                     (Some(file), ..) => read_pools_file(&file)?,
-                    (None, Some(name), Some(pool_type)) => vec![naming.target(PoolRequest::new(name, pool_type, PoolMode::Ensure))?],
+                    (None, Some(name), Some(pool_type)) => vec![naming.target(PoolRequest::new(name, pool_type, PoolMode::Ensure), true)?],
                     _ => return Err(Error::usage("pushpool plan", "needs a pool name and --type, or --file")),
                 };
                 let options = RunOptions { provision_infra: true, dry_run: true, yes: false, output: report.output, out: report.out };
@@ -314,7 +333,7 @@ impl Command {
                 Ok(outcome.exit_code(false))
             }
             Command::Completions { shell } => {
-                console.raw(&completion_script(shell));
+                console.raw(&completion_script(shell))?;
                 Ok(0)
             }
         }
@@ -344,6 +363,16 @@ mod tests {
             for word in ["work-pool", "provision-infra", "deprovision"] {
                 assert!(script.contains(word), "{shell} script lacks {word}");
             }
+        }
+    }
+
+    #[test]
+    fn create_help_names_every_type_pushpool_provisions() {
+        let mut command = Cli::command();
+        let help = command.find_subcommand_mut("work-pool").and_then(|c| c.find_subcommand_mut("create")).expect("the subcommand exists").render_long_help().to_string();
+        let words: Vec<&str> = help.split(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '-')).collect();
+        for pool_type in crate::blueprint::Blueprint::supported_types() {
+            assert!(words.contains(&pool_type.as_str()), "{pool_type} missing from:\n{help}");
         }
     }
 

@@ -244,23 +244,31 @@ impl PlanDocument {
 
     /// Writes the document to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_json()).map_err(|e| Error::usage(format!("plan file {}", path.display()), e.to_string()))
+        std::fs::write(path, self.to_json()).map_err(|e| Error::usage(format!("plan file {}", path.display()), e.to_string()).fix(OUT_FIX))
     }
 
     /// Reads a document, refusing other format versions and plans older than `max_age`.
     pub fn load(path: &Path, max_age: Duration) -> Result<Self> {
         let what = || format!("plan file {}", path.display());
         let replan = "make the plan again with this pushpool (`pushpool plan ... --out FILE`), review it, and apply that";
-        let text = std::fs::read_to_string(path).map_err(|e| Error::usage(what(), e.to_string()))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| Error::usage(what(), format!("not JSON: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::unreadable(what(), &e))?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| Error::usage(what(), format!("not JSON: {e}")).fix(format!("pass a file saved by `pushpool plan ... --out FILE`; or {replan}")))?;
         let version = value.get("format_version").and_then(Value::as_u64);
         if version != Some(u64::from(FORMAT_VERSION)) {
             let shown = version.map_or("no format version".to_owned(), |v| format!("format version {v}"));
             return Err(Error::usage(what(), format!("has {shown}; this pushpool reads version {FORMAT_VERSION} only")).fix(replan));
         }
-        let document: Self = serde_json::from_value(value).map_err(|e| Error::usage(what(), format!("not a pushpool plan: {e}")))?;
+        let document: Self = serde_json::from_value(value).map_err(|e| Error::usage(what(), format!("not a pushpool plan: {e}")).fix(replan))?;
         let made = humantime::parse_rfc3339(&document.created_at)
-            .map_err(|e| Error::usage(what(), format!("created_at '{}' is not an RFC 3339 time: {e}", document.created_at)))?;
+            .map_err(|e| Error::usage(what(), format!("created_at '{}' is not an RFC 3339 time: {e}", document.created_at)).fix(replan))?;
+        // A plan from the future can never grow older than --max-age: beyond clock skew
+        // between machines, its clock or its file is wrong.
+        if let Ok(ahead) = made.duration_since(SystemTime::now())
+            && ahead > CLOCK_SKEW
+        {
+            return Err(Error::usage(what(), format!("was made {} in the future (created_at {}); nothing was applied", round(ahead), document.created_at))
+                .fix(format!("check this machine's clock and the one the plan was made on; then {replan}")));
+        }
         let age = SystemTime::now().duration_since(made).unwrap_or_default();
         if age > max_age {
             return Err(Error::usage(
@@ -321,6 +329,32 @@ impl PlanDocument {
 /// A duration in the largest whole unit that fits: "3h", "2d 4h".
 fn round(duration: Duration) -> humantime::FormattedDuration {
     humantime::format_duration(Duration::from_secs(duration.as_secs() / 60 * 60))
+}
+
+/// How far ahead of this machine's clock a plan's `created_at` may be: clocks of machines
+/// kept by NTP differ by far less, and a plan made on another machine is still accepted.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// What to do when `--out` cannot be written.
+pub const OUT_FIX: &str = "pass --out a path in an existing, writable directory";
+
+/// Checks, before any read, that a plan can be saved at `path`: its directory exists and is
+/// a directory, and `path` is not one. Found after every cloud read, the same problem would
+/// cost the whole plan.
+pub fn check_out_path(path: &Path) -> Result<()> {
+    let what = || format!("--out {}", path.display());
+    if path.is_dir() {
+        return Err(Error::usage(what(), "is a directory").fix(format!("name a file in it, e.g. --out {}", path.join("plan.json").display())));
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match dir.metadata() {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::usage(what(), format!("{} is not a directory", dir.display())).fix(OUT_FIX)),
+        Err(e) => Err(Error::usage(what(), format!("its directory {}: {e}", dir.display())).fix(format!("create it first (`mkdir -p {}`), or {OUT_FIX}", dir.display()))),
+    }
 }
 
 #[cfg(test)]
@@ -403,5 +437,20 @@ mod tests {
         let error = PlanDocument::load(&path, Duration::from_secs(3600)).unwrap_err();
         assert!(error.cause.contains("was made 3h ago, more than --max-age 1h"), "{error}");
         assert!(PlanDocument::load(&path, Duration::from_secs(4 * 3600)).is_ok());
+    }
+
+    #[test]
+    fn a_plan_from_the_future_is_refused_beyond_clock_skew() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.json");
+        let mut future = document(Action::Create, "vpc-1", "1");
+        future.created_at = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(30 * 86_400)).to_string();
+        future.save(&path).unwrap();
+        let error = PlanDocument::load(&path, Duration::from_secs(3600)).unwrap_err();
+        assert!(error.cause.contains("in the future"), "{error}");
+        assert!(error.fix.unwrap().contains("clock"));
+        future.created_at = humantime::format_rfc3339_seconds(SystemTime::now() + CLOCK_SKEW / 2).to_string();
+        future.save(&path).unwrap();
+        assert!(PlanDocument::load(&path, Duration::from_secs(3600)).is_ok(), "skew within the allowance passes");
     }
 }

@@ -33,6 +33,9 @@ pub struct Service {
     pub forbidden_fix: &'static str,
     /// The fix shown when the API does not answer.
     pub unreachable_fix: &'static str,
+    /// The fix shown when a success is not JSON (a web page, a proxy's login form): the URL
+    /// points at something other than the API.
+    pub not_json_fix: &'static str,
 }
 
 /// What a request got back, beside errors.
@@ -54,7 +57,7 @@ pub struct Answer {
     pub body: Value,
     /// The response headers (ARM's `Azure-AsyncOperation` and `Location` of an operation).
     pub headers: reqwest::header::HeaderMap,
-    /// Whether the body was JSON.
+    /// Whether the body was JSON, or empty.
     parsed: bool,
 }
 
@@ -138,6 +141,7 @@ impl JsonApi {
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Reply> {
         let answer = self.exchange(method.clone(), path, body).await?;
         match answer.status {
+            status if status.is_success() && !answer.parsed => Err(self.not_json(&method, path, &answer, what)),
             status if status.is_success() => Ok(Reply::Body(answer.body)),
             StatusCode::NOT_FOUND => Ok(Reply::NotFound),
             StatusCode::CONFLICT => Ok(Reply::Conflict),
@@ -154,6 +158,17 @@ impl JsonApi {
             StatusCode::FORBIDDEN => error.fix(self.service.forbidden_fix),
             _ => error,
         }
+    }
+
+    /// The error for a success whose body is not JSON: what answered is not the API (a web
+    /// page, a proxy's login form), so no field of it means anything.
+    fn not_json(&self, method: &Method, path: &str, answer: &Answer, what: &str) -> Error {
+        let content = answer.headers.get(reqwest::header::CONTENT_TYPE).and_then(|t| t.to_str().ok()).unwrap_or("no content type");
+        let shown = match content.contains("html") {
+            true => "HTML".to_owned(),
+            false => format!("a body of {content}"),
+        };
+        Error::remote(what, format!("{method} {path}: {} answered {shown}, not JSON", self.service.name)).fix(self.service.not_json_fix)
     }
 
     /// Sends a request and returns whatever the server answered, for clients whose APIs say
@@ -198,7 +213,7 @@ impl JsonApi {
         let (status, headers) = (response.status(), response.headers().clone());
         let text = response.text().await.map_err(|e| self.unreachable(&e))?;
         let body = serde_json::from_str(&text).ok();
-        Ok(Answer { status, parsed: body.is_some(), body: body.unwrap_or(Value::Null), headers })
+        Ok(Answer { status, parsed: body.is_some() || text.trim().is_empty(), body: body.unwrap_or(Value::Null), headers })
     }
 
     /// The error for a server that did not answer: names the service, the cause and the fix.
@@ -297,6 +312,7 @@ mod tests {
             unauthorized_fix: "check the token",
             forbidden_fix: "check the role",
             unreachable_fix: "start the server",
+            not_json_fix: "point the client at the API",
         };
         JsonApi::new(service).unwrap()
     }
@@ -311,6 +327,16 @@ mod tests {
         let api = answering("403 Forbidden", r#"{"detail":"Not allowed"}"#).await;
         let error = api.send(Method::POST, "/things/", None, "thing x").await.unwrap_err();
         assert_eq!(error.fix.as_deref(), Some("check the role"));
+    }
+
+    #[tokio::test]
+    async fn a_success_that_is_not_json_says_so_with_the_fix() {
+        let api = answering("200 OK", "<html><body>Prefect</body></html>").await;
+        let error = api.send(Method::GET, "/things/x", None, "thing x").await.unwrap_err();
+        assert!(error.cause.ends_with("GET /things/x: Test API answered a body of application/json, not JSON"), "{error}");
+        assert_eq!(error.fix.as_deref(), Some("point the client at the API"));
+        let api = answering("204 No Content", "").await;
+        assert!(matches!(api.request(Method::DELETE, "/things/x", None, "thing x").await.unwrap(), Reply::Body(Value::Null)), "an empty body is no body");
     }
 
     #[tokio::test]

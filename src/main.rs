@@ -24,7 +24,9 @@ fn main() -> ExitCode {
     match runtime.block_on(cli.command.run(&console)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            console.error(&error);
+            if error.is_reported() {
+                console.error(&error);
+            }
             ExitCode::from(error.exit_code())
         }
     }

@@ -285,6 +285,22 @@ impl Blueprint {
         BLUEPRINTS.iter().filter_map(|(file, text)| Self::parse(file, text).transpose()).collect()
     }
 
+    /// The pool types that use one of `clouds`, those that use it only through an add-on
+    /// with the add-on's flag ("modal:push with --image-registry ecr"): what an error lists
+    /// when a flag that chooses a place in those clouds is given for a type that uses none.
+    pub fn types_using(clouds: &[&str]) -> Result<Vec<String>> {
+        let mut types = Vec::new();
+        for (file, text) in BLUEPRINTS {
+            let raw = RawBlueprint::read(file, text)?;
+            if !raw.clouds.iter().any(|c| clouds.contains(&c.as_str())) {
+                continue;
+            }
+            let with = raw.addon.as_deref().map(|addon| format!(" with {}", addon_flag(addon))).unwrap_or_default();
+            types.extend(raw.types.iter().map(|t| format!("{t}{with}")));
+        }
+        Ok(types)
+    }
+
     /// Every pool type some blueprint provisions.
     pub fn supported_types() -> Vec<String> {
         Self::all().into_iter().flatten().flat_map(|b| b.types).collect()

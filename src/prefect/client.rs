@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::settings::PrefectSettings;
 use crate::error::{Error, Result};
 use crate::http::{JsonApi, Reply, Service, encode};
+use crate::redact::redact_urls;
 
 /// A work pool as the API returns it (the fields pushpool uses).
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +77,8 @@ struct BlockType {
 #[derive(Clone)]
 pub struct PrefectClient {
     api: JsonApi,
+    /// The API URL as shown: its user-info redacted ([`redact_urls`]).
+    shown_url: String,
     /// Whether the API is Prefect Cloud's, which serves some things elsewhere.
     cloud: bool,
 }
@@ -83,20 +86,22 @@ pub struct PrefectClient {
 impl PrefectClient {
     /// A client for the API in `settings`.
     pub fn new(settings: &PrefectSettings) -> Result<Self> {
+        let shown_url = redact_urls(&settings.api_url).into_owned();
         let service = Service {
             base_url: settings.api_url.clone(),
             token: settings.api_key.clone(),
-            name: format!("Prefect API at {}", settings.api_url),
+            name: format!("Prefect API at {shown_url}"),
             unauthorized_fix: "check PREFECT_API_KEY (or run `prefect cloud login`)",
             forbidden_fix: "check that PREFECT_API_KEY may write to this workspace, and that the name does not start with 'prefect'",
             unreachable_fix: "start the server (`prefect server start`) or set PREFECT_API_URL / the active profile to a reachable API",
+            not_json_fix: "is PREFECT_API_URL the API? Prefect's API URL ends in /api (http://127.0.0.1:4200/api for a local server; `prefect cloud login` sets Prefect Cloud's)",
         };
-        Ok(Self { api: JsonApi::new(service)?, cloud: settings.is_cloud() })
+        Ok(Self { api: JsonApi::new(service)?, shown_url, cloud: settings.is_cloud() })
     }
 
-    /// The API URL, for messages and plan headers.
+    /// The API URL for messages, plan headers and plan files: its credentials redacted.
     pub fn api_url(&self) -> &str {
-        self.api.base_url()
+        &self.shown_url
     }
 
     /// The work pool named `name`, if it exists.
@@ -133,7 +138,7 @@ impl PrefectClient {
         };
         let view = self.api.send(Method::GET, path, None, what).await?;
         template_in(&view, pool_type).or_else(|| template_in(&view, fallback)).ok_or_else(|| {
-            Error::remote(format!("work pool type '{pool_type}'"), format!("{what} at {} have no default base job template for it", self.api.base_url()))
+            Error::remote(format!("work pool type '{pool_type}'"), format!("{what} at {} have no default base job template for it", self.shown_url))
                 .fix(format!("pass one with --base-job-template FILE (Prefect Cloud gives it: `prefect work-pool get-default-base-job-template --type {pool_type}`), or create the pool in Prefect Cloud and run `pushpool work-pool provision-infra`"))
         })
     }
@@ -143,7 +148,7 @@ impl PrefectClient {
     pub async fn block_type_id(&self, slug: &str, fix: &str) -> Result<String> {
         let what = format!("block type '{slug}'");
         let found: Option<BlockType> = self.api.get_optional(&format!("/block_types/slug/{}", encode(slug)), &what).await?;
-        found.map(|t| t.id).ok_or_else(|| Error::usage(what, format!("is not registered on the Prefect server at {}; nothing was written", self.api.base_url())).fix(fix))
+        found.map(|t| t.id).ok_or_else(|| Error::usage(what, format!("is not registered on the Prefect server at {}; nothing was written", self.shown_url)).fix(fix))
     }
 
     /// The newest schema of a block type, by version, not the first one the server lists:

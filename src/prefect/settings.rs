@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::DocumentMut;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, position};
+use crate::header::check_header_value;
+use crate::redact::redact_urls;
 use crate::secret::Secret;
 
 /// Prefect's profile file and the profile in use.
@@ -99,12 +101,40 @@ pub fn discover(env: &dyn Env) -> Result<PrefectSettings> {
         Error::usage("Prefect API URL", format!("neither PREFECT_API_URL nor profile '{active}' in {} sets it", path.display()))
             .fix("run `prefect cloud login`, or set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api for a local server)")
     })?;
-    let api_key = env.var("PREFECT_API_KEY").or_else(|| from_profile("PREFECT_API_KEY")).map(Secret::new);
+    // Where each setting came from, for an error that tells which one to fix.
+    let source = |key: &str| match env.var(key) {
+        Some(_) => key.to_owned(),
+        None => format!("{key} of profile '{active}' in {}", path.display()),
+    };
+    check_api_url(&source("PREFECT_API_URL"), &api_url)?;
+    let api_key = env.var("PREFECT_API_KEY").or_else(|| from_profile("PREFECT_API_KEY"));
+    if let Some(key) = &api_key {
+        check_header_value(&source("PREFECT_API_KEY"), key)?;
+    }
+    let api_key = api_key.map(Secret::new);
     Ok(PrefectSettings {
         api_url: api_url.trim_end_matches('/').to_owned(),
         api_key,
         profile: ProfileFile { path, active },
     })
+}
+
+/// Checks that the Prefect API URL from `source` is an http(s) URL with a host, so that a
+/// typo is named as such rather than reported as a server that cannot be reached. The error
+/// shows the URL with its credentials redacted.
+fn check_api_url(source: &str, url: &str) -> Result<()> {
+    let refused = |cause: String| {
+        Error::usage(source, cause).fix("set it to the API's URL, e.g. http://127.0.0.1:4200/api for a local server, or run `prefect cloud login`")
+    };
+    if url.chars().any(char::is_control) {
+        return Err(refused("contains a line break or another control character; trim it".to_owned()));
+    }
+    let shown = redact_urls(url);
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        Ok(_) => Err(refused(format!("'{shown}' is not an http(s) URL with a host"))),
+        Err(e) => Err(refused(format!("'{shown}' is not a URL: {e}"))),
+    }
 }
 
 /// Reads and parses the profile file; a missing file is no profile, a malformed one an error
@@ -113,10 +143,11 @@ pub fn read_profiles(path: &Path) -> Result<Option<DocumentMut>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::usage(format!("Prefect profiles {}", path.display()), e.to_string())),
+        Err(e) => return Err(Error::unreadable(format!("Prefect profiles {}", path.display()), &e)),
     };
     text.parse::<DocumentMut>().map(Some).map_err(|e| {
-        Error::usage(format!("Prefect profiles {}", path.display()), format!("not valid TOML: {}", e.message()))
+        let at = e.span().map(|span| position(&text, span.start)).unwrap_or_default();
+        Error::usage(format!("Prefect profiles {}{at}", path.display()), format!("not valid TOML: {}", e.message().trim_end()))
             .fix("fix the file by hand (pushpool left it untouched), or point PREFECT_HOME elsewhere")
     })
 }
@@ -164,6 +195,24 @@ mod tests {
     }
 
     #[test]
+    fn a_key_that_cannot_be_a_header_and_a_url_that_is_not_one_are_named() {
+        let env = |vars: &[(&'static str, &str)]| MapEnv(vars.iter().map(|(k, v)| (*k, v.to_string())).collect());
+        let error = discover(&env(&[("PREFECT_API_URL", "http://127.0.0.1:4200/api"), ("PREFECT_API_KEY", "pnu_key\n")])).unwrap_err();
+        assert_eq!(error.what, "PREFECT_API_KEY");
+        assert!(error.cause.contains("line break") && !error.cause.contains("pnu_key"), "{error}");
+        for url in ["127.0.0.1:4200/api", "localhost:4200/api", "ftp://host/api", "not a url"] {
+            let error = discover(&env(&[("PREFECT_API_URL", url)])).unwrap_err();
+            assert_eq!(error.what, "PREFECT_API_URL", "{url}");
+            assert!(error.fix.unwrap().contains("/api"), "{url}");
+        }
+        let error = discover(&env(&[("PREFECT_API_URL", "ftp://admin:hunter2@host/api")])).unwrap_err();
+        assert!(error.cause.contains("admin:***@host") && !error.cause.contains("hunter2"), "{error}");
+        let dir = home_with("active = \"dev\"\n[profiles.dev]\nPREFECT_API_URL = \"http://profile/api\"\nPREFECT_API_KEY = \"pk\\r\"\n");
+        let error = discover(&env(&[("PREFECT_HOME", &dir.path().display().to_string())])).unwrap_err();
+        assert!(error.what.starts_with("PREFECT_API_KEY of profile 'dev' in "), "{error}");
+    }
+
+    #[test]
     fn missing_url_and_malformed_file_are_clear_errors() {
         let dir = home_with("active = \"default\"\n[profiles.default]\n");
         let env = MapEnv(HashMap::from([("PREFECT_HOME", dir.path().display().to_string())]));
@@ -175,5 +224,6 @@ mod tests {
         let env = MapEnv(HashMap::from([("PREFECT_HOME", dir.path().display().to_string())]));
         let error = discover(&env).unwrap_err();
         assert!(error.cause.contains("not valid TOML"), "{error}");
+        assert!(error.what.ends_with("profiles.toml, line 2, column 10"), "{error}");
     }
 }

@@ -76,7 +76,7 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
         .fix("make and review a new plan (`pushpool plan ... --out FILE`), then apply that"));
     }
     if plan.is_empty() {
-        console.line("Nothing to change: the saved plan has no change left to apply.");
+        console.line("Nothing to change: the saved plan has no change left to apply.")?;
         return Ok(Outcome::NoChanges);
     }
     session.apply(&plan, console).await?;
@@ -94,19 +94,19 @@ fn show(session: &Session, plan: &Plan, options: &RunOptions, console: &Console)
             let pools = pools.join(", ");
             match plan.goal {
                 engine::Goal::Provision => console.line(&format!("Nothing to change: work pool {pools} and its infrastructure are up to date.")),
-                engine::Goal::Teardown => print!("{}", crate::ui::render_nothing_left(&pools, plan)),
+                engine::Goal::Teardown => console.raw(&crate::ui::render_nothing_left(&pools, plan)),
             }
         }
         Format::Text => {
-            console.plan(&session.header(), plan);
-            if options.dry_run {
-                console.line("Dry run: nothing was changed.");
+            console.plan(&session.header(), plan)?;
+            match options.dry_run {
+                true => console.line("Dry run: nothing was changed."),
+                false => Ok(()),
             }
         }
         Format::Json => console.line(session.document(plan).to_json().trim_end()),
         Format::Markdown => console.markdown(&session.header(), plan),
     }
-    Ok(())
 }
 
 /// Asks `question` unless `yes`; a run without a terminal to ask on stops, saying what to add.

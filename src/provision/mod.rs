@@ -6,8 +6,9 @@
 //! `apply FILE` and `work-pool deprovision`). The other modules each do one step: [`graph`]
 //! joins the pools' blueprints into one graph, `registry` logs Docker in after an apply,
 //! `guides` says what to do next, `resolve` what each pool resolves to before the graph,
-//! `pools_file` reads `pools.toml`, `teardown` plans what a deprovision may delete.
+//! `pools_file` reads `pools.toml`, [`check`] what a target's flags must fit before any call, `teardown` plans what a deprovision may delete.
 
+pub mod check;
 mod flows;
 pub mod graph;
 mod guides;

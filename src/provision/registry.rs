@@ -96,7 +96,8 @@ async fn docker_login(registry: &str, cloud: &CloudContext, token: Option<&Resul
         None => Err(Error::remote(format!("docker login to {registry}"), "no registry token was read for its cloud")),
     };
     match result {
-        Ok((Login::Done, how)) => console.line(&format!("Docker is logged in to {registry} ({how}).")),
+        // A closed stdout is reported by the run's final report, after the lock is released.
+        Ok((Login::Done, how)) => drop(console.line(&format!("Docker is logged in to {registry} ({how})."))),
         Ok((Login::NotInstalled, _)) => console.note(&format!(
             "Docker is not installed, so it was not logged in to {registry}; the rest of the provisioning stands. Later: `{}`",
             cloud.registry_login_hint(registry)

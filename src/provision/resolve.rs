@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::Target;
+use super::check::{Spelling, cannot_provision, check_place};
 use super::names;
 use super::graph::PoolPlan;
 use super::place::Place;
@@ -71,6 +72,10 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
     request.check_options()?;
     let contexts = contexts(&prefect.settings, &request);
     let blueprint = blueprint_for(&request, provision_infra, &present_in(&contexts))?;
+    // A type read from the pool: its place flags are checked now (others were, before any call).
+    if matches!(request.mode, PoolMode::ProvisionInfra | PoolMode::Deprovision) {
+        check_place(&request.pool_type, &blueprint.clouds, target, Spelling::Flag)?;
+    }
     refuse_replacing_what_exists(&request, &blueprint, &added)?;
     let names = blueprint.names(&request.name, &target.names)?;
     if request.mode != PoolMode::Deprovision {
@@ -228,10 +233,7 @@ fn needed_by_addon(mut error: Error, pool: &str, cloud: &str, blueprint: &Bluepr
 /// `--set-as-default`, a node that makes the pool the profile's default.
 fn blueprint_for(request: &PoolRequest, provision_infra: bool, present: &dyn Fn(&str) -> bool) -> Result<Blueprint> {
     let pool_type = &request.pool_type;
-    let mut blueprint = Blueprint::for_pool(pool_type, &request.addons, present)?.ok_or_else(|| {
-        Error::usage(format!("work pool type '{pool_type}'"), "pushpool cannot provision infrastructure for it")
-            .fix(format!("use one of: {}", Blueprint::supported_types().join(", ")))
-    })?;
+    let mut blueprint = Blueprint::for_pool(pool_type, &request.addons, present)?.ok_or_else(|| cannot_provision(pool_type))?;
     if !provision_infra {
         blueprint.nodes.retain(|n| matches!(n.kind, Kind::PrefectWorkPool(_)));
         for node in &mut blueprint.nodes {

@@ -203,7 +203,6 @@ impl Session {
             }
             engine::Goal::Provision => console.applied(&self.header(), plan, &repositories, &guides::guides(self, &applied)),
         }
-        Ok(())
     }
 }
 
@@ -243,9 +242,10 @@ impl Session {
 
 /// Refuses a pool name Prefect would refuse, and a pool listed twice.
 pub(super) fn check_names(targets: &[Target]) -> Result<()> {
-    for (i, target) in targets.iter().enumerate() {
+    let mut seen = std::collections::HashSet::new();
+    for target in targets {
         check_pool_name(&target.request.name)?;
-        if targets[..i].iter().any(|t| t.request.name == target.request.name) {
+        if !seen.insert(target.request.name.as_str()) {
             return Err(Error::usage(format!("work pool '{}'", target.request.name), "is listed twice").fix("list each pool once"));
         }
     }

@@ -45,7 +45,7 @@ pub async fn deprovision(target: Target, options: &TeardownOptions, console: &Co
         console.line(&format!(
             "Nothing to delete: work pool '{name}', its record and its credentials block are gone from {}, so nothing pushpool built for it is left.",
             prefect.client.api_url()
-        ));
+        ))?;
         return Ok(Outcome::NoChanges);
     }
     let session = Session::open_with(prefect, vec![target], true).await?;

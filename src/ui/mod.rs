@@ -10,7 +10,7 @@ mod summary;
 #[cfg(test)]
 mod snapshot_tests;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 pub use color::ColorChoice;
 pub use progress::ProgressView;
@@ -40,7 +40,8 @@ impl Format {
 }
 
 use crate::engine::Plan;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::redact::redact_urls;
 
 /// The width of the plan's box when stdout is not a terminal and `COLUMNS` is not set.
 pub const PIPE_WIDTH: u16 = 120;
@@ -74,29 +75,32 @@ impl Console {
     }
 
     /// A line of output.
-    pub fn line(&self, text: &str) {
-        println!("{text}");
+    pub fn line(&self, text: &str) -> Result<()> {
+        self.raw(&format!("{text}\n"))
     }
 
     /// Output written as it is, without a line end added: a generated file such as a
-    /// completion script.
-    pub fn raw(&self, text: &str) {
-        print!("{text}");
+    /// completion script. Every write to stdout goes through here; see [`stdout_closed`]; and
+    /// every URL's credentials are redacted ([`redact_urls`]), wherever the URL came from.
+    pub fn raw(&self, text: &str) -> Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(redact_urls(text).as_bytes()).and_then(|()| stdout.flush()).map_err(|e| stdout_closed(&e))
     }
 
-    /// A note that is not the main output.
+    /// A note that is not the main output. A closed stderr loses it rather than stopping a
+    /// run that may be applying: notes are for a reader, and there is none.
     pub fn note(&self, text: &str) {
-        eprintln!("{} {text}", color::note_prefix());
+        let _ = writeln!(std::io::stderr(), "{} {}", color::note_prefix(), redact_urls(text));
     }
 
-    /// The error a run ends with.
+    /// The error a run ends with (lost, like a note, when stderr is closed).
     pub fn error(&self, error: &Error) {
-        eprintln!("{} {error}", color::error_prefix());
+        let _ = writeln!(std::io::stderr(), "{} {}", color::error_prefix(), redact_urls(&error.to_string()));
     }
 
     /// Shows the plan.
-    pub fn plan(&self, header: &PlanHeader, plan: &Plan) {
-        print!("{}", render_plan(header, plan, self.width, console::colors_enabled()));
+    pub fn plan(&self, header: &PlanHeader, plan: &Plan) -> Result<()> {
+        self.raw(&render_plan(header, plan, self.width, console::colors_enabled()))
     }
 
     /// Asks a yes/no question; there is no default, the answer must be given. dialoguer's
@@ -115,18 +119,33 @@ impl Console {
     }
 
     /// Shows the plan as Markdown.
-    pub fn markdown(&self, header: &PlanHeader, plan: &Plan) {
-        print!("{}", render_markdown(header, plan));
+    pub fn markdown(&self, header: &PlanHeader, plan: &Plan) -> Result<()> {
+        self.raw(&render_markdown(header, plan))
     }
 
     /// The report of a teardown.
-    pub fn torn_down(&self, plan: &Plan) {
-        print!("{}", render_torn_down(plan));
+    pub fn torn_down(&self, plan: &Plan) -> Result<()> {
+        self.raw(&render_torn_down(plan))
     }
 
     /// The final report; `repositories` are where images go, `guides` what to do next
     /// (title, text).
-    pub fn applied(&self, header: &PlanHeader, plan: &Plan, repositories: &[String], guides: &[(String, String)]) {
-        print!("{}", render_applied(header, plan, repositories, guides));
+    pub fn applied(&self, header: &PlanHeader, plan: &Plan, repositories: &[String], guides: &[(String, String)]) -> Result<()> {
+        self.raw(&render_applied(header, plan, repositories, guides))
+    }
+}
+
+/// The error a failed write to stdout ends the run with. A reader that went away (`pushpool
+/// plan | head -1`) is a broken pipe: the run stops quietly with [`ErrorKind::StdoutClosed`],
+/// whose exit status is 0, as ripgrep and uv do. The Unix convention is that a writer whose
+/// reader left simply stops (SIGPIPE), and a shell pipeline's status is the last command's, so
+/// nothing is gained by reporting what the reader chose not to read; Rust ignores SIGPIPE, so
+/// without this `println!` panics (exit 101). The error still unwinds through the run, so an
+/// apply's locks are released as after any other failure. Any other write failure (a full
+/// disk) is an error naming stdout.
+pub fn stdout_closed(error: &std::io::Error) -> Error {
+    match error.kind() {
+        std::io::ErrorKind::BrokenPipe => Error::usage("stdout", "closed by its reader").kind(ErrorKind::StdoutClosed),
+        _ => Error::usage("stdout", format!("cannot be written: {error}")).fix("check where stdout is redirected (a full disk, a closed file)"),
     }
 }

@@ -55,7 +55,7 @@ impl Progress for ProgressView {
                     step.set_message(format!("{}: {why}", Self::describe(info)));
                 }
             }
-            None => eprintln!("  … {}: {why}", Self::describe(info)),
+            None => stderr_line(&format!("  … {}: {why}", Self::describe(info))),
         }
     }
 
@@ -72,7 +72,7 @@ impl Progress for ProgressView {
                 }
                 bars.overall.inc(1);
             }
-            None => eprintln!("{line}"),
+            None => stderr_line(&line),
         }
     }
 }
@@ -83,4 +83,10 @@ impl Drop for ProgressView {
             bars.overall.finish();
         }
     }
+}
+
+/// A progress line on stderr; a closed stderr loses it (see [`super::Console::note`]).
+fn stderr_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

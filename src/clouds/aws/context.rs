@@ -15,11 +15,14 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
 
 use super::errors::aws_error;
+use super::region::check_region;
 use super::network::facts::RegionNetwork;
 use crate::engine::Attrs;
 use crate::engine::ownership::Marking;
 use crate::engine::memo::Memo;
 use crate::error::{Error, Result};
+use crate::header::{AWS_CREDENTIAL_VARIABLES, check_header_variables};
+use crate::prefect::settings::{Env, ProcessEnv};
 use crate::secret::Secret;
 
 /// How AWS marks what pushpool creates: tags, the pool's under `prefect.work-pool`.
@@ -61,6 +64,8 @@ impl AwsContext {
     /// anything is read or written, with the fix.
     /// `region` overrides the chain's region (a pool declared in another region).
     pub async fn connect(pool: &str, region: Option<&str>) -> Result<Self> {
+        // The SDK's signer panics on a header value it cannot send: check them first.
+        check_header_variables(&ProcessEnv, AWS_CREDENTIAL_VARIABLES)?;
         // Each attempt may take 30 s, each call (its retries included) 2 minutes.
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -70,6 +75,7 @@ impl AwsContext {
         // The SDK's standard mode: throttling, 5xx and transient errors, with backoff and jitter.
         let retries = RetryConfig::standard().with_max_attempts(6).with_initial_backoff(Duration::from_millis(200));
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries);
+        let region_asked = region.is_some();
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region.to_owned()));
         }
@@ -77,6 +83,7 @@ impl AwsContext {
         let region = config.region().map(ToString::to_string).ok_or_else(|| {
             Error::usage("AWS region", "none is configured").fix("set AWS_REGION (e.g. AWS_REGION=us-east-1) or `region` in your AWS profile")
         })?;
+        check_region(&region, &region_source(region_asked))?;
         let Some(provider) = config.credentials_provider() else {
             return Err(no_credentials("no credential provider is configured"));
         };
@@ -209,6 +216,20 @@ impl OnceClients {
             ec2: aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(config).retry_config(once()).build()),
             ecr: aws_sdk_ecr::Client::from_conf(aws_sdk_ecr::config::Builder::from(config).retry_config(once()).build()),
         }
+    }
+}
+
+/// Where the AWS region of a run came from, as the SDK's chain looks: the region asked for
+/// (`--region`, a pools file's `region`, the pool's record), else `AWS_REGION`, else
+/// `AWS_DEFAULT_REGION`, else the profile.
+fn region_source(asked: bool) -> String {
+    if asked {
+        return "--region (or the pool's `region`)".to_owned();
+    }
+    let set = ["AWS_REGION", "AWS_DEFAULT_REGION"].into_iter().find(|name| ProcessEnv.var(name).is_some());
+    match set {
+        Some(name) => name.to_owned(),
+        None => format!("`region` of AWS profile '{}'", ProcessEnv.var("AWS_PROFILE").unwrap_or_else(|| "default".to_owned())),
     }
 }
 

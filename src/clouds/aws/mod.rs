@@ -13,6 +13,7 @@ mod network;
 mod once;
 mod propagation;
 mod policy_doc;
+pub mod region;
 mod role_policy;
 mod secrets;
 mod service;

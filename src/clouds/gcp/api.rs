@@ -87,6 +87,7 @@ impl Api {
             unauthorized_fix: "the token was refused: run `gcloud auth application-default login` again (or check GOOGLE_APPLICATION_CREDENTIALS), then run again",
             forbidden_fix: "grant the caller the permissions of policies/gcp/operator-apply.json on the project (a plan needs operator-plan.json), then run again",
             unreachable_fix: "check the network, or the CLOUDSDK_API_ENDPOINT_OVERRIDES_* variables, then run again",
+            not_json_fix: "check the CLOUDSDK_API_ENDPOINT_OVERRIDES_* variables: they must name the API's root URL",
         };
         Ok(Self { json: JsonApi::new(service)? })
     }
