@@ -35,13 +35,16 @@ pub(super) async fn resolve_pool(prefect: &PrefectContext, target: &Target, prov
     let speculate = matches!(request.mode, PoolMode::Create { .. } | PoolMode::Ensure) && provision_infra && target.scope == Scope::default();
     // Names a cloud would refuse stop the run before any cloud is read: those of the
     // blueprint asked for here, the whole one's (add-ons a record remembers) once it is known.
+    // Its clouds are what a speculative connection may reach.
+    let mut asked_clouds = Vec::new();
     if matches!(request.mode, PoolMode::Create { .. } | PoolMode::Ensure) {
         let blueprint = blueprint_for(&request, provision_infra, &present_in(&contexts(&prefect.settings, &request)))?;
         names::check(&request.name, &blueprint, &blueprint.names(&request.name, &target.names)?, &target.names)?;
+        asked_clouds = blueprint.clouds;
     }
     let speculative = async {
         match speculate {
-            true => connect_all(&speculative_clouds(&request), &request.name, &Scope::default()).await,
+            true => connect_all(&asked_clouds, &request.name, &Scope::default()).await,
             false => Vec::new(),
         }
     };
@@ -138,12 +141,6 @@ async fn known(prefect: &PrefectContext, request: &PoolRequest, provision_infra:
         }
     };
     futures::join!(prefect.work_pool(&request.name), record)
-}
-
-/// The clouds a request's own blueprint names, before its record is read: what a speculative
-/// connection may reach. None for what does not resolve (the run's own error says why, later).
-fn speculative_clouds(request: &PoolRequest) -> Vec<String> {
-    Blueprint::for_pool(&request.pool_type, &request.addons, &|_| true).ok().flatten().map(|b| b.clouds).unwrap_or_default()
 }
 
 /// Connects each of `clouds` for `pool` in `scope`, at once, keeping each outcome.
