@@ -2,12 +2,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use pushpool::cli::Cli;
 use pushpool::ui::Console;
 
+/// What `pushpool --version` prints after the name: the version, then the commit, its date and
+/// the target that build.rs found ("0.2.0 (4d4d544 2026-12-06, x86_64-unknown-linux-gnu)"), so a
+/// bug report names exactly which build ran. Only this file reads the build facts, so that a new
+/// commit recompiles this small crate and not the library.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PUSHPOOL_BUILD_DETAIL"), ")");
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().version(VERSION).try_get_matches().and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         // Usage errors exit 1, not clap's 2: with --detailed-exitcode, 2 means "changes pending".
         Err(error) if error.use_stderr() => {
