@@ -8,6 +8,7 @@
 #   PUSHPOOL_COMMENT            "true" to comment on the pull request
 #   PUSHPOOL_WORKING_DIRECTORY  where to run (default: .)
 #   PUSHPOOL_ARGS               extra arguments for `pushpool plan`, split on whitespace
+#   PUSHPOOL_BIN                the binary the install step unpacked (default: pushpool on PATH)
 #   GH_TOKEN                    for `gh` (comments only)
 # and GitHub's own: GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_EVENT_PATH, GITHUB_REPOSITORY, RUNNER_TEMP.
 #
@@ -23,7 +24,8 @@ file=${PUSHPOOL_FILE:-}
 for var in GITHUB_OUTPUT GITHUB_STEP_SUMMARY; do
   [[ -n ${!var:-} ]] || die "$var is not set: this script runs as a step of the pushpool action on GitHub Actions"
 done
-command -v pushpool >/dev/null || die "pushpool is not on PATH: the action's install step did not run or failed"
+pushpool=${PUSHPOOL_BIN:-pushpool}
+command -v "$pushpool" >/dev/null || die "$pushpool was not found: the action's install step did not run or failed"
 cd "${PUSHPOOL_WORKING_DIRECTORY:-.}" || die "working-directory '${PUSHPOOL_WORKING_DIRECTORY:-}' does not exist in the checkout"
 
 # The marker names the file, so one pull request can carry one comment per pools file.
@@ -34,7 +36,7 @@ json="$out/plan.json" markdown="$out/plan.md" errors="$out/stderr.txt" body="$ou
 rm -f "$json"
 
 read -r -a extra <<<"${PUSHPOOL_ARGS:-}"
-pushpool plan --file "$file" --output markdown --out "$json" --detailed-exitcode ${extra[@]+"${extra[@]}"} >"$markdown" 2>"$errors"
+"$pushpool" plan --file "$file" --output markdown --out "$json" --detailed-exitcode ${extra[@]+"${extra[@]}"} >"$markdown" 2>"$errors"
 code=$?
 cat "$errors" >&2 # the run's log keeps what pushpool said
 

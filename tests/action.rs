@@ -64,15 +64,14 @@ impl Runner {
         fs::read_to_string(self.path("gh-log.jsonl")).unwrap_or_default().lines().map(|line| serde_json::from_str(line).unwrap()).collect()
     }
 
-    /// Runs action/plan.sh with `pushpool` (the fake, or the real binary) first on PATH and the
-    /// fake pushpool's behaviour and the step's inputs from `env`.
-    fn run(&self, real_pushpool: bool, env: &[(&str, &str)]) -> Step {
+    /// Runs action/plan.sh with the fake `gh` and `pushpool` first on PATH, and the fake
+    /// pushpool's behaviour and the step's inputs from `env`.
+    fn run(&self, env: &[(&str, &str)]) -> Step {
         let bin = self.path("bin");
         let _ = fs::remove_dir_all(&bin);
         fs::create_dir(&bin).unwrap();
         symlink(fixtures().join("gh"), bin.join("gh")).unwrap();
-        let pushpool = if real_pushpool { PathBuf::from(env!("CARGO_BIN_EXE_pushpool")) } else { fixtures().join("pushpool") };
-        symlink(pushpool, bin.join("pushpool")).unwrap();
+        symlink(fixtures().join("pushpool"), bin.join("pushpool")).unwrap();
         let output = self.path("github-output");
         let summary = self.path("step-summary");
         fs::write(&output, "").unwrap();
@@ -128,7 +127,7 @@ fn changes_comment_the_plan_once_and_a_second_run_edits_that_comment() {
     // Someone else's comments, one of them on the second page, are never touched.
     runner.seed_comments(json!([{ "id": 1, "body": "looks good" }, { "id": 2, "body": "what does this create?" }, { "id": 3, "body": "a quote: pushpool-plan" }]));
 
-    let first = runner.run(false, &env_of(&fake(PLAN_MD, "2")));
+    let first = runner.run(&env_of(&fake(PLAN_MD, "2")));
     assert_eq!(first.status, 0, "changes pending is a successful plan: {}", first.stderr);
     assert_eq!(first.outputs["changes"], "true");
     assert_eq!(first.outputs["exit-code"], "2");
@@ -144,15 +143,15 @@ fn changes_comment_the_plan_once_and_a_second_run_edits_that_comment() {
     assert_eq!(ours["body"], format!("{MARKER}\n{PLAN_MD}"), "the marker, then the plan as pushpool wrote it");
 
     // The next push: nothing left to change. The same comment is edited, no new one appears.
-    let second = runner.run(false, &env_of(&fake("### pushpool plan\n\nNo changes.\n", "0")));
+    let second = runner.run(&env_of(&fake("### pushpool plan\n\nNo changes.\n", "0")));
     assert_eq!(second.status, 0, "{}", second.stderr);
     assert_eq!(second.outputs["changes"], "false");
     let comments = runner.comments();
     assert_eq!(comments.len(), 4, "edited, not duplicated: {comments:?}");
     assert_eq!(comments[3]["id"], ours["id"]);
     assert_eq!(comments[3]["body"], format!("{MARKER}\n### pushpool plan\n\nNo changes.\n"));
-    assert_eq!(&comments[..3], &runner.comments()[..3]);
-    assert_eq!(comments[0]["body"], "looks good");
+    let others: Vec<&str> = comments[..3].iter().map(|c| c["body"].as_str().unwrap()).collect();
+    assert_eq!(others, ["looks good", "what does this create?", "a quote: pushpool-plan"], "others' comments untouched");
     let methods: Vec<String> = runner.gh_calls().iter().map(|call| call["args"].as_array().unwrap().iter().skip_while(|a| *a != "--method").nth(1).map_or("GET".into(), |m| m.as_str().unwrap().to_owned())).collect();
     assert_eq!(methods, ["GET", "POST", "GET", "PATCH"]);
 }
@@ -163,7 +162,7 @@ fn a_failed_plan_fails_the_step_and_the_comment_says_why() {
     let mut env = fake("", "1");
     env.push(("FAKE_PUSHPOOL_STDERR", "error: pools.toml line 3: pool type 'ecs:pushh' is not known; use one of ecs:push, …\n".into()));
     env.retain(|(k, _)| *k != "FAKE_PUSHPOOL_JSON");
-    let step = runner.run(false, &env_of(&env));
+    let step = runner.run(&env_of(&env));
     assert_eq!(step.status, 1, "a failed plan fails the step");
     assert_eq!(step.outputs["changes"], "false");
     assert_eq!(step.outputs["plan"], "", "no plan file when the plan failed");
@@ -185,7 +184,7 @@ fn no_changes_and_no_comment_asked_makes_no_call() {
     let mut env = env_of(&fake);
     env.push(("PUSHPOOL_COMMENT", "false"));
     env.push(("PUSHPOOL_ARGS", "--region eu-west-1  --color never"));
-    let step = runner.run(false, &env);
+    let step = runner.run(&env);
     assert_eq!(step.status, 0, "{}", step.stderr);
     assert_eq!(step.outputs["changes"], "false");
     assert!(runner.gh_calls().is_empty(), "comment: false calls no gh");
@@ -196,7 +195,7 @@ fn no_changes_and_no_comment_asked_makes_no_call() {
 #[test]
 fn a_push_event_has_no_pull_request_to_comment_on() {
     let runner = Runner::new(json!({ "ref": "refs/heads/main" }));
-    let step = runner.run(false, &env_of(&fake(PLAN_MD, "2")));
+    let step = runner.run(&env_of(&fake(PLAN_MD, "2")));
     assert_eq!(step.status, 0, "{}", step.stderr);
     assert!(runner.gh_calls().is_empty());
     assert!(step.summary.contains("my-ecs-pool"));
@@ -208,7 +207,7 @@ fn a_comment_that_cannot_be_written_fails_the_step_naming_the_permission() {
     let fake = fake(PLAN_MD, "2");
     let mut env = env_of(&fake);
     env.push(("FAKE_GH_FAIL", "1"));
-    let step = runner.run(false, &env);
+    let step = runner.run(&env);
     assert_eq!(step.status, 1);
     assert!(step.stderr.contains("cannot list the comments of pull request #7") && step.stderr.contains("pull-requests: write"), "{}", step.stderr);
     assert_eq!(step.outputs["changes"], "true", "the outputs are set before the comment");
@@ -217,7 +216,8 @@ fn a_comment_that_cannot_be_written_fails_the_step_naming_the_permission() {
 #[test]
 fn the_real_binary_on_a_missing_pools_file_fails_and_says_so() {
     let runner = Runner::pull_request();
-    let step = runner.run(true, &[("PUSHPOOL_FILE", "missing.toml")]);
+    // The binary the install step unpacked, named by PUSHPOOL_BIN (the fake on PATH would exit 0).
+    let step = runner.run(&[("PUSHPOOL_FILE", "missing.toml"), ("PUSHPOOL_BIN", env!("CARGO_BIN_EXE_pushpool"))]);
     assert_eq!(step.status, 1, "{}", step.stderr);
     assert_eq!(step.outputs["exit-code"], "1");
     let comments = runner.comments();
