@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: start the sandbox (moto, Prefect server, GCP fake, counting proxy), run `cargo test`
+# The whole test suite: the checks (fmt, clippy, the wheel, workflows, the crate's file list), then start the sandbox (moto, Prefect server, GCP fake, counting proxy), run `cargo test`
 # against it, stop the sandbox. Extra arguments go to the test harness (after cargo's `--`), e.g.
 # scripts/test.sh aws_ --nocapture
 # PUSHPOOL_KEEP_SANDBOX=1 leaves the sandbox running afterwards (faster reruns, post-mortems).
@@ -41,6 +41,17 @@ finish() {
   exit "$rc"
 }
 trap finish EXIT
+
+# The static checks first, cheapest first, so that a mistake fails in seconds (scripts/checks.sh).
+phase "fmt"
+scripts/checks.sh fmt
+phase "clippy"
+scripts/checks.sh clippy
+# The debug build the tests use; the wheel is made from it.
+phase "build"
+cargo build --locked
+phase "release checks"
+scripts/checks.sh release
 
 phase "sandbox up"
 scripts/sandbox.sh up
