@@ -11,7 +11,8 @@
 #         inspected (binary, metadata, licence, platform tag)
 #       - .github/workflows/*.yml and action.yml against GitHub's schemas (check-jsonschema's
 #         vendored ones) and audited by `zizmor --offline` (no finding of medium severity or worse)
-#       - `cargo package --list` against scripts/package.allow
+#       - `cargo package --list` against scripts/package.allow, and maturin's sdist holding those
+#         files (less cargo's own) plus pyproject.toml and PKG-INFO, nothing else
 #
 # The Python tools come from scripts/checks-tools.lock into a cached virtualenv keyed by its hash
 # (PUSHPOOL_SANDBOX_CACHE, as scripts/sandbox.sh keeps its own).
@@ -128,6 +129,17 @@ package() {
   done
   ((bad == 0)) || die "fix Cargo.toml's include (or scripts/package.allow)"
   echo "checks: cargo package --list: $(wc -l <<<"$list") files, all allowed"
+
+  # maturin's sdist is made from the same list: it must hold exactly those files (less cargo's
+  # own bookkeeping) and its Python metadata.
+  local out expected actual
+  out=$(mktemp -d)
+  "$VENV/bin/maturin" sdist --out "$out" >/dev/null 2>&1 || die "maturin sdist failed: run '$VENV/bin/maturin sdist' to see why"
+  expected=$( (grep -vxE '\.cargo_vcs_info\.json|Cargo\.toml\.orig' <<<"$list"; printf '%s\n' pyproject.toml PKG-INFO) | sort)
+  actual=$(tar -tzf "$out"/pushpool-"$(version)".tar.gz | grep -v '/$' | sed 's|^[^/]*/||' | sort)
+  [[ $expected == "$actual" ]] || die "the sdist differs from cargo package --list: $(diff <(echo "$expected") <(echo "$actual") | grep '^[<>]' | tr '\n' ' ')"
+  echo "checks: sdist: $(wc -l <<<"$actual") files, the crate's and pyproject.toml, PKG-INFO, nothing else"
+  rm -rf "$out"
 }
 
 case ${1:-} in
