@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The install steps of the pushpool GitHub Action (action.yml), on Linux, macOS and Windows runners.
 #
-#   install.sh resolve   which release and archive this runner needs: writes version=, target=,
-#                        archive= and dir= to GITHUB_OUTPUT (dir: where the binary is cached)
+#   install.sh resolve   which release and archive this runner needs: writes repository=, version=,
+#                        target=, archive= and dir= to GITHUB_OUTPUT (dir: where the binary is cached)
 #   install.sh download  fetches that archive and its .sha256 from the GitHub release, refuses it
 #                        unless the checksum matches, and unpacks the binary into dir
 #
 # Environment (mapped by action.yml with `env:`): PUSHPOOL_VERSION (the `version` input: "0.2.0",
 # "v0.2.0", or empty for the action's own tag, else the latest release), PUSHPOOL_REPOSITORY (the
-# repository whose releases hold the archives), RUNNER_OS, RUNNER_ARCH, RUNNER_TOOL_CACHE, GH_TOKEN
+# repository whose releases hold the archives; else read from GITHUB_ACTION_PATH), RUNNER_OS, RUNNER_ARCH, RUNNER_TOOL_CACHE, GH_TOKEN
 # (only to look up the latest release); for download also VERSION, TARGET, ARCHIVE and DIR.
 # The archives are those the release workflow's `dist` jobs publish: pushpool-TARGET.tar.gz (.zip
 # on Windows), each with pushpool-TARGET.tar.gz.sha256 beside it.
@@ -17,8 +17,17 @@ set -euo pipefail
 die() { echo "::error title=pushpool install::$*" >&2; exit 1; }
 
 resolve() {
-  local repo=${PUSHPOOL_REPOSITORY:-} version=${PUSHPOOL_VERSION:-} target archive
-  [[ -n $repo ]] || die "the repository of the pushpool action is unknown (github.action_repository is empty); set PUSHPOOL_REPOSITORY"
+  local repo=${PUSHPOOL_REPOSITORY:-} version=${PUSHPOOL_VERSION:-} target archive path owner name ref
+  # github.action_repository and github.action_ref are empty inside composite actions (actions/runner
+  # issue 2525); the runner checks the action out at .../_actions/OWNER/REPO/REF, so read them there.
+  path=${GITHUB_ACTION_PATH:-}
+  path=${path//\\//}
+  if [[ -z $repo && $path == */_actions/*/*/* ]]; then
+    IFS=/ read -r owner name ref _ <<<"${path#*/_actions/}"
+    repo="$owner/$name"
+    PUSHPOOL_ACTION_REF=${PUSHPOOL_ACTION_REF:-$ref}
+  fi
+  [[ -n $repo ]] || die "the repository of the pushpool action is unknown (neither github.action_repository nor GITHUB_ACTION_PATH names it); set PUSHPOOL_REPOSITORY"
   if [[ -z $version && ${PUSHPOOL_ACTION_REF:-} =~ ^v?[0-9]+\.[0-9]+\.[0-9]+ ]]; then
     version=$PUSHPOOL_ACTION_REF # uses: owner/pushpool@v0.2.0 installs pushpool 0.2.0
   fi
@@ -39,6 +48,7 @@ resolve() {
   archive="pushpool-$target.tar.gz"
   [[ $target == *windows* ]] && archive="pushpool-$target.zip"
   {
+    echo "repository=$repo"
     echo "version=$version"
     echo "target=$target"
     echo "archive=$archive"

@@ -151,3 +151,18 @@ fn an_archive_is_installed_only_when_its_checksum_matches() {
     assert_eq!(step.status, 1);
     assert!(step.stderr.contains("is there a release v9.9.9 with an archive for x86_64-unknown-linux-gnu?"), "{}", step.stderr);
 }
+
+#[test]
+fn the_repository_and_tag_come_from_the_action_path_when_the_context_is_empty() {
+    let runner = Runner::new();
+    for (os, path) in [("Linux", "/home/runner/work/_actions/octo/pushpool/v0.5.0"), ("Windows", r"D:\a\_actions\octo\pushpool\v0.5.0")] {
+        // github.action_repository is empty in a composite action, so the step's env has "".
+        let step = runner.run("resolve", &[("RUNNER_OS", os), ("RUNNER_ARCH", "X64"), ("PUSHPOOL_REPOSITORY", ""), ("GITHUB_ACTION_PATH", path)]);
+        assert_eq!(step.status, 0, "{path}: {}", step.stderr);
+        assert_eq!(step.outputs["repository"], "octo/pushpool", "{path}");
+        assert_eq!(step.outputs["version"], "0.5.0", "{path}");
+    }
+    let step = runner.run("resolve", &[("RUNNER_OS", "Linux"), ("RUNNER_ARCH", "X64"), ("PUSHPOOL_REPOSITORY", ""), ("PUSHPOOL_VERSION", "0.2.0")]);
+    assert_eq!(step.status, 1);
+    assert!(step.stderr.contains("the repository of the pushpool action is unknown"), "{}", step.stderr);
+}
