@@ -60,7 +60,9 @@ sha256() { # the SHA-256 of a file, with whichever tool this runner has
   if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1; else shasum -a 256 "$1" | cut -d' ' -f1; fi
 }
 
+# shellcheck disable=SC2153 # VERSION, TARGET, ARCHIVE and DIR are set by action.yml, from resolve's outputs
 download() {
+  : "${PUSHPOOL_REPOSITORY:?}" "${VERSION:?}" "${TARGET:?}" "${ARCHIVE:?}" "${DIR:?}"
   local url="https://github.com/${PUSHPOOL_REPOSITORY}/releases/download/v${VERSION}/${ARCHIVE}"
   local work expected actual binary
   work=$(mktemp -d)

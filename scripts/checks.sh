@@ -10,7 +10,8 @@
 #         virtualenv, `pushpool --version` and `--help` run from its bin/, and its contents
 #         inspected (binary, metadata, licence, platform tag)
 #       - .github/workflows/*.yml and action.yml against GitHub's schemas (check-jsonschema's
-#         vendored ones) and audited by `zizmor --offline` (no finding of medium severity or worse)
+#         vendored ones) and audited by `zizmor --offline` (no finding of medium severity or worse);
+#         the action's scripts (and their fakes, and this one) through shellcheck
 #       - `cargo package --list` against scripts/package.allow, and maturin's sdist holding those
 #         files (less cargo's own) plus pyproject.toml and PKG-INFO, nothing else
 #
@@ -30,7 +31,7 @@ tools() { # the cached virtualenv of the lock file's tools; an interrupted insta
   mkdir -p "$CACHE"
   exec 9>"$CACHE/tools-install.lock" && flock 9
   if [[ ! -f $VENV/.installed ]]; then
-    echo "checks: installing maturin, check-jsonschema and zizmor into $VENV..."
+    echo "checks: installing maturin, check-jsonschema, zizmor and shellcheck into $VENV..."
     rm -rf "$VENV"
     python3 -m venv "$VENV" || die "python3 -m venv failed: install Python 3.10 or newer with venv"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$LOCK"
@@ -102,6 +103,8 @@ workflows() {
   "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
   "$VENV/bin/zizmor" --offline --min-severity medium "${files[@]}" action.yml ||
     die "zizmor found problems of medium severity or worse (above)"
+  "$VENV/bin/shellcheck" action/*.sh scripts/checks.sh tests/action/curl tests/action/pushpool ||
+    die "shellcheck found the problems above in the action's scripts"
 }
 
 package() {
