@@ -20,11 +20,12 @@ What it models:
   `type` and `default_base_job_configuration`: the server's worker types, and the push types
   `ecs:push`, `cloud-run:push`, `cloud-run-v2:push`, `azure-container-instance:push`, `modal:push`
   and `coiled:push`. Cloud's own push templates are not public: the first four are their hybrid
-  twin's template with `variables.description` ending in "(Prefect Cloud's TYPE template)" so that a
-  test can tell which one a pool got; Modal's and Coiled's are tests/fixtures/prefect-cloud's.
+  twin's template, Modal's and Coiled's are tests/fixtures/prefect-cloud's, each with
+  `variables.description` ending in "(Prefect Cloud's TYPE template)" so that a test can tell
+  which template a pool got.
 - Cloud-only block types. `modal-credentials` and `coiled-credentials` exist on Cloud, not on an
-  open-source server: the front registers them (tests/fixtures/prefect-cloud) before it makes the
-  first workspace.
+  open-source server: the front registers them (tests/fixtures/prefect-cloud) whenever it makes a
+  workspace.
 - Rate limits. Cloud limits API requests per account and answers 429 with `Retry-After` (seconds) and
   `{"detail": ...}`. Each account here has its own fixed window (`requests` per `seconds`, given when
   the workspace is made; none by default) counting every workspace call, and the 429 names the wait.
@@ -95,7 +96,7 @@ class Account:
 ACCOUNTS = {}    # account id -> Account
 WORKSPACES = {}  # workspace id -> (account id, handle)
 KEYS = {}        # key -> set of workspace ids it sees
-STATE = {"prefect": None, "fixtures": None, "types": None, "registered": False}
+STATE = {"prefect": None, "fixtures": None, "types": None}
 LOCK = asyncio.Lock()
 SESSION = None
 
@@ -148,8 +149,8 @@ async def work_pool_types():
                 template = json.loads(fixture.read_text())
             else:
                 template = copy.deepcopy(workers[twin]["default_base_job_configuration"])
-                variables = template.setdefault("variables", {})
-                variables["description"] = f"{variables.get('description', '').rstrip()} (Prefect Cloud's {push_type} template)".lstrip()
+            variables = template.setdefault("variables", {})
+            variables["description"] = f"{variables.get('description', '').rstrip()} (Prefect Cloud's {push_type} template)".lstrip()
             worker = push_type.replace(":", "-")
             listing.setdefault(collection, {})[worker] = {
                 "type": push_type, "display_name": push_type, "is_beta": False,
@@ -162,10 +163,8 @@ async def work_pool_types():
 
 async def create_workspace(request):
     spec = await request.json() if request.can_read_body else {}
-    async with LOCK:
-        if not STATE["registered"]:
-            await register_cloud_block_types()
-            STATE["registered"] = True
+    async with LOCK:  # every time: a test of a server without them may have removed them meanwhile
+        await register_cloud_block_types()
     account = Account(spec.get("rate_limit"))
     ACCOUNTS[account.id] = account
     seen, hidden = str(uuid.uuid4()), str(uuid.uuid4())
