@@ -90,6 +90,12 @@ async fn ecs_push_on_cloud_gets_clouds_template_its_block_and_role_and_a_rerun_w
     let refused: Vec<_> = calls.iter().filter(|c| !c.path.starts_with(&prefix) || matches!(c.status, 401 | 403 | 429)).collect();
     assert!(refused.is_empty(), "{refused:?}");
     assert!(calls.iter().any(|c| c.path.ends_with("/collections/work_pool_types")), "Cloud's listing was read");
+
+    // A teardown works in the workspace too, and a second one finds nothing to delete.
+    let teardown = world.run(&["work-pool", "deprovision", &world.pool, "--yes"]);
+    assert!(teardown.ok().stdout.contains("Prefect Cloud, account"), "{}", teardown.all());
+    assert!(world.work_pool().await.is_none() && world.block().await.is_none(), "the pool and its block are gone");
+    assert!(world.run(&["work-pool", "deprovision", &world.pool, "--yes"]).ok().stdout.contains("Nothing to delete"));
 }
 
 #[tokio::test]
@@ -250,5 +256,51 @@ async fn a_pools_file_on_a_rate_limited_account_waits_out_every_429_and_converge
     let marks = world.marks().await;
     let again = apply();
     assert!(again.ok().stdout.contains("Nothing to change"), "{}", again.all());
+    world.assert_no_writes_since(marks).await;
+}
+
+#[tokio::test]
+async fn every_push_type_stops_at_a_refused_key_or_a_hidden_workspace_before_any_cloud_write() {
+    let world = World::new("cloud-stop").await.on_cloud(None).await;
+    let cloud = world.cloud.clone().unwrap();
+    let hidden = cloud.workspace_url(&world.cloud_api_url(), &cloud.hidden_workspace_id);
+    let refusals = [("PREFECT_API_KEY", "pnb_sandboxrefused0123456789abcdefghij", "401 Unauthorized"), ("PREFECT_API_URL", hidden.as_str(), "403 Forbidden")];
+    let gcp = GcpWorld::new("cloud-stop").await;
+    let azure = AzureWorld::new("cloud-stop").await;
+    let modal_state = tempfile::tempdir().unwrap();
+    let modal_bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/modal-bin");
+    let with_modal = std::env::join_paths([modal_bin, world.sandbox.fake_bin.clone().into()].into_iter().chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).unwrap();
+    let (gcp_mark, azure_marks, marks) = (gcp.project.mark().await, azure.marks().await, world.marks().await);
+    for (variable, value, status) in refusals {
+        for pool_type in ["cloud-run:push", "cloud-run-v2:push", "azure-container-instance:push", "modal:push", "coiled:push", "modal:push+ecr"] {
+            let (kind, ecr) = pool_type.split_once('+').map_or((pool_type, false), |(kind, _)| (kind, true));
+            let mut args = vec!["work-pool", "create", &world.pool, "--type", kind, "--provision-infra", "--yes"];
+            if ecr {
+                args.extend(["--image-registry", "ecr"]);
+            }
+            let mut command = match kind {
+                "cloud-run:push" | "cloud-run-v2:push" => world.gcp_command(&gcp, &args),
+                "azure-container-instance:push" => world.azure_command(&azure, &args),
+                _ => {
+                    let mut command = world.command(&args);
+                    command
+                        .env("MODAL_TOKEN_ID", "ak-cloud-stop")
+                        .env("MODAL_TOKEN_SECRET", "as-cloud-stop-11223344")
+                        .env("DASK_COILED__TOKEN", "coiled-cloud-stop-55667788")
+                        .env("FAKE_MODAL_STATE", modal_state.path())
+                        .env("PATH", &with_modal);
+                    command
+                }
+            };
+            command.env(variable, value);
+            let run = world.run_command(&mut command);
+            assert_eq!(run.code, 1, "{pool_type} with {variable}: {}", run.all());
+            assert!(run.stderr.contains(status), "{pool_type} with {variable}: {}", run.stderr);
+            assert!(!run.all().contains(value) || variable == "PREFECT_API_URL", "the key was printed");
+        }
+    }
+    assert_eq!(gcp.project.writes_since(gcp_mark).await, Vec::<String>::new(), "nothing written in Google Cloud");
+    assert_eq!(azure.writes_since(&azure_marks).await, Vec::<String>::new(), "nothing written in Azure");
+    assert!(!modal_state.path().join("calls.jsonl").exists(), "the modal client was never run");
     world.assert_no_writes_since(marks).await;
 }

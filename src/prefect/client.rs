@@ -173,11 +173,17 @@ impl PrefectClient {
     }
 
     /// The id of the block type `slug`, or an error naming the server and giving `fix`
-    /// (which package registers the type, or that only Prefect Cloud has it).
+    /// (which package registers the type, or that only Prefect Cloud has it); on Prefect Cloud,
+    /// which has them all, an error that says so.
     pub async fn block_type_id(&self, slug: &str, fix: &str) -> Result<String> {
         let what = format!("block type '{slug}'");
         let found: Option<BlockType> = self.api.get_optional(&format!("/block_types/slug/{}", encode(slug)), &what).await?;
-        found.map(|t| t.id).ok_or_else(|| Error::usage(what, format!("is not registered on the Prefect server at {}; nothing was written", self.shown_url)).fix(fix))
+        found.map(|t| t.id).ok_or_else(|| match self.cloud {
+            // Cloud has every block type a push pool needs: the fix for a server does not apply.
+            true => Error::usage(what, format!("is not registered in the Prefect Cloud workspace at {}; nothing was written", self.shown_url))
+                .fix("Prefect Cloud registers it in its workspaces: check that PREFECT_API_URL names the workspace you meant, or register it with `prefect block register -m <the package that defines it>`"),
+            false => Error::usage(what, format!("is not registered on the Prefect server at {}; nothing was written", self.shown_url)).fix(fix),
+        })
     }
 
     /// The newest schema of a block type, by version, not the first one the server lists:
