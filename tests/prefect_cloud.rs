@@ -304,3 +304,34 @@ async fn every_push_type_stops_at_a_refused_key_or_a_hidden_workspace_before_any
     assert!(!modal_state.path().join("calls.jsonl").exists(), "the modal client was never run");
     world.assert_no_writes_since(marks).await;
 }
+
+#[tokio::test]
+async fn the_front_answers_as_prefects_own_cloud_client_expects() {
+    // Prefect's CloudClient validates `me/workspaces` into its Workspace model, finds the current
+    // workspace by its API URL, reads the work pool types where Prefect's CLI reads them, and
+    // raises CloudUnauthorizedError for a key Cloud refuses.
+    let world = World::new("cloud-front").await.on_cloud(None).await;
+    let script = r#"import asyncio, json, sys
+from prefect.client.cloud import get_cloud_client, CloudUnauthorizedError
+async def main():
+    async with get_cloud_client(infer_cloud_url=True) as client:
+        current = await client.read_current_workspace()
+        types = await client.read_worker_metadata()
+    refused = None
+    async with get_cloud_client(api_key="pnu_notakey0000000000000000000000000000") as client:
+        try:
+            await client.read_workspaces()
+        except CloudUnauthorizedError:
+            refused = "CloudUnauthorizedError"
+    listed = sorted(w["type"] for collection in types.values() for w in collection.values() if w.get("type", "").endswith(":push"))
+    print(json.dumps({"workspace": str(current.workspace_id), "account": str(current.account_id), "handle": current.handle, "push_types": listed, "refused": refused}))
+asyncio.run(main())"#;
+    let output = world.python(script, &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let read: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let cloud = world.cloud.as_ref().unwrap();
+    assert_eq!(read["workspace"], cloud.workspace_id.as_str());
+    assert_eq!(read["account"], cloud.account_id.as_str());
+    assert_eq!(read["push_types"], json!(["azure-container-instance:push", "cloud-run-v2:push", "cloud-run:push", "coiled:push", "ecs:push", "modal:push"]));
+    assert_eq!(read["refused"], "CloudUnauthorizedError");
+}
