@@ -41,7 +41,10 @@ tokio::task_local! {
 /// the wait goes unnamed.
 pub fn waiting(why: impl Into<String>) {
     let why = why.into();
-    let _ = STEP.try_with(|step| step.waits.send((step.info.clone(), why)));
+    let _ = STEP.try_with(|step| {
+        // A closed channel means the apply's progress display is done: the wait goes unnamed.
+        let _ = step.waits.send((step.info.clone(), why));
+    });
 }
 
 /// What an apply did: the attributes of every node that is done, and the failure if any.
