@@ -8,6 +8,10 @@
 
 use std::ops::RangeInclusive;
 
+/// A test of a whole name (how it starts and ends, where separators go) and what it refuses, in
+/// words: `(|name| !name.ends_with('-'), "ends with a hyphen")`.
+pub type Shape = (fn(&str) -> bool, &'static str);
+
 /// One cloud's rule for one kind of name or value.
 #[derive(Debug)]
 pub struct Rule {
@@ -19,7 +23,7 @@ pub struct Rule {
     pub chars: fn(char) -> bool,
     /// A further test of the whole name (how it starts and ends, where separators go), and
     /// what it asks in words; None where the length and the characters are the whole rule.
-    pub shape: Option<(fn(&str) -> bool, &'static str)>,
+    pub shape: Option<Shape>,
     /// The whole rule in words, for the error: "1 to 64 ASCII letters, digits and _+=,.@-".
     pub says: &'static str,
     /// The API reference the rule comes from.
