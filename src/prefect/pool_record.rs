@@ -106,11 +106,11 @@ mod tests {
             pool_type: "ecs:push".into(),
             addons: vec![],
             options: BTreeMap::new(),
-            places: vec![TargetDoc::Aws { account: "123456789012".into(), region: "eu-west-1".into() }],
+            places: vec![TargetDoc::Aws { account: "123456789012".into(), region: "eu-west-1".into(), profile: Some("team-a".into()) }],
             uses: vec!["aws.ecs_cluster|123456789012/eu-west-1|prefect-ecs-cluster".into()],
         };
         let value = record.to_value("p");
-        assert_eq!(value["places"][0], json!({"cloud": "aws", "account": "123456789012", "region": "eu-west-1"}));
+        assert_eq!(value["places"][0], json!({"cloud": "aws", "account": "123456789012", "region": "eu-west-1", "profile": "team-a"}));
         assert_eq!(PoolRecord::from_value(&value), Some(record));
         let older = PoolRecord::from_value(&json!({"pool": "p", "type": "ecs:push"})).unwrap();
         assert!(older.places.is_empty() && older.uses.is_empty());

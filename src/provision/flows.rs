@@ -56,7 +56,7 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
             request.base_job_template = pool.base_job_template.clone();
             request.add_addons(pool.addons.iter().cloned());
             request.options = pool.options.clone();
-            Ok(Target { request, names: pool.names.clone(), scope: Scope { region: pool.region.clone(), project: pool.project.clone(), subscription: pool.subscription.clone() } })
+            Ok(Target { request, names: pool.names.clone(), scope: Scope { region: pool.region.clone(), project: pool.project.clone(), subscription: pool.subscription.clone(), profile: pool.profile.clone() } })
         })
         .collect::<Result<Vec<_>>>()?;
     if targets.iter().any(|t| t.request.mode == PoolMode::Deprovision) {

@@ -153,6 +153,7 @@ impl Session {
                 region: target.scope.region.clone(),
                 project: target.scope.project.clone(),
                 subscription: target.scope.subscription.clone(),
+                profile: target.scope.profile.clone(),
                 paused: pool.request.paused,
                 set_as_default: pool.request.set_as_default,
                 base_job_template: pool.request.base_job_template.clone(),
