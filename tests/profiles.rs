@@ -87,7 +87,22 @@ async fn a_pools_file_spans_two_accounts_through_profiles_and_later_runs_keep_ea
     }
     assert!(!plan.stdout.contains(&world.account.id), "the shell's own account is not used:\n{}", plan.stdout);
 
-    fleet.run(&["apply", "--file", fleet.pools(), "--yes"]).ok();
+    // Machine-readable plans stay clean: stdout is one JSON document, naming each profile.
+    let json = fleet.run(&["plan", "--file", fleet.pools(), "--output", "json"]);
+    let document: serde_json::Value = serde_json::from_str(&json.ok().stdout).expect("stdout is only JSON");
+    let mut profiles: Vec<&str> = document["targets"].as_array().unwrap().iter().filter_map(|t| t["profile"].as_str()).collect();
+    profiles.sort_unstable();
+    assert_eq!(profiles, ["team-a", "team-b"]);
+    world.assert_matches_schema(&json.stdout);
+
+    let applied = fleet.run(&["apply", "--file", fleet.pools(), "--yes"]);
+    applied.ok();
+    // Progress by pool, not by resource.
+    for pool in [&pool_a, &pool_b] {
+        assert!(applied.stderr.contains(&format!("✓ work pool '{pool}'")), "{}", applied.stderr);
+    }
+    assert!(applied.stderr.contains("(2/2 pools done)"), "{}", applied.stderr);
+    assert!(!applied.stderr.contains("✓ ECS cluster"), "no line per resource:\n{}", applied.stderr);
     // One resource name (prefect-ecs-cluster) in two accounts is two resources, each in its pool's account.
     let in_a = fleet.clusters_of(&fleet.a, &pool_a).await;
     let in_b = fleet.clusters_of(&fleet.b, &pool_b).await;

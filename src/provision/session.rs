@@ -178,7 +178,7 @@ impl Session {
         // The registries' login tokens are read while the apply runs: Docker logs in at its end.
         let (applied, tokens) = {
             let progress = console.progress(plan);
-            futures::join!(engine::apply(&self.graph, plan, &progress), registry::tokens(self, plan))
+            futures::join!(engine::apply(&self.graph, plan, &*progress), registry::tokens(self, plan))
         };
         // Whatever was written makes plans made before it stale, a failed apply's too.
         let wrote = !applied.written.is_empty();
