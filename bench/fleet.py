@@ -23,6 +23,8 @@ import json
 import sys
 from pathlib import Path
 
+import boto3
+
 import bench
 from bench import ROOT, Run, Sandbox, http
 
@@ -89,15 +91,32 @@ class FleetRun(Run):
         return env
 
 
-def reset(sandbox):
-    """moto as new, and no pushpool variable (records, apply markers) left in Prefect."""
+def reset(sandbox, args):
+    """moto as new, each account's backends warmed up, and no pushpool variable (records,
+    apply markers) left in Prefect."""
     http("POST", f"{sandbox.moto}/moto-api/reset")
+    warm_up(sandbox, args)
     while True:
         _, variables = http("POST", f"{sandbox.prefect}/variables/filter", {"variables": {"name": {"like_": "pushpool_"}}, "limit": 200})
         if not variables:
             return
         for v in variables:
             http("DELETE", f"{sandbox.prefect}/variables/name/{v['name']}", ok=(204, 404))
+
+
+def warm_up(sandbox, args):
+    """moto builds each account's backends on first use (IAM loads about 1,000 managed policies
+    per account, seconds each): done here, so that the timed runs measure pushpool and the
+    servers' answers, not moto's start-up. Through boto3 straight to moto, not the channels."""
+    sts = sandbox.client("sts")
+    for n in range(args.accounts):
+        credentials = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id(n)}:role/platform", RoleSessionName="bench-warm-up")["Credentials"]
+        keys = {"aws_access_key_id": credentials["AccessKeyId"], "aws_secret_access_key": credentials["SecretAccessKey"],
+                "aws_session_token": credentials["SessionToken"]}
+        boto3.client("iam", endpoint_url=sandbox.moto, region_name=args.regions[0], **keys).list_users()
+        for region in args.regions:
+            for service, call in (("ec2", "describe_vpcs"), ("ecs", "list_clusters"), ("ecr", "describe_repositories")):
+                getattr(boto3.client(service, endpoint_url=sandbox.moto, region_name=region, **keys), call)()
 
 
 def peak_in_flight(calls):
@@ -129,7 +148,7 @@ def measure(run, sandbox, channels, argv):
 
 
 def one_latency(sandbox, args, latency):
-    reset(sandbox)
+    reset(sandbox, args)
     channels = {"aws": sandbox.channel(sandbox.moto, latency), "prefect": sandbox.channel(sandbox.prefect.removesuffix("/api"), latency)}
     run = FleetRun(sandbox, "pushpool", args.pushpool, f"http://127.0.0.1:{channels['aws']}", f"http://127.0.0.1:{channels['prefect']}/api")
     try:

@@ -121,6 +121,10 @@ async fn a_pools_file_spans_two_accounts_through_profiles_and_later_runs_keep_ea
     let aws: Vec<String> = world.aws.writes_since(marks.0).await.into_iter().filter(|w| w != "sts AssumeRole").collect();
     let prefect = world.prefect.writes_since(marks.1).await;
     assert!(aws.is_empty() && prefect.is_empty(), "the re-run wrote AWS {aws:?} and Prefect {prefect:?}");
+    // Each profile and region is connected once, however many pools use it.
+    let calls = world.aws.calls().await;
+    let identities = calls[marks.0..].iter().filter(|c| c.service == "sts" && c.action == "GetCallerIdentity").count();
+    assert_eq!(identities, 2, "one identity check per profile");
 
     // The record keeps each pool's profile: a profile of another account is refused...
     let refused = fleet.run(&["work-pool", "provision-infra", &pool_a, "--profile", "team-b", "--dry-run"]);
