@@ -11,7 +11,8 @@ use support::{Account, World, clients, fresh_account};
 
 /// A world whose HOME has an AWS config file with profile `team-a` (role_arn into `a` with
 /// source_profile `base`, whose keys are in the credentials file) and profile `team-b`
-/// (credential_process printing `b`'s credentials), and a pools file with one pool in each.
+/// (credential_process printing `b`'s credentials), and a pools file with pools `-a` and `-c`
+/// (its own user and policy, the rest shared with `-a`) in `a` and pool `-b` in `b`.
 struct Fleet {
     world: World,
     a: Account,
@@ -41,7 +42,8 @@ impl Fleet {
         std::fs::write(aws.join("config"), config).unwrap();
         let pools = world.home.path().join("pools.toml");
         let text = format!(
-            "[[pool]]\nname = \"{0}-a\"\ntype = \"ecs:push\"\nprofile = \"team-a\"\n\n[[pool]]\nname = \"{0}-b\"\ntype = \"ecs:push\"\nprofile = \"team-b\"\nregion = \"us-east-1\"\n",
+            "[[pool]]\nname = \"{0}-a\"\ntype = \"ecs:push\"\nprofile = \"team-a\"\n\n[[pool]]\nname = \"{0}-b\"\ntype = \"ecs:push\"\nprofile = \"team-b\"\nregion = \"us-east-1\"\n\n\
+             [[pool]]\nname = \"{0}-c\"\ntype = \"ecs:push\"\nprofile = \"team-a\"\nset = {{ user = \"{0}-c\", policy = \"{0}-c\" }}\n",
             world.pool
         );
         std::fs::write(&pools, text).unwrap();
@@ -59,17 +61,24 @@ impl Fleet {
         self.pools.to_str().unwrap()
     }
 
-    /// The active ECS clusters of `account` tagged for `pool`.
-    async fn clusters_of(&self, account: &Account, pool: &str) -> Vec<String> {
+    /// The active ECS clusters of `account`.
+    async fn clusters_of(&self, account: &Account) -> Vec<String> {
         let ecs = clients(&self.world.moto, account).await.ecs;
         let arns = ecs.list_clusters().send().await.unwrap().cluster_arns().to_vec();
         if arns.is_empty() {
             return Vec::new();
         }
-        let described = ecs.describe_clusters().set_clusters(Some(arns)).include(aws_sdk_ecs::types::ClusterField::Tags).send().await.unwrap();
+        let described = ecs.describe_clusters().set_clusters(Some(arns)).send().await.unwrap();
         let active = described.clusters().iter().filter(|c| c.status() == Some("ACTIVE"));
-        let tagged = active.filter(|c| c.tags().iter().any(|t| t.key() == Some("prefect.work-pool") && t.value() == Some(pool)));
-        tagged.filter_map(|c| c.cluster_arn().map(str::to_owned)).collect()
+        active.filter_map(|c| c.cluster_arn().map(str::to_owned)).collect()
+    }
+
+    /// The IAM users of `account`.
+    async fn users_of(&self, account: &Account) -> Vec<String> {
+        let users = clients(&self.world.moto, account).await.iam.list_users().send().await.unwrap();
+        let mut names: Vec<String> = users.users().iter().map(|u| u.user_name().to_owned()).collect();
+        names.sort();
+        names
     }
 }
 
@@ -98,20 +107,18 @@ async fn a_pools_file_spans_two_accounts_through_profiles_and_later_runs_keep_ea
     let applied = fleet.run(&["apply", "--file", fleet.pools(), "--yes"]);
     applied.ok();
     // Progress by pool, not by resource.
-    for pool in [&pool_a, &pool_b] {
+    for pool in [&pool_a, &pool_b, &format!("{}-c", world.pool)] {
         assert!(applied.stderr.contains(&format!("✓ work pool '{pool}'")), "{}", applied.stderr);
     }
-    assert!(applied.stderr.contains("(2/2 pools done)"), "{}", applied.stderr);
+    assert!(applied.stderr.contains("(3/3 pools done)"), "{}", applied.stderr);
     assert!(!applied.stderr.contains("✓ ECS cluster"), "no line per resource:\n{}", applied.stderr);
     // One resource name (prefect-ecs-cluster) in two accounts is two resources, each in its pool's account.
-    let in_a = fleet.clusters_of(&fleet.a, &pool_a).await;
-    let in_b = fleet.clusters_of(&fleet.b, &pool_b).await;
-    assert_eq!(in_a, [format!("arn:aws:ecs:us-east-1:{}:cluster/prefect-ecs-cluster", fleet.a.id)]);
-    assert_eq!(in_b, [format!("arn:aws:ecs:us-east-1:{}:cluster/prefect-ecs-cluster", fleet.b.id)]);
-    assert!(fleet.clusters_of(&fleet.a, &pool_b).await.is_empty() && fleet.clusters_of(&fleet.b, &pool_a).await.is_empty());
-    assert!(fleet.clusters_of(&world.account, &pool_a).await.is_empty(), "nothing in the shell's account");
-    let users = clients(&world.moto, &fleet.b).await.iam.list_users().send().await.unwrap();
-    assert!(users.users().iter().any(|u| u.user_name() == "prefect-ecs-user"), "IAM is account-wide: the user is in b too");
+    assert_eq!(fleet.clusters_of(&fleet.a).await, [format!("arn:aws:ecs:us-east-1:{}:cluster/prefect-ecs-cluster", fleet.a.id)], "a and c share one");
+    assert_eq!(fleet.clusters_of(&fleet.b).await, [format!("arn:aws:ecs:us-east-1:{}:cluster/prefect-ecs-cluster", fleet.b.id)]);
+    assert!(fleet.clusters_of(&world.account).await.is_empty(), "nothing in the shell's account");
+    let pool_c = format!("{}-c", world.pool);
+    assert_eq!(fleet.users_of(&fleet.a).await, [pool_c.clone(), "prefect-ecs-user".to_owned()]);
+    assert_eq!(fleet.users_of(&fleet.b).await, ["prefect-ecs-user"], "IAM is account-wide: b has a user of that name too");
 
     let marks = world.marks().await;
     let again = fleet.run(&["apply", "--file", fleet.pools(), "--yes"]);
@@ -121,7 +128,7 @@ async fn a_pools_file_spans_two_accounts_through_profiles_and_later_runs_keep_ea
     let aws: Vec<String> = world.aws.writes_since(marks.0).await.into_iter().filter(|w| w != "sts AssumeRole").collect();
     let prefect = world.prefect.writes_since(marks.1).await;
     assert!(aws.is_empty() && prefect.is_empty(), "the re-run wrote AWS {aws:?} and Prefect {prefect:?}");
-    // Each profile and region is connected once, however many pools use it.
+    // Each profile and region is connected once, however many pools use it (a and c share one).
     let calls = world.aws.calls().await;
     let identities = calls[marks.0..].iter().filter(|c| c.service == "sts" && c.action == "GetCallerIdentity").count();
     assert_eq!(identities, 2, "one identity check per profile");
@@ -131,12 +138,14 @@ async fn a_pools_file_spans_two_accounts_through_profiles_and_later_runs_keep_ea
     assert_eq!(refused.code, 1, "{}", refused.all());
     let expected = format!("AWS credentials of profile 'team-b': are for account {}, but work pool '{pool_a}' lives in account {}", fleet.b.id, fleet.a.id);
     assert!(refused.stderr.contains(&expected), "{}", refused.stderr);
-    // ...and a teardown without the flag works in the recorded one, not the shell's account.
+    // ...and a teardown without the flag works in the recorded one, not the shell's account:
+    // a's own user goes, what c shares with it stays, b is untouched.
     fleet.run(&["work-pool", "deprovision", &pool_a, "--yes"]).ok();
-    assert!(fleet.clusters_of(&fleet.a, &pool_a).await.is_empty(), "pool a's cluster is gone from account a");
-    assert_eq!(fleet.clusters_of(&fleet.b, &pool_b).await.len(), 1, "pool b's cluster stays");
+    assert_eq!(fleet.users_of(&fleet.a).await, [pool_c.clone()]);
+    assert_eq!(fleet.clusters_of(&fleet.a).await.len(), 1, "c still uses the cluster");
+    assert_eq!(fleet.users_of(&fleet.b).await, ["prefect-ecs-user"]);
     fleet.run(&["work-pool", "deprovision", &pool_b, "--yes"]).ok();
-    assert!(fleet.clusters_of(&fleet.b, &pool_b).await.is_empty());
+    assert!(fleet.clusters_of(&fleet.b).await.is_empty() && fleet.users_of(&fleet.b).await.is_empty());
 }
 
 #[tokio::test]
