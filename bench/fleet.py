@@ -5,7 +5,8 @@ sts:AssumeRole) and regions, planned, applied and applied again, at each added l
 Run it through scripts/bench.sh (`--scenarios fleet`), which starts a sandbox of its own; this
 script runs under the sandbox's Python. Per latency it resets moto and pushpool's Prefect
 variables, writes the AWS config and the pools file into a fresh HOME, and runs, each behind
-the same two counting proxy channels (AWS and Prefect) that add the latency to every call:
+the same two counting proxy channels (AWS and Prefect) that add the latency to every call and
+answer lists whole, as the servers give them:
 
 - plan:   pushpool plan --file pools.toml
 - apply:  pushpool apply --file pools.toml --yes
@@ -150,6 +151,10 @@ def measure(run, sandbox, channels, argv):
 def one_latency(sandbox, args, latency):
     reset(sandbox, args)
     channels = {"aws": sandbox.channel(sandbox.moto, latency), "prefect": sandbox.channel(sandbox.prefect.removesuffix("/api"), latency)}
+    # Lists answered as moto and the server give them (tests page by 2 to prove paging; real
+    # AWS pages by 100 or more and Prefect by 200): the calls counted are a real run's.
+    for port in channels.values():
+        http("PUT", f"{sandbox.proxy}/channels/{port}/paging", {"page_size": 0})
     run = FleetRun(sandbox, "pushpool", args.pushpool, f"http://127.0.0.1:{channels['aws']}", f"http://127.0.0.1:{channels['prefect']}/api")
     try:
         write_aws_config(run.home, args.accounts)

@@ -54,3 +54,20 @@ async fn a_plan_of_several_pools_keeps_at_most_n_requests_in_flight_per_endpoint
     let unbounded = peak_in_flight(&world, &world.aws).await;
     assert!(unbounded > 3 && unbounded <= 10, "the default bound is 10, saw {unbounded}");
 }
+
+#[tokio::test]
+async fn a_pools_file_reads_its_pools_and_their_records_in_one_filter_read_each() {
+    let (world, pools) = slow_fleet(4).await;
+    world.aws.page(0).await;
+    world.prefect.page(0).await;
+    world.run(&["plan", "--file", &pools]).ok();
+    let calls = world.prefect.calls().await;
+    let count = |method: &str, part: &str| calls.iter().filter(|c| c.method == method && c.path.contains(part)).count();
+    assert_eq!(count("GET", "/work_pools/"), 0, "no read per pool: {calls:?}");
+    assert_eq!(count("GET", "/variables/name/"), 0, "no record read per pool: {calls:?}");
+    // A page with every pool that exists, and an empty page that ends the read.
+    assert!((1..=2).contains(&count("POST", "/work_pools/filter")), "{calls:?}");
+    // The new blocks' type and its newest schema are read once, not once per pool.
+    assert_eq!(count("GET", "/block_types/slug/aws-credentials"), 4 + 1, "each pool's block by name, and the type once: {calls:?}");
+    assert!((1..=2).contains(&count("POST", "/block_schemas/filter")), "{calls:?}");
+}

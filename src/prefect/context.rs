@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::batch::Batch;
 use super::client::{BlockDocument, PrefectClient, WorkPool};
 use super::settings::PrefectSettings;
 use crate::engine::memo::Memo;
@@ -16,6 +17,8 @@ pub struct PrefectContext {
     blocks: Memo<(String, String), Result<Option<BlockDocument>>>,
     pools: Memo<String, Result<Option<WorkPool>>>,
     templates: Memo<(String, String), Result<Value>>,
+    block_types: Memo<String, Result<(String, String)>>,
+    batch: Option<Batch>,
 }
 
 impl PrefectContext {
@@ -27,7 +30,15 @@ impl PrefectContext {
             blocks: Memo::default(),
             pools: Memo::default(),
             templates: Memo::default(),
+            block_types: Memo::default(),
+            batch: None,
         })
+    }
+
+    /// This context, reading the pools and variables of `batch` in one call each (see
+    /// [`super::batch`]).
+    pub fn with_batch(self, batch: Option<Batch>) -> Self {
+        Self { batch, ..self }
     }
 
     /// The block document, read once per run (the access key and the block both need it).
@@ -38,7 +49,40 @@ impl PrefectContext {
 
     /// The work pool, read once per run (the command and the pool node both need it).
     pub async fn work_pool(&self, name: &str) -> Result<Option<WorkPool>> {
-        self.pools.get_or_init(&name.to_owned(), || self.client.work_pool(name)).await
+        self.pools
+            .get_or_init(&name.to_owned(), || async {
+                match &self.batch {
+                    Some(batch) => match batch.work_pool(&self.client, name).await {
+                        Some(found) => found,
+                        None => self.client.work_pool(name).await,
+                    },
+                    None => self.client.work_pool(name).await,
+                }
+            })
+            .await
+    }
+
+    /// The id of block type `slug` and of its newest schema, read once per run: every pool's
+    /// new block of that type needs them. `fix` says what to do when the type is missing.
+    pub async fn block_type_and_schema(&self, slug: &str, fix: &str) -> Result<(String, String)> {
+        self.block_types
+            .get_or_init(&slug.to_owned(), || async {
+                let type_id = self.client.block_type_id(slug, fix).await?;
+                let schema = self.client.newest_block_schema(&type_id).await?;
+                Ok((type_id, schema.id))
+            })
+            .await
+    }
+
+    /// Variable `name`'s value: from the run's batch when it holds it, else read.
+    pub async fn variable(&self, name: &str) -> Result<Option<Value>> {
+        if let Some(found) = match &self.batch {
+            Some(batch) => batch.variable(&self.client, name).await,
+            None => None,
+        } {
+            return found;
+        }
+        self.client.variable(name).await
     }
 
     /// The default base job template of `pool_type` (else of its worker type `fallback`),

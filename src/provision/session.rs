@@ -1,6 +1,7 @@
 //! What a run resolved before it plans: the Prefect API, each pool's type, blueprint, names and
 //! connected clouds, the one graph of them all, and the apply markers as the run read them.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::graph::{PoolPlan, build};
@@ -12,6 +13,7 @@ use crate::clouds::{self, CloudContext};
 use crate::document::{PlanDocument, PoolDoc, TargetDoc};
 use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, Result};
+use crate::prefect::batch::Batch;
 use crate::prefect::context::PrefectContext;
 use crate::prefect::lock::{ApplyLock, LEASE_SECONDS, Markers};
 use crate::prefect::pool_record::{self, PoolRecord};
@@ -37,7 +39,9 @@ impl Session {
     /// credentials; with several pools, the error names the pools whose clouds failed.
     pub async fn open(targets: Vec<Target>, provision_infra: bool) -> Result<Self> {
         check_names(&targets)?;
-        let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
+        let pools: BTreeSet<String> = targets.iter().map(|t| t.request.name.clone()).collect();
+        let records = pools.iter().map(|pool| pool_record::variable_name(pool)).collect();
+        let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?.with_batch(Batch::of(pools, records)));
         Self::open_with(prefect, targets, provision_infra).await
     }
 
