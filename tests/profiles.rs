@@ -161,6 +161,13 @@ async fn a_profile_that_does_not_exist_is_named_with_the_files_read_and_the_fix(
     command.env("AWS_CONFIG_FILE", &config);
     let run = fleet.world.run_command(&mut command);
     assert!(run.stderr.contains(&format!("is not defined in {} and ~/.aws/credentials", config.display())), "{}", run.stderr);
+    // A profile whose credentials cannot be had is named, with the AWS CLI's own check.
+    let config = std::fs::read_to_string(&config).unwrap() + "\n[profile broken]\ncredential_process = false\n";
+    std::fs::write(fleet.world.home.path().join(".aws/config"), config).unwrap();
+    let run = fleet.run(&["plan", &fleet.world.pool, "--type", "ecs:push", "--profile", "broken"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stderr.contains("error: AWS credentials of profile 'broken': "), "{}", run.stderr);
+    assert!(run.stderr.contains("aws sts get-caller-identity --profile broken"), "{}", run.stderr);
     let refused = fleet.run(&["plan", "m", "--type", "modal:push", "--profile", "team-a"]);
     assert!(refused.stderr.contains("--profile team-a: means nothing for modal:push pools"), "{}", refused.stderr);
 }

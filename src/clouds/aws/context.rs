@@ -14,6 +14,7 @@ use aws_sdk_sts::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
+use aws_sdk_sts::error::SdkError;
 
 use super::errors::aws_error;
 use super::region::check_region;
@@ -156,10 +157,18 @@ async fn open(region: Option<&str>, profile: Option<&str>) -> Result<Connection>
     let Some(provider) = config.credentials_provider() else {
         return Err(no_credentials("no credential provider is configured", profile));
     };
-    // The chain's own error says which sources it tried; STS's would only say it failed.
-    provider.provide_credentials().await.map_err(|e| no_credentials(&super::errors::causes(&e), profile))?;
+    // The chain's own error says which sources it tried; STS's would only say it failed. A
+    // profile's provider is asked by the STS call instead: asked here, a role_arn profile would
+    // assume its role twice (the clients' identity cache does not see this call).
+    if profile.is_none() {
+        provider.provide_credentials().await.map_err(|e| no_credentials(&super::errors::causes(&e), profile))?;
+    }
     let sts = aws_sdk_sts::Client::new(&config);
-    let identity = sts.get_caller_identity().send().await.map_err(|e| aws_error("AWS credentials", "sts:GetCallerIdentity", e))?;
+    let identity = sts.get_caller_identity().send().await.map_err(|e| match (profile, &e) {
+        // No answer from STS: the profile's credentials could not be had.
+        (Some(_), SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)) => no_credentials(&super::errors::causes(&e), profile),
+        _ => aws_error("AWS credentials", "sts:GetCallerIdentity", e),
+    })?;
     let account_id = identity.account().unwrap_or_default().to_owned();
     let ec2 = aws_sdk_ec2::Client::new(&config);
     Ok(Connection {
