@@ -19,6 +19,7 @@ and, across latencies, the sequential round trips: (time at the highest latency 
 """
 
 import argparse
+import collections
 import datetime
 import json
 import sys
@@ -142,6 +143,7 @@ def measure(run, sandbox, channels, argv):
             "assume_role": sum(1 for c in calls if c["service"] == "sts" and c["action"] == "AssumeRole"),
             "errors": sum(1 for c in calls if c["status"] >= 400),
             "peak_in_flight": peak_in_flight(calls),
+            "by_action": dict(collections.Counter(f"{c['service']} {c['action']}" for c in calls).most_common()),
         }
     if code != 0:
         result["output_tail"] = output[-3000:]
