@@ -15,7 +15,8 @@
 # /tmp/pushpool-bench-target, apart from target/ so that it never waits on another cargo).
 # The sandbox runs on its own ports and state dir, so that the tests' sandbox is left alone:
 # PUSHPOOL_BENCH_MOTO_PORT (16000), PUSHPOOL_BENCH_PREFECT_PORT (16200),
-# PUSHPOOL_BENCH_PROXY_PORT (16100), PUSHPOOL_BENCH_SANDBOX_DIR (/tmp/pushpool-bench-sandbox).
+# PUSHPOOL_BENCH_PROXY_PORT (16100), PUSHPOOL_BENCH_GCP_PORT (16300), PUSHPOOL_BENCH_AZURE_PORT (16400),
+# PUSHPOOL_BENCH_CLOUD_PORT (16500), PUSHPOOL_BENCH_SANDBOX_DIR (/tmp/pushpool-bench-sandbox).
 # It is stopped at the end, whatever happens.
 set -euo pipefail
 
@@ -53,6 +54,9 @@ fi
 export PUSHPOOL_MOTO_PORT="${PUSHPOOL_BENCH_MOTO_PORT:-16000}"
 export PUSHPOOL_PREFECT_PORT="${PUSHPOOL_BENCH_PREFECT_PORT:-16200}"
 export PUSHPOOL_PROXY_PORT="${PUSHPOOL_BENCH_PROXY_PORT:-16100}"
+export PUSHPOOL_GCP_PORT="${PUSHPOOL_BENCH_GCP_PORT:-16300}"
+export PUSHPOOL_AZURE_PORT="${PUSHPOOL_BENCH_AZURE_PORT:-16400}"
+export PUSHPOOL_CLOUD_PORT="${PUSHPOOL_BENCH_CLOUD_PORT:-16500}"
 export PUSHPOOL_SANDBOX_DIR="${PUSHPOOL_BENCH_SANDBOX_DIR:-/tmp/pushpool-bench-sandbox}"
 trap 'scripts/sandbox.sh down >/dev/null' EXIT
 scripts/sandbox.sh up

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Demo: build pushpool and provision an ECS, a Cloud Run, an ACI and a Modal (images from ECR) push work
-# pool, and a hybrid ECS pool whose worker runs as an ECS service, against the local sandbox (moto as AWS, the GCP and Azure fakes, a real Prefect server, a fake
-# docker and a fake modal client),
+# pool, a hybrid ECS pool whose worker runs as an ECS service, and an ECS push pool on Prefect Cloud (the
+# sandbox's Cloud-shaped front), against the local sandbox (moto as AWS, the GCP and Azure fakes, a real
+# Prefect server, a fake docker and a fake modal client),
 # then show the same commands as dry runs. Nothing leaves this machine. The sandbox keeps running
 # afterwards so you can look around.
 set -euo pipefail
@@ -124,6 +125,18 @@ call("POST", "/block_schemas/", {**fixture["block_schema"], "block_type_id": blo
 PY
 MODAL_TEMPLATE=tests/fixtures/prefect-cloud/modal-push.base-job-template.json
 
+# Prefect Cloud, where push pools run, is the sandbox's Cloud-shaped front (tests/sandbox/cloud_front.py)
+# before the same server: a workspace of its own, and a profile `cloud` as `prefect cloud login` leaves
+# one (the workspace's URL, an API key, PREFECT_CLOUD_API_URL). The key stays in the profile file.
+"$PUSHPOOL_SANDBOX_PYTHON" - "$PUSHPOOL_SANDBOX_CLOUD_URL" >>"$PREFECT_HOME/profiles.toml" <<'PY'
+import json, sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+request = urllib.request.Request(sys.argv[1] + "/_sandbox/workspaces", b"{}", {"Content-Type": "application/json"})
+workspace = json.load(opener.open(request))
+print(f'\n[profiles.cloud]\nPREFECT_API_URL = "{workspace["api_url"]}"\nPREFECT_API_KEY = "{workspace["keys"]["user"]}"')
+print(f'PREFECT_CLOUD_API_URL = "{workspace["cloud_api_url"]}"')
+PY
+
 set -x
 target/debug/pushpool work-pool create demo-ecs --type ecs:push --provision-infra --yes
 target/debug/pushpool work-pool create demo-ecs --type ecs:push --provision-infra --yes --dry-run
@@ -135,13 +148,16 @@ target/debug/pushpool work-pool create demo-modal --type modal:push --provision-
 target/debug/pushpool work-pool provision-infra demo-modal --dry-run
 target/debug/pushpool work-pool create demo-worker --type ecs --provision-infra --worker --yes
 target/debug/pushpool work-pool provision-infra demo-worker --dry-run
+PREFECT_PROFILE=cloud target/debug/pushpool work-pool create demo-cloud-ecs --type ecs:push --provision-infra --yes
+PREFECT_PROFILE=cloud target/debug/pushpool work-pool provision-infra demo-cloud-ecs --dry-run
 { set +x; } 2>/dev/null
 
 cat <<EOF
 
 Done. Look around:
-  Prefect UI:   ${PUSHPOOL_SANDBOX_PREFECT_URL%/api}  (Work Pools -> demo-ecs, demo-cloud-run, demo-aci, demo-modal, demo-worker)
-  Pool names:   demo-ecs, demo-cloud-run, demo-aci, demo-modal, demo-worker
+  Prefect UI:   ${PUSHPOOL_SANDBOX_PREFECT_URL%/api}  (Work Pools -> demo-ecs, demo-cloud-run, demo-aci, demo-modal, demo-worker, demo-cloud-ecs)
+  Pool names:   demo-ecs, demo-cloud-run, demo-aci, demo-modal, demo-worker, demo-cloud-ecs (on the Cloud-shaped
+                front: PREFECT_PROFILE=cloud in $PREFECT_HOME)
   Modal (fake): $FAKE_MODAL_STATE/secrets.json
   AWS (moto):   $PUSHPOOL_SANDBOX_MOTO_URL/moto-api/
   GCP (fake):   $PUSHPOOL_SANDBOX_GCP_URL/admin/projects/$GCP_PROJECT/state

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The local test sandbox: moto (fake AWS), a real Prefect server, the GCP fake (tests/sandbox/gcp_fake.py),
-# the Azure fake (tests/sandbox/azure_fake.py) and the counting proxy (tests/sandbox/proxy.py), all bound to 127.0.0.1.
+# the Azure fake (tests/sandbox/azure_fake.py), the counting proxy (tests/sandbox/proxy.py) and a Prefect-Cloud-shaped
+# front for the Prefect server (tests/sandbox/cloud_front.py), all bound to 127.0.0.1.
 # Usage: scripts/sandbox.sh up|down|env|status
 #
-#   up      install the Python packages once (cached venv), start the five servers, write <state>/env
+#   up      install the Python packages once (cached venv), start the six servers, write <state>/env
 #   down    stop them (idempotent)
 #   env     print the export lines tests source: eval "$(scripts/sandbox.sh env)"
 #   status  health of each server
 #
 # Overrides: PUSHPOOL_SANDBOX_CACHE (venv cache), PUSHPOOL_SANDBOX_DIR (state: pids, logs, env),
-# PUSHPOOL_MOTO_PORT, PUSHPOOL_PREFECT_PORT, PUSHPOOL_PROXY_PORT, PUSHPOOL_GCP_PORT, PUSHPOOL_AZURE_PORT;
+# PUSHPOOL_MOTO_PORT, PUSHPOOL_PREFECT_PORT, PUSHPOOL_PROXY_PORT, PUSHPOOL_GCP_PORT, PUSHPOOL_AZURE_PORT, PUSHPOOL_CLOUD_PORT;
 # PUSHPOOL_GCP_DISCOVERY_DIR (the GCP fake's discovery documents; default ../shared/specs/gcp, else the
 # google-api-python-client wheel's); PUSHPOOL_AZURE_SPECS_DIR (the Azure fake's examples and Graph schema;
 # default ../shared/specs/azure, else the copy in tests/sandbox/specs/azure).
@@ -24,10 +25,11 @@ PREFECT_PORT="${PUSHPOOL_PREFECT_PORT:-14200}"
 PROXY_PORT="${PUSHPOOL_PROXY_PORT:-15100}"
 GCP_PORT="${PUSHPOOL_GCP_PORT:-15300}"
 AZURE_PORT="${PUSHPOOL_AZURE_PORT:-15400}"
+CLOUD_PORT="${PUSHPOOL_CLOUD_PORT:-15500}"
 # The venv is keyed by the lock file's hash: changing a pin builds a new one, never mutates an old one.
 VENV="$CACHE/venv-$(sha256sum "$LOCK" | cut -c1-12)"
 PY="$VENV/bin/python"
-SERVICES=(moto prefect proxy gcp azure)
+SERVICES=(moto prefect proxy gcp azure cloud)
 
 # Nothing the servers run may leave this machine: send any outbound HTTP(S) to a dead local port.
 OFFLINE=(HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.1,localhost
@@ -43,6 +45,7 @@ url_of() { # the health URL of a service, and the text its body must contain
     proxy) echo "http://127.0.0.1:$PROXY_PORT/health ok" ;;
     gcp) echo "http://127.0.0.1:$GCP_PORT/health ok" ;;
     azure) echo "http://127.0.0.1:$AZURE_PORT/health ok" ;;
+    cloud) echo "http://127.0.0.1:$CLOUD_PORT/health ok" ;;
   esac
 }
 
@@ -144,6 +147,7 @@ export PUSHPOOL_SANDBOX_PREFECT_URL=http://127.0.0.1:$PREFECT_PORT/api
 export PUSHPOOL_SANDBOX_PROXY_URL=http://127.0.0.1:$PROXY_PORT
 export PUSHPOOL_SANDBOX_GCP_URL=http://127.0.0.1:$GCP_PORT
 export PUSHPOOL_SANDBOX_AZURE_URL=http://127.0.0.1:$AZURE_PORT
+export PUSHPOOL_SANDBOX_CLOUD_URL=http://127.0.0.1:$CLOUD_PORT
 export PUSHPOOL_SANDBOX_FAKE_BIN=$ROOT/tests/sandbox/bin
 EOF
 }
@@ -151,14 +155,14 @@ EOF
 up() {
   ensure_venv
   mkdir -p "$STATE"
-  if healthy moto && healthy prefect && healthy proxy && healthy gcp && healthy azure; then
+  if healthy moto && healthy prefect && healthy proxy && healthy gcp && healthy azure && healthy cloud; then
     echo "sandbox: already up and healthy, reusing it (scripts/sandbox.sh down to stop it)"
     write_env
     return
   fi
   stop_all # leftovers of a half-started or crashed sandbox
-  for port in "$MOTO_PORT" "$PREFECT_PORT" "$PROXY_PORT" "$GCP_PORT" "$AZURE_PORT"; do
-    port_free "$port" || die "port $port on 127.0.0.1 is taken by another program; stop it or set PUSHPOOL_{MOTO,PREFECT,PROXY,GCP,AZURE}_PORT"
+  for port in "$MOTO_PORT" "$PREFECT_PORT" "$PROXY_PORT" "$GCP_PORT" "$AZURE_PORT" "$CLOUD_PORT"; do
+    port_free "$port" || die "port $port on 127.0.0.1 is taken by another program; stop it or set PUSHPOOL_{MOTO,PREFECT,PROXY,GCP,AZURE,CLOUD}_PORT"
   done
 
   # moto loads the AWS managed policies only when asked: the execution role attaches one.
@@ -186,9 +190,14 @@ up() {
   # The Azure fake: the same (ARM, Graph, the token endpoint and ACR's token exchange on one port).
   start azure env "${OFFLINE[@]}" "$PY" "$ROOT/tests/sandbox/azure_fake.py" "$AZURE_PORT"
 
+  # The Prefect-Cloud-shaped front: workspace URLs, API keys, Cloud's work pool types and rate limits,
+  # in front of the Prefect server above (what it models and what not: its header).
+  start cloud env "${OFFLINE[@]}" "$PY" "$ROOT/tests/sandbox/cloud_front.py" "$CLOUD_PORT" \
+    "http://127.0.0.1:$PREFECT_PORT/api" "$ROOT/tests/fixtures/prefect-cloud"
+
   for s in "${SERVICES[@]}"; do wait_healthy "$s"; done
   write_env
-  echo "sandbox: up (moto :$MOTO_PORT, prefect :$PREFECT_PORT, proxy :$PROXY_PORT, gcp :$GCP_PORT, azure :$AZURE_PORT); env in $STATE/env"
+  echo "sandbox: up (moto :$MOTO_PORT, prefect :$PREFECT_PORT, proxy :$PROXY_PORT, gcp :$GCP_PORT, azure :$AZURE_PORT, cloud :$CLOUD_PORT); env in $STATE/env"
 }
 
 status() {

@@ -28,14 +28,14 @@ pub struct Service {
     /// How errors name the API when it cannot be reached, e.g. "Prefect API at <url>".
     pub name: String,
     /// The fix shown when the API refuses the credentials (401).
-    pub unauthorized_fix: &'static str,
+    pub unauthorized_fix: String,
     /// The fix shown when the API refuses the permission (403).
-    pub forbidden_fix: &'static str,
+    pub forbidden_fix: String,
     /// The fix shown when the API does not answer.
-    pub unreachable_fix: &'static str,
+    pub unreachable_fix: String,
     /// The fix shown when a success is not JSON (a web page, a proxy's login form): the URL
     /// points at something other than the API.
-    pub not_json_fix: &'static str,
+    pub not_json_fix: String,
 }
 
 /// What a request got back, beside errors.
@@ -154,8 +154,8 @@ impl JsonApi {
     pub fn refused(&self, method: &Method, path: &str, answer: &Answer, what: &str) -> Error {
         let error = Error::remote(what, format!("{method} {path} was refused ({}): {}", answer.status, answer.detail()));
         match answer.status {
-            StatusCode::UNAUTHORIZED => error.fix(self.service.unauthorized_fix),
-            StatusCode::FORBIDDEN => error.fix(self.service.forbidden_fix),
+            StatusCode::UNAUTHORIZED => error.fix(&self.service.unauthorized_fix),
+            StatusCode::FORBIDDEN => error.fix(&self.service.forbidden_fix),
             _ => error,
         }
     }
@@ -168,7 +168,7 @@ impl JsonApi {
             true => "HTML".to_owned(),
             false => format!("a body of {content}"),
         };
-        Error::remote(what, format!("{method} {path}: {} answered {shown}, not JSON", self.service.name)).fix(self.service.not_json_fix)
+        Error::remote(what, format!("{method} {path}: {} answered {shown}, not JSON", self.service.name)).fix(&self.service.not_json_fix)
     }
 
     /// Sends a request and returns whatever the server answered, for clients whose APIs say
@@ -227,7 +227,7 @@ impl JsonApi {
             cause = format!("{cause}: {inner}");
             source = inner.source();
         }
-        Error::remote(&self.service.name, format!("unreachable: {cause}")).fix(self.service.unreachable_fix)
+        Error::remote(&self.service.name, format!("unreachable: {cause}")).fix(&self.service.unreachable_fix)
     }
 }
 
@@ -312,10 +312,10 @@ mod tests {
             base_url,
             token: Some(Secret::new("token")),
             name: "Test API".to_owned(),
-            unauthorized_fix: "check the token",
-            forbidden_fix: "check the role",
-            unreachable_fix: "start the server",
-            not_json_fix: "point the client at the API",
+            unauthorized_fix: "check the token".into(),
+            forbidden_fix: "check the role".into(),
+            unreachable_fix: "start the server".into(),
+            not_json_fix: "point the client at the API".into(),
         };
         JsonApi::new(service).unwrap()
     }

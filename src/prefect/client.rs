@@ -79,24 +79,51 @@ pub struct PrefectClient {
     api: JsonApi,
     /// The API URL as shown: its user-info redacted ([`redact_urls`]).
     shown_url: String,
+    /// The API as a plan header names it (see [`PrefectClient::described`]).
+    shown: String,
     /// Whether the API is Prefect Cloud's, which serves some things elsewhere.
     cloud: bool,
 }
 
 impl PrefectClient {
-    /// A client for the API in `settings`.
+    /// A client for the API in `settings`. On Prefect Cloud, a refused key or workspace gets
+    /// Cloud's fixes (`prefect cloud login`, `prefect cloud workspace set`), naming the
+    /// workspace's URL; on a self-hosted server, the server's.
     pub fn new(settings: &PrefectSettings) -> Result<Self> {
         let shown_url = redact_urls(&settings.api_url).into_owned();
+        let (unauthorized_fix, forbidden_fix) = match &settings.cloud {
+            Some(cloud) => (
+                format!("Prefect Cloud did not accept PREFECT_API_KEY for {shown_url} (a wrong, expired or revoked key): run `prefect cloud login`, or set PREFECT_API_KEY to a valid user key (pnu_...) or service account key (pnb_...)"),
+                format!(
+                    "the key may not use workspace {} of account {} ({shown_url}): run `prefect cloud workspace set` to choose one it may, or use the key of a member of that workspace with permission to write work pools, blocks and variables",
+                    cloud.workspace, cloud.account
+                ),
+            ),
+            None => (
+                "check PREFECT_API_KEY (or run `prefect cloud login`)".to_owned(),
+                "check that PREFECT_API_KEY may write to this workspace, and that the name does not start with 'prefect'".to_owned(),
+            ),
+        };
         let service = Service {
             base_url: settings.api_url.clone(),
             token: settings.api_key.clone(),
             name: format!("Prefect API at {shown_url}"),
-            unauthorized_fix: "check PREFECT_API_KEY (or run `prefect cloud login`)",
-            forbidden_fix: "check that PREFECT_API_KEY may write to this workspace, and that the name does not start with 'prefect'",
-            unreachable_fix: "start the server (`prefect server start`) or set PREFECT_API_URL / the active profile to a reachable API",
-            not_json_fix: "is PREFECT_API_URL the API? Prefect's API URL ends in /api (http://127.0.0.1:4200/api for a local server; `prefect cloud login` sets Prefect Cloud's)",
+            unauthorized_fix,
+            forbidden_fix,
+            unreachable_fix: "start the server (`prefect server start`) or set PREFECT_API_URL / the active profile to a reachable API".into(),
+            not_json_fix: "is PREFECT_API_URL the API? Prefect's API URL ends in /api (http://127.0.0.1:4200/api for a local server; `prefect cloud login` sets Prefect Cloud's)".into(),
         };
-        Ok(Self { api: JsonApi::new(service)?, shown_url, cloud: settings.is_cloud() })
+        let shown = match &settings.cloud {
+            Some(cloud) => format!("Prefect Cloud, account {}, workspace {} ({shown_url})", cloud.account, cloud.workspace),
+            None => shown_url.clone(),
+        };
+        Ok(Self { api: JsonApi::new(service)?, shown_url, shown, cloud: settings.is_cloud() })
+    }
+
+    /// Where the API is, for plan headers: the URL on a self-hosted server; "Prefect Cloud,
+    /// account …, workspace …" and the URL on Prefect Cloud.
+    pub fn described(&self) -> &str {
+        &self.shown
     }
 
     /// The API URL for messages, plan headers and plan files: its credentials redacted.
@@ -138,28 +165,36 @@ impl PrefectClient {
         self.api.send(Method::PATCH, &path, Some(body), &format!("work pool '{name}'")).await.map(drop)
     }
 
-    /// The default base job template of `pool_type`, else of its worker type `fallback` (the
-    /// hybrid twin a push type shares its template with), as Prefect's own CLI finds them:
-    /// Prefect Cloud serves every type, push types included, at `collections/work_pool_types`; a
-    /// self-hosted server has the workers' templates in its collections view.
+    /// The default base job template of `pool_type`, as Prefect's own CLI finds it: Prefect
+    /// Cloud serves every type, push types included, at `collections/work_pool_types`; a
+    /// self-hosted server has only the workers' templates in its collections view, so a push
+    /// type there takes that of its worker type `fallback` (the hybrid twin it shares it with).
+    /// On Cloud a type it does not list is an error, never the twin's template.
     pub async fn default_base_job_template(&self, pool_type: &str, fallback: &str) -> Result<Value> {
         let (path, what) = match self.cloud {
             true => ("/collections/work_pool_types", "Prefect Cloud's work pool types"),
             false => ("/collections/views/aggregate-worker-metadata", "Prefect worker metadata"),
         };
         let view = self.api.send(Method::GET, path, None, what).await?;
-        template_in(&view, pool_type).or_else(|| template_in(&view, fallback)).ok_or_else(|| {
+        let found = template_in(&view, pool_type).or_else(|| if self.cloud { None } else { template_in(&view, fallback) });
+        found.ok_or_else(|| {
             Error::remote(format!("work pool type '{pool_type}'"), format!("{what} at {} have no default base job template for it", self.shown_url))
                 .fix(format!("pass one with --base-job-template FILE (Prefect Cloud gives it: `prefect work-pool get-default-base-job-template --type {pool_type}`), or create the pool in Prefect Cloud and run `pushpool work-pool provision-infra`"))
         })
     }
 
     /// The id of the block type `slug`, or an error naming the server and giving `fix`
-    /// (which package registers the type, or that only Prefect Cloud has it).
+    /// (which package registers the type, or that only Prefect Cloud has it); on Prefect Cloud,
+    /// which has them all, an error that says so.
     pub async fn block_type_id(&self, slug: &str, fix: &str) -> Result<String> {
         let what = format!("block type '{slug}'");
         let found: Option<BlockType> = self.api.get_optional(&format!("/block_types/slug/{}", encode(slug)), &what).await?;
-        found.map(|t| t.id).ok_or_else(|| Error::usage(what, format!("is not registered on the Prefect server at {}; nothing was written", self.shown_url)).fix(fix))
+        found.map(|t| t.id).ok_or_else(|| match self.cloud {
+            // Cloud has every block type a push pool needs: the fix for a server does not apply.
+            true => Error::usage(what, format!("is not registered in the Prefect Cloud workspace at {}; nothing was written", self.shown_url))
+                .fix("Prefect Cloud registers it in its workspaces: check that PREFECT_API_URL names the workspace you meant, or register it with `prefect block register -m <the package that defines it>`"),
+            false => Error::usage(what, format!("is not registered on the Prefect server at {}; nothing was written", self.shown_url)).fix(fix),
+        })
     }
 
     /// The newest schema of a block type, by version, not the first one the server lists:

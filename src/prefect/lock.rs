@@ -351,6 +351,7 @@ mod tests {
             api_url: "http://127.0.0.1:4200/api".into(),
             api_key: None,
             profile: ProfileFile { path: PathBuf::from(path), active: "default".into() },
+            cloud: None,
         };
         assert_eq!(lock_dir(&settings("/home/me/.prefect/profiles.toml")), Path::new("/home/me/.prefect/pushpool/applies"));
         assert_eq!(lock_dir(&settings("profiles.toml")), Path::new("./pushpool/applies"));

@@ -1,6 +1,7 @@
 //! Where the Prefect API is and which key to use, resolved as Prefect resolves them:
-//! environment first (`PREFECT_API_URL`, `PREFECT_API_KEY`), then the active profile of
-//! `$PREFECT_HOME/profiles.toml` (`PREFECT_PROFILE` picks it, else the file's `active`).
+//! environment first (`PREFECT_API_URL`, `PREFECT_API_KEY`, `PREFECT_CLOUD_API_URL`), then the
+//! active profile of `$PREFECT_HOME/profiles.toml` (`PREFECT_PROFILE` picks it, else the file's
+//! `active`). Whether the API is Prefect Cloud's is decided here, once, as Prefect decides it.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,10 @@ pub struct ProfileFile {
     pub active: String,
 }
 
+/// Prefect Cloud's API when `PREFECT_CLOUD_API_URL` does not say otherwise (Prefect's
+/// `CloudSettings.api_url` default).
+pub const DEFAULT_CLOUD_API_URL: &str = "https://api.prefect.cloud/api";
+
 /// The Prefect API to talk to.
 #[derive(Debug, Clone)]
 pub struct PrefectSettings {
@@ -29,12 +34,23 @@ pub struct PrefectSettings {
     pub api_key: Option<Secret>,
     /// The profile file, for the Docker build namespace.
     pub profile: ProfileFile,
+    /// The Prefect Cloud workspace the API URL names; None for a self-hosted server.
+    pub cloud: Option<CloudWorkspace>,
+}
+
+/// A Prefect Cloud workspace, as its API URL names it: `<cloud>/accounts/<id>/workspaces/<id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudWorkspace {
+    /// The account's id.
+    pub account: String,
+    /// The workspace's id.
+    pub workspace: String,
 }
 
 impl PrefectSettings {
     /// True for a Prefect Cloud workspace, where push pools run.
     pub fn is_cloud(&self) -> bool {
-        self.api_url.contains("api.prefect.cloud")
+        self.cloud.is_some()
     }
 }
 
@@ -111,12 +127,42 @@ pub fn discover(env: &dyn Env) -> Result<PrefectSettings> {
     if let Some(key) = &api_key {
         check_header_value(&source("PREFECT_API_KEY"), key)?;
     }
-    let api_key = api_key.map(Secret::new);
-    Ok(PrefectSettings {
-        api_url: api_url.trim_end_matches('/').to_owned(),
-        api_key,
-        profile: ProfileFile { path, active },
-    })
+    // An empty setting is no Cloud at all, as in Prefect (`cloud_api_url and url.startswith(…)`).
+    let cloud_api_url = env.var("PREFECT_CLOUD_API_URL").or_else(|| from_profile("PREFECT_CLOUD_API_URL"));
+    let cloud_api_url = cloud_api_url.as_deref().unwrap_or(DEFAULT_CLOUD_API_URL).trim_end_matches('/');
+    let api_url = api_url.trim_end_matches('/').to_owned();
+    let cloud = cloud_workspace(&source("PREFECT_API_URL"), &api_url, cloud_api_url)?;
+    if cloud.is_some() && api_key.is_none() {
+        return Err(Error::usage("PREFECT_API_KEY", format!("not set, and Prefect Cloud ({}) needs an API key", redact_urls(&api_url)))
+            .fix("run `prefect cloud login`, or set PREFECT_API_KEY to a user's key (pnu_...) or a service account's (pnb_...)"));
+    }
+    Ok(PrefectSettings { api_url, api_key: api_key.map(Secret::new), profile: ProfileFile { path, active }, cloud })
+}
+
+/// The Prefect Cloud workspace `api_url` names, decided as Prefect decides "this is Prefect
+/// Cloud": the API URL starts with `PREFECT_CLOUD_API_URL` (`cloud_api_url`). A Cloud URL that
+/// names no workspace (an account's URL, Cloud's own) is refused: work pools live in a
+/// workspace, and every call would fail with a less helpful answer.
+fn cloud_workspace(source: &str, api_url: &str, cloud_api_url: &str) -> Result<Option<CloudWorkspace>> {
+    let Some(rest) = api_url.strip_prefix(cloud_api_url).filter(|_| !cloud_api_url.is_empty()) else { return Ok(None) };
+    let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+    // Prefect's own pattern: `accounts/(.{36})/workspaces/(.{36})`.
+    let id = |part: &str| part.len() == 36 && part.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    match parts.as_slice() {
+        ["accounts", account, "workspaces", workspace] if id(account) && id(workspace) => {
+            Ok(Some(CloudWorkspace { account: (*account).to_owned(), workspace: (*workspace).to_owned() }))
+        }
+        _ => {
+            let shown = redact_urls(api_url);
+            let cause = match parts.as_slice() {
+                ["accounts", _] | ["accounts", _, "workspaces"] => format!("'{shown}' is a Prefect Cloud account's URL without a workspace; work pools live in a workspace"),
+                _ => format!("'{shown}' is under Prefect Cloud's API ({cloud_api_url}) but names no workspace (…/accounts/<account id>/workspaces/<workspace id>)"),
+            };
+            Err(Error::usage(source, cause).fix(
+                "run `prefect cloud workspace set` to choose a workspace (it sets PREFECT_API_URL to …/accounts/<account id>/workspaces/<workspace id>), or set PREFECT_API_URL to that URL",
+            ))
+        }
+    }
 }
 
 /// Checks that the Prefect API URL from `source` is an http(s) URL with a host, so that a
@@ -210,6 +256,47 @@ mod tests {
         let dir = home_with("active = \"dev\"\n[profiles.dev]\nPREFECT_API_URL = \"http://profile/api\"\nPREFECT_API_KEY = \"pk\\r\"\n");
         let error = discover(&env(&[("PREFECT_HOME", &dir.path().display().to_string())])).unwrap_err();
         assert!(error.what.starts_with("PREFECT_API_KEY of profile 'dev' in "), "{error}");
+    }
+
+    const ACCOUNT: &str = "0f3a9d2e-1b4c-4d5e-8f60-718293a4b5c6";
+    const WORKSPACE: &str = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f2a3b4c5d";
+
+    #[test]
+    fn prefect_cloud_is_an_api_url_under_the_cloud_api_url_from_the_environment_or_the_profile() {
+        let env = |vars: &[(&'static str, &str)]| MapEnv(vars.iter().map(|(k, v)| (*k, v.to_string())).collect());
+        let workspace = CloudWorkspace { account: ACCOUNT.into(), workspace: WORKSPACE.into() };
+        let cloud = format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces/{WORKSPACE}");
+        let settings = discover(&env(&[("PREFECT_API_URL", &cloud), ("PREFECT_API_KEY", "pnu_k")])).unwrap();
+        assert_eq!(settings.cloud.as_ref(), Some(&workspace), "the default PREFECT_CLOUD_API_URL");
+
+        let front = format!("http://127.0.0.1:15500/api/accounts/{ACCOUNT}/workspaces/{WORKSPACE}/");
+        let settings = discover(&env(&[("PREFECT_API_URL", &front), ("PREFECT_API_KEY", "pnb_k"), ("PREFECT_CLOUD_API_URL", "http://127.0.0.1:15500/api/")])).unwrap();
+        assert_eq!(settings.cloud.as_ref(), Some(&workspace), "a Cloud at another address, as PREFECT_CLOUD_API_URL says");
+        assert!(!discover(&env(&[("PREFECT_API_URL", &front), ("PREFECT_API_KEY", "k")])).unwrap().is_cloud(), "not under the default");
+
+        let dir = home_with(&format!("active = \"c\"\n[profiles.c]\nPREFECT_API_URL = \"{front}\"\nPREFECT_API_KEY = \"pnu_k\"\nPREFECT_CLOUD_API_URL = \"http://127.0.0.1:15500/api\"\n"));
+        assert!(discover(&env(&[("PREFECT_HOME", &dir.path().display().to_string())])).unwrap().is_cloud(), "the profile's PREFECT_CLOUD_API_URL");
+
+        for url in ["http://127.0.0.1:4200/api", "https://prefect.example.com/api/accounts/a/workspaces/w"] {
+            assert!(!discover(&env(&[("PREFECT_API_URL", url)])).unwrap().is_cloud(), "{url}");
+        }
+        let dir = home_with(&format!("active = \"c\"\n[profiles.c]\nPREFECT_API_URL = \"{front}\"\nPREFECT_CLOUD_API_URL = \"\"\n"));
+        assert!(!discover(&env(&[("PREFECT_HOME", &dir.path().display().to_string())])).unwrap().is_cloud(), "an empty setting is no Cloud");
+    }
+
+    #[test]
+    fn a_cloud_url_without_a_workspace_and_cloud_without_a_key_are_refused_before_any_call() {
+        let env = |vars: &[(&'static str, &str)]| MapEnv(vars.iter().map(|(k, v)| (*k, v.to_string())).collect());
+        for url in [format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}"), format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces"), "https://api.prefect.cloud/api".to_owned(), format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces/{WORKSPACE}/work_pools")] {
+            let error = discover(&env(&[("PREFECT_API_URL", &url), ("PREFECT_API_KEY", "pnu_k")])).unwrap_err();
+            assert_eq!(error.what, "PREFECT_API_URL", "{url}");
+            assert!(error.cause.contains(&url) && error.cause.contains("workspace"), "{error}");
+            assert!(error.fix.as_deref().unwrap().contains("prefect cloud workspace set"), "{error}");
+        }
+        let url = format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces/{WORKSPACE}");
+        let error = discover(&env(&[("PREFECT_API_URL", &url)])).unwrap_err();
+        assert_eq!(error.what, "PREFECT_API_KEY");
+        assert!(error.fix.as_deref().unwrap().contains("prefect cloud login"), "{error}");
     }
 
     #[test]

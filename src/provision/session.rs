@@ -132,7 +132,7 @@ impl Session {
         };
         PlanHeader {
             pools: self.pools.iter().map(|p| (p.request.name.clone(), p.request.pool_type.clone())).collect(),
-            prefect: self.prefect.client.api_url().to_owned(),
+            prefect: self.prefect.client.described().to_owned(),
             targets: self.target_docs().iter().map(described).collect(),
         }
     }

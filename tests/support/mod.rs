@@ -26,6 +26,8 @@ pub struct Sandbox {
     pub proxy: String,
     pub python: String,
     pub fake_bin: String,
+    /// The Prefect-Cloud-shaped front (tests/sandbox/cloud_front.py), e.g. http://127.0.0.1:15500.
+    pub cloud: String,
 }
 
 impl Sandbox {
@@ -42,6 +44,7 @@ impl Sandbox {
             proxy: var("PUSHPOOL_SANDBOX_PROXY_URL"),
             python: var("PUSHPOOL_SANDBOX_PYTHON"),
             fake_bin: var("PUSHPOOL_SANDBOX_FAKE_BIN"),
+            cloud: var("PUSHPOOL_SANDBOX_CLOUD_URL"),
         }
     }
 }
@@ -207,6 +210,45 @@ pub async fn hold_group_after(sandbox: &Sandbox, group: &str, writes: usize) {
     assert!(response.status().is_success());
 }
 
+/// A workspace of the sandbox's Prefect-Cloud-shaped front (tests/sandbox/cloud_front.py) in an
+/// account of its own: its ids, the user key (`pnu_`) and service-account key (`pnb_`) that may
+/// use it, and a second workspace of the account that neither key may use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CloudWorkspace {
+    /// The front's `PREFECT_CLOUD_API_URL`, reached directly (not through a channel).
+    pub cloud_api_url: String,
+    pub account_id: String,
+    pub workspace_id: String,
+    pub hidden_workspace_id: String,
+    pub keys: CloudKeys,
+}
+
+/// The API keys of a [`CloudWorkspace`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct CloudKeys {
+    pub user: String,
+    pub bot: String,
+}
+
+impl CloudWorkspace {
+    /// A new account and workspace on the front; with `rate_limit` = (requests, seconds), the
+    /// account answers 429 with Retry-After beyond that many requests per window.
+    pub async fn new(sandbox: &Sandbox, rate_limit: Option<(u32, u32)>) -> Self {
+        let body = match rate_limit {
+            Some((requests, seconds)) => json!({"rate_limit": {"requests": requests, "seconds": seconds}}),
+            None => json!({}),
+        };
+        let response = http().post(format!("{}/_sandbox/workspaces", sandbox.cloud)).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "the Cloud-shaped front made no workspace: {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    /// The API URL of `workspace` (this one's or the hidden one's) under the Cloud API `cloud`.
+    pub fn workspace_url(&self, cloud: &str, workspace: &str) -> String {
+        format!("{cloud}/accounts/{}/workspaces/{workspace}", self.account_id)
+    }
+}
+
 /// Credentials of one moto account.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -227,6 +269,8 @@ pub struct World {
     pub region: String,
     /// The moto server this world's account lives on.
     pub moto: String,
+    /// The Prefect Cloud workspace this world's Prefect profile names, after [`World::on_cloud`].
+    pub cloud: Option<CloudWorkspace>,
 }
 
 impl World {
@@ -245,12 +289,40 @@ impl World {
         let prefect = Channel::open(&sandbox, &sandbox.prefect).await;
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(home.path().join(".prefect")).unwrap();
+        let world = Self { sandbox, account, aws, prefect, home, pool: unique(prefix), region: "us-east-1".into(), moto, cloud: None };
+        world.write_profile(&format!("PREFECT_API_URL = \"{}/api\"", world.prefect.url()));
+        world
+    }
+
+    /// This world on Prefect Cloud: a new workspace of the sandbox's Cloud-shaped front (see
+    /// [`CloudWorkspace::new`]), its Prefect channel now in front of the front, and its profile
+    /// naming, through that channel, the workspace's URL, the user key and
+    /// `PREFECT_CLOUD_API_URL`, as `prefect cloud login` leaves a profile.
+    pub async fn on_cloud(mut self, rate_limit: Option<(u32, u32)>) -> Self {
+        let cloud = CloudWorkspace::new(&self.sandbox, rate_limit).await;
+        self.prefect = Channel::open(&self.sandbox, &self.sandbox.cloud).await;
+        let api = format!("{}/api", self.prefect.url());
+        self.write_profile(&format!(
+            "PREFECT_API_URL = \"{}\"\nPREFECT_API_KEY = \"{}\"\nPREFECT_CLOUD_API_URL = \"{api}\"",
+            cloud.workspace_url(&api, &cloud.workspace_id),
+            cloud.keys.user
+        ));
+        self.cloud = Some(cloud);
+        self
+    }
+
+    /// `PREFECT_CLOUD_API_URL` as this world's profile names it (through its channel).
+    pub fn cloud_api_url(&self) -> String {
+        format!("{}/api", self.prefect.url())
+    }
+
+    /// Writes the Prefect profile file: the active profile `sandbox` with `settings` (TOML lines),
+    /// and another profile that must be left alone.
+    fn write_profile(&self, settings: &str) {
         let profiles = format!(
-            "# a comment that must survive\nactive = \"sandbox\"\n\n[profiles.sandbox]\nPREFECT_API_URL = \"{}/api\"\nPREFECT_LOGGING_LEVEL = \"INFO\"\n\n[profiles.other]\nPREFECT_API_URL = \"http://127.0.0.1:9/api\"\n",
-            prefect.url()
+            "# a comment that must survive\nactive = \"sandbox\"\n\n[profiles.sandbox]\n{settings}\nPREFECT_LOGGING_LEVEL = \"INFO\"\n\n[profiles.other]\nPREFECT_API_URL = \"http://127.0.0.1:9/api\"\n"
         );
-        std::fs::write(home.path().join(".prefect/profiles.toml"), profiles).unwrap();
-        Self { sandbox, account, aws, prefect, home, pool: unique(prefix), region: "us-east-1".into(), moto }
+        std::fs::write(self.profiles_path(), profiles).unwrap();
     }
 
     pub fn profiles_path(&self) -> PathBuf {
@@ -323,6 +395,7 @@ impl World {
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets = vec![self.account.secret_key.clone(), format!("{}-auth-token", self.account.id)];
         secrets.extend(self.account.session_token.clone());
+        secrets.extend(self.cloud.iter().flat_map(|c| [c.keys.user.clone(), c.keys.bot.clone()]));
         for data in self.block_data_with_secrets("aws-credentials") {
             secrets.extend(data["aws_secret_access_key"].as_str().map(str::to_owned));
         }
@@ -350,11 +423,17 @@ impl World {
         self.assert_none_leaked(run, &self.secrets());
     }
 
-    /// Asserts that none of `secrets` is in `run`'s output or in a file under the world's home.
+    /// Asserts that none of `secrets` is in `run`'s output or in a file under the world's home;
+    /// but the Prefect API key of a world on Cloud, which its profile holds as `prefect cloud
+    /// login` left it, once, in that one line.
     pub fn assert_none_leaked(&self, run: &Run, secrets: &[String]) {
         run.assert_no_secret(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
+        let own_key = self.cloud.as_ref().map(|c| format!("PREFECT_API_KEY = \"{}\"\n", c.keys.user));
         for file in files_under(self.home.path()) {
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+            if let Some(line) = own_key.as_deref().filter(|_| file == self.profiles_path()) {
+                text = text.replacen(line, "", 1);
+            }
             for secret in secrets {
                 assert!(!text.contains(secret.as_str()), "a secret leaked into {}", file.display());
             }
@@ -498,13 +577,22 @@ impl World {
         assert!(output.status.success(), "the plan does not match its schema: {}", String::from_utf8_lossy(&output.stderr));
     }
 
-    /// Runs Python from the sandbox's virtualenv (Prefect's own client) against the server.
+    /// Runs Python from the sandbox's virtualenv (Prefect's own client) against the server, or,
+    /// for a world [on Prefect Cloud](World::on_cloud), against its workspace on the Cloud-shaped
+    /// front, directly, with the user key: Prefect's client then works in its Cloud mode.
     pub fn python(&self, script: &str, args: &[&str]) -> Output {
-        Command::new(&self.sandbox.python)
+        let mut command = Command::new(&self.sandbox.python);
+        match &self.cloud {
+            Some(cloud) => command
+                .env("PREFECT_API_URL", cloud.workspace_url(&cloud.cloud_api_url, &cloud.workspace_id))
+                .env("PREFECT_API_KEY", &cloud.keys.user)
+                .env("PREFECT_CLOUD_API_URL", &cloud.cloud_api_url),
+            None => command.env("PREFECT_API_URL", &self.sandbox.prefect),
+        };
+        command
             .arg("-c")
             .arg(script)
             .args(args)
-            .env("PREFECT_API_URL", &self.sandbox.prefect)
             .env("PREFECT_HOME", self.home.path().join("python-prefect-home"))
             .env("HTTPS_PROXY", "http://127.0.0.1:9")
             .env("HTTP_PROXY", "http://127.0.0.1:9")

@@ -51,10 +51,10 @@ impl Api {
             name: format!("{name} at {base_url}"),
             base_url,
             token: Some(token),
-            unauthorized_fix: "the token was refused: run `az login` again (or check AZURE_CLIENT_SECRET), then run again",
-            forbidden_fix: "grant the caller the roles of policies/azure/operator-apply.json on the subscription (and Application Administrator in Entra ID), then run again",
-            unreachable_fix: "check the network, or the Azure CLI's active cloud (`az cloud show`), then run again",
-            not_json_fix: "check the Azure CLI's active cloud (`az cloud show`): its endpoints must be Azure's APIs",
+            unauthorized_fix: "the token was refused: run `az login` again (or check AZURE_CLIENT_SECRET), then run again".into(),
+            forbidden_fix: "grant the caller the roles of policies/azure/operator-apply.json on the subscription (and Application Administrator in Entra ID), then run again".into(),
+            unreachable_fix: "check the network, or the Azure CLI's active cloud (`az cloud show`), then run again".into(),
+            not_json_fix: "check the Azure CLI's active cloud (`az cloud show`): its endpoints must be Azure's APIs".into(),
         };
         Ok(Self { json: JsonApi::new(service)?, created: None })
     }

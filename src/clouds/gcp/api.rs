@@ -84,10 +84,10 @@ impl Api {
             name: format!("Google Cloud {} API at {base_url}", api.name),
             base_url,
             token: Some(token.clone()),
-            unauthorized_fix: "the token was refused: run `gcloud auth application-default login` again (or check GOOGLE_APPLICATION_CREDENTIALS), then run again",
-            forbidden_fix: "grant the caller the permissions of policies/gcp/operator-apply.json on the project (a plan needs operator-plan.json), then run again",
-            unreachable_fix: "check the network, or the CLOUDSDK_API_ENDPOINT_OVERRIDES_* variables, then run again",
-            not_json_fix: "check the CLOUDSDK_API_ENDPOINT_OVERRIDES_* variables: they must name the API's root URL",
+            unauthorized_fix: "the token was refused: run `gcloud auth application-default login` again (or check GOOGLE_APPLICATION_CREDENTIALS), then run again".into(),
+            forbidden_fix: "grant the caller the permissions of policies/gcp/operator-apply.json on the project (a plan needs operator-plan.json), then run again".into(),
+            unreachable_fix: "check the network, or the CLOUDSDK_API_ENDPOINT_OVERRIDES_* variables, then run again".into(),
+            not_json_fix: "check the CLOUDSDK_API_ENDPOINT_OVERRIDES_* variables: they must name the API's root URL".into(),
         };
         Ok(Self { json: JsonApi::new(service)? })
     }
