@@ -33,7 +33,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --pushpool=*) pushpool=${args[i]#--pushpool=} ;;
     --scenarios) scenarios=${args[i + 1]:-} ;;
     --scenarios=*) scenarios=${args[i]#--scenarios=} ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   esac
 done
 
