@@ -63,13 +63,13 @@ pub struct AwsContext {
     pub(super) zones: Arc<Memo<(), Result<Vec<String>>>>,
 }
 
-/// What connecting for one region and profile asked for resolved: the SDK's configuration,
-/// the region and account, the clients and the reads they share. Every pool of a run that
+/// What connecting for one region and profile asked for resolved: the endpoint, the region
+/// and account, the clients and the reads they share. Every pool of a run that
 /// asks the same shares one, so that a pools file of a hundred pools in ten accounts checks
 /// each account's credentials once, not a hundred times, and reads each region's VPCs once.
 #[derive(Clone)]
 struct Connection {
-    config: aws_config::SdkConfig,
+    endpoint_url: Option<String>,
     region: String,
     account_id: String,
     iam: aws_sdk_iam::Client,
@@ -108,7 +108,7 @@ impl AwsContext {
             secrets: connection.secrets,
             logs: connection.logs,
             once: connection.once,
-            endpoint_url: connection.config.endpoint_url().map(str::to_owned),
+            endpoint_url: connection.endpoint_url,
             region: connection.region,
             account_id: connection.account_id,
             profile: profile.map(str::to_owned),
@@ -182,7 +182,7 @@ async fn open(region: Option<&str>, profile: Option<&str>) -> Result<Connection>
         once: Arc::new(OnceClients::new(&config)),
         region,
         account_id,
-        config,
+        endpoint_url: config.endpoint_url().map(str::to_owned),
         zones: Arc::default(),
     })
 }
