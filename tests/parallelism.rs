@@ -56,7 +56,7 @@ async fn a_plan_of_several_pools_keeps_at_most_n_requests_in_flight_per_endpoint
 }
 
 #[tokio::test]
-async fn a_pools_file_reads_its_pools_and_their_records_in_one_filter_read_each() {
+async fn a_pools_file_reads_its_pools_records_and_blocks_in_one_filter_read_each() {
     let (world, pools) = slow_fleet(4).await;
     world.aws.page(0).await;
     world.prefect.page(0).await;
@@ -67,7 +67,9 @@ async fn a_pools_file_reads_its_pools_and_their_records_in_one_filter_read_each(
     assert_eq!(count("GET", "/variables/name/"), 0, "no record read per pool: {calls:?}");
     // A page with every pool that exists, and an empty page that ends the read.
     assert!((1..=2).contains(&count("POST", "/work_pools/filter")), "{calls:?}");
+    assert_eq!(count("GET", "/block_documents/name/"), 0, "no block read per pool: {calls:?}");
+    assert!((1..=2).contains(&count("POST", "/block_documents/filter")), "{calls:?}");
     // The new blocks' type and its newest schema are read once, not once per pool.
-    assert_eq!(count("GET", "/block_types/slug/aws-credentials"), 4 + 1, "each pool's block by name, and the type once: {calls:?}");
+    assert_eq!(count("GET", "/block_types/slug/aws-credentials"), 1, "{calls:?}");
     assert!((1..=2).contains(&count("POST", "/block_schemas/filter")), "{calls:?}");
 }

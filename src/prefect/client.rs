@@ -143,6 +143,13 @@ impl PrefectClient {
         self.every("/work_pools/filter", json!({"work_pools": {"name": {"any_": names}}}), "work pools").await
     }
 
+    /// The block documents of type `slug` named `names` that exist (secret fields obfuscated),
+    /// in one filter read (paged).
+    pub async fn block_documents_named(&self, slug: &str, names: &[String]) -> Result<Vec<BlockDocument>> {
+        let filter = json!({"block_types": {"slug": {"any_": [slug]}}, "block_documents": {"name": {"any_": names}}});
+        self.every("/block_documents/filter", filter, &format!("blocks of type '{slug}'")).await
+    }
+
     /// The variables named `names` that exist, in one filter read (paged).
     pub async fn variables_named(&self, names: &[String]) -> Result<Vec<Variable>> {
         self.every("/variables/filter", json!({"variables": {"name": {"any_": names}}}), "Prefect variables").await

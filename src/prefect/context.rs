@@ -44,7 +44,17 @@ impl PrefectContext {
     /// The block document, read once per run (the access key and the block both need it).
     pub async fn block_document(&self, slug: &str, name: &str) -> Result<Option<BlockDocument>> {
         let key = (slug.to_owned(), name.to_owned());
-        self.blocks.get_or_init(&key, || self.client.block_document(slug, name, false)).await
+        self.blocks
+            .get_or_init(&key, || async {
+                match &self.batch {
+                    Some(batch) => match batch.block_document(&self.client, slug, name).await {
+                        Some(found) => found,
+                        None => self.client.block_document(slug, name, false).await,
+                    },
+                    None => self.client.block_document(slug, name, false).await,
+                }
+            })
+            .await
     }
 
     /// The work pool, read once per run (the command and the pool node both need it).
