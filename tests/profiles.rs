@@ -103,6 +103,12 @@ async fn a_pools_file_spans_two_accounts_through_profiles_and_later_runs_keep_ea
     profiles.sort_unstable();
     assert_eq!(profiles, ["team-a", "team-b"]);
     world.assert_matches_schema(&json.stdout);
+    let markdown = fleet.run(&["plan", "--file", fleet.pools(), "--output", "markdown"]);
+    for account in [&fleet.a.id, &fleet.b.id] {
+        for section in [format!("#### `{account}/us-east-1`"), format!("#### `{account}` (all regions)")] {
+            assert!(markdown.ok().stdout.contains(&section), "a section {section}:\n{}", markdown.stdout);
+        }
+    }
 
     let applied = fleet.run(&["apply", "--file", fleet.pools(), "--yes"]);
     applied.ok();
