@@ -20,7 +20,8 @@ use crate::error::Result;
 /// once are as many calls and one round trip less.
 pub const SMALLEST: usize = 3;
 
-/// The pools whose reads are batched, and what the batch read.
+/// The pools whose reads are batched, and what the batch read. The default batches nothing.
+#[derive(Default)]
 pub struct Batch {
     pools: BTreeSet<String>,
     records: BTreeSet<String>,
@@ -38,10 +39,13 @@ struct Batched {
 
 impl Batch {
     /// A batch of the work pools `pools`, the variables `records` (their records' names) and
-    /// the block documents `blocks` (names by block type slug); None for fewer than
+    /// the block documents `blocks` (names by block type slug); one of nothing for fewer than
     /// [`SMALLEST`] pools, whose single reads cost no more calls.
-    pub fn of(pools: BTreeSet<String>, records: BTreeSet<String>, blocks: BTreeMap<String, BTreeSet<String>>) -> Option<Self> {
-        (pools.len() >= SMALLEST).then(|| Self { pools, records, blocks, read: OnceCell::new() })
+    pub fn of(pools: BTreeSet<String>, records: BTreeSet<String>, blocks: BTreeMap<String, BTreeSet<String>>) -> Self {
+        match pools.len() >= SMALLEST {
+            true => Self { pools, records, blocks, read: OnceCell::new() },
+            false => Self::default(),
+        }
     }
 
     /// Block document `slug`/`name` (secret fields obfuscated) as the batch found it; None

@@ -18,7 +18,7 @@ pub struct PrefectContext {
     pools: Memo<String, Result<Option<WorkPool>>>,
     templates: Memo<(String, String), Result<Value>>,
     block_types: Memo<String, Result<(String, String)>>,
-    batch: Option<Batch>,
+    batch: Batch,
 }
 
 impl PrefectContext {
@@ -31,13 +31,13 @@ impl PrefectContext {
             pools: Memo::default(),
             templates: Memo::default(),
             block_types: Memo::default(),
-            batch: None,
+            batch: Batch::default(),
         })
     }
 
-    /// This context, reading the pools and variables of `batch` in one call each (see
-    /// [`super::batch`]).
-    pub fn with_batch(self, batch: Option<Batch>) -> Self {
+    /// This context, reading the pools, records and blocks of `batch` in one call per kind
+    /// (see [`super::batch`]).
+    pub fn with_batch(self, batch: Batch) -> Self {
         Self { batch, ..self }
     }
 
@@ -46,13 +46,7 @@ impl PrefectContext {
         let key = (slug.to_owned(), name.to_owned());
         self.blocks
             .get_or_init(&key, || async {
-                match &self.batch {
-                    Some(batch) => match batch.block_document(&self.client, slug, name).await {
-                        Some(found) => found,
-                        None => self.client.block_document(slug, name, false).await,
-                    },
-                    None => self.client.block_document(slug, name, false).await,
-                }
+                or_read(self.batch.block_document(&self.client, slug, name).await, self.client.block_document(slug, name, false)).await
             })
             .await
     }
@@ -60,15 +54,7 @@ impl PrefectContext {
     /// The work pool, read once per run (the command and the pool node both need it).
     pub async fn work_pool(&self, name: &str) -> Result<Option<WorkPool>> {
         self.pools
-            .get_or_init(&name.to_owned(), || async {
-                match &self.batch {
-                    Some(batch) => match batch.work_pool(&self.client, name).await {
-                        Some(found) => found,
-                        None => self.client.work_pool(name).await,
-                    },
-                    None => self.client.work_pool(name).await,
-                }
-            })
+            .get_or_init(&name.to_owned(), || async { or_read(self.batch.work_pool(&self.client, name).await, self.client.work_pool(name)).await })
             .await
     }
 
@@ -86,13 +72,7 @@ impl PrefectContext {
 
     /// Variable `name`'s value: from the run's batch when it holds it, else read.
     pub async fn variable(&self, name: &str) -> Result<Option<Value>> {
-        if let Some(found) = match &self.batch {
-            Some(batch) => batch.variable(&self.client, name).await,
-            None => None,
-        } {
-            return found;
-        }
-        self.client.variable(name).await
+        or_read(self.batch.variable(&self.client, name).await, self.client.variable(name)).await
     }
 
     /// The default base job template of `pool_type` (else of its worker type `fallback`),
@@ -100,5 +80,13 @@ impl PrefectContext {
     pub async fn default_template(&self, pool_type: &str, fallback: &str) -> Result<Value> {
         let key = (pool_type.to_owned(), fallback.to_owned());
         self.templates.get_or_init(&key, || self.client.default_base_job_template(pool_type, fallback)).await
+    }
+}
+
+/// What the run's batch `found`, else what `read` reads.
+async fn or_read<T>(found: Option<Result<T>>, read: impl Future<Output = Result<T>>) -> Result<T> {
+    match found {
+        Some(found) => found,
+        None => read.await,
     }
 }

@@ -246,7 +246,7 @@ impl Session {
 /// The reads by pool of `targets`, batched (see [`crate::prefect::batch`]): their pools, their
 /// records, and the blocks their blueprints name (for the targets whose type is known before
 /// the pool is read; a name the blueprint would not use in the end is read for nothing).
-fn batch_of(targets: &[Target]) -> Option<Batch> {
+fn batch_of(targets: &[Target]) -> Batch {
     let pools: BTreeSet<String> = targets.iter().map(|t| t.request.name.clone()).collect();
     let records = pools.iter().map(|pool| pool_record::variable_name(pool)).collect();
     let mut blueprints: HashMap<(&str, &[String]), Option<Blueprint>> = HashMap::new();

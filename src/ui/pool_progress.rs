@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::progress::stderr_line;
 use crate::engine::{NodeInfo, Plan, Progress};
 use crate::error::Error;
 
@@ -124,12 +125,6 @@ impl Drop for PoolProgress {
             bar.finish_and_clear();
         }
     }
-}
-
-/// A progress line on stderr; a closed stderr loses it (see [`super::Console::note`]).
-fn stderr_line(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 #[cfg(test)]
