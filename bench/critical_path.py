@@ -30,6 +30,7 @@ the key, which runs inside the apply off its critical path, the ECR token for `d
 read during the apply): as_coded() lists those as pushpool runs them.
 """
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -55,8 +56,8 @@ def _observe(kind, params, change, plan, end):
         return (2 if exists else 1), None
     if kind == "aws.iam_user":  # GetUser
         return 1, None
-    if kind == "aws.iam_policy":  # GetPolicy (then GetPolicyVersion) beside the attachment; needs the role's ARN
-        return after(dep("pass_role"), own=2 if exists else 1)
+    if kind == "aws.iam_policy":  # GetPolicy (then GetPolicyVersion) beside the attachment; needs what its
+        return after(*_node_refs(params.get("document"), plan), own=2 if exists else 1)  # document names (the role's ARN)
     if kind == "aws.iam_access_key":  # the block beside ListAccessKeys; needs the user's observation
         return after(dep("user"), own=1)
     if kind == "prefect.block":  # the document; a missing one then needs its type, then the type's schemas
@@ -157,6 +158,9 @@ def load_blueprint(path):
     nodes = {}
     for n in data["node"]:
         params = {k: v for k, v in n.items() if k not in ("id", "kind", "name", "says", "after")}
+        if n["kind"] == "aws.iam_policy":  # the document file, whose "@node.attr" strings are references too
+            document = Path(path).resolve().parent.parent / "policies" / "aws" / params["document"]
+            params["document"] = json.loads(document.read_text())
         after = list(n.get("after", []))
         after += sorted(r for r in _refs(params, set()) if r in ids and r not in after)
         nodes[n["id"]] = (n["kind"], params, after)

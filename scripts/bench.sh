@@ -5,6 +5,11 @@
 #
 #   scripts/bench.sh [--runs N] [--latency 0,50] [--scenarios fresh,rerun,plan]
 #                    [--pushpool PATH] [--out DIR]
+#   scripts/bench.sh --scenarios fleet [--pools 100] [--accounts 10] [--regions us-east-1,us-west-2]
+#                    [--latency 0,50] [--parallelism N] [--pushpool PATH] [--out DIR]
+#
+# `fleet` (issue 23, bench/fleet.py) plans, applies and re-applies a pools file of many pools
+# over several AWS accounts (profiles with role_arn) and regions; it runs alone.
 #
 # Without --pushpool it builds the release binary into $PUSHPOOL_BENCH_TARGET (default
 # /tmp/pushpool-bench-target, apart from target/ so that it never waits on another cargo).
@@ -20,12 +25,15 @@ cd "$ROOT"
 CACHE="${PUSHPOOL_SANDBOX_CACHE:-$HOME/.cache/pushpool}"
 
 pushpool=""
+scenarios=""
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
   case ${args[i]} in
     --pushpool) pushpool=${args[i + 1]:-} ;;
     --pushpool=*) pushpool=${args[i]#--pushpool=} ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --scenarios) scenarios=${args[i + 1]:-} ;;
+    --scenarios=*) scenarios=${args[i]#--scenarios=} ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   esac
 done
 
@@ -54,6 +62,12 @@ trap 'scripts/sandbox.sh down >/dev/null' EXIT
 scripts/sandbox.sh up
 sandbox_env=$(scripts/sandbox.sh env) # assigned first so that a failure stops us (set -e)
 eval "$sandbox_env"
+
+if [[ $scenarios == fleet ]]; then
+  # The fleet harness plots nothing: no matplotlib needed.
+  "$PUSHPOOL_SANDBOX_PYTHON" "$ROOT/bench/fleet.py" "${args[@]}"
+  exit
+fi
 
 # matplotlib in a venv of its own, keyed by the requirements' hash like the sandbox's.
 REQS="$ROOT/bench/requirements.txt"

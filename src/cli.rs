@@ -33,6 +33,11 @@ pub struct Cli {
     /// When to colour output; a non-empty NO_COLOR turns `auto` off.
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value = "auto")]
     pub color: ColorChoice,
+    /// At most N requests in flight at once per service endpoint (AWS IAM, EC2 of a region,
+    /// the Prefect API...), as Terraform's -parallelism: reads stay concurrent, and a pools file
+    /// of a hundred pools does not get the account throttled.
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::parallelism::DEFAULT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    pub parallelism: usize,
 }
 
 /// The top-level commands.
@@ -196,6 +201,11 @@ pub struct Naming {
     /// The Azure subscription, id or name (ACI pools), instead of the Azure CLI's default one.
     #[arg(long)]
     pub subscription: Option<String>,
+    /// The AWS profile (AWS pools), resolved as the AWS CLI does (AWS_CONFIG_FILE: keys,
+    /// role_arn, SSO, credential_process); it wins over AWS_ACCESS_KEY_ID. Remembered in the
+    /// pool's record: later runs of the pool use it without the flag.
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Where flow images live, for a pool type without a registry of its own: `ecr` (modal:push)
     /// builds a private ECR repository, a pull-only key and the Modal Secret holding it.
     /// Remembered: later runs of the pool build it without the flag.
@@ -232,7 +242,7 @@ impl Naming {
         let request = request
             .with_image_registry(self.image_registry.as_deref())
             .with_worker(self.worker, self.worker_image.as_deref(), self.worker_api_url.as_deref());
-        let target = Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone() } };
+        let target = Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone(), profile: self.profile.clone() } };
         TargetCheck::provisioning(provisioning).check(&target, Spelling::Flag)?;
         Ok(target)
     }
@@ -248,7 +258,7 @@ pub struct PlanArgs {
     #[arg(long = "type", value_name = "TYPE")]
     pub pool_type: Option<String>,
     /// Plan every pool of a pools file (see the README for its format).
-    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region", "project", "subscription", "image_registry", "worker", "worker_image", "worker_api_url"])]
+    #[arg(long, value_name = "POOLS_TOML", conflicts_with_all = ["name", "pool_type", "names", "region", "project", "subscription", "profile", "image_registry", "worker", "worker_image", "worker_api_url"])]
     pub file: Option<PathBuf>,
     #[command(flatten)]
     pub naming: Naming,

@@ -66,6 +66,9 @@ pub struct PoolDoc {
     /// The Azure subscription asked for, if not the Azure CLI's default one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription: Option<String>,
+    /// The AWS profile asked for, if not the standard credential chain's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     /// Whether a new pool is created paused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
@@ -93,6 +96,10 @@ pub enum TargetDoc {
         account: String,
         /// The region.
         region: String,
+        /// The AWS profile whose credentials reach the account, when one was named: a pool's
+        /// record keeps it, so that later runs of the pool use it without `--profile`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
     },
     /// An Azure subscription (and its tenant) and location.
     Azure {
@@ -133,7 +140,8 @@ impl TargetDoc {
     /// The target in words, for plan headers and differences: "AWS account 1234, region us-east-1".
     pub fn describe(&self) -> String {
         match self {
-            TargetDoc::Aws { account, region } => format!("AWS account {account}, region {region}"),
+            TargetDoc::Aws { account, region, profile: None } => format!("AWS account {account}, region {region}"),
+            TargetDoc::Aws { account, region, profile: Some(profile) } => format!("AWS account {account} (profile '{profile}'), region {region}"),
             TargetDoc::Gcp { project, region } => format!("Google Cloud project {project}, region {region}"),
             TargetDoc::Azure { subscription, subscription_name, tenant, location } => {
                 let named = subscription_name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
@@ -385,7 +393,7 @@ mod tests {
     }
 
     fn document(action: Action, vpc: &str, account: &str) -> PlanDocument {
-        let target = TargetDoc::Aws { account: account.into(), region: "us-east-1".into() };
+        let target = TargetDoc::Aws { account: account.into(), region: "us-east-1".into(), profile: None };
         PlanDocument::new("http://prefect/api", vec![], vec![target], &plan(action, vpc))
     }
 

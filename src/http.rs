@@ -183,6 +183,9 @@ impl JsonApi {
     /// [`JsonApi::exchange`] at a whole URL the API gave (an operation to poll).
     pub async fn exchange_at(&self, method: Method, url: &str, body: Option<Value>) -> Result<Answer> {
         let mut attempt = 1;
+        // One of --parallelism slots of this endpoint, held until the answer is read; a retry's
+        // wait holds it too, which slows the run down when the endpoint asks for that.
+        let _slot = crate::parallelism::slot(&crate::parallelism::endpoint_of(url)).await;
         let response = loop {
             let mut request = self.http.request(method.clone(), url);
             if let Some(token) = &self.service.token {

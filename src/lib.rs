@@ -17,6 +17,7 @@ pub mod header;
 pub mod http;
 pub mod minted;
 pub mod names;
+pub mod parallelism;
 pub mod policies;
 pub mod prefect;
 pub mod program;

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("the tokio runtime starts");
     let console = Console::detect(cli.color);
+    pushpool::parallelism::set(cli.parallelism);
     match runtime.block_on(cli.command.run(&console)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

@@ -36,6 +36,8 @@ pub struct Scope {
     pub project: Option<String>,
     /// The Azure subscription (id or name), instead of the Azure CLI's default one.
     pub subscription: Option<String>,
+    /// The AWS profile (`--profile`), instead of the standard credential chain's choice.
+    pub profile: Option<String>,
 }
 
 /// A connected cloud.
@@ -58,7 +60,7 @@ impl CloudContext {
     /// before anything is read or written, with the fix.
     pub async fn connect(cloud: &str, pool: &str, scope: &Scope) -> Result<Self> {
         match cloud {
-            "aws" => Ok(Self::Aws(Arc::new(aws::AwsContext::connect(pool, scope.region.as_deref()).await?))),
+            "aws" => Ok(Self::Aws(Arc::new(aws::AwsContext::connect(pool, scope.region.as_deref(), scope.profile.as_deref()).await?))),
             "gcp" => Ok(Self::Gcp(Arc::new(gcp::GcpContext::connect(pool, scope).await?))),
             "azure" => Ok(Self::Azure(Arc::new(azure::AzureContext::connect(pool, scope).await?))),
             "modal" => Ok(Self::Modal(Arc::new(modal::token::discover(&ProcessEnv)?))),
@@ -104,7 +106,7 @@ impl CloudContext {
     /// Who and where, for plan documents and `apply`'s check that nothing moved.
     pub fn target(&self) -> TargetDoc {
         match self {
-            Self::Aws(aws) => TargetDoc::Aws { account: aws.account_id.clone(), region: aws.region.clone() },
+            Self::Aws(aws) => TargetDoc::Aws { account: aws.account_id.clone(), region: aws.region.clone(), profile: aws.profile.clone() },
             Self::Gcp(gcp) => TargetDoc::Gcp { project: gcp.project().to_owned(), region: gcp.region().to_owned() },
             Self::Azure(azure) => TargetDoc::Azure {
                 subscription: azure.subscription().to_owned(),

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::client::PrefectClient;
+use super::context::PrefectContext;
 use super::record::Records;
 use crate::document::TargetDoc;
 use crate::error::Result;
@@ -72,9 +73,14 @@ impl PoolRecord {
     }
 }
 
-/// What was recorded of `pool`, if anything.
-pub async fn read(client: &PrefectClient, pool: &str) -> Result<Option<PoolRecord>> {
-    Ok(RECORDS.read(client, pool).await?.as_ref().and_then(PoolRecord::from_value))
+/// What was recorded of `pool`, if anything (from the run's batch when it has it).
+pub async fn read(prefect: &PrefectContext, pool: &str) -> Result<Option<PoolRecord>> {
+    Ok(prefect.variable(&variable_name(pool)).await?.as_ref().and_then(PoolRecord::from_value))
+}
+
+/// The name of the variable that holds `pool`'s record, for a batch of several pools' reads.
+pub fn variable_name(pool: &str) -> String {
+    RECORDS.variable_name(pool)
 }
 
 /// Every pool's record, by pool name: what a teardown must not break.
@@ -106,11 +112,11 @@ mod tests {
             pool_type: "ecs:push".into(),
             addons: vec![],
             options: BTreeMap::new(),
-            places: vec![TargetDoc::Aws { account: "123456789012".into(), region: "eu-west-1".into() }],
+            places: vec![TargetDoc::Aws { account: "123456789012".into(), region: "eu-west-1".into(), profile: Some("team-a".into()) }],
             uses: vec!["aws.ecs_cluster|123456789012/eu-west-1|prefect-ecs-cluster".into()],
         };
         let value = record.to_value("p");
-        assert_eq!(value["places"][0], json!({"cloud": "aws", "account": "123456789012", "region": "eu-west-1"}));
+        assert_eq!(value["places"][0], json!({"cloud": "aws", "account": "123456789012", "region": "eu-west-1", "profile": "team-a"}));
         assert_eq!(PoolRecord::from_value(&value), Some(record));
         let older = PoolRecord::from_value(&json!({"pool": "p", "type": "ecs:push"})).unwrap();
         assert!(older.places.is_empty() && older.uses.is_empty());

@@ -1,5 +1,5 @@
 //! What can be checked of a target before any call: that its place flags (`--region`,
-//! `--project`, `--subscription`) mean something for its type, that a region has its cloud's
+//! `--project`, `--subscription`, `--profile`) mean something for its type, that a region has its cloud's
 //! form, and that `--worker-api-url` is a URL the worker can use.
 //!
 //! A flag the type's clouds do not take used to be ignored (`--subscription` on an ECS pool)
@@ -44,6 +44,7 @@ const PLACE_FLAGS: &[PlaceFlag] = &[
     ("region", &["aws", "gcp", "azure"], |s| s.region.as_deref()),
     ("project", &["gcp"], |s| s.project.as_deref()),
     ("subscription", &["azure"], |s| s.subscription.as_deref()),
+    ("profile", &["aws"], |s| s.profile.as_deref()),
 ];
 
 /// Checks targets, remembering each type's clouds: one blueprint lookup per type and add-ons.

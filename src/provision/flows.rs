@@ -56,7 +56,7 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
             request.base_job_template = pool.base_job_template.clone();
             request.add_addons(pool.addons.iter().cloned());
             request.options = pool.options.clone();
-            Ok(Target { request, names: pool.names.clone(), scope: Scope { region: pool.region.clone(), project: pool.project.clone(), subscription: pool.subscription.clone() } })
+            Ok(Target { request, names: pool.names.clone(), scope: Scope { region: pool.region.clone(), project: pool.project.clone(), subscription: pool.subscription.clone(), profile: pool.profile.clone() } })
         })
         .collect::<Result<Vec<_>>>()?;
     if targets.iter().any(|t| t.request.mode == PoolMode::Deprovision) {
@@ -85,8 +85,10 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
 
 /// Prints the plan as asked, and saves it when asked.
 fn show(session: &Session, plan: &Plan, options: &RunOptions, console: &Console) -> Result<()> {
+    // One document for the file and stdout: made twice, they could differ in `created_at`.
+    let document = session.document(plan);
     if let Some(out) = &options.out {
-        session.document(plan).save(out)?;
+        document.save(out)?;
     }
     match options.output {
         Format::Text if plan.is_empty() => {
@@ -104,7 +106,7 @@ fn show(session: &Session, plan: &Plan, options: &RunOptions, console: &Console)
                 false => Ok(()),
             }
         }
-        Format::Json => console.line(session.document(plan).to_json().trim_end()),
+        Format::Json => console.line(document.to_json().trim_end()),
         Format::Markdown => console.markdown(&session.header(), plan),
     }
 }

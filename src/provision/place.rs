@@ -32,6 +32,8 @@ pub struct Place {
     pub subscription_name: Option<String>,
     /// The Azure tenant.
     pub tenant: Option<String>,
+    /// The AWS profile the pool was provisioned with, which later runs use without `--profile`.
+    pub profile: Option<String>,
     /// Where the place came from, in words: "the pool's record".
     pub source: &'static str,
 }
@@ -47,9 +49,10 @@ impl Place {
         let mut place = Self { source: FROM_RECORD, ..Self::default() };
         for target in targets {
             match target {
-                TargetDoc::Aws { account, region } => {
+                TargetDoc::Aws { account, region, profile } => {
                     place.account = Some(account.clone());
                     place.region = Some(region.clone());
+                    place.profile = profile.clone();
                 }
                 TargetDoc::Gcp { project, region } => {
                     place.project = Some(project.clone());
@@ -120,6 +123,7 @@ impl Place {
             ("subscription", &self.subscription),
             ("tenant", &self.tenant),
             ("region", &self.region),
+            ("profile", &self.profile),
         ];
         let known: Vec<String> = fields.iter().filter_map(|(name, value)| value.as_ref().map(|v| format!("{name} {v}"))).collect();
         known.join(", ")
@@ -127,7 +131,9 @@ impl Place {
 
     /// The scope `pool`'s run connects with: this place, completed by what was asked where the
     /// place says nothing. A flag that names another place is refused, naming both: moving a
-    /// pool is a teardown and a create.
+    /// pool is a teardown and a create. A `--profile` other than the recorded one is taken (the
+    /// same account may be reached through another profile): the account it reaches is checked
+    /// once connected ([`Place::check`]).
     pub fn scope(&self, asked: &Scope, pool: &str) -> Result<Scope> {
         let same_subscription = |asked: &str| {
             self.subscription.as_deref().is_none_or(|id| id.eq_ignore_ascii_case(asked))
@@ -151,6 +157,7 @@ impl Place {
             region: self.region.clone().or_else(|| asked.region.clone()),
             project: self.project.clone().or_else(|| asked.project.clone()),
             subscription: self.subscription.clone().or_else(|| asked.subscription.clone()),
+            profile: asked.profile.clone().or_else(|| self.profile.clone()),
         })
     }
 
@@ -159,7 +166,7 @@ impl Place {
     pub fn fits(&self, cloud: &CloudContext) -> bool {
         let same = |known: &Option<String>, actual: &str| known.as_deref().is_none_or(|k| same_region(k, actual));
         match cloud {
-            CloudContext::Aws(aws) => same(&self.region, &aws.region),
+            CloudContext::Aws(aws) => same(&self.region, &aws.region) && self.profile.as_ref().is_none_or(|p| aws.profile.as_ref() == Some(p)),
             CloudContext::Gcp(gcp) => same(&self.region, gcp.region()) && self.project.as_deref().is_none_or(|p| p == gcp.project()),
             CloudContext::Azure(azure) => {
                 same(&self.region, azure.location()) && self.subscription.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(azure.subscription()))
@@ -172,8 +179,11 @@ impl Place {
     /// resources are not there, and a run there would build a second copy.
     pub fn check(&self, cloud: &CloudContext, pool: &str) -> Result<()> {
         let (what, actual, expected, fix) = match cloud {
-            CloudContext::Aws(aws) => ("AWS credentials", aws.account_id.as_str(), &self.account, "AWS_PROFILE, or keys of that account"),
-            CloudContext::Azure(azure) => ("Azure credentials", azure.tenant.as_str(), &self.tenant, "`az login --tenant <tenant>`, or AZURE_TENANT_ID"),
+            CloudContext::Aws(aws) => {
+                let what = aws.profile.as_ref().map_or("AWS credentials".to_owned(), |p| format!("AWS credentials of profile '{p}'"));
+                (what, aws.account_id.as_str(), &self.account, "--profile or AWS_PROFILE naming a profile of that account, or its keys")
+            }
+            CloudContext::Azure(azure) => ("Azure credentials".to_owned(), azure.tenant.as_str(), &self.tenant, "`az login --tenant <tenant>`, or AZURE_TENANT_ID"),
             _ => return Ok(()),
         };
         match expected {
@@ -213,7 +223,7 @@ mod tests {
     use super::*;
 
     fn aws(account: &str, region: &str) -> Place {
-        Place::recorded(&[TargetDoc::Aws { account: account.into(), region: region.into() }]).unwrap()
+        Place::recorded(&[TargetDoc::Aws { account: account.into(), region: region.into(), profile: None }]).unwrap()
     }
 
     #[test]

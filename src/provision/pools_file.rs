@@ -11,6 +11,7 @@
 //! region = "eu-west-1"                  # else the cloud's configured region
 //! project = "my-project"                # Cloud Run pools: else gcloud's configured project
 //! subscription = "<id or name>"         # ACI pools: else the Azure CLI's default subscription
+//! profile = "team-b"                    # AWS pools: an AWS CLI profile (role_arn, SSO, keys...)
 //! set = { cluster = "team-b-cluster" }   # resource names, as with --set
 //!
 //! [[pool]]
@@ -60,6 +61,8 @@ struct PoolEntry {
     #[serde(default)]
     subscription: Option<String>,
     #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
     set: BTreeMap<String, String>,
     #[serde(default)]
     base_job_template: Option<PathBuf>,
@@ -99,7 +102,7 @@ pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
                 .with_image_registry(entry.image_registry.as_deref())
                 .with_worker(entry.worker, entry.worker_image.as_deref(), entry.worker_api_url.as_deref());
             request.base_job_template = entry.base_job_template.map(|t| read_base_job_template(&dir.join(t))).transpose().map_err(in_pool)?;
-            let target = Target { request, names: entry.set, scope: Scope { region: entry.region, project: entry.project, subscription: entry.subscription } };
+            let target = Target { request, names: entry.set, scope: Scope { region: entry.region, project: entry.project, subscription: entry.subscription, profile: entry.profile } };
             check.check(&target, Spelling::Key).map_err(in_pool)?;
             Ok(target)
         })
@@ -137,7 +140,7 @@ mod tests {
         let targets = read_pools_file(&path).unwrap();
         assert_eq!(targets.len(), 5);
         assert_eq!(targets[4].request.addons, ["image-registry=ecr"]);
-        assert_eq!(targets[3].scope, Scope { region: Some("europe-west1".into()), project: Some("my-project".into()), subscription: None });
+        assert_eq!(targets[3].scope, Scope { region: Some("europe-west1".into()), project: Some("my-project".into()), ..Scope::default() });
         assert!(targets[2].request.base_job_template.as_ref().unwrap().pointer("/variables/properties/x").is_some(), "read relative to the file");
         assert_eq!(targets[1].scope.region.as_deref(), Some("eu-west-1"));
         assert_eq!(targets[1].names["cluster"], "c");

@@ -136,7 +136,7 @@ async fn known(prefect: &PrefectContext, request: &PoolRequest, provision_infra:
     let needs_record = provision_infra || !matches!(request.mode, PoolMode::Create { .. } | PoolMode::Ensure) || Blueprint::offers_addons(&request.pool_type).unwrap_or(false);
     let record = async {
         match needs_record {
-            true => pool_record::read(&prefect.client, &request.name).await,
+            true => pool_record::read(prefect, &request.name).await,
             false => Ok(None),
         }
     };

@@ -1,17 +1,19 @@
 //! What a run resolved before it plans: the Prefect API, each pool's type, blueprint, names and
 //! connected clouds, the one graph of them all, and the apply markers as the run read them.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::graph::{PoolPlan, build};
 use super::limits::Owners;
 use super::resolve::{resolve_pool, unreachable_from_a_vpc};
 use super::{Target, guides, registry};
-use crate::blueprint::Blueprint;
+use crate::blueprint::{Blueprint, Kind};
 use crate::clouds::{self, CloudContext};
 use crate::document::{PlanDocument, PoolDoc, TargetDoc};
 use crate::engine::{self, Applied, Graph, Plan};
 use crate::error::{Error, Result};
+use crate::prefect::batch::Batch;
 use crate::prefect::context::PrefectContext;
 use crate::prefect::lock::{ApplyLock, LEASE_SECONDS, Markers};
 use crate::prefect::pool_record::{self, PoolRecord};
@@ -37,7 +39,7 @@ impl Session {
     /// credentials; with several pools, the error names the pools whose clouds failed.
     pub async fn open(targets: Vec<Target>, provision_infra: bool) -> Result<Self> {
         check_names(&targets)?;
-        let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?);
+        let prefect = Arc::new(PrefectContext::new(discover(&ProcessEnv)?)?.with_batch(batch_of(&targets)));
         Self::open_with(prefect, targets, provision_infra).await
     }
 
@@ -153,6 +155,7 @@ impl Session {
                 region: target.scope.region.clone(),
                 project: target.scope.project.clone(),
                 subscription: target.scope.subscription.clone(),
+                profile: target.scope.profile.clone(),
                 paused: pool.request.paused,
                 set_as_default: pool.request.set_as_default,
                 base_job_template: pool.request.base_job_template.clone(),
@@ -177,7 +180,7 @@ impl Session {
         // The registries' login tokens are read while the apply runs: Docker logs in at its end.
         let (applied, tokens) = {
             let progress = console.progress(plan);
-            futures::join!(engine::apply(&self.graph, plan, &progress), registry::tokens(self, plan))
+            futures::join!(engine::apply(&self.graph, plan, &*progress), registry::tokens(self, plan))
         };
         // Whatever was written makes plans made before it stale, a failed apply's too.
         let wrote = !applied.written.is_empty();
@@ -238,6 +241,28 @@ impl Session {
         let writes = records.iter().map(|(pool, record)| pool_record::put(&self.prefect.client, &pool.request.name, record, pool.recorded.as_ref()));
         futures::future::try_join_all(writes).await.map(drop)
     }
+}
+
+/// The reads by pool of `targets`, batched (see [`crate::prefect::batch`]): their pools, their
+/// records, and the blocks their blueprints name (for the targets whose type is known before
+/// the pool is read; a name the blueprint would not use in the end is read for nothing).
+fn batch_of(targets: &[Target]) -> Batch {
+    let pools: BTreeSet<String> = targets.iter().map(|t| t.request.name.clone()).collect();
+    let records = pools.iter().map(|pool| pool_record::variable_name(pool)).collect();
+    let mut blueprints: HashMap<(&str, &[String]), Option<Blueprint>> = HashMap::new();
+    let mut blocks: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for target in targets.iter().filter(|t| !t.request.pool_type.is_empty()) {
+        let key = (target.request.pool_type.as_str(), target.request.addons.as_slice());
+        let blueprint = blueprints.entry(key).or_insert_with(|| Blueprint::for_pool(key.0, key.1, &|_| true).ok().flatten());
+        let Some(blueprint) = blueprint else { continue };
+        let Ok(names) = blueprint.names(&target.request.name, &target.names) else { continue };
+        for node in &blueprint.nodes {
+            if let (Kind::PrefectBlock(block), Some(name)) = (&node.kind, names.get(&node.id)) {
+                blocks.entry(block.block_type.clone()).or_default().insert(name.clone());
+            }
+        }
+    }
+    Batch::of(pools, records, blocks)
 }
 
 /// Refuses a pool name Prefect would refuse, and a pool listed twice.

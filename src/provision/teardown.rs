@@ -111,7 +111,7 @@ async fn with_blocks<'a>(prefect: &PrefectContext, name: &str, blueprints: &'a [
 /// credentials block of it. A provisioning writes its record before anything else and a
 /// teardown deletes it last, so with none of the three nothing pushpool built is left.
 async fn anything_left(prefect: &PrefectContext, name: &str) -> Result<bool> {
-    let (pool, record) = futures::join!(prefect.work_pool(name), pool_record::read(&prefect.client, name));
+    let (pool, record) = futures::join!(prefect.work_pool(name), pool_record::read(prefect, name));
     if pool?.is_some() || record?.is_some() {
         return Ok(true);
     }

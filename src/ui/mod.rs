@@ -4,6 +4,7 @@
 
 mod color;
 mod markdown;
+mod pool_progress;
 mod progress;
 mod summary;
 
@@ -13,6 +14,7 @@ mod snapshot_tests;
 use std::io::{IsTerminal, Write};
 
 pub use color::ColorChoice;
+pub use pool_progress::PoolProgress;
 pub use progress::ProgressView;
 pub use markdown::render_markdown;
 pub use summary::{PlanHeader, render_applied, render_nothing_left, render_plan, render_torn_down};
@@ -39,7 +41,7 @@ impl Format {
     }
 }
 
-use crate::engine::Plan;
+use crate::engine::{Plan, Progress};
 use crate::error::{Error, ErrorKind, Result};
 use crate::redact::redact_urls;
 
@@ -112,10 +114,14 @@ impl Console {
             .map_err(|e| Error::usage("confirmation", e.to_string()))
     }
 
-    /// The progress display for applying `plan`.
-    pub fn progress(&self, plan: &Plan) -> ProgressView {
+    /// The progress display for applying `plan`: by pool when it writes for several (a pools
+    /// file), else by step.
+    pub fn progress(&self, plan: &Plan) -> Box<dyn Progress> {
+        if PoolProgress::pools_in(plan) > 1 {
+            return Box::new(PoolProgress::new(plan, self.stderr_terminal));
+        }
         let steps = plan.changes.iter().filter(|c| c.observed.action.writes()).count();
-        ProgressView::new(steps, self.stderr_terminal)
+        Box::new(ProgressView::new(steps, self.stderr_terminal))
     }
 
     /// Shows the plan as Markdown.

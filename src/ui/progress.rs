@@ -86,7 +86,7 @@ impl Drop for ProgressView {
 }
 
 /// A progress line on stderr; a closed stderr loses it (see [`super::Console::note`]).
-fn stderr_line(line: &str) {
+pub(super) fn stderr_line(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
 }

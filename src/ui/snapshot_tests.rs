@@ -127,7 +127,7 @@ fn header() -> PlanHeader {
 
 fn json(plan: &Plan) -> String {
     let pools = vec![PoolDoc { name: "my-ecs-pool".into(), pool_type: "ecs:push".into(), mode: "ensure".into(), ..Default::default() }];
-    let targets = vec![TargetDoc::Aws { account: "123456789012".into(), region: "us-east-1".into() }];
+    let targets = vec![TargetDoc::Aws { account: "123456789012".into(), region: "us-east-1".into(), profile: None }];
     let mut document = PlanDocument::new("http://127.0.0.1:4200/api", pools, targets, plan);
     document.pushpool_version = "VERSION".into();
     document.created_at = "2026-11-30T12:00:00Z".into();

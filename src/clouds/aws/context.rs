@@ -6,13 +6,15 @@
 //! ([`errors`](super::errors) and [`network::facts`](super::network::facts), the region's VPC
 //! facts it holds) and the engine's ownership rule, whose marking for AWS is [`MARKING`].
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use aws_sdk_sts::config::ProvideCredentials;
+use aws_sdk_sts::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
+use aws_sdk_sts::error::SdkError;
 
 use super::errors::aws_error;
 use super::region::check_region;
@@ -44,72 +46,148 @@ pub struct AwsContext {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// IAM, EC2 and ECR without automatic retries, for creates that must not run twice
     /// (see [`create_once`](super::once::create_once)).
-    pub once: OnceClients,
+    pub once: Arc<OnceClients>,
     /// The region, from the standard chain (`AWS_REGION`, the profile).
     pub region: String,
     /// The account, from STS.
     pub account_id: String,
+    /// The AWS profile asked for (`--profile`, a pools file's `profile`, the pool's record);
+    /// None for the standard chain's own choice.
+    pub profile: Option<String>,
     /// `AWS_ENDPOINT_URL` when set: the block records it so that workers reach the same API.
     pub endpoint_url: Option<String>,
     /// The pool the resources are for, for the ownership tag.
     pub pool: String,
     /// The region's VPC facts, read once per run for the network nodes.
-    pub network: RegionNetwork,
-    pub(super) zones: Memo<(), Result<Vec<String>>>,
+    pub network: Arc<RegionNetwork>,
+    pub(super) zones: Arc<Memo<(), Result<Vec<String>>>>,
+}
+
+/// What connecting for one region and profile asked for resolved: the endpoint, the region
+/// and account, the clients and the reads they share. Every pool of a run that
+/// asks the same shares one, so that a pools file of a hundred pools in ten accounts checks
+/// each account's credentials once, not a hundred times, and reads each region's VPCs once.
+#[derive(Clone)]
+struct Connection {
+    endpoint_url: Option<String>,
+    region: String,
+    account_id: String,
+    iam: aws_sdk_iam::Client,
+    ec2: aws_sdk_ec2::Client,
+    ecs: aws_sdk_ecs::Client,
+    ecr: aws_sdk_ecr::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    once: Arc<OnceClients>,
+    network: Arc<RegionNetwork>,
+    zones: Arc<Memo<(), Result<Vec<String>>>>,
+}
+
+/// The region and profile a connection was asked for (None: the standard chain's choice).
+type ConnectionKey = (Option<String>, Option<String>);
+
+/// The run's connections, one per region and profile asked for: the environment and the AWS
+/// files they are resolved from do not change while pushpool runs.
+static CONNECTIONS: OnceLock<Memo<ConnectionKey, Result<Connection>>> = OnceLock::new();
+
+impl AwsContext {
+    /// Loads the standard credential chain and region, or those of AWS profile `profile`
+    /// (which wins over credentials in the environment, as the AWS CLI's `--profile` does), and
+    /// checks the credentials with STS `GetCallerIdentity`: a missing region or profile, or
+    /// unusable credentials, fail here, before anything is read or written, with the fix.
+    /// `region` overrides the chain's region (a pool declared in another region). Every client
+    /// sends through the run's bounded HTTP client and retries throttling adaptively.
+    pub async fn connect(pool: &str, region: Option<&str>, profile: Option<&str>) -> Result<Self> {
+        let key = (region.map(str::to_owned), profile.map(str::to_owned));
+        let connection = CONNECTIONS.get_or_init(Memo::default).get_or_init(&key, || open(region, profile)).await?;
+        Ok(Self {
+            iam: connection.iam,
+            ec2: connection.ec2,
+            ecs: connection.ecs,
+            ecr: connection.ecr,
+            secrets: connection.secrets,
+            logs: connection.logs,
+            once: connection.once,
+            endpoint_url: connection.endpoint_url,
+            region: connection.region,
+            account_id: connection.account_id,
+            profile: profile.map(str::to_owned),
+            pool: pool.to_owned(),
+            network: connection.network,
+            zones: connection.zones,
+        })
+    }
+}
+
+/// Connects for `region` and `profile` as asked (see [`AwsContext::connect`]).
+async fn open(region: Option<&str>, profile: Option<&str>) -> Result<Connection> {
+    // The SDK's signer panics on a header value it cannot send: check them first.
+    check_header_variables(&ProcessEnv, AWS_CREDENTIAL_VARIABLES)?;
+    if let Some(profile) = profile {
+        super::profile::check_defined(profile).await?;
+    }
+    // Each attempt may take 30 s, each call (its retries included) 2 minutes.
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(120))
+        .build();
+    // The SDK's adaptive mode: standard's retries of throttling, 5xx and transient errors,
+    // with backoff and jitter, plus a client-side rate that slows down when throttled.
+    let retries = RetryConfig::adaptive().with_max_attempts(6).with_initial_backoff(Duration::from_millis(200));
+    let http = super::http::bounded_client();
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries).http_client(http.clone());
+    let region_asked = region.is_some();
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    let mut config = loader.load().await;
+    let region = config.region().map(ToString::to_string).ok_or_else(|| {
+        Error::usage("AWS region", "none is configured").fix("set AWS_REGION (e.g. AWS_REGION=us-east-1) or `region` in your AWS profile")
+    })?;
+    check_region(&region, &region_source(region_asked, profile))?;
+    if let Some(profile) = profile {
+        let credentials = super::profile::credentials(profile, &region, http);
+        config = config.into_builder().credentials_provider(SharedCredentialsProvider::new(credentials)).build();
+    }
+    let Some(provider) = config.credentials_provider() else {
+        return Err(no_credentials("no credential provider is configured", profile));
+    };
+    // The chain's own error says which sources it tried; STS's would only say it failed. A
+    // profile's provider is asked by the STS call instead: asked here, a role_arn profile would
+    // assume its role twice (the clients' identity cache does not see this call).
+    if profile.is_none() {
+        provider.provide_credentials().await.map_err(|e| no_credentials(&super::errors::causes(&e), profile))?;
+    }
+    let sts = aws_sdk_sts::Client::new(&config);
+    let identity = sts.get_caller_identity().send().await.map_err(|e| match (profile, &e) {
+        // No answer from STS: the profile's credentials could not be had.
+        (Some(_), SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_)) => no_credentials(&super::errors::causes(&e), profile),
+        _ => aws_error("AWS credentials", "sts:GetCallerIdentity", e),
+    })?;
+    let account_id = identity.account().unwrap_or_default().to_owned();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    Ok(Connection {
+        iam: aws_sdk_iam::Client::new(&config),
+        network: Arc::new(RegionNetwork::new(ec2.clone(), region.clone())),
+        ec2,
+        ecs: aws_sdk_ecs::Client::new(&config),
+        ecr: aws_sdk_ecr::Client::new(&config),
+        secrets: aws_sdk_secretsmanager::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        once: Arc::new(OnceClients::new(&config)),
+        region,
+        account_id,
+        endpoint_url: config.endpoint_url().map(str::to_owned),
+        zones: Arc::default(),
+    })
 }
 
 impl AwsContext {
-    /// Loads the standard credential chain and region, and checks the credentials with
-    /// STS `GetCallerIdentity`: a missing region or unusable credentials fail here, before
-    /// anything is read or written, with the fix.
-    /// `region` overrides the chain's region (a pool declared in another region).
-    pub async fn connect(pool: &str, region: Option<&str>) -> Result<Self> {
-        // The SDK's signer panics on a header value it cannot send: check them first.
-        check_header_variables(&ProcessEnv, AWS_CREDENTIAL_VARIABLES)?;
-        // Each attempt may take 30 s, each call (its retries included) 2 minutes.
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .operation_attempt_timeout(Duration::from_secs(30))
-            .operation_timeout(Duration::from_secs(120))
-            .build();
-        // The SDK's standard mode: throttling, 5xx and transient errors, with backoff and jitter.
-        let retries = RetryConfig::standard().with_max_attempts(6).with_initial_backoff(Duration::from_millis(200));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries);
-        let region_asked = region.is_some();
-        if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region.to_owned()));
-        }
-        let config = loader.load().await;
-        let region = config.region().map(ToString::to_string).ok_or_else(|| {
-            Error::usage("AWS region", "none is configured").fix("set AWS_REGION (e.g. AWS_REGION=us-east-1) or `region` in your AWS profile")
-        })?;
-        check_region(&region, &region_source(region_asked))?;
-        let Some(provider) = config.credentials_provider() else {
-            return Err(no_credentials("no credential provider is configured"));
-        };
-        // The chain's own error says which sources it tried; STS's would only say it failed.
-        provider.provide_credentials().await.map_err(|e| no_credentials(&super::errors::causes(&e)))?;
-        let sts = aws_sdk_sts::Client::new(&config);
-        let identity = sts.get_caller_identity().send().await.map_err(|e| aws_error("AWS credentials", "sts:GetCallerIdentity", e))?;
-        let account_id = identity.account().unwrap_or_default().to_owned();
-        let ec2 = aws_sdk_ec2::Client::new(&config);
-        Ok(Self {
-            iam: aws_sdk_iam::Client::new(&config),
-            network: RegionNetwork::new(ec2.clone(), region.clone()),
-            ec2,
-            ecs: aws_sdk_ecs::Client::new(&config),
-            ecr: aws_sdk_ecr::Client::new(&config),
-            secrets: aws_sdk_secretsmanager::Client::new(&config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-            once: OnceClients::new(&config),
-            region,
-            account_id,
-            endpoint_url: config.endpoint_url().map(str::to_owned),
-            pool: pool.to_owned(),
-            zones: Memo::default(),
-        })
-    }
-
     /// The `aws` context attributes that blueprint references may name.
     pub fn attrs(&self) -> Attrs {
         let mut attrs = Attrs::new().with("region", self.region.as_str()).with("account_id", self.account_id.as_str());
@@ -222,19 +300,24 @@ impl OnceClients {
 /// Where the AWS region of a run came from, as the SDK's chain looks: the region asked for
 /// (`--region`, a pools file's `region`, the pool's record), else `AWS_REGION`, else
 /// `AWS_DEFAULT_REGION`, else the profile.
-fn region_source(asked: bool) -> String {
+fn region_source(asked: bool, profile: Option<&str>) -> String {
     if asked {
         return "--region (or the pool's `region`)".to_owned();
     }
     let set = ["AWS_REGION", "AWS_DEFAULT_REGION"].into_iter().find(|name| ProcessEnv.var(name).is_some());
     match set {
         Some(name) => name.to_owned(),
-        None => format!("`region` of AWS profile '{}'", ProcessEnv.var("AWS_PROFILE").unwrap_or_else(|| "default".to_owned())),
+        None => format!("`region` of AWS profile '{}'", profile.map(str::to_owned).or_else(|| ProcessEnv.var("AWS_PROFILE")).unwrap_or_else(|| "default".to_owned())),
     }
 }
 
-fn no_credentials(cause: &str) -> Error {
-    Error::usage("AWS credentials", cause.to_owned()).fix(
-        "configure credentials the AWS CLI way: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or `aws sso login`",
-    )
+fn no_credentials(cause: &str, profile: Option<&str>) -> Error {
+    match profile {
+        Some(profile) => Error::usage(format!("AWS credentials of profile '{profile}'"), cause.to_owned()).fix(format!(
+            "check the profile's keys, role_arn and source_profile or credential_source, credential_process or SSO (`aws sso login --profile {profile}`); `aws sts get-caller-identity --profile {profile}` shows what the AWS CLI makes of it"
+        )),
+        None => Error::usage("AWS credentials", cause.to_owned()).fix(
+            "configure credentials the AWS CLI way: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or `aws sso login`",
+        ),
+    }
 }

@@ -56,10 +56,7 @@ impl Node for Block {
                 };
                 let ids = match &document {
                     Some(document) => (document.block_type_id.clone(), document.block_schema_id.clone()),
-                    None => {
-                        let type_id = self.prefect.client.block_type_id(&self.slug, &self.when_type_missing).await?;
-                        (type_id.clone(), self.prefect.client.newest_block_schema(&type_id).await?.id)
-                    }
+                    None => self.prefect.block_type_and_schema(&self.slug, &self.when_type_missing).await?,
                 };
                 Ok::<_, Error>((document, ids))
             };
