@@ -147,7 +147,7 @@ async fn a_pools_file_spans_two_accounts_through_profiles_and_later_runs_keep_ea
     // ...and a teardown without the flag works in the recorded one, not the shell's account:
     // a's own user goes, what c shares with it stays, b is untouched.
     fleet.run(&["work-pool", "deprovision", &pool_a, "--yes"]).ok();
-    assert_eq!(fleet.users_of(&fleet.a).await, [pool_c.clone()]);
+    assert_eq!(fleet.users_of(&fleet.a).await, [pool_c.as_str()]);
     assert_eq!(fleet.clusters_of(&fleet.a).await.len(), 1, "c still uses the cluster");
     assert_eq!(fleet.users_of(&fleet.b).await, ["prefect-ecs-user"]);
     fleet.run(&["work-pool", "deprovision", &pool_b, "--yes"]).ok();
