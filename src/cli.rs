@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
+use crate::clouds::Scope;
 use crate::document::check_out_path;
 use crate::error::{Error, Result};
-use crate::clouds::Scope;
 use crate::provision::check::{Spelling, TargetCheck};
 use crate::provision::{self, RunOptions, Target, TeardownOptions, read_pools_file};
 use crate::request::{PoolMode, PoolRequest, read_base_job_template};
@@ -239,10 +239,12 @@ impl Naming {
     /// The target of a run that provisions infrastructure when `provisioning`, checked before
     /// any call.
     fn target(&self, request: PoolRequest, provisioning: bool) -> Result<Target> {
-        let request = request
-            .with_image_registry(self.image_registry.as_deref())
-            .with_worker(self.worker, self.worker_image.as_deref(), self.worker_api_url.as_deref());
-        let target = Target { request, names: self.names()?, scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone(), profile: self.profile.clone() } };
+        let request = request.with_image_registry(self.image_registry.as_deref()).with_worker(self.worker, self.worker_image.as_deref(), self.worker_api_url.as_deref());
+        let target = Target {
+            request,
+            names: self.names()?,
+            scope: Scope { region: self.region.clone(), project: self.project.clone(), subscription: self.subscription.clone(), profile: self.profile.clone() },
+        };
         TargetCheck::provisioning(provisioning).check(&target, Spelling::Flag)?;
         Ok(target)
     }
@@ -292,16 +294,7 @@ impl Command {
     /// Runs the command and returns the exit code of a success.
     pub async fn run(self, console: &Console) -> Result<u8> {
         match self {
-            Command::WorkPool(WorkPoolCommand::Create {
-                name,
-                pool_type,
-                provision_infra,
-                overwrite,
-                base_job_template,
-                paused,
-                set_as_default,
-                run,
-            }) => {
+            Command::WorkPool(WorkPoolCommand::Create { name, pool_type, provision_infra, overwrite, base_job_template, paused, set_as_default, run }) => {
                 run.report.check_out()?;
                 let mut request = PoolRequest::new(name, pool_type, PoolMode::Create { overwrite });
                 request.base_job_template = base_job_template.as_deref().map(read_base_job_template).transpose()?;

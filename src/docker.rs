@@ -41,8 +41,7 @@ pub async fn login(registry: &str, user: &str, password: &Secret) -> Result<Logi
     }
     // Docker does not echo the password, but a wrapper might: never pass it on.
     let stderr = String::from_utf8_lossy(&output.stderr).replace(password.expose(), "***");
-    Err(Error::remote(what, format!("docker exited with {}: {}", output.status, stderr.trim()))
-        .fix("check that the Docker daemon runs (`docker info`), then run again"))
+    Err(Error::remote(what, format!("docker exited with {}: {}", output.status, stderr.trim())).fix("check that the Docker daemon runs (`docker info`), then run again"))
 }
 
 /// Docker's configuration file, as the docker CLI finds it: `$DOCKER_CONFIG/config.json`,
@@ -52,9 +51,9 @@ fn config_path() -> Result<std::path::PathBuf> {
     if let Some(dir) = ProcessEnv.var("DOCKER_CONFIG") {
         return Ok(std::path::PathBuf::from(dir).join("config.json"));
     }
-    home_dir(&ProcessEnv)
-        .map(|home| home.join(".docker").join("config.json"))
-        .ok_or_else(|| Error::usage("Docker configuration", "no home directory is set (HOME, or USERPROFILE on Windows)").fix("set DOCKER_CONFIG to Docker's configuration directory"))
+    home_dir(&ProcessEnv).map(|home| home.join(".docker").join("config.json")).ok_or_else(|| {
+        Error::usage("Docker configuration", "no home directory is set (HOME, or USERPROFILE on Windows)").fix("set DOCKER_CONFIG to Docker's configuration directory")
+    })
 }
 
 /// Makes Docker use the credential helper `docker-credential-<helper>` for `registry`, as

@@ -260,7 +260,8 @@ impl PlanDocument {
         let what = || format!("plan file {}", path.display());
         let replan = "make the plan again with this pushpool (`pushpool plan ... --out FILE`), review it, and apply that";
         let text = std::fs::read_to_string(path).map_err(|e| Error::unreadable(what(), &e))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| Error::usage(what(), format!("not JSON: {e}")).fix(format!("pass a file saved by `pushpool plan ... --out FILE`; or {replan}")))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::usage(what(), format!("not JSON: {e}")).fix(format!("pass a file saved by `pushpool plan ... --out FILE`; or {replan}")))?;
         let version = value.get("format_version").and_then(Value::as_u64);
         if version != Some(u64::from(FORMAT_VERSION)) {
             let shown = version.map_or("no format version".to_owned(), |v| format!("format version {v}"));
@@ -279,11 +280,8 @@ impl PlanDocument {
         }
         let age = SystemTime::now().duration_since(made).unwrap_or_default();
         if age > max_age {
-            return Err(Error::usage(
-                what(),
-                format!("was made {} ago, more than --max-age {}; nothing was applied", round(age), round(max_age)),
-            )
-            .fix(format!("{replan}, or pass a larger --max-age")));
+            return Err(Error::usage(what(), format!("was made {} ago, more than --max-age {}; nothing was applied", round(age), round(max_age)))
+                .fix(format!("{replan}, or pass a larger --max-age")));
         }
         Ok(document)
     }
@@ -306,14 +304,7 @@ impl PlanDocument {
                 continue;
             };
             if saved.action != live.action {
-                found.push(format!(
-                    "{} {}: planned {}, now {} ({})",
-                    saved.resource,
-                    saved.name,
-                    saved.action.as_str(),
-                    live.action.as_str(),
-                    live.reason
-                ));
+                found.push(format!("{} {}: planned {}, now {} ({})", saved.resource, saved.name, saved.action.as_str(), live.action.as_str(), live.reason));
             } else {
                 let keys: std::collections::BTreeSet<&str> = [(&saved.attributes, &live.attributes), (&saved.hints, &live.hints)]
                     .into_iter()

@@ -131,9 +131,7 @@ impl JsonApi {
     /// Sends a request that must find its object.
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Value> {
         let shown = format!("{method} {path}");
-        self.send_optional(method, path, body, what)
-            .await?
-            .ok_or_else(|| Error::remote(what, format!("{shown} found nothing (404)")))
+        self.send_optional(method, path, body, what).await?.ok_or_else(|| Error::remote(what, format!("{shown} found nothing (404)")))
     }
 
     /// Sends a request and returns the JSON body (Null for an empty one), 404 or 409.
@@ -249,8 +247,7 @@ fn error_detail(parsed: &Value) -> String {
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| {
-                let location: Vec<String> =
-                    item["loc"].as_array().into_iter().flatten().map(|l| l.as_str().map(str::to_owned).unwrap_or_else(|| l.to_string())).collect();
+                let location: Vec<String> = item["loc"].as_array().into_iter().flatten().map(|l| l.as_str().map(str::to_owned).unwrap_or_else(|| l.to_string())).collect();
                 format!("{}: {}", location.join("."), item["msg"].as_str().unwrap_or("invalid"))
             })
             .collect::<Vec<_>>()
@@ -284,8 +281,14 @@ mod tests {
         let body = r#"{"detail":[{"type":"string_pattern_mismatch","loc":["body","name"],"msg":"String should match pattern","input":"wJalrXUtnFEMI/K7MDENG"}]}"#;
         assert_eq!(detail(body), "body.name: String should match pattern");
         assert_eq!(detail(r#"{"detail":"Work pool already exists."}"#), "Work pool already exists.");
-        assert_eq!(detail(r#"{"error":{"code":409,"message":"Service account x already exists.","status":"ALREADY_EXISTS"}}"#), "ALREADY_EXISTS: Service account x already exists.");
-        assert_eq!(detail(r#"{"error":{"code":"RoleAssignmentExists","message":"The role assignment already exists."}}"#), "RoleAssignmentExists: The role assignment already exists.");
+        assert_eq!(
+            detail(r#"{"error":{"code":409,"message":"Service account x already exists.","status":"ALREADY_EXISTS"}}"#),
+            "ALREADY_EXISTS: Service account x already exists."
+        );
+        assert_eq!(
+            detail(r#"{"error":{"code":"RoleAssignmentExists","message":"The role assignment already exists."}}"#),
+            "RoleAssignmentExists: The role assignment already exists."
+        );
         let html = Answer { status: StatusCode::BAD_GATEWAY, parsed: false, body: Value::Null, headers: Default::default() };
         assert_eq!(html.detail(), "the server's answer is not JSON");
     }

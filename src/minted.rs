@@ -188,19 +188,20 @@ impl<M: Minter> MintedSecret<M> {
             Error::usage(format!("blueprint block {block_name}"), "holds a minted credential but names no `holds` field")
                 .fix("add `holds = \"<data field of the credential's id>\"` to the block node")
         })?;
-        Ok(Self {
-            minter,
-            prefect,
-            block_slug: block_slug.to_owned(),
-            block_name: block_name.to_owned(),
-            owner_node: owner_node.to_owned(),
-            holds: holds.to_owned(),
-        })
+        Ok(Self { minter, prefect, block_slug: block_slug.to_owned(), block_name: block_name.to_owned(), owner_node: owner_node.to_owned(), holds: holds.to_owned() })
     }
 
     /// The credential `minter` mints for the blueprint's block node `block` (named as `names`
     /// says), owned by node `owner`: what a cloud's key node kind is built as.
-    pub fn for_block(minter: M, prefect: Arc<PrefectContext>, blueprint: &Blueprint, names: &BTreeMap<String, String>, node: &str, block: &str, owner: &str) -> Result<Self> {
+    pub fn for_block(
+        minter: M,
+        prefect: Arc<PrefectContext>,
+        blueprint: &Blueprint,
+        names: &BTreeMap<String, String>,
+        node: &str,
+        block: &str,
+        owner: &str,
+    ) -> Result<Self> {
         let settings = blueprint.node(block).and_then(|b| match &b.kind {
             Kind::PrefectBlock(settings) => Some(settings),
             _ => None,
@@ -308,11 +309,7 @@ impl<M: Minter> MintedSecret<M> {
             })
             .collect();
         let (limit, whose) = self.minter.limit();
-        Error::usage(
-            self.minter.owner(),
-            format!("{why}, but it already has {limit} {}s, {whose}: {}", self.minter.noun(), listed.join(", ")),
-        )
-        .fix(self.minter.quota_fix())
+        Error::usage(self.minter.owner(), format!("{why}, but it already has {limit} {}s, {whose}: {}", self.minter.noun(), listed.join(", "))).fix(self.minter.quota_fix())
     }
 }
 
@@ -396,11 +393,7 @@ impl<M: Minter> Node for MintedSecret<M> {
                 self.minter.delete(&dead).await?;
             }
             let minted = self.mint(&mark).await?;
-            let mut attrs = Attrs::new()
-                .with("id", minted.id)
-                .hint("orphans", Vec::<String>::new())
-                .hint("pending", true)
-                .hint("replaces", replaces);
+            let mut attrs = Attrs::new().with("id", minted.id).hint("orphans", Vec::<String>::new()).hint("pending", true).hint("replaces", replaces);
             attrs.set_secret("secret", minted.secret);
             Ok(attrs)
         }

@@ -140,8 +140,9 @@ impl PoolRequest {
 pub fn read_base_job_template(path: &Path) -> Result<Value> {
     let what = || format!("base job template {}", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| Error::unreadable(what(), &e))?;
-    let template: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::usage(what(), format!("not JSON: {e}")).fix("pass a JSON template, e.g. from `prefect work-pool get-default-base-job-template --type TYPE > FILE`"))?;
+    let template: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::usage(what(), format!("not JSON: {e}")).fix("pass a JSON template, e.g. from `prefect work-pool get-default-base-job-template --type TYPE > FILE`")
+    })?;
     if template.pointer("/variables/properties").and_then(Value::as_object).is_none() || template.get("job_configuration").is_none() {
         return Err(Error::usage(what(), "has no `job_configuration` and `variables.properties`")
             .fix("start from the type's default: `prefect work-pool get-default-base-job-template --type TYPE > FILE`"));

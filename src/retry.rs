@@ -60,7 +60,9 @@ where
         match attempt().await? {
             Settling::Done(value) => return Ok(value),
             Settling::NotYet(error) if tried >= tries => {
-                return Err(error.fix(format!("pushpool waited {tried} times for {waiting_for}, which can take minutes: run again, and pushpool picks up where it stopped")));
+                return Err(
+                    error.fix(format!("pushpool waited {tried} times for {waiting_for}, which can take minutes: run again, and pushpool picks up where it stopped"))
+                );
             }
             Settling::NotYet(_) => {
                 crate::engine::waiting(format!("waiting for {waiting_for} (try {} of {tries})", tried + 1));

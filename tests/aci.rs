@@ -25,7 +25,12 @@ async fn inventory(azure: &AzureWorld) -> Value {
         .map(|g| json!({"name": g["name"], "tags": g["tags"], "registries": g["registries"].as_array().map_or(0, Vec::len), "identities": g["identities"].as_array().map_or(0, Vec::len)}))
         .collect();
     // Sorted: concurrent branches create the two assignments in either order.
-    let mut roles: Vec<String> = subscription["roleAssignments"].as_array().into_iter().flatten().map(|a| a["roleDefinitionId"].as_str().unwrap_or_default().rsplit('/').next().unwrap().to_owned()).collect();
+    let mut roles: Vec<String> = subscription["roleAssignments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| a["roleDefinitionId"].as_str().unwrap_or_default().rsplit('/').next().unwrap().to_owned())
+        .collect();
     roles.sort();
     json!({"groups": groups, "roles": roles, "tenant": tenant_summary(&tenant)})
 }
@@ -60,7 +65,8 @@ async fn a_fresh_subscription_gets_everything_in_the_default_one_and_a_rerun_wri
     assert_eq!(registry["tags"]["prefect.work-pool"], world.pool.as_str());
     let identity = &group["identities"][0];
     assert_eq!(identity["name"], "prefect-acr-identity");
-    let roles: Vec<&str> = subscription["roleAssignments"].as_array().unwrap().iter().map(|a| a["roleDefinitionId"].as_str().unwrap().rsplit('/').next().unwrap()).collect();
+    let roles: Vec<&str> =
+        subscription["roleAssignments"].as_array().unwrap().iter().map(|a| a["roleDefinitionId"].as_str().unwrap().rsplit('/').next().unwrap()).collect();
     assert!(roles.contains(&"b24988ac-6180-42a0-ab88-20f7382dd24c") && roles.contains(&"7f951dda-4ed3-4680-a7ca-43fe172d538d"), "{roles:?}");
 
     // The pool names the block, the group, the subscription, the registry and the identity.
@@ -248,7 +254,11 @@ async fn replication_delay_slow_operations_and_throttling_are_waited_out() {
     run.ok();
     let statuses: Vec<u16> = azure.calls_since(&support::azure::AzureMarks::default()).await.iter().map(|c| c.status).collect();
     assert!(statuses.contains(&429) && statuses.contains(&400), "throttled and PrincipalNotFound at least once: {statuses:?}");
-    assert!(run.stderr.contains("role assignment") && run.stderr.contains(": waiting for Entra ID to replicate principal "), "the wait is named on its step's line:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("role assignment") && run.stderr.contains(": waiting for Entra ID to replicate principal "),
+        "the wait is named on its step's line:\n{}",
+        run.stderr
+    );
     assert_eq!(azure.subscription.state().await["roleAssignments"].as_array().unwrap().len(), 2);
     azure.fake.assert_no_violations(&azure).await;
 }
@@ -409,7 +419,10 @@ async fn with_more_registries_in_the_group_than_a_page_holds_a_rerun_finds_its_o
     azure.subscription.seed_resource_group("prefect-aci-push-pool-rg", "eastus", &[]).await;
     for i in 0..5 {
         let other = format!("other-pool-{i}");
-        azure.subscription.seed_registry("prefect-aci-push-pool-rg", &support::azure::unique_registry_name(&format!("prefectother{i}")), &[("prefect.work-pool", other.as_str())]).await;
+        azure
+            .subscription
+            .seed_registry("prefect-aci-push-pool-rg", &support::azure::unique_registry_name(&format!("prefectother{i}")), &[("prefect.work-pool", other.as_str())])
+            .await;
     }
     let rerun = provision_twice(&world, &azure).await;
     let group = azure.subscription.resource_group("prefect-aci-push-pool-rg").await.unwrap();
@@ -450,7 +463,11 @@ async fn graphs_replication_delays_for_a_new_app_are_waited_out_and_named_on_the
     let graph: Vec<(String, u16)> = azure.tenant.calls().await.into_iter().map(|c| (c.action, c.status)).collect();
     assert_eq!(graph.iter().filter(|c| *c == &("servicePrincipals.create".to_owned(), 400)).count(), 2, "{graph:?}");
     assert!(graph.iter().any(|(_, status)| *status == 404), "a request naming the new application met 404 first: {graph:?}");
-    assert!(run.stderr.contains("service principal prefect-aci-push-pool-app: waiting for Entra ID to replicate application prefect-aci-push-pool-app, created moments ago"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("service principal prefect-aci-push-pool-app: waiting for Entra ID to replicate application prefect-aci-push-pool-app, created moments ago"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains(": waiting for Entra ID to replicate 'prefect-aci-push-pool-app' ("), "{}", run.stderr);
     assert_eq!(azure.tenant.applications_named("prefect-aci-push-pool-app").await.len(), 1);
     let loaded = world.load_aci_credentials_with_prefect(&format!("{}-push-pool-credentials", world.pool), Some((&azure.fake, &azure.tenant)));

@@ -154,7 +154,11 @@ fn changes_comment_the_plan_once_and_a_second_run_edits_that_comment() {
     assert_eq!(comments[3]["body"], format!("{MARKER}\n### pushpool plan\n\nNo changes.\n"));
     let others: Vec<&str> = comments[..3].iter().map(|c| c["body"].as_str().unwrap()).collect();
     assert_eq!(others, ["looks good", "what does this create?", "a quote: pushpool-plan"], "others' comments untouched");
-    let methods: Vec<String> = runner.gh_calls().iter().map(|call| call["args"].as_array().unwrap().iter().skip_while(|a| *a != "--method").nth(1).map_or("GET".into(), |m| m.as_str().unwrap().to_owned())).collect();
+    let methods: Vec<String> = runner
+        .gh_calls()
+        .iter()
+        .map(|call| call["args"].as_array().unwrap().iter().skip_while(|a| *a != "--method").nth(1).map_or("GET".into(), |m| m.as_str().unwrap().to_owned()))
+        .collect();
     assert_eq!(methods, ["GET", "POST", "GET", "PATCH"]);
 }
 

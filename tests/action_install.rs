@@ -133,10 +133,13 @@ fn an_archive_is_installed_only_when_its_checksum_matches() {
     let ran = Command::new(dir.join("pushpool")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "pushpool 0.2.0\n", "the archive's binary, executable, in the cache directory");
     let log = fs::read_to_string(runner.path("curl-log")).unwrap();
-    assert_eq!(log.lines().collect::<Vec<_>>(), [
-        format!("https://github.com/pushpool/pushpool/releases/download/v0.2.0/pushpool-{target}.tar.gz"),
-        format!("https://github.com/pushpool/pushpool/releases/download/v0.2.0/pushpool-{target}.tar.gz.sha256"),
-    ]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        [
+            format!("https://github.com/pushpool/pushpool/releases/download/v0.2.0/pushpool-{target}.tar.gz"),
+            format!("https://github.com/pushpool/pushpool/releases/download/v0.2.0/pushpool-{target}.tar.gz.sha256"),
+        ]
+    );
 
     runner.publish("0.2.1", target, true);
     let bad_dir = runner.path("tool-cache/pushpool/0.2.1/x86_64-unknown-linux-gnu");

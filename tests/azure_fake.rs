@@ -11,7 +11,10 @@ use std::process::Command;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::azure::{ACR_PULL, API_AUTHORIZATION, API_IDENTITY, API_REGISTRY, API_RESOURCES, API_SUBSCRIPTIONS, AzureFake, AzureWorld, CLOUD, CONTRIBUTOR, fake_az_dir, form_body, path_without_az, unique_registry_name};
+use support::azure::{
+    ACR_PULL, API_AUTHORIZATION, API_IDENTITY, API_REGISTRY, API_RESOURCES, API_SUBSCRIPTIONS, AzureFake, AzureWorld, CLOUD, CONTRIBUTOR, fake_az_dir, form_body,
+    path_without_az, unique_registry_name,
+};
 use support::{Sandbox, World, http};
 
 /// One answer: status, headers we care about, JSON body (Null when empty).
@@ -485,7 +488,14 @@ async fn fake_rejects_contract_violations_and_records_them() {
     let none = send(Method::GET, &format!("{}subscriptions/{}", azure.arm_url(), azure.subscription.id), Some(&c.arm), None).await;
     assert_eq!((none.status, none.code()), (400, "MissingApiVersionParameter"));
     c.put_rg("rg").await;
-    let extra = c.arm(Method::PUT, &c.registry("rg", "prefectcontract1"), API_REGISTRY, Some(json!({"location": "eastus", "sku": {"name": "Basic", "capacity": 1}, "properties": {"loginServer": "x"}}))).await;
+    let extra = c
+        .arm(
+            Method::PUT,
+            &c.registry("rg", "prefectcontract1"),
+            API_REGISTRY,
+            Some(json!({"location": "eastus", "sku": {"name": "Basic", "capacity": 1}, "properties": {"loginServer": "x"}})),
+        )
+        .await;
     assert_eq!(extra.status, 400);
     assert!(extra.message().contains("sku.capacity: not a field of the official example") && extra.message().contains("properties.loginServer"), "{}", extra.message());
     let bad_type = c.put_assignment(&c.rg("rg"), &uuid_like(5), CONTRIBUTOR, "x").await;
@@ -546,7 +556,11 @@ async fn fake_exchanges_an_arm_token_for_an_acr_refresh_token() {
     assert!(azure.tenant.minted().await.contains(&refresh), "a secret for the leak checks");
     let graph = exchange(c.graph.clone()).await;
     assert_eq!((graph.status, graph.body["errors"][0]["code"].as_str()), (401, Some("UNAUTHORIZED")));
-    let by_login_server = post_form(&azure.acr_exchange_url().replace("{registry}", &service), &[("grant_type", "access_token"), ("service", &service), ("tenant", &azure.tenant.id), ("access_token", &c.arm)]).await;
+    let by_login_server = post_form(
+        &azure.acr_exchange_url().replace("{registry}", &service),
+        &[("grant_type", "access_token"), ("service", &service), ("tenant", &azure.tenant.id), ("access_token", &c.arm)],
+    )
+    .await;
     assert_eq!(by_login_server.status, 200);
     let unknown = post_form(&azure.acr_exchange_url().replace("{registry}", "nosuchregistry"), &[("grant_type", "access_token")]).await;
     assert_eq!(unknown.status, 404);
@@ -590,7 +604,10 @@ async fn proxy_channel_in_front_of_the_fake_counts_azure_writes_and_injects_thro
     let channel = azure.channel.as_ref().unwrap();
     let writes = channel.writes_since(0).await;
     let rg_path = format!("/arm{}", c.rg("rg"));
-    assert_eq!(writes, [format!("azure.arm PUT {rg_path}"), "azure.graph POST /graph/v1.0/applications".to_owned(), "azure.graph POST /graph/v1.0/servicePrincipals".to_owned()]);
+    assert_eq!(
+        writes,
+        [format!("azure.arm PUT {rg_path}"), "azure.graph POST /graph/v1.0/applications".to_owned(), "azure.graph POST /graph/v1.0/servicePrincipals".to_owned()]
+    );
     channel.set_faults(json!({format!("PUT {rg_path}"): {"kind": "throttle", "times": 1}})).await;
     let throttled = c.put_rg("rg").await;
     assert_eq!((throttled.status, throttled.code()), (429, "SubscriptionRequestsThrottled"));
@@ -640,7 +657,14 @@ async fn azure_world_writes_the_cli_files_and_the_fake_az_serves_tokens_per_audi
 
     // The fake az, run the way azure_identity's AzureCliCredential runs it.
     let az = |script: &str, extra: &[(&str, &str)]| {
-        Command::new("/bin/sh").args(["-c", &format!("cd /bin && {script}")]).env_clear().env("PATH", &env["PATH"]).envs(azure.env()).envs(extra.iter().copied()).output().unwrap()
+        Command::new("/bin/sh")
+            .args(["-c", &format!("cd /bin && {script}")])
+            .env_clear()
+            .env("PATH", &env["PATH"])
+            .envs(azure.env())
+            .envs(extra.iter().copied())
+            .output()
+            .unwrap()
     };
     let arm = az(&format!("az account get-access-token -o json --scope {}.default", azure.arm_url()), &[]);
     assert!(arm.status.success(), "{}", String::from_utf8_lossy(&arm.stderr));
@@ -751,7 +775,10 @@ async fn fake_pages_arm_lists_by_two_with_absolute_next_links_and_opaque_skiptok
     // A filtered list of role assignments keeps its filter in the next link.
     let principal = "ce2ce14e-85d7-4629-bdbc-454d0519d987";
     for registry in &seeded {
-        azure.subscription.seed_role_assignment(&format!("{}/providers/Microsoft.ContainerRegistry/registries/{registry}", azure.subscription.rg_scope("rg")), ACR_PULL, principal, None).await;
+        azure
+            .subscription
+            .seed_role_assignment(&format!("{}/providers/Microsoft.ContainerRegistry/registries/{registry}", azure.subscription.rg_scope("rg")), ACR_PULL, principal, None)
+            .await;
     }
     let filter = format!("{}/providers/Microsoft.Authorization/roleAssignments?$filter=principalId%20eq%20'{principal}'", c.rg("rg"));
     let first = c.arm(Method::GET, &filter, API_AUTHORIZATION, None).await;

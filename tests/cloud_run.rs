@@ -136,8 +136,16 @@ async fn existing_service_account_and_repository_are_used_as_they_are_and_a_tear
     world.run_gcp(&gcp, &world.args(CREATE_V2)).ok();
     let mut writes = project.writes_since(0).await;
     writes.sort();
-    assert_eq!(writes, ["cloudresourcemanager.projects.setIamPolicy", "iam.projects.serviceAccounts.keys.create", "iam.projects.serviceAccounts.patch", "iam.projects.serviceAccounts.patch"],
-        "only the roles and the key (the account marked, then settled) are written");
+    assert_eq!(
+        writes,
+        [
+            "cloudresourcemanager.projects.setIamPolicy",
+            "iam.projects.serviceAccounts.keys.create",
+            "iam.projects.serviceAccounts.patch",
+            "iam.projects.serviceAccounts.patch"
+        ],
+        "only the roles and the key (the account marked, then settled) are written"
+    );
     assert_eq!(project.repository_labels("us-central1", "prefect-images").await.unwrap().get("team").map(String::as_str), Some("data"));
 
     // The teardown takes the key with the block and the pool, and keeps what pushpool did not make.
@@ -303,7 +311,11 @@ async fn ten_keys_stop_the_plan_before_any_write_and_an_organization_policy_gets
     gcp.project.faults(json!({"key_creation_disabled": true})).await;
     let run = world.run_gcp(&gcp, &world.args(CREATE_V2));
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.all().contains("an organization policy forbids service account keys") && run.all().contains("constraints/iam.disableServiceAccountKeyCreation"), "{}", run.all());
+    assert!(
+        run.all().contains("an organization policy forbids service account keys") && run.all().contains("constraints/iam.disableServiceAccountKeyCreation"),
+        "{}",
+        run.all()
+    );
     assert!(world.work_pool().await.is_none() && world.gcp_block().await.is_none(), "no pool without its credentials");
     gcp.fake.assert_no_violations(&gcp.project).await;
 }

@@ -66,7 +66,14 @@ async fn fresh_account_without_default_vpc_is_fully_provisioned_and_a_rerun_writ
     assert_eq!(zones, ["us-east-1a", "us-east-1b", "us-east-1c"]);
     let gateways = aws.ec2.describe_internet_gateways().filters(Filter::builder().name("attachment.vpc-id").values(vpc_id).build()).send().await.unwrap();
     let gateway = gateways.internet_gateways()[0].internet_gateway_id().unwrap().to_owned();
-    let tables = aws.ec2.describe_route_tables().filters(vpc_filter(vpc_id)).filters(Filter::builder().name("tag:Name").values("prefect-ecs-route-table").build()).send().await.unwrap();
+    let tables = aws
+        .ec2
+        .describe_route_tables()
+        .filters(vpc_filter(vpc_id))
+        .filters(Filter::builder().name("tag:Name").values("prefect-ecs-route-table").build())
+        .send()
+        .await
+        .unwrap();
     let table = &tables.route_tables()[0];
     assert!(table.routes().iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0") && r.gateway_id() == Some(gateway.as_str())));
     let mut associated: Vec<&str> = table.associations().iter().filter_map(|a| a.subnet_id()).collect();
@@ -74,7 +81,14 @@ async fn fresh_account_without_default_vpc_is_fully_provisioned_and_a_rerun_writ
     let mut subnet_ids: Vec<&str> = subnets.subnets().iter().map(|s| s.subnet_id().unwrap()).collect();
     subnet_ids.sort();
     assert_eq!(associated, subnet_ids);
-    let groups = aws.ec2.describe_security_groups().filters(vpc_filter(vpc_id)).filters(Filter::builder().name("group-name").values("prefect-ecs-security-group").build()).send().await.unwrap();
+    let groups = aws
+        .ec2
+        .describe_security_groups()
+        .filters(vpc_filter(vpc_id))
+        .filters(Filter::builder().name("group-name").values("prefect-ecs-security-group").build())
+        .send()
+        .await
+        .unwrap();
     let group = &groups.security_groups()[0];
     assert!(group.ip_permissions().is_empty(), "no inbound rules");
 
@@ -174,10 +188,21 @@ print(json.dumps({"key": creds.aws_access_key_id, "secret": creds.aws_secret_acc
     assert_eq!(
         aws_reads,
         [
-            "ec2 DescribeInternetGateways", "ec2 DescribeRouteTables", "ec2 DescribeSecurityGroups", "ec2 DescribeSubnets", "ec2 DescribeVpcs",
-            "ecr DescribeRepositories", "ecs DescribeClusters",
-            "iam GetPolicy", "iam GetPolicyVersion", "iam GetRole", "iam GetRolePolicy", "iam GetUser", "iam ListAccessKeys",
-            "iam ListAttachedRolePolicies", "iam ListAttachedUserPolicies",
+            "ec2 DescribeInternetGateways",
+            "ec2 DescribeRouteTables",
+            "ec2 DescribeSecurityGroups",
+            "ec2 DescribeSubnets",
+            "ec2 DescribeVpcs",
+            "ecr DescribeRepositories",
+            "ecs DescribeClusters",
+            "iam GetPolicy",
+            "iam GetPolicyVersion",
+            "iam GetRole",
+            "iam GetRolePolicy",
+            "iam GetUser",
+            "iam ListAccessKeys",
+            "iam ListAttachedRolePolicies",
+            "iam ListAttachedUserPolicies",
             "sts GetCallerIdentity",
         ]
     );
@@ -518,10 +543,15 @@ async fn declined_confirmation_creates_nothing() {
     // A real terminal for pushpool (util-linux `script`), answering "n" at the prompt.
     let command = format!("{} work-pool create {} --type ecs:push --provision-infra", env!("CARGO_BIN_EXE_pushpool"), world.pool);
     let script = world.command(&[]);
-    let envs: Vec<(std::ffi::OsString, std::ffi::OsString)> =
-        script.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect();
+    let envs: Vec<(std::ffi::OsString, std::ffi::OsString)> = script.get_envs().filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))).collect();
     let mut terminal = std::process::Command::new("script");
-    terminal.args(["-qec", &command, "/dev/null"]).env_clear().envs(envs).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    terminal
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .envs(envs)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = terminal.spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_secs(3));
     use std::io::Write;
@@ -538,13 +568,14 @@ async fn declined_confirmation_creates_nothing() {
 async fn prefect_server_down_fails_before_any_aws_write() {
     let world = World::new("down").await;
     let marks = world.marks().await;
-    let run = world.run_command(world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("PREFECT_API_URL", "http://127.0.0.1:9/api"));
+    let run = world.run_command(
+        world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]).env("PREFECT_API_URL", "http://127.0.0.1:9/api"),
+    );
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("Prefect API at http://127.0.0.1:9/api") && run.stderr.contains("unreachable"), "{}", run.stderr);
     assert!(run.stderr.contains("fix:"), "{}", run.stderr);
     world.assert_no_writes_since(marks).await;
 }
-
 
 #[tokio::test]
 async fn region_with_two_zones_gets_two_subnets() {
@@ -614,7 +645,10 @@ async fn access_denied_mid_apply_names_the_action_and_a_rerun_converges() {
     let world = World::new("denied").await;
     let aws = world.clients().await;
     aws.delete_default_vpc().await;
-    world.aws.set_faults(json!({"CreateCluster": {"status": 400, "code": "AccessDeniedException", "message": "User is not authorized to perform: ecs:CreateCluster"}})).await;
+    world
+        .aws
+        .set_faults(json!({"CreateCluster": {"status": 400, "code": "AccessDeniedException", "message": "User is not authorized to perform: ecs:CreateCluster"}}))
+        .await;
     let run = world.create(&["--yes"]);
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("error: ECS cluster prefect-ecs-cluster: ecs:CreateCluster failed: User is not authorized"), "{}", run.stderr);

@@ -109,7 +109,9 @@ async fn a_fresh_worker_runs_with_a_role_not_a_key_and_a_rerun_writes_nothing() 
     assert_eq!(container["image"], "prefecthq/prefect:3-latest");
     assert_eq!(container["environment"], json!({"PREFECT_API_URL": api_url, "PREFECT_WORKER_POOL": world.pool}));
     assert_eq!(container["secrets"], json!({}));
-    assert!(container["command"][2].as_str().unwrap().contains("pip install --no-cache-dir prefect-aws; exec prefect worker start --pool \"$PREFECT_WORKER_POOL\" --type ecs"));
+    assert!(
+        container["command"][2].as_str().unwrap().contains("pip install --no-cache-dir prefect-aws; exec prefect worker start --pool \"$PREFECT_WORKER_POOL\" --type ecs")
+    );
     assert_eq!(container["task_role"], format!("arn:aws:iam::{account}:role/{ROLE}"));
     assert_eq!(container["execution_role"], format!("arn:aws:iam::{account}:role/{EXECUTION_ROLE}"));
     assert_eq!(container["log_group"], format!("/prefect/workers/{}", world.pool));
@@ -122,7 +124,8 @@ async fn a_fresh_worker_runs_with_a_role_not_a_key_and_a_rerun_writes_nothing() 
     let vpc = service.services()[0].network_configuration().unwrap().awsvpc_configuration().unwrap();
     let mut subnets = vpc.subnets().to_vec();
     subnets.sort();
-    let mut wanted: Vec<String> = defaults["network_configuration"]["awsvpcConfiguration"]["subnets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    let mut wanted: Vec<String> =
+        defaults["network_configuration"]["awsvpcConfiguration"]["subnets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
     wanted.sort();
     assert_eq!(subnets, wanted);
     assert_eq!(vpc.security_groups(), [defaults["network_configuration"]["awsvpcConfiguration"]["securityGroups"][0].as_str().unwrap()]);
@@ -297,10 +300,13 @@ async fn roles_iam_has_not_propagated_yet_are_waited_out_and_the_wait_is_named()
     let world = World::new("wrkiam").await;
     // What ECS answers, for some seconds, about a role IAM made moments ago.
     let assume = "ECS was unable to assume the role 'arn:aws:iam::123456789012:role/prefect-ecs-worker-role' that was provided for this task.";
-    world.aws.set_faults(json!({
-        "RegisterTaskDefinition": {"kind": "error", "status": 400, "code": "ClientException", "message": "Role is not valid", "times": 2},
-        "CreateService": {"kind": "error", "status": 400, "code": "InvalidParameterException", "message": assume, "times": 2},
-    })).await;
+    world
+        .aws
+        .set_faults(json!({
+            "RegisterTaskDefinition": {"kind": "error", "status": 400, "code": "ClientException", "message": "Role is not valid", "times": 2},
+            "CreateService": {"kind": "error", "status": 400, "code": "InvalidParameterException", "message": assume, "times": 2},
+        }))
+        .await;
     let created = create(&world, &["--yes"], false);
     assert_eq!(created.code, 0, "{}", created.all());
     assert!(created.stderr.contains(&format!("waiting for IAM to make role(s) {EXECUTION_ROLE} and {ROLE} usable by ECS")), "{}", created.stderr);
@@ -322,7 +328,11 @@ async fn a_role_ecs_never_accepts_ends_the_wait_with_the_error_and_what_to_do() 
     assert_eq!(created.code, 1, "{}", created.all());
     let tries = world.aws.calls().await.iter().filter(|c| c.action == "RegisterTaskDefinition").count();
     assert!((2..=30).contains(&tries), "bounded: {tries} tries");
-    assert!(created.stderr.contains(&format!("ECS task definition {}: ecs:RegisterTaskDefinition failed: Role is not valid (ClientException)", family(&world))), "{}", created.stderr);
+    assert!(
+        created.stderr.contains(&format!("ECS task definition {}: ecs:RegisterTaskDefinition failed: Role is not valid (ClientException)", family(&world))),
+        "{}",
+        created.stderr
+    );
     assert!(created.stderr.contains(&format!("pushpool waited {tries} times for IAM to make role(s) {EXECUTION_ROLE} and {ROLE} usable by ECS")), "{}", created.stderr);
     assert!(created.stderr.contains("run again"), "{}", created.stderr);
 }
@@ -346,7 +356,11 @@ async fn a_run_killed_at_any_write_converges_on_a_rerun() {
         let rerun = create(&world, &["--worker-api-url", PUBLIC_URL, "--yes"], true);
         assert_eq!(rerun.code, 0, "killed after write {k}, the re-run failed:\n{}", rerun.all());
         let state = worker_state(&world).await;
-        assert_eq!((state["service"]["desired"].clone(), state["secret"].clone(), state["log_group"].clone()), (json!(1), json!(true), json!(1)), "killed after write {k}: {state}");
+        assert_eq!(
+            (state["service"]["desired"].clone(), state["secret"].clone(), state["log_group"].clone()),
+            (json!(1), json!(true), json!(1)),
+            "killed after write {k}: {state}"
+        );
         assert_eq!(state["revisions"], 1, "killed after write {k}: {state}");
         let again = run(&world, &["work-pool", "provision-infra", &world.pool, "--yes"], true);
         assert!(again.stdout.contains("Nothing to change"), "killed after write {k}: {}", again.all());

@@ -383,7 +383,8 @@ async fn fake_accepts_the_official_rust_clients_wire_form() {
     let (status, keys) = get(&format!("iam/v1/{name}/keys?keyTypes=1&{alt}")).await;
     assert_eq!((status, keys["keys"].as_array().map(Vec::len)), (200, Some(1)));
     let resource = format!("projects/{}", project.id);
-    let (status, policy) = post(&format!("cloudresourcemanager/v3/{resource}:getIamPolicy?{alt}"), json!({"resource": resource, "options": {"requestedPolicyVersion": 3}})).await;
+    let (status, policy) =
+        post(&format!("cloudresourcemanager/v3/{resource}:getIamPolicy?{alt}"), json!({"resource": resource, "options": {"requestedPolicyVersion": 3}})).await;
     assert_eq!(status, 200, "{policy}");
     let patch = json!({"serviceAccount": {"name": name, "description": "managed by pushpool"}, "updateMask": "description"});
     let (status, patched) = call(Method::PATCH, &format!("iam/v1/{name}?{alt}"), Some(patch)).await;
@@ -415,13 +416,15 @@ async fn fake_artifact_registry_repository_create_label_list_delete() {
     assert_eq!(done["response"]["name"], format!("{parent}/repositories/prefect-images"));
     let (status, error) = post(&format!("artifactregistry/v1/{parent}/repositories?repositoryId=prefect-images"), body).await;
     assert_eq!((status, status_of(&error)), (409, "ALREADY_EXISTS"));
-    let (status, error) = post(&format!("artifactregistry/v1/{parent}/repositories?repositoryId=other"), json!({"format": "DOCKER", "labels": {"prefect.work-pool": "x"}})).await;
+    let (status, error) =
+        post(&format!("artifactregistry/v1/{parent}/repositories?repositoryId=other"), json!({"format": "DOCKER", "labels": {"prefect.work-pool": "x"}})).await;
     assert_eq!((status, status_of(&error)), (400, "INVALID_ARGUMENT"), "label keys take no dots: {error}");
 
     let repo = format!("artifactregistry/v1/{parent}/repositories/prefect-images");
     let (status, got) = get(&repo).await;
     assert_eq!((status, got["format"].as_str(), got["mode"].as_str()), (200, Some("DOCKER"), Some("STANDARD_REPOSITORY")));
-    let (status, patched) = call(Method::PATCH, &format!("{repo}?updateMask=labels"), Some(json!({"labels": {"managed-by": "pushpool", "prefect-work-pool": "other"}}))).await;
+    let (status, patched) =
+        call(Method::PATCH, &format!("{repo}?updateMask=labels"), Some(json!({"labels": {"managed-by": "pushpool", "prefect-work-pool": "other"}}))).await;
     assert_eq!((status, patched["labels"]["prefect-work-pool"].as_str()), (200, Some("other")));
 
     let (_, images) = get(&format!("{repo}/dockerImages?pageSize=1")).await;
@@ -520,10 +523,8 @@ async fn gcp_world_points_pushpool_at_the_fake_and_keeps_real_gcloud_off_path() 
     let world = World::new("gcpenv").await;
     let gcp = GcpWorld::new("gcpenv").await;
     let command = world.gcp_command(&gcp, &["--version"]);
-    let env: std::collections::HashMap<String, String> = command
-        .get_envs()
-        .filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned())))
-        .collect();
+    let env: std::collections::HashMap<String, String> =
+        command.get_envs().filter_map(|(k, v)| Some((k.to_string_lossy().into_owned(), v?.to_string_lossy().into_owned()))).collect();
     assert_eq!(env["CLOUDSDK_API_ENDPOINT_OVERRIDES_IAM"], format!("{}/iam/", gcp.fake.url));
     assert_eq!(env["CLOUDSDK_API_ENDPOINT_OVERRIDES_ARTIFACTREGISTRY"], format!("{}/artifactregistry/", gcp.fake.url));
     assert_eq!(env["GCE_METADATA_HOST"], "127.0.0.1:9");
@@ -540,13 +541,8 @@ async fn gcp_world_points_pushpool_at_the_fake_and_keeps_real_gcloud_off_path() 
     let command = world.gcp_command(&gcp, &["--version"]);
     let path = command.get_envs().find(|(k, _)| *k == "PATH").and_then(|(_, v)| v).unwrap().to_string_lossy().into_owned();
     assert!(path.contains(fake_gcloud_dir().to_str().unwrap()));
-    let output = Command::new(fake_gcloud_dir().join("gcloud"))
-        .args(["config", "config-helper", "--format=json"])
-        .env_clear()
-        .env("PATH", &path)
-        .envs(gcp.env())
-        .output()
-        .unwrap();
+    let output =
+        Command::new(fake_gcloud_dir().join("gcloud")).args(["config", "config-helper", "--format=json"]).env_clear().env("PATH", &path).envs(gcp.env()).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let helper: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(helper["configuration"]["properties"]["core"]["project"], gcp.project.id.as_str());

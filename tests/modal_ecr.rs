@@ -78,7 +78,8 @@ impl ModalWorld {
 
     fn create(&self, extra: &[&str]) -> Run {
         let template = fixture("modal-push.base-job-template.json");
-        let mut args = vec!["work-pool", "create", &self.world.pool, "--type", "modal:push", "--provision-infra", "--image-registry", "ecr", "--base-job-template", &template];
+        let mut args =
+            vec!["work-pool", "create", &self.world.pool, "--type", "modal:push", "--provision-infra", "--image-registry", "ecr", "--base-job-template", &template];
         args.extend_from_slice(extra);
         self.run(&args)
     }
@@ -319,7 +320,11 @@ async fn a_dry_run_and_a_plan_write_nothing_and_name_every_part() {
     }
     // A pools file says the same as the flag.
     let pools = world.home.path().join("pools.toml");
-    let entry = format!("[[pool]]\nname = \"{}\"\ntype = \"modal:push\"\nimage_registry = \"ecr\"\nbase_job_template = {:?}\n", world.pool, fixture("modal-push.base-job-template.json"));
+    let entry = format!(
+        "[[pool]]\nname = \"{}\"\ntype = \"modal:push\"\nimage_registry = \"ecr\"\nbase_job_template = {:?}\n",
+        world.pool,
+        fixture("modal-push.base-job-template.json")
+    );
     std::fs::write(&pools, entry).unwrap();
     let plan = modal.run(&["plan", "--file", &pools.display().to_string(), "--output", "json"]);
     let document: Value = serde_json::from_str(&plan.stdout).unwrap_or_else(|e| panic!("{e}: {}", plan.all()));

@@ -143,10 +143,8 @@ async fn pools_wanting_one_resource_differently_are_a_conflict() {
     let world = World::new("clash").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pools.toml");
-    let pools = format!(
-        "[[pool]]\nname = \"{0}-a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"{0}-b\"\ntype = \"ecs:push\"\nset = {{ user = \"other-user\" }}\n",
-        world.pool
-    );
+    let pools =
+        format!("[[pool]]\nname = \"{0}-a\"\ntype = \"ecs:push\"\n\n[[pool]]\nname = \"{0}-b\"\ntype = \"ecs:push\"\nset = {{ user = \"other-user\" }}\n", world.pool);
     std::fs::write(&file, pools).unwrap();
     let marks = world.marks().await;
     let run = world.run(&["plan", "--file", file.to_str().unwrap()]);
@@ -177,7 +175,13 @@ async fn three_pools_on_one_user_are_refused_before_the_plan_reads() {
         let (marks, aws_mark) = (world.marks().await, world.aws.mark().await);
         let run = world.run(args);
         assert_eq!(run.code, 1, "{}", run.all());
-        for expected in ["aws.iam_user 'prefect-ecs-user'", "3 pools of this run", "2 is the most it can have (IAM's limit)", "give 1 of these pools a user of its own: --set user=<name>", "`set = { user = \"<name>\" }` in the pools file"] {
+        for expected in [
+            "aws.iam_user 'prefect-ecs-user'",
+            "3 pools of this run",
+            "2 is the most it can have (IAM's limit)",
+            "give 1 of these pools a user of its own: --set user=<name>",
+            "`set = { user = \"<name>\" }` in the pools file",
+        ] {
             assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
         }
         assert!(!run.stderr.contains("raise the quota"), "{}", run.stderr);
@@ -200,7 +204,12 @@ async fn an_existing_key_counts_against_the_limit_of_a_shared_user() {
     let marks = world.marks().await;
     let run = world.run(&["apply", "--file", &file, "--yes"]);
     assert_eq!(run.code, 1, "{}", run.all());
-    for expected in ["aws.iam_user 'prefect-ecs-user'", "it has 1 credential(s) that stay, this run would add 2", "2 is the most it can have", "give 1 of these pools a user of its own"] {
+    for expected in [
+        "aws.iam_user 'prefect-ecs-user'",
+        "it has 1 credential(s) that stay, this run would add 2",
+        "2 is the most it can have",
+        "give 1 of these pools a user of its own",
+    ] {
         assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
     }
     world.assert_no_writes_since(marks).await;

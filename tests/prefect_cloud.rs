@@ -269,7 +269,9 @@ async fn every_push_type_stops_at_a_refused_key_or_a_hidden_workspace_before_any
     let azure = AzureWorld::new("cloud-stop").await;
     let modal_state = tempfile::tempdir().unwrap();
     let modal_bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/modal-bin");
-    let with_modal = std::env::join_paths([modal_bin, world.sandbox.fake_bin.clone().into()].into_iter().chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()))).unwrap();
+    let with_modal =
+        std::env::join_paths([modal_bin, world.sandbox.fake_bin.clone().into()].into_iter().chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))
+            .unwrap();
     let (gcp_mark, azure_marks, marks) = (gcp.project.mark().await, azure.marks().await, world.marks().await);
     for (variable, value, status) in refusals {
         for pool_type in ["cloud-run:push", "cloud-run-v2:push", "azure-container-instance:push", "modal:push", "coiled:push", "modal:push+ecr"] {

@@ -61,7 +61,14 @@ fn build_script(root: &std::path::Path) -> (String, Vec<String>) {
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).env("GIT_COMMITTER_DATE", "2026-03-04T05:06:07Z").env("GIT_AUTHOR_DATE", "2026-03-04T05:06:07Z").output().expect("git runs");
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_COMMITTER_DATE", "2026-03-04T05:06:07Z")
+        .env("GIT_AUTHOR_DATE", "2026-03-04T05:06:07Z")
+        .output()
+        .expect("git runs");
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

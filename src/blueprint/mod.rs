@@ -371,15 +371,7 @@ impl Blueprint {
                 return Err(Error::usage(&what, format!("guide '{}' names '{}', which is neither a node nor a cloud", guide.title, named.0)));
             }
         }
-        Ok(Self {
-            types: raw.types,
-            clouds: raw.clouds,
-            template_type: raw.template_type,
-            nodes,
-            registry: raw.registry,
-            guides: raw.guides,
-            addons: Vec::new(),
-        })
+        Ok(Self { types: raw.types, clouds: raw.clouds, template_type: raw.template_type, nodes, registry: raw.registry, guides: raw.guides, addons: Vec::new() })
     }
 
     /// The worker type whose default base job template a pool of `pool_type` starts from: the
@@ -403,10 +395,8 @@ impl Blueprint {
     pub fn names(&self, pool: &str, overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
         for id in overrides.keys() {
             if !self.nodes.iter().any(|n| &n.id == id && n.name.is_some()) {
-                let named: Vec<&str> =
-                    self.nodes.iter().filter(|n| n.name.is_some()).map(|n| n.id.as_str()).collect();
-                return Err(Error::usage(format!("--set {id}=..."), "no such resource in this pool type")
-                    .fix(format!("use one of: {}", named.join(", "))));
+                let named: Vec<&str> = self.nodes.iter().filter(|n| n.name.is_some()).map(|n| n.id.as_str()).collect();
+                return Err(Error::usage(format!("--set {id}=..."), "no such resource in this pool type").fix(format!("use one of: {}", named.join(", "))));
             }
         }
         // Prefect block names take lowercase letters, digits and dashes: a pool named `My_Pool`
@@ -573,7 +563,8 @@ mod tests {
 
     #[test]
     fn settings_that_name_nodes_become_dependencies() {
-        let blueprint = parse("[[node]]\nid = \"vpc\"\nkind = \"aws.vpc\"\nsays = \"x\"\n[[node]]\nid = \"sg\"\nkind = \"aws.security_group\"\nsays = \"x\"\nvpc = \"vpc\"\n").unwrap();
+        let blueprint =
+            parse("[[node]]\nid = \"vpc\"\nkind = \"aws.vpc\"\nsays = \"x\"\n[[node]]\nid = \"sg\"\nkind = \"aws.security_group\"\nsays = \"x\"\nvpc = \"vpc\"\n").unwrap();
         assert_eq!(blueprint.node("sg").unwrap().after, ["vpc"]);
     }
 }

@@ -113,9 +113,7 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
     let mut failure = None;
     loop {
         if failure.is_none() {
-            let (ready, rest): (Vec<_>, Vec<_>) = waiting
-                .into_iter()
-                .partition(|c| waits[c.info.id.as_str()].iter().all(|d| done.contains(d)));
+            let (ready, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|c| waits[c.info.id.as_str()].iter().all(|d| done.contains(d)));
             waiting = rest;
             for change in ready {
                 let entry = graph.entry(&change.info.id).expect("plan comes from this graph");
@@ -123,14 +121,7 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
                 let observed = change.observed.clone();
                 let work = match plan.goal {
                     Goal::Provision => {
-                        let inputs = Inputs::new(
-                            entry
-                                .aliases
-                                .iter()
-                                .map(|(local, id)| (local.clone(), attrs[id].clone()))
-                                .chain(entry.context.clone())
-                                .collect(),
-                        );
+                        let inputs = Inputs::new(entry.aliases.iter().map(|(local, id)| (local.clone(), attrs[id].clone())).chain(entry.context.clone()).collect());
                         async move { node.apply(&observed, &inputs).await }.boxed()
                     }
                     Goal::Teardown => async move { node.tear_down(&observed).await.map(|()| Attrs::new()) }.boxed(),
@@ -146,9 +137,8 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
                     .boxed(),
                 );
             }
-            let (settling, rest): (Vec<_>, Vec<_>) = unsettled
-                .into_iter()
-                .partition(|c| dependents.get(c.info.id.as_str()).is_none_or(|ds| ds.iter().all(|d| done.contains(d))));
+            let (settling, rest): (Vec<_>, Vec<_>) =
+                unsettled.into_iter().partition(|c| dependents.get(c.info.id.as_str()).is_none_or(|ds| ds.iter().all(|d| done.contains(d))));
             unsettled = rest;
             for change in settling {
                 let node = graph.entry(&change.info.id).expect("plan comes from this graph").node.clone();

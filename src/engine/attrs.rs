@@ -92,9 +92,7 @@ impl Attrs {
     /// A plain string value that the node kind guarantees; its absence is a bug in that kind,
     /// reported with the node's id rather than a panic.
     pub fn require_str(&self, node: &str, key: &str) -> Result<&str> {
-        self.str(key).ok_or_else(|| {
-            Error::remote(format!("node '{node}'"), format!("attribute '{key}' is not known"))
-        })
+        self.str(key).ok_or_else(|| Error::remote(format!("node '{node}'"), format!("attribute '{key}' is not known")))
     }
 
     /// The plain values only: the resource's attributes as a plan shows them.

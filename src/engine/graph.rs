@@ -90,10 +90,7 @@ impl Graph {
         for entry in &entries {
             for dep in &entry.info.after {
                 if !ids.contains(dep.as_str()) {
-                    return Err(Error::usage(
-                        format!("node '{}'", entry.info.id),
-                        format!("depends on unknown node '{dep}'"),
-                    ));
+                    return Err(Error::usage(format!("node '{}'", entry.info.id), format!("depends on unknown node '{dep}'")));
                 }
             }
         }
@@ -101,15 +98,10 @@ impl Graph {
         let mut pending = entries;
         let mut ordered = Vec::with_capacity(pending.len());
         while !pending.is_empty() {
-            let (ready, rest): (Vec<Entry>, Vec<Entry>) = pending
-                .into_iter()
-                .partition(|e| e.info.after.iter().all(|d| placed.contains(d)));
+            let (ready, rest): (Vec<Entry>, Vec<Entry>) = pending.into_iter().partition(|e| e.info.after.iter().all(|d| placed.contains(d)));
             if ready.is_empty() {
                 let stuck: Vec<&str> = rest.iter().map(|e| e.info.id.as_str()).collect();
-                return Err(Error::usage(
-                    "resource graph",
-                    format!("dependency cycle among {}", stuck.join(", ")),
-                ));
+                return Err(Error::usage("resource graph", format!("dependency cycle among {}", stuck.join(", "))));
             }
             placed.extend(ready.iter().map(|e| e.info.id.clone()));
             ordered.extend(ready);

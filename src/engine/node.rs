@@ -25,11 +25,7 @@ pub trait Node: Send + Sync {
 
     /// Creates or updates the resource and returns its attributes (those of the observation
     /// are kept unless replaced).
-    fn apply<'a>(
-        &'a self,
-        observed: &'a Observation,
-        inputs: &'a Inputs,
-    ) -> BoxFuture<'a, Result<Attrs>>;
+    fn apply<'a>(&'a self, observed: &'a Observation, inputs: &'a Inputs) -> BoxFuture<'a, Result<Attrs>>;
 
     /// Runs, for a node that was applied, once every node that depends on it is done: the
     /// place to clear a marker that lets an interrupted run be cleaned up (the access key's,

@@ -64,9 +64,7 @@ pub fn decide_image_store(decided: Observation, teardown: &Teardown, store: Imag
     }
     let sharing = teardown.holders(store.in_use_with.iter().map(String::as_str));
     match store.contents {
-        _ if !sharing.is_empty() => {
-            Observation::keep(format!("{} use(s) {} too, and {}", summarise(&sharing), store.in_use_with.join(", "), store.serving), decided.attrs)
-        }
+        _ if !sharing.is_empty() => Observation::keep(format!("{} use(s) {} too, and {}", summarise(&sharing), store.in_use_with.join(", "), store.serving), decided.attrs),
         Some(contents) if !teardown.force => Observation::keep(format!("holds {contents}; --force deletes them with it"), decided.attrs),
         Some(contents) => Observation::delete(format!("created by pushpool; its {contents} go too (--force)"), decided.attrs.hint("force", true)),
         None => decided,

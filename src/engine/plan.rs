@@ -84,26 +84,14 @@ pub async fn plan_teardown(graph: &Graph, teardown: &Teardown) -> Result<Plan> {
     .await
 }
 
-async fn observe_all(
-    graph: &Graph,
-    goal: Goal,
-    observe: impl Fn(NodeInfo, NodeRef, Upstream) -> BoxFuture<'static, Result<Observation>>,
-) -> Result<Plan> {
+async fn observe_all(graph: &Graph, goal: Goal, observe: impl Fn(NodeInfo, NodeRef, Upstream) -> BoxFuture<'static, Result<Observation>>) -> Result<Plan> {
     let mut shared: BTreeMap<String, SharedObservation> = BTreeMap::new();
     for entry in graph.entries() {
-        let upstream = Upstream {
-            deps: entry.aliases.iter().map(|(local, id)| (local.clone(), shared[id].clone())).collect(),
-            context: entry.context.clone(),
-        };
+        let upstream = Upstream { deps: entry.aliases.iter().map(|(local, id)| (local.clone(), shared[id].clone())).collect(), context: entry.context.clone() };
         let observation = observe(entry.info.clone(), entry.node.clone(), upstream).map(|observed| observed.map(Arc::new));
         shared.insert(entry.info.id.clone(), observation.boxed().shared());
     }
     let observed = join_all(graph.entries().iter().map(|e| shared[&e.info.id].clone())).await;
-    let changes = graph
-        .entries()
-        .iter()
-        .zip(observed)
-        .map(|(entry, observed)| Ok(Change { info: entry.info.clone(), observed: observed? }))
-        .collect::<Result<Vec<_>>>()?;
+    let changes = graph.entries().iter().zip(observed).map(|(entry, observed)| Ok(Change { info: entry.info.clone(), observed: observed? })).collect::<Result<Vec<_>>>()?;
     Ok(Plan { goal, changes })
 }

@@ -108,20 +108,14 @@ pub fn resolve(template: &Value, known: &BTreeMap<String, Attrs>, secrets: Secre
     })
 }
 
-fn resolve_value<'l>(
-    value: &Value,
-    lookup: &dyn Fn(&str, &str) -> Option<&'l Attr>,
-    secrets: Secrets,
-    unknown: &mut Vec<String>,
-) -> Result<Option<Value>> {
+fn resolve_value<'l>(value: &Value, lookup: &dyn Fn(&str, &str) -> Option<&'l Attr>, secrets: Secrets, unknown: &mut Vec<String>) -> Result<Option<Value>> {
     if let Some(r) = Reference::parse(value) {
         return match (lookup(r.node, r.attr), secrets) {
             (Some(Attr::Value(v) | Attr::Hint(v)), _) => Ok(Some(v.clone())),
             (Some(Attr::Secret(s)), Secrets::Expose) => Ok(Some(s.expose_value())),
-            (Some(Attr::Secret(_)), Secrets::Refuse) => Err(Error::usage(
-                format!("reference @{}.{}", r.node, r.attr),
-                "names a secret where the value would be shown or saved",
-            )),
+            (Some(Attr::Secret(_)), Secrets::Refuse) => {
+                Err(Error::usage(format!("reference @{}.{}", r.node, r.attr), "names a secret where the value would be shown or saved"))
+            }
             (None, _) if r.optional => Ok(None),
             (None, _) => {
                 unknown.push(format!("{}.{}", r.node, r.attr));
@@ -130,13 +124,7 @@ fn resolve_value<'l>(
         };
     }
     Ok(Some(match value {
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| resolve_value(v, lookup, secrets, unknown))
-                .filter_map(Result::transpose)
-                .collect::<Result<_>>()?,
-        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_value(v, lookup, secrets, unknown)).filter_map(Result::transpose).collect::<Result<_>>()?),
         Value::Object(map) => {
             let mut out = Map::new();
             for (key, v) in map {

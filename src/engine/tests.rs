@@ -30,11 +30,7 @@ impl Node for Fake {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let _ = upstream;
             let attrs = Attrs::new().with("name", self.id);
-            Ok(if self.exists {
-                Observation::reuse("exists", attrs)
-            } else {
-                Observation::create("missing", attrs)
-            })
+            Ok(if self.exists { Observation::reuse("exists", attrs) } else { Observation::create("missing", attrs) })
         }
         .boxed()
     }
@@ -154,10 +150,7 @@ async fn observes_all_nodes_concurrently() {
 async fn applies_independent_branches_in_parallel_and_dependents_after() {
     let log = Log::default();
     // a and b are independent; c needs both; d is reused.
-    let g = graph(
-        &[("a", &[], false, false), ("b", &[], false, false), ("d", &[], true, false), ("c", &["a", "b", "d"], false, false)],
-        &log,
-    );
+    let g = graph(&[("a", &[], false, false), ("b", &[], false, false), ("d", &[], true, false), ("c", &["a", "b", "d"], false, false)], &log);
     let plan = plan(&g).await.unwrap();
     let recorder = Recorder(Mutex::new(Vec::new()));
     let applied = apply(&g, &plan, &recorder).await;

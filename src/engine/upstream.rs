@@ -61,10 +61,7 @@ impl Inputs {
 
     /// A string attribute that must be known by now.
     pub fn str(&self, node: &str, key: &str) -> Result<&str> {
-        self.attrs
-            .get(node)
-            .ok_or_else(|| undeclared(node))?
-            .require_str(node, key)
+        self.attrs.get(node).ok_or_else(|| undeclared(node))?.require_str(node, key)
     }
 
     /// The attributes of every dependency and of the context.
@@ -79,9 +76,5 @@ impl Inputs {
 }
 
 fn undeclared(id: &str) -> Error {
-    Error::usage(
-        format!("node '{id}'"),
-        "is used by a node that does not declare it in `after`",
-    )
-    .fix("add it to the node's `after` list in the blueprint")
+    Error::usage(format!("node '{id}'"), "is used by a node that does not declare it in `after`").fix("add it to the node's `after` list in the blueprint")
 }

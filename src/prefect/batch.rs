@@ -83,8 +83,7 @@ impl Batch {
                     let found = client.block_documents_named(slug, &names).await?;
                     Ok::<_, crate::error::Error>(found.into_iter().map(|b| ((slug.clone(), b.name.clone()), b)).collect::<Vec<_>>())
                 });
-                let (pools, variables, blocks) =
-                    futures::join!(client.work_pools_named(&pools), client.variables_named(&records), futures::future::try_join_all(blocks));
+                let (pools, variables, blocks) = futures::join!(client.work_pools_named(&pools), client.variables_named(&records), futures::future::try_join_all(blocks));
                 Ok(Batched {
                     pools: pools?.into_iter().map(|p| (p.name.clone(), p)).collect(),
                     variables: variables?.into_iter().map(|v| (v.name, v.value)).collect(),

@@ -93,7 +93,9 @@ impl PrefectClient {
         let shown_url = redact_urls(&settings.api_url).into_owned();
         let (unauthorized_fix, forbidden_fix) = match &settings.cloud {
             Some(cloud) => (
-                format!("Prefect Cloud did not accept PREFECT_API_KEY for {shown_url} (a wrong, expired or revoked key): run `prefect cloud login`, or set PREFECT_API_KEY to a valid user key (pnu_...) or service account key (pnb_...)"),
+                format!(
+                    "Prefect Cloud did not accept PREFECT_API_KEY for {shown_url} (a wrong, expired or revoked key): run `prefect cloud login`, or set PREFECT_API_KEY to a valid user key (pnu_...) or service account key (pnb_...)"
+                ),
                 format!(
                     "the key may not use workspace {} of account {} ({shown_url}): run `prefect cloud workspace set` to choose one it may, or use the key of a member of that workspace with permission to write work pools, blocks and variables",
                     cloud.workspace, cloud.account
@@ -111,7 +113,9 @@ impl PrefectClient {
             unauthorized_fix,
             forbidden_fix,
             unreachable_fix: "start the server (`prefect server start`) or set PREFECT_API_URL / the active profile to a reachable API".into(),
-            not_json_fix: "is PREFECT_API_URL the API? Prefect's API URL ends in /api (http://127.0.0.1:4200/api for a local server; `prefect cloud login` sets Prefect Cloud's)".into(),
+            not_json_fix:
+                "is PREFECT_API_URL the API? Prefect's API URL ends in /api (http://127.0.0.1:4200/api for a local server; `prefect cloud login` sets Prefect Cloud's)"
+                    .into(),
         };
         let shown = match &settings.cloud {
             Some(cloud) => format!("Prefect Cloud, account {}, workspace {} ({shown_url})", cloud.account, cloud.workspace),
@@ -301,8 +305,7 @@ impl PrefectClient {
         loop {
             let mut body = filter.clone();
             body["offset"] = json!(all.len());
-            let page: Vec<T> = serde_json::from_value(self.api.send(Method::POST, path, Some(body), what).await?)
-                .map_err(|e| Error::remote(what, e.to_string()))?;
+            let page: Vec<T> = serde_json::from_value(self.api.send(Method::POST, path, Some(body), what).await?).map_err(|e| Error::remote(what, e.to_string()))?;
             if page.is_empty() {
                 return Ok(all);
             }
@@ -361,7 +364,11 @@ mod tests {
         let server = json!({"prefect-aws": {"ecs": {"type": "ecs", "default_base_job_configuration": {"e": 1}}}, "prefect": {"process": {}}});
         assert_eq!(template_in(&server, "ecs"), Some(json!({"e": 1})));
         assert_eq!(template_in(&server, "ecs:push"), None, "a push type falls back to its twin, by the caller");
-        assert_eq!(template_in(&json!({"c": {"ecs": {"default_base_job_configuration": {"k": 1}}}}), "ecs"), Some(json!({"k": 1})), "a worker without a type matches by key");
+        assert_eq!(
+            template_in(&json!({"c": {"ecs": {"default_base_job_configuration": {"k": 1}}}}), "ecs"),
+            Some(json!({"k": 1})),
+            "a worker without a type matches by key"
+        );
     }
 
     #[test]

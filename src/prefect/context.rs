@@ -45,17 +45,13 @@ impl PrefectContext {
     pub async fn block_document(&self, slug: &str, name: &str) -> Result<Option<BlockDocument>> {
         let key = (slug.to_owned(), name.to_owned());
         self.blocks
-            .get_or_init(&key, || async {
-                or_read(self.batch.block_document(&self.client, slug, name).await, self.client.block_document(slug, name, false)).await
-            })
+            .get_or_init(&key, || async { or_read(self.batch.block_document(&self.client, slug, name).await, self.client.block_document(slug, name, false)).await })
             .await
     }
 
     /// The work pool, read once per run (the command and the pool node both need it).
     pub async fn work_pool(&self, name: &str) -> Result<Option<WorkPool>> {
-        self.pools
-            .get_or_init(&name.to_owned(), || async { or_read(self.batch.work_pool(&self.client, name).await, self.client.work_pool(name)).await })
-            .await
+        self.pools.get_or_init(&name.to_owned(), || async { or_read(self.batch.work_pool(&self.client, name).await, self.client.work_pool(name)).await }).await
     }
 
     /// The id of block type `slug` and of its newest schema, read once per run: every pool's

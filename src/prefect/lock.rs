@@ -123,11 +123,7 @@ fn seen(key: &str, variables: &[Variable]) -> Seen {
     let (generation, newest) = (*generation, newest.value.clone());
     // The newest one too: it is superseded once the apply has made the next.
     let now = unix_seconds();
-    let expired = markers
-        .into_iter()
-        .filter(|(_, v)| v.value["since"].as_i64().is_none_or(|since| now - since > KEEP_SECONDS))
-        .map(|(_, v)| v.name.clone())
-        .collect();
+    let expired = markers.into_iter().filter(|(_, v)| v.value["since"].as_i64().is_none_or(|since| now - since > KEEP_SECONDS)).map(|(_, v)| v.name.clone()).collect();
     Seen { generation, newest, expired }
 }
 

@@ -86,10 +86,7 @@ pub fn variable_name(pool: &str) -> String {
 /// Every pool's record, by pool name: what a teardown must not break.
 pub async fn read_all(client: &PrefectClient) -> Result<BTreeMap<String, PoolRecord>> {
     let variables = client.variables_tagged(RECORDS.tag()).await?;
-    Ok(variables
-        .iter()
-        .filter_map(|variable| Some((variable.value["pool"].as_str()?.to_owned(), PoolRecord::from_value(&variable.value)?)))
-        .collect())
+    Ok(variables.iter().filter_map(|variable| Some((variable.value["pool"].as_str()?.to_owned(), PoolRecord::from_value(&variable.value)?))).collect())
 }
 
 /// Makes `pool`'s record, read as `existing`, say `record`: nothing when it already does.

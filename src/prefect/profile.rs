@@ -18,12 +18,7 @@ pub const DEFAULT_POOL_KEY: &str = "PREFECT_DEFAULT_WORK_POOL_NAME";
 /// The string value of setting `key` in the active profile, if it is set.
 pub fn profile_value(profile: &ProfileFile, key: &str) -> Result<Option<String>> {
     let Some(document) = read_profiles(&profile.path)? else { return Ok(None) };
-    Ok(document
-        .get("profiles")
-        .and_then(|p| p.get(&profile.active))
-        .and_then(|p| p.get(key))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned))
+    Ok(document.get("profiles").and_then(|p| p.get(&profile.active)).and_then(|p| p.get(key)).and_then(|v| v.as_str()).map(str::to_owned))
 }
 
 /// Sets `key` to `setting` in the active profile, creating the file (private to the user, as
@@ -40,13 +35,9 @@ pub fn set_profile_value(profile: &ProfileFile, key: &str, setting: &str) -> Res
         table.set_implicit(true);
         Item::Table(table)
     });
-    let profiles = profiles
-        .as_table_mut()
-        .ok_or_else(|| Error::usage(what(), "`profiles` is not a table"))?;
+    let profiles = profiles.as_table_mut().ok_or_else(|| Error::usage(what(), "`profiles` is not a table"))?;
     let active = profiles.entry(&profile.active).or_insert_with(|| Item::Table(Table::new()));
-    let active = active
-        .as_table_like_mut()
-        .ok_or_else(|| Error::usage(what(), format!("profile '{}' is not a table", profile.active)))?;
+    let active = active.as_table_like_mut().ok_or_else(|| Error::usage(what(), format!("profile '{}' is not a table", profile.active)))?;
     active.insert(key, value(setting));
     write_atomically(&profile.path, document.to_string().as_bytes()).map_err(|e| Error::usage(what(), e.to_string()))
 }
@@ -99,10 +90,7 @@ mod tests {
         let profile = ProfileFile { path: path.clone(), active: "work".into() };
         set_profile_value(&profile, BUILD_NAMESPACE_KEY, "123.dkr.ecr.us-east-1.amazonaws.com").unwrap();
         let written = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(
-            written,
-            original.to_owned() + "PREFECT_DEPLOYMENTS_DEFAULT_DOCKER_BUILD_NAMESPACE = \"123.dkr.ecr.us-east-1.amazonaws.com\"\n"
-        );
+        assert_eq!(written, original.to_owned() + "PREFECT_DEPLOYMENTS_DEFAULT_DOCKER_BUILD_NAMESPACE = \"123.dkr.ecr.us-east-1.amazonaws.com\"\n");
         assert_eq!(profile_value(&profile, BUILD_NAMESPACE_KEY).unwrap().as_deref(), Some("123.dkr.ecr.us-east-1.amazonaws.com"));
         assert_eq!(profile_value(&profile, "PREFECT_LOGGING_LEVEL").unwrap().as_deref(), Some("DEBUG"));
     }

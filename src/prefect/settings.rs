@@ -98,17 +98,11 @@ fn home_dir_on(env: &dyn Env, windows: bool) -> Option<PathBuf> {
 
 /// Resolves the settings from `env` and the profile file.
 pub fn discover(env: &dyn Env) -> Result<PrefectSettings> {
-    let home = env
-        .var("PREFECT_HOME")
-        .map(PathBuf::from)
-        .or_else(|| home_dir(env).map(|h| h.join(".prefect")))
-        .unwrap_or_else(|| PathBuf::from(".prefect"));
+    let home = env.var("PREFECT_HOME").map(PathBuf::from).or_else(|| home_dir(env).map(|h| h.join(".prefect"))).unwrap_or_else(|| PathBuf::from(".prefect"));
     let path = env.var("PREFECT_PROFILES_PATH").map(PathBuf::from).unwrap_or_else(|| home.join("profiles.toml"));
     let document = read_profiles(&path)?;
-    let active = env
-        .var("PREFECT_PROFILE")
-        .or_else(|| document.as_ref().and_then(|d| d.get("active")?.as_str().map(str::to_owned)))
-        .unwrap_or_else(|| "default".to_owned());
+    let active =
+        env.var("PREFECT_PROFILE").or_else(|| document.as_ref().and_then(|d| d.get("active")?.as_str().map(str::to_owned))).unwrap_or_else(|| "default".to_owned());
     let from_profile = |key: &str| -> Option<String> {
         let profiles = document.as_ref()?.get("profiles")?;
         Some(profiles.get(&active)?.get(key)?.as_str()?.to_owned())
@@ -155,7 +149,9 @@ fn cloud_workspace(source: &str, api_url: &str, cloud_api_url: &str) -> Result<O
         _ => {
             let shown = redact_urls(api_url);
             let cause = match parts.as_slice() {
-                ["accounts", _] | ["accounts", _, "workspaces"] => format!("'{shown}' is a Prefect Cloud account's URL without a workspace; work pools live in a workspace"),
+                ["accounts", _] | ["accounts", _, "workspaces"] => {
+                    format!("'{shown}' is a Prefect Cloud account's URL without a workspace; work pools live in a workspace")
+                }
                 _ => format!("'{shown}' is under Prefect Cloud's API ({cloud_api_url}) but names no workspace (…/accounts/<account id>/workspaces/<workspace id>)"),
             };
             Err(Error::usage(source, cause).fix(
@@ -169,9 +165,8 @@ fn cloud_workspace(source: &str, api_url: &str, cloud_api_url: &str) -> Result<O
 /// typo is named as such rather than reported as a server that cannot be reached. The error
 /// shows the URL with its credentials redacted.
 fn check_api_url(source: &str, url: &str) -> Result<()> {
-    let refused = |cause: String| {
-        Error::usage(source, cause).fix("set it to the API's URL, e.g. http://127.0.0.1:4200/api for a local server, or run `prefect cloud login`")
-    };
+    let refused =
+        |cause: String| Error::usage(source, cause).fix("set it to the API's URL, e.g. http://127.0.0.1:4200/api for a local server, or run `prefect cloud login`");
     if url.chars().any(char::is_control) {
         return Err(refused("contains a line break or another control character; trim it".to_owned()));
     }
@@ -274,7 +269,9 @@ mod tests {
         assert_eq!(settings.cloud.as_ref(), Some(&workspace), "a Cloud at another address, as PREFECT_CLOUD_API_URL says");
         assert!(!discover(&env(&[("PREFECT_API_URL", &front), ("PREFECT_API_KEY", "k")])).unwrap().is_cloud(), "not under the default");
 
-        let dir = home_with(&format!("active = \"c\"\n[profiles.c]\nPREFECT_API_URL = \"{front}\"\nPREFECT_API_KEY = \"pnu_k\"\nPREFECT_CLOUD_API_URL = \"http://127.0.0.1:15500/api\"\n"));
+        let dir = home_with(&format!(
+            "active = \"c\"\n[profiles.c]\nPREFECT_API_URL = \"{front}\"\nPREFECT_API_KEY = \"pnu_k\"\nPREFECT_CLOUD_API_URL = \"http://127.0.0.1:15500/api\"\n"
+        ));
         assert!(discover(&env(&[("PREFECT_HOME", &dir.path().display().to_string())])).unwrap().is_cloud(), "the profile's PREFECT_CLOUD_API_URL");
 
         for url in ["http://127.0.0.1:4200/api", "https://prefect.example.com/api/accounts/a/workspaces/w"] {
@@ -287,7 +284,12 @@ mod tests {
     #[test]
     fn a_cloud_url_without_a_workspace_and_cloud_without_a_key_are_refused_before_any_call() {
         let env = |vars: &[(&'static str, &str)]| MapEnv(vars.iter().map(|(k, v)| (*k, v.to_string())).collect());
-        for url in [format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}"), format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces"), "https://api.prefect.cloud/api".to_owned(), format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces/{WORKSPACE}/work_pools")] {
+        for url in [
+            format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}"),
+            format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces"),
+            "https://api.prefect.cloud/api".to_owned(),
+            format!("https://api.prefect.cloud/api/accounts/{ACCOUNT}/workspaces/{WORKSPACE}/work_pools"),
+        ] {
             let error = discover(&env(&[("PREFECT_API_URL", &url), ("PREFECT_API_KEY", "pnu_k")])).unwrap_err();
             assert_eq!(error.what, "PREFECT_API_URL", "{url}");
             assert!(error.cause.contains(&url) && error.cause.contains("workspace"), "{error}");

@@ -164,7 +164,8 @@ mod tests {
     #[test]
     fn a_worker_api_url_is_an_http_url_with_a_host() {
         let mut check = TargetCheck::default();
-        for (url, fits) in [("https://prefect.example.com/api", true), ("http://10.0.0.5:4200/api", true), ("not-a-url", false), ("ftp://h/api", false), ("http://", false)] {
+        for (url, fits) in [("https://prefect.example.com/api", true), ("http://10.0.0.5:4200/api", true), ("not-a-url", false), ("ftp://h/api", false), ("http://", false)]
+        {
             let mut t = target("ecs", Scope::default());
             t.request = t.request.with_worker(true, None, Some(url));
             assert_eq!(check.check(&t, Spelling::Flag).is_ok(), fits, "{url}");

@@ -48,15 +48,18 @@ pub async fn apply_saved(path: &Path, max_age: Duration, console: &Console) -> R
         .pools
         .iter()
         .map(|pool| {
-            let mode = PoolMode::parse(&pool.mode)
-                .ok_or_else(|| Error::usage(format!("plan file {}", path.display()), format!("unknown mode '{}'", pool.mode)))?;
+            let mode = PoolMode::parse(&pool.mode).ok_or_else(|| Error::usage(format!("plan file {}", path.display()), format!("unknown mode '{}'", pool.mode)))?;
             let mut request = PoolRequest::new(&pool.name, &pool.pool_type, mode);
             request.paused = pool.paused;
             request.set_as_default = pool.set_as_default;
             request.base_job_template = pool.base_job_template.clone();
             request.add_addons(pool.addons.iter().cloned());
             request.options = pool.options.clone();
-            Ok(Target { request, names: pool.names.clone(), scope: Scope { region: pool.region.clone(), project: pool.project.clone(), subscription: pool.subscription.clone(), profile: pool.profile.clone() } })
+            Ok(Target {
+                request,
+                names: pool.names.clone(),
+                scope: Scope { region: pool.region.clone(), project: pool.project.clone(), subscription: pool.subscription.clone(), profile: pool.profile.clone() },
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     if targets.iter().any(|t| t.request.mode == PoolMode::Deprovision) {
@@ -121,9 +124,5 @@ fn confirm(yes: bool, question: &str, console: &Console) -> Result<()> {
             .fix("review the plan above and add --yes to apply it")
             .kind(ErrorKind::NotConfirmed));
     }
-    if console.confirm(question)? {
-        Ok(())
-    } else {
-        Err(Error::usage("confirmation", "declined; nothing was changed").kind(ErrorKind::NotConfirmed))
-    }
+    if console.confirm(question)? { Ok(()) } else { Err(Error::usage("confirmation", "declined; nothing was changed").kind(ErrorKind::NotConfirmed)) }
 }

@@ -131,10 +131,7 @@ pub(super) fn graph_ids(pools: &[PoolPlan]) -> Result<Vec<BTreeMap<String, Strin
                 .fix(format!("give one pool its own name for it: --set {}=<name> (or `set` in the pools file)", spec.id)));
             }
             by_object.insert(object, (identity.clone(), pool.request.name.as_str(), references));
-            let id = by_identity
-                .entry(identity)
-                .or_insert_with(|| if single { spec.id.clone() } else { format!("{}/{}", pool.request.name, spec.id) })
-                .clone();
+            let id = by_identity.entry(identity).or_insert_with(|| if single { spec.id.clone() } else { format!("{}/{}", pool.request.name, spec.id) }).clone();
             ids.insert(spec.id.clone(), id);
         }
         graph_ids.push(ids);

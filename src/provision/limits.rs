@@ -41,12 +41,8 @@ impl Owners {
                 let node = node.as_str();
                 let kind = pool.blueprint.node(node).map_or("", |owner| owner.kind.name());
                 let name = pool.names.get(node).map_or(node, String::as_str);
-                let owner = owners.entry(ids[node].as_str()).or_insert_with(|| Owner {
-                    what: format!("{kind} '{name}'"),
-                    node: node.to_owned(),
-                    limit,
-                    credentials: Vec::new(),
-                });
+                let owner =
+                    owners.entry(ids[node].as_str()).or_insert_with(|| Owner { what: format!("{kind} '{name}'"), node: node.to_owned(), limit, credentials: Vec::new() });
                 owner.credentials.push((ids[&spec.id].clone(), pool.request.name.clone()));
             }
         }

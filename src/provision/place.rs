@@ -168,9 +168,7 @@ impl Place {
         match cloud {
             CloudContext::Aws(aws) => same(&self.region, &aws.region) && self.profile.as_ref().is_none_or(|p| aws.profile.as_ref() == Some(p)),
             CloudContext::Gcp(gcp) => same(&self.region, gcp.region()) && self.project.as_deref().is_none_or(|p| p == gcp.project()),
-            CloudContext::Azure(azure) => {
-                same(&self.region, azure.location()) && self.subscription.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(azure.subscription()))
-            }
+            CloudContext::Azure(azure) => same(&self.region, azure.location()) && self.subscription.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(azure.subscription())),
             CloudContext::Modal(_) | CloudContext::Coiled(_) => true,
         }
     }
@@ -189,9 +187,8 @@ impl Place {
         match expected {
             Some(expected) if !actual.is_empty() && !expected.eq_ignore_ascii_case(actual) => {
                 let noun = if matches!(cloud, CloudContext::Aws(_)) { "account" } else { "tenant" };
-                Err(Error::usage(what, format!("are for {noun} {actual}, but work pool '{pool}' lives in {noun} {expected} (from {})", self.source)).fix(
-                    format!("use credentials for {noun} {expected} ({fix}), then run again; to move the pool, tear it down with those and create it anew"),
-                ))
+                Err(Error::usage(what, format!("are for {noun} {actual}, but work pool '{pool}' lives in {noun} {expected} (from {})", self.source))
+                    .fix(format!("use credentials for {noun} {expected} ({fix}), then run again; to move the pool, tear it down with those and create it anew")))
             }
             _ => Ok(()),
         }

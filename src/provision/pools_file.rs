@@ -38,8 +38,8 @@ use serde::Deserialize;
 use super::Target;
 use super::check::{Spelling, TargetCheck};
 use crate::clouds::Scope;
-use crate::request::{PoolMode, PoolRequest, read_base_job_template};
 use crate::error::{Error, Result, position};
+use crate::request::{PoolMode, PoolRequest, read_base_job_template};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,11 +98,17 @@ pub fn read_pools_file(path: &Path) -> Result<Vec<Target>> {
         .map(|(index, entry)| {
             let pool = format!("{}, pool '{}' (#{})", what(), entry.name, index + 1);
             let in_pool = |error: Error| Error { what: format!("{pool}: {}", error.what), ..error };
-            let mut request = PoolRequest::new(entry.name, entry.pool_type, PoolMode::Ensure)
-                .with_image_registry(entry.image_registry.as_deref())
-                .with_worker(entry.worker, entry.worker_image.as_deref(), entry.worker_api_url.as_deref());
+            let mut request = PoolRequest::new(entry.name, entry.pool_type, PoolMode::Ensure).with_image_registry(entry.image_registry.as_deref()).with_worker(
+                entry.worker,
+                entry.worker_image.as_deref(),
+                entry.worker_api_url.as_deref(),
+            );
             request.base_job_template = entry.base_job_template.map(|t| read_base_job_template(&dir.join(t))).transpose().map_err(in_pool)?;
-            let target = Target { request, names: entry.set, scope: Scope { region: entry.region, project: entry.project, subscription: entry.subscription, profile: entry.profile } };
+            let target = Target {
+                request,
+                names: entry.set,
+                scope: Scope { region: entry.region, project: entry.project, subscription: entry.subscription, profile: entry.profile },
+            };
             check.check(&target, Spelling::Key).map_err(in_pool)?;
             Ok(target)
         })

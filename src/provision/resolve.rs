@@ -9,16 +9,16 @@ use serde_json::Value;
 
 use super::Target;
 use super::check::{Spelling, cannot_provision, check_place};
-use super::names;
 use super::graph::PoolPlan;
+use super::names;
 use super::place::Place;
 use super::teardown;
 use crate::blueprint::{Blueprint, Kind, NodeSpec, addon_flag, kinds};
 use crate::clouds::{CloudContext, Scope};
 use crate::engine::Attrs;
 use crate::error::{Error, Result};
-use crate::prefect::context::PrefectContext;
 use crate::prefect::client::WorkPool;
+use crate::prefect::context::PrefectContext;
 use crate::prefect::pool_record::{self, PoolRecord};
 use crate::prefect::profile::DEFAULT_POOL_KEY;
 use crate::prefect::settings::PrefectSettings;
@@ -133,7 +133,8 @@ async fn connect_in_place(
 /// node does not read it again) and its record, which only a run that builds in a cloud, or
 /// a type with add-ons, needs.
 async fn known(prefect: &PrefectContext, request: &PoolRequest, provision_infra: bool) -> (Result<Option<WorkPool>>, Result<Option<PoolRecord>>) {
-    let needs_record = provision_infra || !matches!(request.mode, PoolMode::Create { .. } | PoolMode::Ensure) || Blueprint::offers_addons(&request.pool_type).unwrap_or(false);
+    let needs_record =
+        provision_infra || !matches!(request.mode, PoolMode::Create { .. } | PoolMode::Ensure) || Blueprint::offers_addons(&request.pool_type).unwrap_or(false);
     let record = async {
         match needs_record {
             true => pool_record::read(prefect, &request.name).await,

@@ -115,12 +115,8 @@ impl Session {
     /// ("from the pool's record").
     pub fn header(&self) -> PlanHeader {
         let described = |target: &TargetDoc| {
-            let mut sources: Vec<&str> = self
-                .pools
-                .iter()
-                .filter(|pool| pool.clouds.iter().any(|cloud| &cloud.target() == target))
-                .filter_map(|pool| pool.place_source.as_deref())
-                .collect();
+            let mut sources: Vec<&str> =
+                self.pools.iter().filter(|pool| pool.clouds.iter().any(|cloud| &cloud.target() == target)).filter_map(|pool| pool.place_source.as_deref()).collect();
             sources.sort();
             sources.dedup();
             match sources.as_slice() {
@@ -192,9 +188,8 @@ impl Session {
         // Ending the apply and logging Docker in are independent: they run at once.
         let (released, repositories) = futures::join!(lock.release(wrote), registry::log_in(self, plan, &applied, tokens, console));
         released.map_err(|error| {
-            let fix = format!(
-                "nothing else is needed: the next run takes the marker over, on this machine at once, elsewhere {LEASE_SECONDS} s after this run's last renewal"
-            );
+            let fix =
+                format!("nothing else is needed: the next run takes the marker over, on this machine at once, elsewhere {LEASE_SECONDS} s after this run's last renewal");
             Error::remote(error.what, format!("{}\n  everything was applied; only marking the apply done failed", error.cause)).fix(fix)
         })?;
         match plan.goal {
@@ -221,8 +216,7 @@ impl Session {
         let building = self.pools.iter().filter(|pool| !pool.clouds.is_empty() && pool.blueprint.builds_in_clouds());
         let records = building.map(|pool| {
             let request = &pool.request;
-            let mut uses: Vec<String> =
-                self.graph.entries().iter().filter(|e| e.info.pools.contains(&request.name)).filter_map(|e| e.info.key()).collect();
+            let mut uses: Vec<String> = self.graph.entries().iter().filter(|e| e.info.pools.contains(&request.name)).filter_map(|e| e.info.key()).collect();
             uses.sort();
             let record = PoolRecord {
                 pool_type: request.pool_type.clone(),
@@ -306,10 +300,7 @@ fn mid_apply_error(graph: &Graph, applied: &Applied, error: &Error) -> Error {
     let done: Vec<String> = applied.written.iter().map(label).collect();
     let skipped: Vec<String> = applied.not_started.iter().map(|i| format!("{} {}", i.label, i.name)).collect();
     let mut cause = error.cause.clone();
-    cause.push_str(&format!(
-        "\n  written before the failure: {}",
-        if done.is_empty() { "nothing".to_owned() } else { done.join(", ") }
-    ));
+    cause.push_str(&format!("\n  written before the failure: {}", if done.is_empty() { "nothing".to_owned() } else { done.join(", ") }));
     if !skipped.is_empty() {
         cause.push_str(&format!("\n  not started: {}", skipped.join(", ")));
     }

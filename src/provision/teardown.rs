@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use super::flows::show_and_apply;
 use super::{Outcome, RunOptions, Session, Target};
-use crate::request::PoolMode;
 use crate::blueprint::{Blueprint, Kind};
 use crate::engine::Teardown;
 use crate::error::{Error, Result};
 use crate::prefect::client::WorkPool;
 use crate::prefect::context::PrefectContext;
-use crate::prefect::settings::{ProcessEnv, discover};
 use crate::prefect::nodes::job_variable_defaults;
 use crate::prefect::pool_record::{self, PoolRecord};
+use crate::prefect::settings::{ProcessEnv, discover};
+use crate::request::PoolMode;
 use crate::ui::Console;
 
 /// What `work-pool deprovision` is asked besides the pool.
@@ -32,8 +32,9 @@ pub struct TeardownOptions {
 pub async fn deprovision(target: Target, options: &TeardownOptions, console: &Console) -> Result<Outcome> {
     let run = &options.run;
     if run.output != crate::ui::Format::Text && !run.dry_run {
-        return Err(Error::usage(format!("--output {}", run.output.as_str()), "prints a teardown plan for review, not its progress")
-            .fix("add --dry-run, or leave --output out"));
+        return Err(
+            Error::usage(format!("--output {}", run.output.as_str()), "prints a teardown plan for review, not its progress").fix("add --dry-run, or leave --output out")
+        );
     }
     debug_assert_eq!(target.request.mode, PoolMode::Deprovision);
     super::session::check_names(std::slice::from_ref(&target))?;
@@ -63,8 +64,9 @@ pub async fn deprovision(target: Target, options: &TeardownOptions, console: &Co
 pub(super) async fn pool_type(prefect: &PrefectContext, name: &str, asked: &str, pool: Option<&WorkPool>, record: Option<&PoolRecord>) -> Result<String> {
     if let Some(pool) = pool {
         if !asked.is_empty() && asked != pool.pool_type {
-            return Err(Error::usage(format!("work pool '{name}'"), format!("has type '{}', not '{asked}'", pool.pool_type))
-                .fix("leave --type out: the pool's own type is used"));
+            return Err(
+                Error::usage(format!("work pool '{name}'"), format!("has type '{}', not '{asked}'", pool.pool_type)).fix("leave --type out: the pool's own type is used")
+            );
         }
         return Ok(pool.pool_type.clone());
     }
@@ -129,8 +131,7 @@ async fn references(session: &Session, mut teardown: Teardown) -> Result<Teardow
     let (pools, blocks, records) = futures::join!(client.work_pools(), client.block_documents(), pool_record::read_all(client));
     let ours: Vec<&str> = session.pools.iter().map(|p| p.request.name.as_str()).collect();
     let clouds = session.clouds();
-    let our_blocks: Vec<&str> =
-        session.graph.entries().iter().filter(|e| e.info.kind == "prefect.block").map(|e| e.info.name.as_str()).collect();
+    let our_blocks: Vec<&str> = session.graph.entries().iter().filter(|e| e.info.kind == "prefect.block").map(|e| e.info.name.as_str()).collect();
     for pool in pools?.iter().filter(|p| !ours.contains(&p.name.as_str())) {
         let defaults = job_variable_defaults(&pool.base_job_template);
         if !clouds.iter().any(|cloud| cloud.names_other_scopes_only(&defaults)) {

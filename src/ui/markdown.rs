@@ -83,13 +83,7 @@ fn table(out: &mut String, header: &PlanHeader, changes: &[&Change]) {
             quiet => quiet.as_str(),
         };
         let pools = if several { format!(" {} |", cell(&change.info.pools.join(", "))) } else { String::new() };
-        let _ = writeln!(
-            out,
-            "| {action} | {} | `{}` |{pools} {} |",
-            cell(&change.info.label),
-            cell(&change.info.name),
-            cell(&change.observed.reason)
-        );
+        let _ = writeln!(out, "| {action} | {} | `{}` |{pools} {} |", cell(&change.info.label), cell(&change.info.name), cell(&change.observed.reason));
     }
     out.push('\n');
 }

@@ -14,9 +14,9 @@ mod snapshot_tests;
 use std::io::{IsTerminal, Write};
 
 pub use color::ColorChoice;
+pub use markdown::render_markdown;
 pub use pool_progress::PoolProgress;
 pub use progress::ProgressView;
-pub use markdown::render_markdown;
 pub use summary::{PlanHeader, render_applied, render_nothing_left, render_plan, render_torn_down};
 
 /// How a plan is printed.
@@ -108,10 +108,7 @@ impl Console {
     /// Asks a yes/no question; there is no default, the answer must be given. dialoguer's
     /// default theme writes no colour, so the question is the same whatever the decision.
     pub fn confirm(&self, prompt: &str) -> Result<bool> {
-        dialoguer::Confirm::new()
-            .with_prompt(prompt)
-            .interact()
-            .map_err(|e| Error::usage("confirmation", e.to_string()))
+        dialoguer::Confirm::new().with_prompt(prompt).interact().map_err(|e| Error::usage("confirmation", e.to_string()))
     }
 
     /// The progress display for applying `plan`: by pool when it writes for several (a pools

@@ -153,12 +153,7 @@ mod tests {
     fn a_pool_is_done_when_its_last_step_is_and_failed_at_its_first_failure() {
         let plan = Plan {
             goal: Goal::Provision,
-            changes: vec![
-                change("shared", &["a", "b"], true),
-                change("a1", &["a"], true),
-                change("b1", &["b"], true),
-                change("c0", &["c"], false),
-            ],
+            changes: vec![change("shared", &["a", "b"], true), change("a1", &["a"], true), change("b1", &["b"], true), change("c0", &["c"], false)],
         };
         assert_eq!(PoolProgress::pools_in(&plan), 2, "c writes nothing");
         let view = PoolProgress::new(&plan, false);

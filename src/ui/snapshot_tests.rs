@@ -108,7 +108,14 @@ fn teardown() -> Plan {
     let rows = [
         ("execution_role", "aws.iam_role", "IAM role", "PrefectEcsTaskExecutionRole", Keep, "in use by pool 'other-pool'"),
         ("user", "aws.iam_user", "IAM user", "prefect-ecs-user", Delete, "created by pushpool; no other block holds one of its keys"),
-        ("vpc", "aws.vpc", "VPC", "prefect-ecs-vpc", Keep, "the account's default VPC vpc-1: not created by pushpool (no managed-by=pushpool tag), so pushpool never deletes it"),
+        (
+            "vpc",
+            "aws.vpc",
+            "VPC",
+            "prefect-ecs-vpc",
+            Keep,
+            "the account's default VPC vpc-1: not created by pushpool (no managed-by=pushpool tag), so pushpool never deletes it",
+        ),
         ("repository", "aws.ecr_repository", "ECR repository", "prefect-flows", Keep, "holds 3 image(s); --force deletes them with it"),
         ("credentials", "prefect.block", "block", "my-ecs-pool-aws-credentials", Gone, "does not exist"),
         ("pool", "prefect.work_pool", "work pool", "my-ecs-pool", Delete, "the pool itself (--keep-pool keeps it)"),

@@ -147,12 +147,7 @@ fn lowercase_first(text: &str) -> String {
 /// The report after a successful apply: what was done and what to do next.
 pub fn render_applied(header: &PlanHeader, plan: &Plan, repositories: &[String], guides: &[(String, String)]) -> String {
     let mut out = String::from("\nInfrastructure successfully provisioned!\n");
-    out.push_str(&format!(
-        "  {} created, {} updated, {} reused\n",
-        plan.count(Action::Create),
-        plan.count(Action::Update),
-        plan.count(Action::Reuse)
-    ));
+    out.push_str(&format!("  {} created, {} updated, {} reused\n", plan.count(Action::Create), plan.count(Action::Update), plan.count(Action::Reuse)));
     for pool in plan.changes.iter().filter(|c| c.info.kind == "prefect.work_pool") {
         match pool.observed.action {
             Action::Create => out.push_str(&format!("Created work pool '{}'!\n", pool.info.name)),

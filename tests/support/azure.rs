@@ -77,12 +77,7 @@ impl AzureFake {
     /// A fresh subscription named `display_name` in `tenant`.
     pub async fn subscription(&self, tenant: &AzureTenant, display_name: &str) -> AzureSubscription {
         let body: Value = admin(reqwest::Method::POST, &format!("{}/admin/subscriptions", self.url), json!({"displayName": display_name, "tenantId": tenant.id})).await;
-        AzureSubscription {
-            fake: self.url.clone(),
-            id: body["subscriptionId"].as_str().unwrap().to_owned(),
-            name: display_name.to_owned(),
-            tenant_id: tenant.id.clone(),
-        }
+        AzureSubscription { fake: self.url.clone(), id: body["subscriptionId"].as_str().unwrap().to_owned(), name: display_name.to_owned(), tenant_id: tenant.id.clone() }
     }
 
     /// Every contract violation the fake has seen (all tests): requests it rejected with
@@ -270,7 +265,8 @@ impl AzureSubscription {
 
     /// Pushes `count` images of `bytes` in all into a registry (listUsages' Size grows).
     pub async fn seed_images(&self, rg: &str, registry: &str, count: usize, bytes: u64) {
-        let _: Value = admin(reqwest::Method::POST, &self.admin_url(&format!("/resourceGroups/{rg}/registries/{registry}/images")), json!({"count": count, "bytes": bytes})).await;
+        let _: Value =
+            admin(reqwest::Method::POST, &self.admin_url(&format!("/resourceGroups/{rg}/registries/{registry}/images")), json!({"count": count, "bytes": bytes})).await;
     }
 
     /// A user-assigned identity (its service principal replicated already); returns its ARM JSON.
@@ -581,9 +577,7 @@ pub fn unique_registry_name(prefix: &str) -> String {
 /// `application/x-www-form-urlencoded` text of `pairs` (the tests' reqwest has no `form` feature).
 pub fn form_body(pairs: &[(&str, &str)]) -> String {
     let encode = |text: &str| -> String {
-        text.bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-            .collect()
+        text.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
     };
     pairs.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
 }

@@ -256,10 +256,7 @@ impl GcpProject {
     pub async fn user_keys(&self, email: &str) -> Vec<(String, bool)> {
         let state = self.state().await;
         let keys = state["serviceAccounts"][email]["keys"].as_array().cloned().unwrap_or_default();
-        keys.iter()
-            .filter(|k| k["type"] == "USER_MANAGED")
-            .map(|k| (k["id"].as_str().unwrap().to_owned(), k["disabled"].as_bool().unwrap_or(false)))
-            .collect()
+        keys.iter().filter(|k| k["type"] == "USER_MANAGED").map(|k| (k["id"].as_str().unwrap().to_owned(), k["disabled"].as_bool().unwrap_or(false))).collect()
     }
 
     /// The members of `role` in the project policy.
@@ -414,8 +411,8 @@ pub fn pem_needles(pem: &str) -> Vec<String> {
 }
 
 fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).unwrap();
     file.write_all(text.as_bytes()).unwrap();
 }

@@ -158,10 +158,8 @@ fn blocking_post(api: &str, path: &str, body: &str) -> Value {
     let address = api.trim_start_matches("http://");
     let (host, prefix) = address.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((address, String::new()));
     let mut stream = std::net::TcpStream::connect(host).unwrap();
-    let request = format!(
-        "POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let request =
+        format!("POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -648,13 +646,7 @@ pub async fn fresh_account(moto: &str) -> Account {
     let id = format!("{:06}{:06}", std::process::id() % 1_000_000, (nanos / 1000 + COUNTER.fetch_add(1, Ordering::SeqCst) * 7919) % 1_000_000);
     let config = base_config(moto, "testing", "testing", None).await;
     let sts = aws_sdk_sts::Client::new(&config);
-    let assumed = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{id}:role/pushpool-test"))
-        .role_session_name("pushpool-test")
-        .send()
-        .await
-        .expect("moto's STS answers");
+    let assumed = sts.assume_role().role_arn(format!("arn:aws:iam::{id}:role/pushpool-test")).role_session_name("pushpool-test").send().await.expect("moto's STS answers");
     let credentials = assumed.credentials().unwrap();
     Account {
         id,
@@ -729,14 +721,7 @@ impl Clients {
         self.ec2.attach_internet_gateway().internet_gateway_id(&igw).vpc_id(&vpc).send().await.unwrap();
         let filter = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build();
         let tables = self.ec2.describe_route_tables().filters(filter).send().await.unwrap();
-        let main = tables
-            .route_tables()
-            .iter()
-            .find(|t| t.associations().iter().any(|a| a.main() == Some(true)))
-            .unwrap()
-            .route_table_id()
-            .unwrap()
-            .to_owned();
+        let main = tables.route_tables().iter().find(|t| t.associations().iter().any(|a| a.main() == Some(true))).unwrap().route_table_id().unwrap().to_owned();
         self.ec2.create_route().route_table_id(&main).destination_cidr_block("0.0.0.0/0").gateway_id(&igw).send().await.unwrap();
         (vpc, igw)
     }

@@ -71,15 +71,11 @@ impl FromStr for Cidr {
 }
 
 /// The private address ranges of RFC 1918, in the order their /16s are tried.
-const PRIVATE_RANGES: [(Ipv4Addr, u8); 3] =
-    [(Ipv4Addr::new(10, 0, 0, 0), 8), (Ipv4Addr::new(172, 16, 0, 0), 12), (Ipv4Addr::new(192, 168, 0, 0), 16)];
+const PRIVATE_RANGES: [(Ipv4Addr, u8); 3] = [(Ipv4Addr::new(10, 0, 0, 0), 8), (Ipv4Addr::new(172, 16, 0, 0), 12), (Ipv4Addr::new(192, 168, 0, 0), 16)];
 
 /// The first private /16 that overlaps none of `taken`, or None when private space is full.
 pub fn free_private_16(taken: &[Cidr]) -> Option<Cidr> {
-    PRIVATE_RANGES
-        .iter()
-        .flat_map(|(address, prefix)| Cidr::new(*address, *prefix).subnets(16))
-        .find(|candidate| !taken.iter().any(|t| t.overlaps(*candidate)))
+    PRIVATE_RANGES.iter().flat_map(|(address, prefix)| Cidr::new(*address, *prefix).subnets(16)).find(|candidate| !taken.iter().any(|t| t.overlaps(*candidate)))
 }
 
 /// The first `count` blocks of length `prefix` inside `network` that overlap none of `taken`.

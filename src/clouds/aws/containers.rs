@@ -67,9 +67,7 @@ impl Node for Cluster {
         async move {
             let attrs = Attrs::new().with("name", self.name.as_str());
             Ok(match self.describe().await? {
-                Some(c) if c.status() == Some("ACTIVE") => {
-                    Observation::reuse("active", attrs.with("arn", c.cluster_arn().unwrap_or_default()))
-                }
+                Some(c) if c.status() == Some("ACTIVE") => Observation::reuse("active", attrs.with("arn", c.cluster_arn().unwrap_or_default())),
                 Some(c) => Observation::create(format!("status is {}", c.status().unwrap_or("unknown")), attrs),
                 None => Observation::create("missing", attrs),
             })
@@ -101,7 +99,8 @@ impl Node for Cluster {
             };
             let arn = cluster.cluster_arn().unwrap_or_default();
             let owned = owned(cluster.tags().iter().filter_map(|t| Some((t.key()?, t.value()?))));
-            let decided = decide(owned, teardown.in_use([self.name.as_str(), arn]), Attrs::new().with("arn", arn), "created by pushpool, used by no other pool, runs nothing");
+            let decided =
+                decide(owned, teardown.in_use([self.name.as_str(), arn]), Attrs::new().with("arn", arn), "created by pushpool, used by no other pool, runs nothing");
             if decided.action != Action::Delete {
                 return Ok(decided);
             }
@@ -148,10 +147,7 @@ impl Node for Repository {
 
     fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let attrs = Attrs::new()
-                .with("name", self.name.as_str())
-                .with("registry", self.aws.registry())
-                .with("arn", self.aws.repository_arn(&self.name));
+            let attrs = Attrs::new().with("name", self.name.as_str()).with("registry", self.aws.registry()).with("arn", self.aws.repository_arn(&self.name));
             match self.aws.ecr.describe_repositories().repository_names(&self.name).send().await {
                 Ok(out) => {
                     let uri = out.repositories().first().and_then(|r| r.repository_uri()).unwrap_or_default();
@@ -167,11 +163,7 @@ impl Node for Repository {
     fn apply<'a>(&'a self, _: &'a Observation, _: &'a Inputs) -> BoxFuture<'a, Result<Attrs>> {
         async move {
             let what = self.what();
-            let tags = self
-                .aws
-                .tags()
-                .into_iter()
-                .filter_map(|(k, v)| aws_sdk_ecr::types::Tag::builder().key(k).value(v).build().ok());
+            let tags = self.aws.tags().into_iter().filter_map(|(k, v)| aws_sdk_ecr::types::Tag::builder().key(k).value(v).build().ok());
             let tags: Vec<_> = tags.collect();
             let create = || async {
                 let out = self.aws.once.ecr.create_repository().repository_name(&self.name).set_tags(Some(tags.clone())).send().await?;
@@ -213,10 +205,7 @@ impl Node for Repository {
             );
             let tags = tags.map_err(|e| aws_error(&what, "ecr:ListTagsForResource", e))?;
             let images = images.map_err(|e| aws_error(&what, "ecr:ListImages", e))?.len();
-            let attrs = Attrs::new()
-                .with("uri", repository.repository_uri().unwrap_or_default())
-                .with("registry", self.aws.registry())
-                .with("images", images);
+            let attrs = Attrs::new().with("uri", repository.repository_uri().unwrap_or_default()).with("registry", self.aws.registry()).with("images", images);
             let owned = owned(tags.tags().iter().map(|t| (t.key(), t.value())));
             let in_use = teardown.in_use([self.name.as_str(), repository.repository_uri().unwrap_or_default()]);
             let decided = decide(owned, in_use, attrs, "created by pushpool, empty, used by no other pool");

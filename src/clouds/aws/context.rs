@@ -10,18 +10,18 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use aws_sdk_sts::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
+use aws_sdk_sts::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_sts::error::SdkError;
 
 use super::errors::aws_error;
-use super::region::check_region;
 use super::network::facts::RegionNetwork;
+use super::region::check_region;
 use crate::engine::Attrs;
-use crate::engine::ownership::Marking;
 use crate::engine::memo::Memo;
+use crate::engine::ownership::Marking;
 use crate::error::{Error, Result};
 use crate::header::{AWS_CREDENTIAL_VARIABLES, check_header_variables};
 use crate::prefect::settings::{Env, ProcessEnv};
@@ -136,8 +136,7 @@ async fn open(region: Option<&str>, profile: Option<&str>) -> Result<Connection>
     // with backoff and jitter, plus a client-side rate that slows down when throttled.
     let retries = RetryConfig::adaptive().with_max_attempts(6).with_initial_backoff(Duration::from_millis(200));
     let http = super::http::bounded_client();
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries).http_client(http.clone());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).retry_config(retries).http_client(http.clone());
     let region_asked = region.is_some();
     if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region.to_owned()));
@@ -146,9 +145,10 @@ async fn open(region: Option<&str>, profile: Option<&str>) -> Result<Connection>
         loader = loader.profile_name(profile);
     }
     let mut config = loader.load().await;
-    let region = config.region().map(ToString::to_string).ok_or_else(|| {
-        Error::usage("AWS region", "none is configured").fix("set AWS_REGION (e.g. AWS_REGION=us-east-1) or `region` in your AWS profile")
-    })?;
+    let region = config
+        .region()
+        .map(ToString::to_string)
+        .ok_or_else(|| Error::usage("AWS region", "none is configured").fix("set AWS_REGION (e.g. AWS_REGION=us-east-1) or `region` in your AWS profile"))?;
     check_region(&region, &region_source(region_asked, profile))?;
     if let Some(profile) = profile {
         let credentials = super::profile::credentials(profile, &region, http);
@@ -204,20 +204,13 @@ impl AwsContext {
 
     /// The ownership tags plus `Name`, as an EC2 tag specification for `resource`.
     pub fn ec2_tags(&self, resource: ResourceType, name: &str) -> TagSpecification {
-        let tags = self
-            .tags()
-            .into_iter()
-            .chain([("Name", name)])
-            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+        let tags = self.tags().into_iter().chain([("Name", name)]).map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
         TagSpecification::builder().resource_type(resource).set_tags(Some(tags.collect())).build()
     }
 
     /// The ownership tags as IAM tags.
     pub fn iam_tags(&self) -> Vec<aws_sdk_iam::types::Tag> {
-        self.tags()
-            .into_iter()
-            .filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok())
-            .collect()
+        self.tags().into_iter().filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok()).collect()
     }
 
     /// The ARN IAM gives a role or policy of this account at path `/`.
@@ -247,8 +240,7 @@ impl AwsContext {
                     .send()
                     .await
                     .map_err(|e| aws_error(&format!("region {}", self.region), "ec2:DescribeAvailabilityZones", e))?;
-                let mut zones: Vec<String> =
-                    out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_owned)).collect();
+                let mut zones: Vec<String> = out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_owned)).collect();
                 zones.sort();
                 Ok(zones)
             })
@@ -258,17 +250,9 @@ impl AwsContext {
     /// Docker credentials for the account's registry: user `AWS` and a 12-hour token.
     pub async fn docker_credentials(&self) -> Result<(String, Secret)> {
         let what = format!("ECR registry {}", self.registry());
-        let out = self
-            .ecr
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| aws_error(&what, "ecr:GetAuthorizationToken", e))?;
-        let token = out
-            .authorization_data()
-            .first()
-            .and_then(|d| d.authorization_token())
-            .ok_or_else(|| Error::remote(&what, "ecr:GetAuthorizationToken returned no token"))?;
+        let out = self.ecr.get_authorization_token().send().await.map_err(|e| aws_error(&what, "ecr:GetAuthorizationToken", e))?;
+        let token =
+            out.authorization_data().first().and_then(|d| d.authorization_token()).ok_or_else(|| Error::remote(&what, "ecr:GetAuthorizationToken returned no token"))?;
         let decoded = aws_smithy_types::base64::decode(token).map_err(|_| Error::remote(&what, "the ECR token is not base64"))?;
         let decoded = String::from_utf8(decoded).map_err(|_| Error::remote(&what, "the ECR token is not text"))?;
         let (user, password) = decoded.split_once(':').ok_or_else(|| Error::remote(&what, "the ECR token has no user"))?;

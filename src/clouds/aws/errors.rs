@@ -39,9 +39,7 @@ pub(super) fn code_and_message<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRe
     };
     let body = raw.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
     let code = xml_element(&body, "Code").unwrap_or_else(|| format!("HTTP {}", raw.status().as_u16()));
-    let message = xml_element(&body, "Message")
-        .or_else(|| xml_element(&body, "title"))
-        .unwrap_or_else(|| body.chars().take(200).collect());
+    let message = xml_element(&body, "Message").or_else(|| xml_element(&body, "title")).unwrap_or_else(|| body.chars().take(200).collect());
     Some((code, message))
 }
 
@@ -86,14 +84,13 @@ where
         Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnrecognizedClientException") => {
             error.fix(format!("grant {action} to the AWS identity running pushpool (see policies/aws/operator-apply.json), then run again"))
         }
-        Some("LimitExceeded" | "LimitExceededException" | "VpcLimitExceeded" | "InternetGatewayLimitExceeded") => error
-            .fix("raise the quota (Service Quotas console) or free one, then run again; what exists is kept and reused"),
+        Some("LimitExceeded" | "LimitExceededException" | "VpcLimitExceeded" | "InternetGatewayLimitExceeded") => {
+            error.fix("raise the quota (Service Quotas console) or free one, then run again; what exists is kept and reused")
+        }
         Some("InvalidClientTokenId" | "ExpiredToken" | "ExpiredTokenException" | "SignatureDoesNotMatch") => {
             error.fix("refresh the AWS credentials (e.g. `aws sso login`), then run again")
         }
-        Some(code) if code.starts_with("HTTP 5") => {
-            error.fix("check the region (AWS_REGION) and AWS_ENDPOINT_URL; if they are right, AWS is failing: run again later")
-        }
+        Some(code) if code.starts_with("HTTP 5") => error.fix("check the region (AWS_REGION) and AWS_ENDPOINT_URL; if they are right, AWS is failing: run again later"),
         _ if matches!(err, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
             error.fix("check the network, the region (AWS_REGION) and AWS_ENDPOINT_URL, then run again")
         }

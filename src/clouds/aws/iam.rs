@@ -11,9 +11,9 @@ use serde_json::Value;
 use super::context::AwsContext;
 use super::errors::{accept, aws_error, code};
 use super::once::create_once;
-use crate::engine::ownership::{decide, owned};
 use super::policy_doc::{drift, parse_live, same};
 use crate::clock::unix_seconds;
+use crate::engine::ownership::{decide, owned};
 use crate::engine::reference::{Resolved, Secrets, resolve};
 use crate::engine::{Action, Attrs, Inputs, Node, Observation, Teardown, Upstream};
 use crate::error::{Error, Result};
@@ -73,12 +73,7 @@ impl Role {
         };
         let (attached, inline_drift) = futures::join!(attached, inline);
         let attached = attached.map_err(|e| aws_error(&what, "iam:ListAttachedRolePolicies", e))?;
-        let missing = self
-            .managed_policies
-            .iter()
-            .filter(|arn| !attached.iter().any(|p| p.policy_arn() == Some(arn.as_str())))
-            .cloned()
-            .collect();
+        let missing = self.managed_policies.iter().filter(|arn| !attached.iter().any(|p| p.policy_arn() == Some(arn.as_str()))).cloned().collect();
         let trust_drift = match trust {
             Some(live) => !same(&parse_live(live)?, &self.trust_policy),
             None => true,
@@ -118,11 +113,7 @@ impl Node for Role {
                 reasons.push(format!("inline policy {name} missing or drifted"));
             }
             let attrs = attrs.hint("trust_drift", trust_drift).hint("missing_policies", missing).hint("inline_drift", inline_drift);
-            Ok(if reasons.is_empty() {
-                Observation::reuse("exists as wanted", attrs)
-            } else {
-                Observation::update(reasons.join("; "), attrs)
-            })
+            Ok(if reasons.is_empty() { Observation::reuse("exists as wanted", attrs) } else { Observation::update(reasons.join("; "), attrs) })
         }
         .boxed()
     }
@@ -216,9 +207,10 @@ impl Node for Role {
             );
             let attached = attached.map_err(|e| aws_error(what, "iam:ListAttachedRolePolicies", e))?;
             let inline = inline.map_err(|e| aws_error(what, "iam:ListRolePolicies", e))?;
-            let detach = attached.iter().filter_map(|p| p.policy_arn()).map(|arn| async move {
-                accept(iam.detach_role_policy().role_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachRolePolicy")
-            });
+            let detach = attached
+                .iter()
+                .filter_map(|p| p.policy_arn())
+                .map(|arn| async move { accept(iam.detach_role_policy().role_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachRolePolicy") });
             let delete_inline = inline.iter().map(|policy| async move {
                 accept(iam.delete_role_policy().role_name(name).policy_name(policy).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteRolePolicy")
             });
@@ -332,13 +324,20 @@ impl Node for User {
             let inline = inline.map_err(|e| aws_error(what, "iam:ListUserPolicies", e))?;
             let mut steps: Vec<BoxFuture<'_, Result<()>>> = Vec::new();
             for key in keys.iter().filter_map(|k| k.access_key_id()) {
-                steps.push(async move { accept(iam.delete_access_key().user_name(name).access_key_id(key).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteAccessKey") }.boxed());
+                steps.push(
+                    async move { accept(iam.delete_access_key().user_name(name).access_key_id(key).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteAccessKey") }.boxed(),
+                );
             }
             for arn in attached.iter().filter_map(|p| p.policy_arn()) {
-                steps.push(async move { accept(iam.detach_user_policy().user_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachUserPolicy") }.boxed());
+                steps.push(
+                    async move { accept(iam.detach_user_policy().user_name(name).policy_arn(arn).send().await, &[NO_SUCH_ENTITY], what, "iam:DetachUserPolicy") }.boxed(),
+                );
             }
             for policy in &inline {
-                steps.push(async move { accept(iam.delete_user_policy().user_name(name).policy_name(policy).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteUserPolicy") }.boxed());
+                steps.push(
+                    async move { accept(iam.delete_user_policy().user_name(name).policy_name(policy).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteUserPolicy") }
+                        .boxed(),
+                );
             }
             futures::future::join_all(steps).await.into_iter().collect::<Result<Vec<_>>>()?;
             accept(iam.delete_user().user_name(name).send().await, &[NO_SUCH_ENTITY], what, "iam:DeleteUser")
@@ -463,15 +462,7 @@ impl Policy {
 
     /// The document of one version of the policy.
     async fn document_of(&self, arn: &str, version: &str) -> Result<Value> {
-        let out = self
-            .aws
-            .iam
-            .get_policy_version()
-            .policy_arn(arn)
-            .version_id(version)
-            .send()
-            .await
-            .map_err(|e| aws_error(&self.what(), "iam:GetPolicyVersion", e))?;
+        let out = self.aws.iam.get_policy_version().policy_arn(arn).version_id(version).send().await.map_err(|e| aws_error(&self.what(), "iam:GetPolicyVersion", e))?;
         parse_live(out.policy_version().and_then(|v| v.document()).unwrap_or("{}"))
     }
 
@@ -483,17 +474,9 @@ impl Policy {
         let versions = iam.list_policy_versions().policy_arn(arn).into_paginator().items().send().try_collect().await;
         let versions = versions.map_err(|e| aws_error(&what, "iam:ListPolicyVersions", e))?;
         if versions.len() >= MAX_POLICY_VERSIONS {
-            let oldest = versions
-                .iter()
-                .filter(|v| !v.is_default_version())
-                .min_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(i64::MAX));
+            let oldest = versions.iter().filter(|v| !v.is_default_version()).min_by_key(|v| v.create_date().map(|d| d.secs()).unwrap_or(i64::MAX));
             if let Some(id) = oldest.and_then(|v| v.version_id()) {
-                iam.delete_policy_version()
-                    .policy_arn(arn)
-                    .version_id(id)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&what, "iam:DeletePolicyVersion", e))?;
+                iam.delete_policy_version().policy_arn(arn).version_id(id).send().await.map_err(|e| aws_error(&what, "iam:DeletePolicyVersion", e))?;
             }
         }
         iam.create_policy_version()

@@ -68,7 +68,12 @@ impl Node for LogGroup {
             let tags = self.aws.logs.list_tags_for_resource().resource_arn(&arn).send().await;
             let tags = tags.map_err(|e| aws_error(&self.what(), "logs:ListTagsForResource", e))?;
             let owned = owned(tags.tags().into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str())));
-            let decided = decide(owned, teardown.in_use([self.name.as_str(), arn.as_str()]), Attrs::new().with("arn", arn.as_str()), "created by pushpool; its logs go too (--force)");
+            let decided = decide(
+                owned,
+                teardown.in_use([self.name.as_str(), arn.as_str()]),
+                Attrs::new().with("arn", arn.as_str()),
+                "created by pushpool; its logs go too (--force)",
+            );
             Ok(match decided.action {
                 Action::Delete if !teardown.force => Observation::keep("holds the worker's logs; --force deletes it", decided.attrs),
                 _ => decided,

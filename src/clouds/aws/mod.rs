@@ -12,9 +12,9 @@ mod logs;
 pub mod names;
 mod network;
 mod once;
-mod propagation;
 mod policy_doc;
 mod profile;
+mod propagation;
 pub mod region;
 mod role_policy;
 mod secrets;
@@ -31,8 +31,8 @@ pub use context::AwsContext;
 
 use crate::blueprint::{Blueprint, Kind, NodeId, NodeSpec};
 use crate::engine::NodeRef;
-use crate::minted::MintedSecret;
 use crate::error::{Error, Result};
+use crate::minted::MintedSecret;
 use crate::policies;
 use crate::prefect::context::PrefectContext;
 
@@ -60,16 +60,8 @@ fn arn_fields(value: &Value, nth: usize) -> BTreeSet<String> {
 
 /// Builds the AWS node of `spec`, returning its display name and implementation.
 /// `names` holds every node's resolved name, for nodes that name another (a policy's user).
-pub fn build(
-    spec: &NodeSpec,
-    blueprint: &Blueprint,
-    names: &BTreeMap<String, String>,
-    aws: &Arc<AwsContext>,
-    prefect: &Arc<PrefectContext>,
-) -> Result<(String, NodeRef)> {
-    let name_of = |id: &str| {
-        names.get(id).cloned().ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), format!("node '{id}' has no name")))
-    };
+pub fn build(spec: &NodeSpec, blueprint: &Blueprint, names: &BTreeMap<String, String>, aws: &Arc<AwsContext>, prefect: &Arc<PrefectContext>) -> Result<(String, NodeRef)> {
+    let name_of = |id: &str| names.get(id).cloned().ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), format!("node '{id}' has no name")));
     let name = || name_of(&spec.id);
     let node_id = |id: &NodeId| id.as_str().to_owned();
     let document = |file: &str| policy_doc::parse_own(file, policies::document("aws", file)?);
@@ -81,13 +73,7 @@ pub fn build(
                 Some(inline) => Some(iam::InlinePolicy { name: inline.name.clone(), document: document(&inline.document)? }),
                 None => None,
             };
-            let node = iam::Role {
-                aws,
-                name: name.clone(),
-                trust_policy: document(&role.trust_policy)?,
-                managed_policies: role.managed_policies.clone(),
-                inline_policy,
-            };
+            let node = iam::Role { aws, name: name.clone(), trust_policy: document(&role.trust_policy)?, managed_policies: role.managed_policies.clone(), inline_policy };
             (name, Arc::new(node))
         }
         Kind::AwsIamUser(_) => {
@@ -186,13 +172,8 @@ pub fn build(
         }
         Kind::AwsRouteTable(table) => {
             let name = name()?;
-            let node = network::RouteTable {
-                aws,
-                name: name.clone(),
-                vpc: node_id(&table.vpc),
-                gateway: node_id(&table.internet_gateway),
-                subnets: node_id(&table.subnets),
-            };
+            let node =
+                network::RouteTable { aws, name: name.clone(), vpc: node_id(&table.vpc), gateway: node_id(&table.internet_gateway), subnets: node_id(&table.subnets) };
             (name, Arc::new(node))
         }
         Kind::AwsSecurityGroup(group) => {

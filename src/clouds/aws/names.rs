@@ -22,11 +22,7 @@ pub const IAM_USER: Rule = Rule {
 };
 
 /// IAM `CreateRole` `RoleName`: 1 to 64 of `[\w+=,.@-]`.
-pub const IAM_ROLE: Rule = Rule {
-    what: "IAM role name",
-    source: "https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html",
-    ..IAM_USER
-};
+pub const IAM_ROLE: Rule = Rule { what: "IAM role name", source: "https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html", ..IAM_USER };
 
 /// IAM `CreatePolicy` `PolicyName`: 1 to 128 of `[\w+=,.@-]`.
 pub const IAM_POLICY: Rule = Rule {
@@ -38,11 +34,8 @@ pub const IAM_POLICY: Rule = Rule {
 };
 
 /// IAM `PutRolePolicy` `PolicyName`: 1 to 128 of `[\w+=,.@-]`.
-pub const IAM_ROLE_POLICY: Rule = Rule {
-    what: "IAM inline policy name",
-    source: "https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePolicy.html",
-    ..IAM_POLICY
-};
+pub const IAM_ROLE_POLICY: Rule =
+    Rule { what: "IAM inline policy name", source: "https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutRolePolicy.html", ..IAM_POLICY };
 
 /// IAM `Tag` `Value`: 0 to 256 of `[\p{L}\p{Z}\p{N}_.:/=+\-@]`. IAM's is the narrowest tag
 /// alphabet of the services pushpool tags (EC2 takes any character), so it is the rule for
@@ -69,18 +62,11 @@ pub const ECS_CLUSTER: Rule = Rule {
 };
 
 /// ECS `CreateService` `serviceName`: up to 255 letters, digits, hyphens and underscores.
-pub const ECS_SERVICE: Rule = Rule {
-    what: "ECS service name",
-    source: "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html",
-    ..ECS_CLUSTER
-};
+pub const ECS_SERVICE: Rule = Rule { what: "ECS service name", source: "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html", ..ECS_CLUSTER };
 
 /// ECS `RegisterTaskDefinition` `family`: up to 255 letters, digits, hyphens and underscores.
-pub const ECS_TASK_FAMILY: Rule = Rule {
-    what: "ECS task definition family",
-    source: "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RegisterTaskDefinition.html",
-    ..ECS_CLUSTER
-};
+pub const ECS_TASK_FAMILY: Rule =
+    Rule { what: "ECS task definition family", source: "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_RegisterTaskDefinition.html", ..ECS_CLUSTER };
 
 /// ECR `CreateRepository` `repositoryName`: 2 to 256 characters matching
 /// `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`: lowercase words joined by
@@ -195,9 +181,11 @@ mod tests {
     #[test]
     fn ecr_names_are_lowercase_words_joined_by_single_separators() {
         let (n256, n257) = ("r".repeat(256), "r".repeat(257));
-        holds(&ECR_REPOSITORY, &["ab", &n256, "prefect-flows", "team/prefect_flows.v2", "a-b/c"], &[
-            "a", &n257, "Prefect_Flows", "-flows", "flows-", "a--b", "a/", "/a", "a//b", "a b",
-        ]);
+        holds(
+            &ECR_REPOSITORY,
+            &["ab", &n256, "prefect-flows", "team/prefect_flows.v2", "a-b/c"],
+            &["a", &n257, "Prefect_Flows", "-flows", "flows-", "a--b", "a/", "/a", "a//b", "a b"],
+        );
     }
 
     #[test]

@@ -110,5 +110,4 @@ mod tests {
         assert!(!same(&live, &wanted));
         assert_eq!(describe_drift(&live, &wanted), "document drifted: lacks logs:CreateLogGroup; also grants s3:*");
     }
-
 }

@@ -21,9 +21,9 @@ use crate::prefect::settings::{Env as _, ProcessEnv};
 pub async fn check_defined(name: &str) -> Result<()> {
     let what = format!("AWS profile '{name}'");
     let files = describe_files();
-    let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &Default::default(), None)
-        .await
-        .map_err(|e| Error::usage(&what, format!("{files} cannot be read: {e}")).fix("fix the file named above (`aws configure list-profiles` shows what the AWS CLI makes of it)"))?;
+    let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &Default::default(), None).await.map_err(|e| {
+        Error::usage(&what, format!("{files} cannot be read: {e}")).fix("fix the file named above (`aws configure list-profiles` shows what the AWS CLI makes of it)")
+    })?;
     if profiles.get_profile(name).is_some() {
         return Ok(());
     }

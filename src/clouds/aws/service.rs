@@ -86,12 +86,8 @@ impl Node for Service {
             if upstream.get(&self.cluster_node).await?.action == Action::Create {
                 return Ok(Observation::create(format!("cluster {} is created too", self.cluster), attrs));
             }
-            let (live, task, subnets, group) = futures::join!(
-                self.describe(),
-                upstream.get(&self.task_definition),
-                upstream.get(&self.subnets),
-                upstream.get(&self.security_group)
-            );
+            let (live, task, subnets, group) =
+                futures::join!(self.describe(), upstream.get(&self.task_definition), upstream.get(&self.subnets), upstream.get(&self.security_group));
             let (live, task, subnets, group) = (live?, task?, subnets?, group?);
             let Some(live) = live else { return Ok(Observation::create("missing", attrs)) };
             let attrs = attrs.with("arn", live.service_arn().unwrap_or_default());

@@ -67,7 +67,8 @@ impl TaskDefinition {
     }
 
     async fn active_revisions(&self) -> Result<Vec<String>> {
-        let listed = self.aws.ecs.list_task_definitions().family_prefix(&self.family).status(TaskDefinitionStatus::Active).into_paginator().items().send().try_collect().await;
+        let listed =
+            self.aws.ecs.list_task_definitions().family_prefix(&self.family).status(TaskDefinitionStatus::Active).into_paginator().items().send().try_collect().await;
         let arns = listed.map_err(|e| aws_error(&self.what(), "ecs:ListTaskDefinitions", e))?;
         let ours = format!("task-definition/{}:", self.family);
         Ok(arns.into_iter().filter(|arn| arn.contains(&ours)).collect())
@@ -94,7 +95,8 @@ impl Node for TaskDefinition {
             Ok(match wanted {
                 Resolved::Unknown(pending) => Observation::update(format!("a new revision takes new values: {}", pending.join(", ")), attrs),
                 Resolved::Known(wanted) => {
-                    let differing: Vec<&String> = wanted.as_object().into_iter().flatten().filter(|(key, value)| live.get(key.as_str()) != Some(value)).map(|(key, _)| key).collect();
+                    let differing: Vec<&String> =
+                        wanted.as_object().into_iter().flatten().filter(|(key, value)| live.get(key.as_str()) != Some(value)).map(|(key, _)| key).collect();
                     match differing.is_empty() {
                         true => Observation::reuse(format!("revision {} is as wanted", revision.revision()), attrs),
                         false => {
@@ -115,8 +117,10 @@ impl Node for TaskDefinition {
                 return Err(Error::remote(what, "its settings are still unknown after its dependencies"));
             };
             let text = |key: &str| wanted[key].as_str().map(str::to_owned);
-            let environment = wanted["environment"].as_object().into_iter().flatten().map(|(k, v)| KeyValuePair::builder().name(k).value(v.as_str().unwrap_or_default()).build());
-            let secrets = wanted["secrets"].as_object().into_iter().flatten().filter_map(|(k, v)| aws_sdk_ecs::types::Secret::builder().name(k).value_from(v.as_str()?).build().ok());
+            let environment =
+                wanted["environment"].as_object().into_iter().flatten().map(|(k, v)| KeyValuePair::builder().name(k).value(v.as_str().unwrap_or_default()).build());
+            let secrets =
+                wanted["secrets"].as_object().into_iter().flatten().filter_map(|(k, v)| aws_sdk_ecs::types::Secret::builder().name(k).value_from(v.as_str()?).build().ok());
             let logs = LogConfiguration::builder()
                 .log_driver(LogDriver::Awslogs)
                 .options("awslogs-group", text("log_group").unwrap_or_default())

@@ -52,7 +52,8 @@ impl Api {
             base_url,
             token: Some(token),
             unauthorized_fix: "the token was refused: run `az login` again (or check AZURE_CLIENT_SECRET), then run again".into(),
-            forbidden_fix: "grant the caller the roles of policies/azure/operator-apply.json on the subscription (and Application Administrator in Entra ID), then run again".into(),
+            forbidden_fix:
+                "grant the caller the roles of policies/azure/operator-apply.json on the subscription (and Application Administrator in Entra ID), then run again".into(),
             unreachable_fix: "check the network, or the Azure CLI's active cloud (`az cloud show`), then run again".into(),
             not_json_fix: "check the Azure CLI's active cloud (`az cloud show`): its endpoints must be Azure's APIs".into(),
         };
@@ -123,8 +124,11 @@ impl Api {
                     .fix("check the Azure CLI's active cloud (`az cloud show`): its endpoints must be the API's own"));
             }
             if seen.len() >= MAX_PAGES || !seen.insert(next.clone()) {
-                return Err(Error::remote(what, format!("the list of {} did not end after {} pages: its continuation loops", path.split('?').next().unwrap_or(path), seen.len()))
-                    .fix("run again; if it persists, the service is at fault: list the objects with the Azure CLI to see them"));
+                return Err(Error::remote(
+                    what,
+                    format!("the list of {} did not end after {} pages: its continuation loops", path.split('?').next().unwrap_or(path), seen.len()),
+                )
+                .fix("run again; if it persists, the service is at fault: list the objects with the Azure CLI to see them"));
             }
             let answer = self.json.exchange_at(Method::GET, &next, None).await?;
             if !answer.status.is_success() {
@@ -204,7 +208,6 @@ impl Api {
         Err(Error::remote(what, "the operation did not finish within about four minutes").fix("it may still finish: run again later, and pushpool picks up where it is"))
     }
 }
-
 
 /// POSTs a form (`application/x-www-form-urlencoded`, no bearer token), for Entra ID's token
 /// endpoint and the registry's token exchange, and returns the status and JSON body. The

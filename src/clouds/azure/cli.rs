@@ -40,9 +40,27 @@ impl CloudEndpoints {
     /// The endpoints the CLI has built in, for the clouds it ships with.
     fn built_in(name: &str) -> Option<Self> {
         let (arm, audience, graph, login, acr) = match name {
-            "AzureCloud" => ("https://management.azure.com/", "https://management.core.windows.net/", "https://graph.microsoft.com/", "https://login.microsoftonline.com", ".azurecr.io"),
-            "AzureChinaCloud" => ("https://management.chinacloudapi.cn/", "https://management.core.chinacloudapi.cn/", "https://microsoftgraph.chinacloudapi.cn/", "https://login.chinacloudapi.cn", ".azurecr.cn"),
-            "AzureUSGovernment" => ("https://management.usgovcloudapi.net/", "https://management.core.usgovcloudapi.net/", "https://graph.microsoft.us/", "https://login.microsoftonline.us", ".azurecr.us"),
+            "AzureCloud" => (
+                "https://management.azure.com/",
+                "https://management.core.windows.net/",
+                "https://graph.microsoft.com/",
+                "https://login.microsoftonline.com",
+                ".azurecr.io",
+            ),
+            "AzureChinaCloud" => (
+                "https://management.chinacloudapi.cn/",
+                "https://management.core.chinacloudapi.cn/",
+                "https://microsoftgraph.chinacloudapi.cn/",
+                "https://login.chinacloudapi.cn",
+                ".azurecr.cn",
+            ),
+            "AzureUSGovernment" => (
+                "https://management.usgovcloudapi.net/",
+                "https://management.core.usgovcloudapi.net/",
+                "https://graph.microsoft.us/",
+                "https://login.microsoftonline.us",
+                ".azurecr.us",
+            ),
             _ => return None,
         };
         Some(Self { name: name.to_owned(), resource_manager: arm.into(), arm_audience: audience.into(), graph: graph.into(), login: login.into(), acr_suffix: acr.into() })
@@ -154,7 +172,10 @@ fn cloud_endpoints(dir: Option<&PathBuf>, name: &str) -> Result<CloudEndpoints> 
     };
     let section = clouds.as_ref().and_then(|c| c.section(Some(name)));
     let get = |key: &str, fallback: Option<&String>| section.and_then(|s| s.get(key)).map(|v| v.trim().to_owned()).or_else(|| fallback.cloned());
-    let missing = || Error::usage(format!("Azure cloud '{name}'"), "is the CLI's active cloud but its endpoints are not known").fix("`az cloud set --name AzureCloud`, or register it with `az cloud register`");
+    let missing = || {
+        Error::usage(format!("Azure cloud '{name}'"), "is the CLI's active cloud but its endpoints are not known")
+            .fix("`az cloud set --name AzureCloud`, or register it with `az cloud register`")
+    };
     let resource_manager = get("endpoint_resource_manager", built_in.as_ref().map(|b| &b.resource_manager)).ok_or_else(missing)?;
     Ok(CloudEndpoints {
         name: name.to_owned(),

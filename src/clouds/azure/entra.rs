@@ -56,7 +56,11 @@ pub async fn set_pending(azure: &AzureContext, app: &Value, pending: Option<&Mar
         return Ok(());
     }
     let id = app["id"].as_str().unwrap_or_default();
-    azure.graph.send(Method::PATCH, &format!("applications/{id}"), Some(json!({"tags": tags})), &format!("application {}", app["displayName"].as_str().unwrap_or(id))).await.map(drop)
+    azure
+        .graph
+        .send(Method::PATCH, &format!("applications/{id}"), Some(json!({"tags": tags})), &format!("application {}", app["displayName"].as_str().unwrap_or(id)))
+        .await
+        .map(drop)
 }
 
 /// `azure.application`: the app registration whose client secret the block holds.

@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use context::{AzureContext, MARKING, subscriptions_in};
-pub use secret::LIMIT as SECRETS_PER_APPLICATION;
 use resources::{TaggedKind, TaggedResource};
+pub use secret::LIMIT as SECRETS_PER_APPLICATION;
 
 use crate::blueprint::{Blueprint, Kind, NodeSpec};
 use crate::engine::NodeRef;
@@ -39,9 +39,7 @@ pub fn build(
     azure: &Arc<AzureContext>,
     prefect: &Arc<PrefectContext>,
 ) -> Result<(String, NodeRef)> {
-    let name_of = |id: &str| {
-        names.get(id).cloned().ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), format!("node '{id}' has no name")))
-    };
+    let name_of = |id: &str| names.get(id).cloned().ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), format!("node '{id}' has no name")));
     let azure = azure.clone();
     let node: (String, NodeRef) = match &spec.kind {
         Kind::AzureResourceGroup(_) => {
@@ -103,6 +101,8 @@ pub async fn registry_credentials(azure: &AzureContext, registry: &str) -> Resul
     let (status, body) = api::post_form(&url, &fields, &what).await?;
     match body["refresh_token"].as_str() {
         Some(token) if status.is_success() => Ok(("00000000-0000-0000-0000-000000000000".to_owned(), Secret::new(token))),
-        _ => Err(Error::remote(what, format!("refused ({status})")).fix(format!("log in by hand: `az acr login --name {}`", registry.split('.').next().unwrap_or(registry)))),
+        _ => {
+            Err(Error::remote(what, format!("refused ({status})")).fix(format!("log in by hand: `az acr login --name {}`", registry.split('.').next().unwrap_or(registry))))
+        }
     }
 }

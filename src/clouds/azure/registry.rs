@@ -112,7 +112,8 @@ impl Node for Registry {
             let name = self.free_name().await?;
             let body = json!({"location": self.azure.location(), "sku": {"name": "Basic"}, "tags": self.azure.tags(), "properties": {"adminUserEnabled": false}});
             self.azure.arm.send(Method::PUT, &self.path(&name), Some(body), &self.what()).await?;
-            let created = self.azure.arm.get(&self.path(&name), &self.what()).await?.ok_or_else(|| Error::remote(self.what(), format!("{name} was created but cannot be read")))?;
+            let created =
+                self.azure.arm.get(&self.path(&name), &self.what()).await?.ok_or_else(|| Error::remote(self.what(), format!("{name} was created but cannot be read")))?;
             Ok(Self::attrs(&created))
         }
         .boxed()
@@ -126,11 +127,7 @@ impl Node for Registry {
             let attrs = Self::attrs(&found);
             let name = found["name"].as_str().unwrap_or_default();
             let usages = self.azure.arm.list(&format!("{}/{name}/listUsages?api-version={REGISTRIES_API}", self.registries()), &self.what()).await?;
-            let bytes = usages
-                .iter()
-                .find(|u| u["name"] == "Size")
-                .and_then(|u| u["currentValue"].as_u64())
-                .unwrap_or(0);
+            let bytes = usages.iter().find(|u| u["name"] == "Size").and_then(|u| u["currentValue"].as_u64()).unwrap_or(0);
             let login_server = found["properties"]["loginServer"].as_str().unwrap_or_default();
             let in_use = teardown.in_use([name, login_server, found["id"].as_str().unwrap_or_default()]);
             let decided = decide(owned(tags_of(&found)), in_use, attrs, "created by pushpool, empty, used by no other pool");

@@ -139,7 +139,12 @@ impl Minter for ClientSecrets {
             let refused = || self.azure.graph.refused(&Method::POST, &path, &answer, &self.what());
             match answer.status {
                 status if status.is_success() => {
-                    let field = |name: &str| answer.body[name].as_str().map(str::to_owned).ok_or_else(|| MintFailure::Failed(Error::remote(self.what(), format!("addPassword returned no {name}"))));
+                    let field = |name: &str| {
+                        answer.body[name]
+                            .as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| MintFailure::Failed(Error::remote(self.what(), format!("addPassword returned no {name}"))))
+                    };
                     Ok(Minted { id: field("keyId")?, secret: Secret::new(field("secretText")?) })
                 }
                 status if status.is_server_error() => Err(MintFailure::Unknown(refused())),

@@ -101,7 +101,9 @@ impl Api {
     pub fn refused(&self, method: &Method, path: &str, answer: &Answer, what: &str) -> Error {
         let error = self.json.refused(method, path, answer, what);
         match GoogleError::of(answer).reason.as_deref() {
-            Some("SERVICE_DISABLED") => Error { fix: None, ..error }.fix("the API is not enabled in the project: the plan's 'Google APIs' step enables it; run again, or enable it in the console"),
+            Some("SERVICE_DISABLED") => {
+                Error { fix: None, ..error }.fix("the API is not enabled in the project: the plan's 'Google APIs' step enables it; run again, or enable it in the console")
+            }
             _ => error,
         }
     }
@@ -170,7 +172,6 @@ impl Api {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use reqwest::StatusCode;
@@ -189,6 +190,4 @@ mod tests {
         assert_eq!(error.violations, ["constraints/iam.disableServiceAccountKeyCreation"]);
         assert!(GoogleError::of(&Answer::new(StatusCode::OK, Value::Null)).message.is_empty());
     }
-
-
 }

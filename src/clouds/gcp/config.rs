@@ -111,8 +111,11 @@ pub fn resolve(env: &dyn Env, project: Option<&str>, region: Option<&str>) -> Re
         None => variable(&["CLOUDSDK_CORE_PROJECT", "GOOGLE_CLOUD_PROJECT"]).or_else(|| property("core", "project").map(|p| (p, configuration("core/project")))),
     };
     let Some((project, project_source)) = project else {
-        return Err(Error::usage("Google Cloud project", format!("none is set: no --project, CLOUDSDK_CORE_PROJECT or GOOGLE_CLOUD_PROJECT, and the gcloud configuration '{name}' has no core/project"))
-            .fix("pass --project <id>, or set it once for gcloud: `gcloud config set project <id>`"));
+        return Err(Error::usage(
+            "Google Cloud project",
+            format!("none is set: no --project, CLOUDSDK_CORE_PROJECT or GOOGLE_CLOUD_PROJECT, and the gcloud configuration '{name}' has no core/project"),
+        )
+        .fix("pass --project <id>, or set it once for gcloud: `gcloud config set project <id>`"));
     };
     check_project_id(&project, &project_source)?;
     let (region, region_source) = match region {
@@ -130,8 +133,11 @@ fn check_project_id(project: &str, source: &Source) -> Result<()> {
     if is_google_id(project) {
         return Ok(());
     }
-    Err(Error::usage(format!("Google Cloud project '{project}' (from {})", source.describe("project")), "is not a project id: 6 to 30 lowercase letters, digits or hyphens, starting with a letter")
-        .fix("pass the project's id (not its name or number): `gcloud projects list` shows it"))
+    Err(Error::usage(
+        format!("Google Cloud project '{project}' (from {})", source.describe("project")),
+        "is not a project id: 6 to 30 lowercase letters, digits or hyphens, starting with a letter",
+    )
+    .fix("pass the project's id (not its name or number): `gcloud projects list` shows it"))
 }
 
 /// Google's rule for project ids and service account ids alike: 6 to 30 lowercase letters,
@@ -180,7 +186,10 @@ mod tests {
 
     #[test]
     fn the_active_configuration_file_gives_project_and_region() {
-        let dir = gcloud_dir(Some("work\n"), &[("default", "[core]\nproject = home-project\n"), ("work", "[core]\naccount = a@b.c\nproject = work-project\n\n[run]\nregion = europe-west1\n")]);
+        let dir = gcloud_dir(
+            Some("work\n"),
+            &[("default", "[core]\nproject = home-project\n"), ("work", "[core]\naccount = a@b.c\nproject = work-project\n\n[run]\nregion = europe-west1\n")],
+        );
         let placement = resolve(&env(&dir, &[]), None, None).unwrap();
         assert_eq!(placement.project, "work-project");
         assert_eq!(placement.project_source, Source::Configuration { name: "work".into(), property: "core/project" });

@@ -114,11 +114,7 @@ impl GcpContext {
 
 /// A label value: at most 63 lowercase letters, digits, `_` and `-` (others become `_`).
 pub fn label_value(text: &str) -> String {
-    text.chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' { c } else { '_' })
-        .take(63)
-        .collect()
+    text.chars().map(|c| c.to_ascii_lowercase()).map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' { c } else { '_' }).take(63).collect()
 }
 
 /// The projects named anywhere in `value` by service account emails

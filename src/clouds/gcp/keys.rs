@@ -134,4 +134,3 @@ impl Minter for ServiceAccountKeys {
         async move { self.gcp.iam.delete(&format!("{}/{id}", self.keys_path()), &self.what()).await.map(drop) }.boxed()
     }
 }
-

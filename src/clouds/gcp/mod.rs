@@ -30,16 +30,8 @@ use crate::minted::MintedSecret;
 use crate::prefect::context::PrefectContext;
 
 /// Builds the GCP node of `spec`, returning its display name and implementation.
-pub fn build(
-    spec: &NodeSpec,
-    blueprint: &Blueprint,
-    names: &BTreeMap<String, String>,
-    gcp: &Arc<GcpContext>,
-    prefect: &Arc<PrefectContext>,
-) -> Result<(String, NodeRef)> {
-    let name_of = |id: &str| {
-        names.get(id).cloned().ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), format!("node '{id}' has no name")))
-    };
+pub fn build(spec: &NodeSpec, blueprint: &Blueprint, names: &BTreeMap<String, String>, gcp: &Arc<GcpContext>, prefect: &Arc<PrefectContext>) -> Result<(String, NodeRef)> {
+    let name_of = |id: &str| names.get(id).cloned().ok_or_else(|| Error::usage(format!("blueprint node '{}'", spec.id), format!("node '{id}' has no name")));
     let gcp = gcp.clone();
     let node: (String, NodeRef) = match &spec.kind {
         Kind::GcpServices(settings) => {

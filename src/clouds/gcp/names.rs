@@ -49,15 +49,15 @@ mod tests {
 
     #[test]
     fn account_ids_are_6_to_30_from_a_letter_to_a_letter_or_digit() {
-        holds(&SERVICE_ACCOUNT, &["prefect-cloud-run", "abcdef", "a2345b", &"a".repeat(30)], &[
-            "short", "Prefect-run", "1prefect-run", "prefect-run-", "prefect_run", &"a".repeat(31),
-        ]);
+        holds(
+            &SERVICE_ACCOUNT,
+            &["prefect-cloud-run", "abcdef", "a2345b", &"a".repeat(30)],
+            &["short", "Prefect-run", "1prefect-run", "prefect-run-", "prefect_run", &"a".repeat(31)],
+        );
     }
 
     #[test]
     fn repository_ids_are_1_to_63_from_a_letter_to_a_letter_or_digit() {
-        holds(&ARTIFACT_REPOSITORY, &["p", "prefect-images", "images2", &"r".repeat(63)], &[
-            "", "Prefect-images", "2images", "images-", "prefect_images", &"r".repeat(64),
-        ]);
+        holds(&ARTIFACT_REPOSITORY, &["p", "prefect-images", "images2", &"r".repeat(63)], &["", "Prefect-images", "2images", "images-", "prefect_images", &"r".repeat(64)]);
     }
 }

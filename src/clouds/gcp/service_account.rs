@@ -107,8 +107,10 @@ impl Node for ServiceAccount {
         async move {
             Ok(match read(&self.gcp, &self.name).await? {
                 Some(found) if found["disabled"] == true => {
-                    return Err(Error::usage(self.what(), "exists but is disabled, so flow runs could not use it")
-                        .fix(format!("enable it (`gcloud iam service-accounts enable {}`), or pick another with --set service_account=<name>", email(&self.gcp, &self.name))));
+                    return Err(Error::usage(self.what(), "exists but is disabled, so flow runs could not use it").fix(format!(
+                        "enable it (`gcloud iam service-accounts enable {}`), or pick another with --set service_account=<name>",
+                        email(&self.gcp, &self.name)
+                    )));
                 }
                 Some(found) => Observation::reuse("exists", self.attrs(Some(&found))),
                 None => Observation::create(format!("missing in project {}", self.gcp.project()), self.attrs(None)),

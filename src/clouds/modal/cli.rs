@@ -42,16 +42,15 @@ pub struct ModalCli {
 impl ModalCli {
     /// The client on PATH; the error says how to install it.
     pub fn find(what: &str) -> Result<Self> {
-        let program = crate::program::on_path("modal")
-            .ok_or_else(|| Error::usage(what, "needs the `modal` command-line client, which is not on PATH").fix(INSTALL))?;
+        let program = crate::program::on_path("modal").ok_or_else(|| Error::usage(what, "needs the `modal` command-line client, which is not on PATH").fix(INSTALL))?;
         Ok(Self { program })
     }
 
     /// The names of the Secrets of the client's environment (`modal secret list --json`).
     pub async fn secret_names(&self) -> Result<Vec<String>> {
         let output = self.run(&["secret", "list", "--json"], "Modal Secrets").await?;
-        let listed: Value = serde_json::from_str(output.trim())
-            .map_err(|e| Error::remote("Modal Secrets", format!("`modal secret list --json` printed no JSON list: {e}")))?;
+        let listed: Value =
+            serde_json::from_str(output.trim()).map_err(|e| Error::remote("Modal Secrets", format!("`modal secret list --json` printed no JSON list: {e}")))?;
         // Newer clients key each row `name`, older ones `Name`.
         let name = |row: &Value| row.as_object()?.iter().find(|(key, _)| key.eq_ignore_ascii_case("name"))?.1.as_str().map(str::to_owned);
         Ok(listed.as_array().into_iter().flatten().filter_map(name).collect())

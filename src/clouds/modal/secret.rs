@@ -148,10 +148,8 @@ impl Node for ModalSecret {
             let what = self.what();
             let cli = ModalCli::find(&what)?;
             let client = &self.prefect.client;
-            let (public, full) = futures::join!(
-                client.block_document(&self.block_slug, &self.block_name, false),
-                client.block_document(&self.block_slug, &self.block_name, true)
-            );
+            let (public, full) =
+                futures::join!(client.block_document(&self.block_slug, &self.block_name, false), client.block_document(&self.block_slug, &self.block_name, true));
             let missing = || Error::remote(&what, format!("block {} is missing after it was applied", self.block_name));
             let (public, full) = (public?.ok_or_else(missing)?, full?.ok_or_else(missing)?);
             let (public, values) = (self.public_values(&public.data), self.all_values(&full.data)?);

@@ -244,10 +244,7 @@ mod tests {
 
     #[test]
     fn both_variables_win_over_the_file() {
-        let (_dir, env) = home_with(
-            "[default]\ntoken_id = \"ak-file\"\ntoken_secret = \"as-file\"\n",
-            &[(ID_VARIABLE, "ak-env"), (SECRET_VARIABLE, SECRET)],
-        );
+        let (_dir, env) = home_with("[default]\ntoken_id = \"ak-file\"\ntoken_secret = \"as-file\"\n", &[(ID_VARIABLE, "ak-env"), (SECRET_VARIABLE, SECRET)]);
         let token = discover(&env).unwrap();
         assert_eq!((token.token_id.as_str(), token.token_secret.expose()), ("ak-env", SECRET));
         assert_eq!(token.source, TokenSource::Environment);
@@ -304,7 +301,8 @@ mod tests {
 
     #[test]
     fn only_active_true_makes_a_profile_active() {
-        let (_dir, env) = home_with("[a]\nactive = \"true\"\ntoken_id = \"ak-a\"\ntoken_secret = \"as-a\"\n[b]\nactive = true\ntoken_id = \"ak-b\"\ntoken_secret = \"as-b\"\n", &[]);
+        let (_dir, env) =
+            home_with("[a]\nactive = \"true\"\ntoken_id = \"ak-a\"\ntoken_secret = \"as-a\"\n[b]\nactive = true\ntoken_id = \"ak-b\"\ntoken_secret = \"as-b\"\n", &[]);
         assert_eq!(discover(&env).unwrap().token_id, "ak-b");
     }
 

@@ -30,11 +30,7 @@ pub struct Block {
 
 impl Block {
     fn attrs(&self, id: &str, type_id: &str, schema_id: &str) -> Attrs {
-        Attrs::new()
-            .with("id", id)
-            .with("name", self.name.as_str())
-            .with("block_type_id", type_id)
-            .with("block_schema_id", schema_id)
+        Attrs::new().with("id", id).with("name", self.name.as_str()).with("block_type_id", type_id).with("block_schema_id", schema_id)
     }
 }
 
@@ -80,9 +76,7 @@ impl Node for Block {
             }
             // The secrets go into the comparison only: the reason names fields, not values.
             Ok(match resolve(&self.data, &known, Secrets::Expose)? {
-                Resolved::Unknown(pending) => {
-                    Observation::update(format!("takes new values: {}", pending.join(", ")), attrs)
-                }
+                Resolved::Unknown(pending) => Observation::update(format!("takes new values: {}", pending.join(", ")), attrs),
                 Resolved::Known(wanted) => {
                     let differing = differing_fields(&wanted, &document.data, "");
                     if differing.is_empty() {

@@ -71,9 +71,7 @@ impl Node for ProfileSetting {
         async move {
             let wanted = self.wanted(inputs.all())?;
             let (profile, key, value) = (self.prefect.settings.profile.clone(), self.key.clone(), wanted.clone());
-            tokio::task::spawn_blocking(move || set_profile_value(&profile, &key, &value))
-                .await
-                .map_err(|e| Error::usage("Prefect profile", e.to_string()))??;
+            tokio::task::spawn_blocking(move || set_profile_value(&profile, &key, &value)).await.map_err(|e| Error::usage("Prefect profile", e.to_string()))??;
             Ok(Attrs::new().with("value", wanted))
         }
         .boxed()

@@ -124,10 +124,8 @@ impl Node for WorkPoolNode {
             let Some(pool) = existing else {
                 return match self.request.mode {
                     PoolMode::Create { .. } | PoolMode::Ensure => Ok(Observation::create("missing", attrs)),
-                    PoolMode::ProvisionInfra | PoolMode::Deprovision => Err(Error::usage(self.what(), "does not exist").fix(format!(
-                        "create it with `pushpool work-pool create {} --type {} --provision-infra`",
-                        self.request.name, self.request.pool_type
-                    ))),
+                    PoolMode::ProvisionInfra | PoolMode::Deprovision => Err(Error::usage(self.what(), "does not exist")
+                        .fix(format!("create it with `pushpool work-pool create {} --type {} --provision-infra`", self.request.name, self.request.pool_type))),
                 };
             };
             if pool.pool_type != self.request.pool_type {
@@ -226,9 +224,5 @@ fn changed_defaults(wanted: &Value, existing: &Value) -> String {
     let (wanted, existing) = (job_variable_defaults(wanted), job_variable_defaults(existing));
     let wanted = wanted.as_object().into_iter().flatten();
     let changed: Vec<&str> = wanted.filter(|(k, v)| existing.get(k.as_str()) != Some(v)).map(|(k, _)| k.as_str()).collect();
-    if changed.is_empty() {
-        "base job template differs".into()
-    } else {
-        format!("job variable defaults differ: {}", changed.join(", "))
-    }
+    if changed.is_empty() { "base job template differs".into() } else { format!("job variable defaults differ: {}", changed.join(", ")) }
 }

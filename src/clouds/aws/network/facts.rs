@@ -8,8 +8,8 @@
 use super::{filter, internet_route, tag_pairs};
 use crate::clouds::aws::cidr::Cidr;
 use crate::clouds::aws::errors::aws_error;
-use crate::engine::ownership::owned;
 use crate::engine::memo::Memo;
+use crate::engine::ownership::owned;
 use crate::error::Result;
 
 /// The reader of one region's VPCs, which keeps what it read for the rest of the run.
@@ -67,18 +67,12 @@ impl RegionNetwork {
         let what = format!("VPCs of region {}", self.region);
         let vpcs = self.ec2.describe_vpcs().into_paginator().items().send().try_collect().await;
         let vpcs = vpcs.map_err(|e| aws_error(&what, "ec2:DescribeVpcs", e))?;
-        let taken = vpcs
-            .iter()
-            .flat_map(|v| v.cidr_block_association_set().iter().filter_map(|a| a.cidr_block()).chain(v.cidr_block()))
-            .filter_map(|c| c.parse().ok())
-            .collect();
-        let named = vpcs
-            .iter()
-            .find(|v| v.tags().iter().any(|t| t.key() == Some("Name") && t.value() == Some(name)))
-            .and_then(|v| {
-                let owned = owned(tag_pairs(v.tags()));
-                Some(NamedVpc { id: v.vpc_id()?.to_owned(), cidr: v.cidr_block()?.parse().ok()?, owned })
-            });
+        let taken =
+            vpcs.iter().flat_map(|v| v.cidr_block_association_set().iter().filter_map(|a| a.cidr_block()).chain(v.cidr_block())).filter_map(|c| c.parse().ok()).collect();
+        let named = vpcs.iter().find(|v| v.tags().iter().any(|t| t.key() == Some("Name") && t.value() == Some(name))).and_then(|v| {
+            let owned = owned(tag_pairs(v.tags()));
+            Some(NamedVpc { id: v.vpc_id()?.to_owned(), cidr: v.cidr_block()?.parse().ok()?, owned })
+        });
         // pushpool's own VPC, once it exists, stays the pool's network: the default VPC's
         // routes and subnets are read only when there is a choice to make.
         let default = match vpcs.iter().find(|v| v.is_default() == Some(true)).and_then(|v| v.vpc_id()) {

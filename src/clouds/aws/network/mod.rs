@@ -36,13 +36,7 @@ fn filter(name: &str, value: &str) -> Filter {
 
 /// The internet gateway a route table sends 0.0.0.0/0 to, if any.
 fn internet_route(table: &Ec2RouteTable) -> Option<String> {
-    table
-        .routes()
-        .iter()
-        .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
-        .and_then(|r| r.gateway_id())
-        .filter(|g| g.starts_with("igw-"))
-        .map(str::to_owned)
+    table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).and_then(|r| r.gateway_id()).filter(|g| g.starts_with("igw-")).map(str::to_owned)
 }
 
 /// Answers of idempotent follow-up calls (attach, associate, route) that mean the work is

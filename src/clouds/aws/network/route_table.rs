@@ -153,8 +153,7 @@ impl Node for RouteTable {
             };
             let Some(table) = self.find(&vpc_id).await? else { return Ok(Observation::gone("does not exist")) };
             let id = table.route_table_id().unwrap_or_default();
-            let associations: Vec<&str> =
-                table.associations().iter().filter(|a| a.main() != Some(true)).filter_map(|a| a.route_table_association_id()).collect();
+            let associations: Vec<&str> = table.associations().iter().filter(|a| a.main() != Some(true)).filter_map(|a| a.route_table_association_id()).collect();
             let attrs = Attrs::new().with("id", id).hint("associations", associations);
             Ok(if owned(tag_pairs(table.tags())) {
                 Observation::delete(format!("{id}, created by pushpool"), attrs)

@@ -83,8 +83,7 @@ impl Node for Subnets {
                 return Err(Error::usage(format!("VPC {}", vpc_cidr), "has no room for another /18 subnet"));
             }
             let planned: Vec<Value> = missing.iter().zip(&cidrs).map(|(az, c)| json!({"zone": az, "cidr": c.to_string()})).collect();
-            let kept: Vec<Value> =
-                zones.iter().filter_map(|z| present.iter().find(|(az, ..)| az == z)).map(|(az, id, _)| json!({"zone": az, "id": id})).collect();
+            let kept: Vec<Value> = zones.iter().filter_map(|z| present.iter().find(|(az, ..)| az == z)).map(|(az, id, _)| json!({"zone": az, "id": id})).collect();
             let mut attrs = Attrs::new().with("planned", planned.clone()).with("present", kept.clone());
             Ok(if missing.is_empty() {
                 let ids: Vec<Value> = kept.iter().map(|k| k["id"].clone()).collect();

@@ -88,7 +88,9 @@ impl Node for Vpc {
             }
             // The default VPC is listed only where provisioning would have used it.
             Ok(match facts.default.as_ref().filter(|d| d.gateway.is_some() && !d.subnets.is_empty()) {
-                Some(default) => Observation::keep(format!("the account's default VPC {}: {NOT_OURS}", default.id), Attrs::new().with("id", default.id.as_str()).with("default", true)),
+                Some(default) => {
+                    Observation::keep(format!("the account's default VPC {}: {NOT_OURS}", default.id), Attrs::new().with("id", default.id.as_str()).with("default", true))
+                }
                 None => Observation::gone("does not exist"),
             })
         }
