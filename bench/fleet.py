@@ -145,8 +145,8 @@ def measure(run, sandbox, channels, argv):
             "peak_in_flight": peak_in_flight(calls),
             "by_action": dict(collections.Counter(f"{c['service']} {c['action']}" for c in calls).most_common()),
         }
-    if code != 0:
-        result["output_tail"] = output[-3000:]
+    if code != 0:  # what failed and why, what exists, the fix: the whole output of a failed run
+        result["output"] = output
     return result
 
 

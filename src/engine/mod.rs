@@ -24,7 +24,7 @@ pub use graph::{Entry, Graph, NodeInfo};
 pub use node::{Node, NodeRef};
 pub use observation::{Action, Observation};
 pub use plan::{Change, Goal, Plan, plan, plan_teardown};
-pub use teardown::Teardown;
+pub use teardown::{Teardown, summarise};
 pub use upstream::{Inputs, Upstream};
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::{Target, guides, registry};
 use crate::blueprint::{Blueprint, Kind};
 use crate::clouds::{self, CloudContext};
 use crate::document::{PlanDocument, PoolDoc, TargetDoc};
-use crate::engine::{self, Applied, Graph, Plan};
+use crate::engine::{self, Applied, Graph, Plan, summarise};
 use crate::error::{Error, Result};
 use crate::prefect::batch::Batch;
 use crate::prefect::context::PrefectContext;
@@ -70,13 +70,20 @@ impl Session {
         if self.prefect.settings.is_cloud() {
             return;
         }
+        // One note per way out, however many pools it is for: a pools file of a hundred push
+        // pools gets one line, not a hundred.
+        let mut needing: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for pool in self.pools.iter().filter(|p| p.request.pool_type.ends_with(":push")) {
             let twin = pool.request.pool_type.trim_end_matches(":push");
             let hybrid = match Blueprint::for_type(twin) {
                 Ok(Some(_)) => format!("--type {twin} and a worker"),
                 _ => "Prefect Cloud".to_owned(),
             };
-            console.note(&format!("push pools run flows only on Prefect Cloud; on a self-hosted server '{}' needs {hybrid}", pool.request.name));
+            needing.entry(hybrid).or_default().push(format!("'{}'", pool.request.name));
+        }
+        for (hybrid, pools) in needing {
+            let verb = if pools.len() == 1 { "needs" } else { "need" };
+            console.note(&format!("push pools run flows only on Prefect Cloud; on a self-hosted server {} {verb} {hybrid}", summarise(&pools)));
         }
     }
 
