@@ -62,6 +62,14 @@ async fn assert_made_on_cloud(world: &World, run: &Run, pool_type: &str, variabl
     defaults
 }
 
+/// PATH with the fake `modal` client and the fake `docker` first, and no other `modal` on it.
+fn path_with_fake_modal(world: &World) -> std::ffi::OsString {
+    let modal_bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/modal-bin");
+    let system = std::env::var_os("PATH").unwrap_or_default();
+    let rest = std::env::split_paths(&system).filter(|dir| !dir.join("modal").exists());
+    std::env::join_paths([modal_bin, world.sandbox.fake_bin.clone().into()].into_iter().chain(rest)).unwrap()
+}
+
 /// Runs `args` again and checks it says there is nothing to change and writes nothing to Prefect.
 async fn assert_rerun_writes_nothing(world: &World, rerun: impl FnOnce() -> Run) {
     let marks = world.marks().await;
@@ -168,11 +176,8 @@ async fn modal_push_with_ecr_images_on_cloud_gets_both_blocks_and_a_rerun_writes
     let create = ["work-pool", "create", &world.pool, "--type", "modal:push", "--provision-infra", "--image-registry", "ecr", "--yes"];
     let run_it = || {
         let mut command = world.command(&create);
-        let modal_bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/modal-bin");
-        let system = std::env::var_os("PATH").unwrap_or_default();
-        let path = [modal_bin, world.sandbox.fake_bin.clone().into()].into_iter().chain(std::env::split_paths(&system).filter(|dir| !dir.join("modal").exists()));
         command
-            .env("PATH", std::env::join_paths(path).unwrap())
+            .env("PATH", path_with_fake_modal(&world))
             .env("MODAL_TOKEN_ID", "ak-cloud-mecr")
             .env("MODAL_TOKEN_SECRET", "as-cloud-mecr-0a1b2c3d4e")
             .env("MODAL_ENVIRONMENT", &world.pool)
@@ -192,9 +197,9 @@ async fn modal_push_with_ecr_images_on_cloud_gets_both_blocks_and_a_rerun_writes
     assert_rerun_writes_nothing(&world, run_it).await;
 }
 
-/// The plan command of every kind of failure below, for `world` (an ECS pool: AWS writes are
-/// counted by the world's channel).
-fn ecs_plan_with(world: &World, env: &[(&str, &str)]) -> Run {
+/// `work-pool create --provision-infra --yes` of an ECS pool with `env` set, for every kind of
+/// failure below (the AWS writes are counted by the world's channel).
+fn ecs_create_with(world: &World, env: &[(&str, &str)]) -> Run {
     let mut command: Command = world.command(&["work-pool", "create", &world.pool, "--type", "ecs:push", "--provision-infra", "--yes"]);
     command.envs(env.iter().copied());
     world.run_command(&mut command)
@@ -208,14 +213,14 @@ async fn a_refused_key_a_workspace_the_key_may_not_use_and_an_account_url_fail_b
 
     // A key Cloud does not accept: 401, with `prefect cloud login`; the key itself never shown.
     let wrong_key = "pnu_sandboxwrongkey0123456789abcdefghij";
-    let refused = ecs_plan_with(&world, &[("PREFECT_API_KEY", wrong_key)]);
+    let refused = ecs_create_with(&world, &[("PREFECT_API_KEY", wrong_key)]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(refused.stderr.contains("(401 Unauthorized)") && refused.stderr.contains("prefect cloud login"), "{}", refused.stderr);
     assert!(!refused.all().contains(wrong_key), "the key was printed: {}", refused.all());
 
     // A workspace of the account the key may not use: 403, naming it and `prefect cloud workspace set`.
     let hidden = cloud.workspace_url(&api, &cloud.hidden_workspace_id);
-    let forbidden = ecs_plan_with(&world, &[("PREFECT_API_URL", &hidden)]);
+    let forbidden = ecs_create_with(&world, &[("PREFECT_API_URL", &hidden)]);
     assert_eq!(forbidden.code, 1, "{}", forbidden.all());
     assert!(forbidden.stderr.contains("(403 Forbidden)") && forbidden.stderr.contains("prefect cloud workspace set"), "{}", forbidden.stderr);
     assert!(forbidden.stderr.contains(&cloud.hidden_workspace_id), "{}", forbidden.stderr);
@@ -223,7 +228,7 @@ async fn a_refused_key_a_workspace_the_key_may_not_use_and_an_account_url_fail_b
     // An account's URL, no workspace: refused before any call at all.
     let calls_before = (world.aws.mark().await, world.prefect.mark().await);
     let account_only = format!("{api}/accounts/{}", cloud.account_id);
-    let no_workspace = ecs_plan_with(&world, &[("PREFECT_API_URL", &account_only)]);
+    let no_workspace = ecs_create_with(&world, &[("PREFECT_API_URL", &account_only)]);
     assert_eq!(no_workspace.code, 1, "{}", no_workspace.all());
     assert!(no_workspace.stderr.contains("without a workspace") && no_workspace.stderr.contains("prefect cloud workspace set"), "{}", no_workspace.stderr);
     assert_eq!((world.aws.mark().await, world.prefect.mark().await), calls_before, "no call was made");
@@ -268,10 +273,7 @@ async fn every_push_type_stops_at_a_refused_key_or_a_hidden_workspace_before_any
     let gcp = GcpWorld::new("cloud-stop").await;
     let azure = AzureWorld::new("cloud-stop").await;
     let modal_state = tempfile::tempdir().unwrap();
-    let modal_bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sandbox/modal-bin");
-    let with_modal =
-        std::env::join_paths([modal_bin, world.sandbox.fake_bin.clone().into()].into_iter().chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))
-            .unwrap();
+    let with_modal = path_with_fake_modal(&world);
     let (gcp_mark, azure_marks, marks) = (gcp.project.mark().await, azure.marks().await, world.marks().await);
     for (variable, value, status) in refusals {
         for pool_type in ["cloud-run:push", "cloud-run-v2:push", "azure-container-instance:push", "modal:push", "coiled:push", "modal:push+ecr"] {
