@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The checks scripts/test.sh runs before the sandbox and the tests, cheapest first so a mistake
-# fails in seconds, not after the 20-minute suite:
+# The checks scripts/test.sh runs: fmt and the release checks before the sandbox and the tests, so
+# a mistake fails in seconds, not after the 20-minute suite; clippy beside the tests (its check of
+# the dependencies is a compile of its own):
 #
 #   scripts/checks.sh fmt       cargo fmt --check (rustfmt.toml is the style)
 #   scripts/checks.sh clippy    cargo clippy --all-targets --locked -- -D warnings

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: the checks (fmt, clippy, the wheel, workflows, the crate's file list), then start the sandbox (moto, Prefect server, GCP fake, counting proxy), run `cargo test`
-# against it, stop the sandbox. Extra arguments go to the test harness (after cargo's `--`), e.g.
+# The whole test suite: fmt, the debug build, the release checks (the wheel, workflows, the crate's file
+# list), then start the sandbox (moto, the Prefect server and its Cloud-shaped front, the GCP and Azure
+# fakes, the counting proxy), run `cargo test` against it with clippy beside it, stop the sandbox. Extra arguments go to the test harness (after cargo's `--`), e.g.
 # scripts/test.sh aws_ --nocapture
 # PUSHPOOL_KEEP_SANDBOX=1 leaves the sandbox running afterwards (faster reruns, post-mortems).
 set -euo pipefail
