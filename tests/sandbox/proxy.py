@@ -164,6 +164,8 @@ AWS_PAGED = {
     "ListRolePolicies": ("iam", ["PolicyNames"]),
     "ListPolicyVersions": ("iam", ["Versions"]),
     "ListEntitiesForPolicy": ("iam", ["PolicyGroups", "PolicyUsers", "PolicyRoles"]),
+    # moto answers every entity in one page, whatever MaxItems says.
+    "GetAccountAuthorizationDetails": ("iam", ["UserDetailList", "GroupDetailList", "RoleDetailList", "Policies"]),
 }
 # protocol -> (request token, answer token, page-size parameters)
 PAGING = {"json": ("nextToken", "nextToken", ("maxResults", "limit")),

@@ -17,6 +17,7 @@ use aws_sdk_sts::config::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_sts::error::SdkError;
 
 use super::errors::aws_error;
+use super::iam_inventory::{Details, Inventory};
 use super::network::facts::RegionNetwork;
 use super::region::check_region;
 use crate::engine::Attrs;
@@ -60,6 +61,8 @@ pub struct AwsContext {
     pub pool: String,
     /// The region's VPC facts, read once per run for the network nodes.
     pub network: Arc<RegionNetwork>,
+    /// The account's IAM inventory, shared by every pool of the run in the account.
+    pub iam_inventory: Arc<Inventory>,
     pub(super) zones: Arc<Memo<(), Result<Vec<String>>>>,
 }
 
@@ -80,6 +83,7 @@ struct Connection {
     logs: aws_sdk_cloudwatchlogs::Client,
     once: Arc<OnceClients>,
     network: Arc<RegionNetwork>,
+    iam_inventory: Arc<Inventory>,
     zones: Arc<Memo<(), Result<Vec<String>>>>,
 }
 
@@ -114,6 +118,7 @@ impl AwsContext {
             profile: profile.map(str::to_owned),
             pool: pool.to_owned(),
             network: connection.network,
+            iam_inventory: connection.iam_inventory,
             zones: connection.zones,
         })
     }
@@ -180,6 +185,7 @@ async fn open(region: Option<&str>, profile: Option<&str>) -> Result<Connection>
         secrets: aws_sdk_secretsmanager::Client::new(&config),
         logs: aws_sdk_cloudwatchlogs::Client::new(&config),
         once: Arc::new(OnceClients::new(&config)),
+        iam_inventory: Inventory::of_account(&account_id),
         region,
         account_id,
         endpoint_url: config.endpoint_url().map(str::to_owned),
@@ -226,6 +232,12 @@ impl AwsContext {
     /// The account's ECR registry host in this region.
     pub fn registry(&self) -> String {
         format!("{}.dkr.ecr.{}.amazonaws.com", self.account_id, self.region)
+    }
+
+    /// The account's IAM inventory when the run plans several pools in the account (see
+    /// [`iam_inventory`](super::iam_inventory)); None: read each entity by name.
+    pub async fn iam_details(&self) -> Result<Option<Arc<Details>>> {
+        self.iam_inventory.details(&self.iam).await
     }
 
     /// The region's available availability zones, sorted, read once per run.

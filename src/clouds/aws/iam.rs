@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::context::AwsContext;
 use super::errors::{accept, aws_error, code};
+use super::iam_inventory::Entity;
 use super::once::create_once;
 use super::policy_doc::{drift, parse_live, same};
 use crate::clock::unix_seconds;
@@ -59,27 +60,68 @@ impl Role {
         format!("IAM role {}", self.name)
     }
 
-    /// What differs on an existing role: (trust drifted, managed policies missing, inline drifted).
-    async fn drift(&self, trust: Option<&str>) -> Result<(bool, Vec<String>, bool)> {
+    /// The role as it exists, if it does: from the account's inventory when the run read it,
+    /// else by name (its attached and inline policies read at once).
+    async fn live(&self) -> Result<Option<LiveRole>> {
+        if let Some(details) = self.aws.iam_details().await? {
+            return Ok(details.role(&self.name).map(|role| LiveRole {
+                arn: role.arn().unwrap_or_default().to_owned(),
+                trust: role.assume_role_policy_document().map(str::to_owned),
+                attached: details.role_policies(&self.name).into_iter().map(str::to_owned).collect(),
+                inline: self.inline_policy.as_ref().and_then(|p| details.role_inline_policy(&self.name, &p.name)).map(str::to_owned),
+            }));
+        }
         let what = self.what();
+        let role = match self.aws.iam.get_role().role_name(&self.name).send().await {
+            Ok(out) => out.role().cloned(),
+            Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,
+            Err(e) => return Err(aws_error(&what, "iam:GetRole", e)),
+        };
+        let Some(role) = role else { return Ok(None) };
         let attached = self.aws.iam.list_attached_role_policies().role_name(&self.name).into_paginator().items().send().try_collect();
         let inline = async {
-            let Some(inline) = &self.inline_policy else { return Ok(false) };
+            let Some(inline) = &self.inline_policy else { return Ok(None) };
             match self.aws.iam.get_role_policy().role_name(&self.name).policy_name(&inline.name).send().await {
-                Ok(out) => Ok(!same(&parse_live(out.policy_document())?, &inline.document)),
-                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(true),
+                Ok(out) => Ok(Some(out.policy_document().to_owned())),
+                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(None),
                 Err(e) => Err(aws_error(&what, "iam:GetRolePolicy", e)),
             }
         };
-        let (attached, inline_drift) = futures::join!(attached, inline);
+        let (attached, inline) = futures::join!(attached, inline);
         let attached = attached.map_err(|e| aws_error(&what, "iam:ListAttachedRolePolicies", e))?;
-        let missing = self.managed_policies.iter().filter(|arn| !attached.iter().any(|p| p.policy_arn() == Some(arn.as_str()))).cloned().collect();
-        let trust_drift = match trust {
-            Some(live) => !same(&parse_live(live)?, &self.trust_policy),
+        Ok(Some(LiveRole {
+            arn: role.arn().to_owned(),
+            trust: role.assume_role_policy_document().map(str::to_owned),
+            attached: attached.iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect(),
+            inline: inline?,
+        }))
+    }
+
+    /// What differs on an existing role: (trust drifted, managed policies missing, inline drifted).
+    fn drift(&self, live: &LiveRole) -> Result<(bool, Vec<String>, bool)> {
+        let missing = self.managed_policies.iter().filter(|arn| !live.attached.contains(arn)).cloned().collect();
+        let trust_drift = match &live.trust {
+            Some(trust) => !same(&parse_live(trust)?, &self.trust_policy),
             None => true,
         };
-        Ok((trust_drift, missing, inline_drift?))
+        let inline_drift = match (&self.inline_policy, &live.inline) {
+            (None, _) => false,
+            (Some(wanted), Some(document)) => !same(&parse_live(document)?, &wanted.document),
+            (Some(_), None) => true,
+        };
+        Ok((trust_drift, missing, inline_drift))
     }
+}
+
+/// A role as IAM has it.
+struct LiveRole {
+    arn: String,
+    /// Its trust policy (URL-encoded).
+    trust: Option<String>,
+    /// The ARNs of its attached managed policies.
+    attached: Vec<String>,
+    /// The document of the inline policy pushpool wants on it, if it has that policy.
+    inline: Option<String>,
 }
 
 impl Node for Role {
@@ -89,18 +131,12 @@ impl Node for Role {
 
     fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
-            let what = self.what();
-            let role = match self.aws.iam.get_role().role_name(&self.name).send().await {
-                Ok(out) => out.role().cloned(),
-                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => None,
-                Err(e) => return Err(aws_error(&what, "iam:GetRole", e)),
-            };
-            let Some(role) = role else {
+            let Some(role) = self.live().await? else {
                 let attrs = Attrs::new().with("name", self.name.as_str()).with("arn", self.aws.iam_arn("role", &self.name));
                 return Ok(Observation::create("missing", attrs));
             };
-            let attrs = Attrs::new().with("name", self.name.as_str()).with("arn", role.arn());
-            let (trust_drift, missing, inline_drift) = self.drift(role.assume_role_policy_document()).await?;
+            let attrs = Attrs::new().with("name", self.name.as_str()).with("arn", role.arn.as_str());
+            let (trust_drift, missing, inline_drift) = self.drift(&role)?;
             let mut reasons = Vec::new();
             if trust_drift {
                 reasons.push("trust policy differs".to_owned());
@@ -230,6 +266,22 @@ pub struct User {
     pub name: String,
 }
 
+impl User {
+    /// The user's ARN and [`PENDING_KEY_TAG`], if it exists: from the account's inventory when
+    /// the run read it, else by name.
+    async fn live(&self) -> Result<Option<(String, Option<String>)>> {
+        let pending = |tags: &[Tag]| tags.iter().find(|t| t.key() == PENDING_KEY_TAG).map(|t| t.value().to_owned());
+        if let Some(details) = self.aws.iam_details().await? {
+            return Ok(details.user(&self.name).map(|u| (u.arn().unwrap_or_default().to_owned(), pending(u.tags()))));
+        }
+        match self.aws.iam.get_user().user_name(&self.name).send().await {
+            Ok(out) => Ok(out.user().map(|u| (u.arn().to_owned(), pending(u.tags())))),
+            Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(None),
+            Err(e) => Err(aws_error(&format!("IAM user {}", self.name), "iam:GetUser", e)),
+        }
+    }
+}
+
 impl Node for User {
     fn label(&self) -> &'static str {
         "IAM user"
@@ -238,19 +290,12 @@ impl Node for User {
     fn observe<'a>(&'a self, _: &'a Upstream) -> BoxFuture<'a, Result<Observation>> {
         async move {
             let attrs = Attrs::new().with("name", self.name.as_str());
-            match self.aws.iam.get_user().user_name(&self.name).send().await {
-                Ok(out) => {
-                    let user = out.user();
-                    let arn = user.map(|u| u.arn().to_owned()).unwrap_or_default();
-                    let mut attrs = attrs.with("arn", arn);
-                    if let Some(mark) = user.and_then(|u| u.tags().iter().find(|t| t.key() == PENDING_KEY_TAG)) {
-                        attrs = attrs.hint(PENDING, mark.value());
-                    }
-                    Ok(Observation::reuse("exists", attrs))
-                }
-                Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(Observation::create("missing", attrs)),
-                Err(e) => Err(aws_error(&format!("IAM user {}", self.name), "iam:GetUser", e)),
+            let Some((arn, mark)) = self.live().await? else { return Ok(Observation::create("missing", attrs)) };
+            let mut attrs = attrs.with("arn", arn);
+            if let Some(mark) = mark {
+                attrs = attrs.hint(PENDING, mark);
             }
+            Ok(Observation::reuse("exists", attrs))
         }
         .boxed()
     }
@@ -356,6 +401,14 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The kind of entity it is, for the account's inventory.
+    pub fn entity(&self) -> Entity {
+        match self {
+            Self::User(_) => Entity::User,
+            Self::Role(_) => Entity::Role,
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Self::User(name) => format!("IAM user {name}"),
@@ -363,8 +416,16 @@ impl Principal {
         }
     }
 
-    async fn is_attached(&self, iam: &aws_sdk_iam::Client, arn: &str) -> Result<bool> {
-        let what = self.describe();
+    /// Whether policy `arn` is attached to it (false if it does not exist).
+    async fn is_attached(&self, aws: &AwsContext, arn: &str) -> Result<bool> {
+        if let Some(details) = aws.iam_details().await? {
+            let attached = match self {
+                Self::User(name) => details.user_policies(name),
+                Self::Role(name) => details.role_policies(name),
+            };
+            return Ok(attached.contains(&arn));
+        }
+        let (iam, what) = (&aws.iam, self.describe());
         let policies = match self {
             Self::User(name) => match iam.list_attached_user_policies().user_name(name).into_paginator().items().send().try_collect().await {
                 Ok(policies) => policies,
@@ -500,8 +561,12 @@ impl Node for Policy {
             let arn = self.aws.iam_arn("policy", &self.name);
             // A missing policy is attached to nothing: its attachment is read only when it exists.
             let live_and_attached = async {
+                if let Some(details) = self.aws.iam_details().await? {
+                    let Some(document) = details.policy_document(&arn) else { return Ok(None) };
+                    return Ok(Some((parse_live(document)?, self.attach_to.is_attached(&self.aws, &arn).await?)));
+                }
                 let Some(version) = self.default_version(&arn).await? else { return Ok(None) };
-                let (live, attached) = futures::join!(self.document_of(&arn, &version), self.attach_to.is_attached(&self.aws.iam, &arn));
+                let (live, attached) = futures::join!(self.document_of(&arn, &version), self.attach_to.is_attached(&self.aws, &arn));
                 Ok::<_, crate::error::Error>(Some((live?, attached?)))
             };
             let (live, known) = futures::join!(live_and_attached, upstream.attrs_for(&self.document));

@@ -8,6 +8,7 @@ mod context;
 mod errors;
 mod http;
 mod iam;
+mod iam_inventory;
 mod logs;
 pub mod names;
 mod network;
@@ -28,6 +29,7 @@ use serde_json::{Value, json};
 
 pub use access_key::LIMIT as KEYS_PER_USER;
 pub use context::AwsContext;
+use iam_inventory::Entity;
 
 use crate::blueprint::{Blueprint, Kind, NodeId, NodeSpec};
 use crate::engine::NodeRef;
@@ -66,6 +68,8 @@ pub fn build(spec: &NodeSpec, blueprint: &Blueprint, names: &BTreeMap<String, St
     let node_id = |id: &NodeId| id.as_str().to_owned();
     let document = |file: &str| policy_doc::parse_own(file, policies::document("aws", file)?);
     let aws = aws.clone();
+    // What each IAM node reads when it observes, for the account's inventory.
+    let want = |entity| aws.iam_inventory.want(&aws.pool, entity);
     let node: (String, NodeRef) = match &spec.kind {
         Kind::AwsIamRole(role) => {
             let name = name()?;
@@ -73,24 +77,30 @@ pub fn build(spec: &NodeSpec, blueprint: &Blueprint, names: &BTreeMap<String, St
                 Some(inline) => Some(iam::InlinePolicy { name: inline.name.clone(), document: document(&inline.document)? }),
                 None => None,
             };
+            want(Entity::Role);
             let node = iam::Role { aws, name: name.clone(), trust_policy: document(&role.trust_policy)?, managed_policies: role.managed_policies.clone(), inline_policy };
             (name, Arc::new(node))
         }
         Kind::AwsIamUser(_) => {
             let name = name()?;
+            want(Entity::User);
             (name.clone(), Arc::new(iam::User { aws, name }))
         }
         Kind::AwsIamPolicy(policy) => {
             let name = name()?;
+            let attach_to = match blueprint.node(policy.attach_to.as_str()).map(|n| &n.kind) {
+                Some(Kind::AwsIamRole(_)) => iam::Principal::Role(name_of(policy.attach_to.as_str())?),
+                _ => iam::Principal::User(name_of(policy.attach_to.as_str())?),
+            };
+            // A policy reads its principal's attachments too.
+            want(Entity::Policy);
+            want(attach_to.entity());
             let node = iam::Policy {
                 aws,
                 name: name.clone(),
                 description: format!("{} (pushpool)", spec.says),
                 document: document(&policy.document)?,
-                attach_to: match blueprint.node(policy.attach_to.as_str()).map(|n| &n.kind) {
-                    Some(Kind::AwsIamRole(_)) => iam::Principal::Role(name_of(policy.attach_to.as_str())?),
-                    _ => iam::Principal::User(name_of(policy.attach_to.as_str())?),
-                },
+                attach_to,
                 principal_node: node_id(&policy.attach_to),
             };
             (name, Arc::new(node))
@@ -109,6 +119,7 @@ pub fn build(spec: &NodeSpec, blueprint: &Blueprint, names: &BTreeMap<String, St
         }
         Kind::AwsIamRolePolicy(policy) => {
             let name = name()?;
+            want(Entity::Role);
             let node = role_policy::RolePolicy {
                 aws,
                 name: name.clone(),

@@ -41,8 +41,12 @@ impl RolePolicy {
         resolve(&self.document, known, Secrets::Refuse)
     }
 
-    /// The live document, if the role has the policy.
+    /// The live document, if the role has the policy: from the account's inventory when the
+    /// run read it, else by name.
     async fn live(&self) -> Result<Option<Value>> {
+        if let Some(details) = self.aws.iam_details().await? {
+            return details.role_inline_policy(&self.role, &self.name).map(parse_live).transpose();
+        }
         match self.aws.iam.get_role_policy().role_name(&self.role).policy_name(&self.name).send().await {
             Ok(out) => parse_live(out.policy_document()).map(Some),
             Err(e) if code(&e).as_deref() == Some(NO_SUCH_ENTITY) => Ok(None),
