@@ -131,18 +131,34 @@ def peak_in_flight(calls):
     return peak
 
 
+def peak_per_endpoint(calls):
+    """The most calls in flight at once at one endpoint, and which: AWS's by the service and
+    region they are signed for (the endpoint AWS would serve them from; the sandbox serves every
+    one from one address), Prefect's at its one."""
+    endpoints = collections.defaultdict(list)
+    for c in calls:
+        endpoints[f"{c['service']} {c.get('region', '')}".strip()].append(c)
+    if not endpoints:
+        return 0, ""
+    peak, endpoint = max((peak_in_flight(group), name) for name, group in endpoints.items())
+    return peak, endpoint
+
+
 def measure(run, sandbox, channels, argv):
     marks = {name: len(sandbox.calls(port)) for name, port in channels.items()}
     seconds, code, usage, output = run.execute(argv)
     result = {"seconds": round(seconds, 3), "exit": code, **usage}
     for name, port in channels.items():
         calls = sandbox.calls(port)[marks[name]:]
+        peak, busiest = peak_per_endpoint(calls)
         result[name] = {
             "calls": len(calls),
             "writes": sum(1 for c in calls if c["write"] and not (c["service"] == "sts" and c["action"] == "AssumeRole")),
             "assume_role": sum(1 for c in calls if c["service"] == "sts" and c["action"] == "AssumeRole"),
             "errors": sum(1 for c in calls if c["status"] >= 400),
             "peak_in_flight": peak_in_flight(calls),
+            "peak_per_endpoint": peak,
+            "busiest_endpoint": busiest,
             "by_action": dict(collections.Counter(f"{c['service']} {c['action']}" for c in calls).most_common()),
         }
     if code != 0:  # what failed and why, what exists, the fix: the whole output of a failed run
@@ -172,7 +188,7 @@ def one_latency(sandbox, args, latency):
         for phase, argv in phases.items():
             results[phase] = measure(run, sandbox, channels, argv)
             print(f"fleet: {latency} ms {phase}: {results[phase]['seconds']} s, exit {results[phase]['exit']}, "
-                  f"AWS {results[phase]['aws']['calls']} calls (peak {results[phase]['aws']['peak_in_flight']}), "
+                  f"AWS {results[phase]['aws']['calls']} calls (peak {results[phase]['aws']['peak_per_endpoint']} per endpoint), "
                   f"Prefect {results[phase]['prefect']['calls']} (peak {results[phase]['prefect']['peak_in_flight']})", flush=True)
         return results
     finally:
@@ -194,12 +210,12 @@ def report(results):
     a = results["args"]
     lines = [f"# Fleet benchmark: {a['pools']} ecs:push pools, {a['accounts']} accounts, regions {', '.join(a['regions'])}", "",
              f"pushpool: `{a['pushpool']}`; --parallelism {a['parallelism'] or 'default (10)'}; {results['started']}", "",
-             "| latency | phase | exit | wall s | AWS calls | AssumeRole | AWS writes | AWS peak in flight | Prefect calls | Prefect writes | Prefect peak in flight | peak RSS MB | CPU s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| latency | phase | exit | wall s | AWS calls | AssumeRole | AWS writes | AWS peak per endpoint | AWS peak, all endpoints | Prefect calls | Prefect writes | Prefect peak in flight | peak RSS MB | CPU s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for latency, phases in results["latencies"].items():
         for phase, r in phases.items():
             lines.append(f"| {latency} ms | {phase} | {r['exit']} | {r['seconds']} | {r['aws']['calls']} | {r['aws']['assume_role']} | {r['aws']['writes']} | "
-                         f"{r['aws']['peak_in_flight']} | {r['prefect']['calls']} | {r['prefect']['writes']} | {r['prefect']['peak_in_flight']} | "
+                         f"{r['aws']['peak_per_endpoint']} ({r['aws']['busiest_endpoint']}) | {r['aws']['peak_in_flight']} | {r['prefect']['calls']} | {r['prefect']['writes']} | {r['prefect']['peak_in_flight']} | "
                          f"{r['peak_rss_kib'] / 1024:.1f} | {r['cpu_s']:.1f} |")
     if results["round_trips"]:
         lines += ["", "Sequential round trips ((time at the highest latency - time at the lowest) / the difference):", ""]

@@ -181,10 +181,12 @@ impl JsonApi {
     /// [`JsonApi::exchange`] at a whole URL the API gave (an operation to poll).
     pub async fn exchange_at(&self, method: Method, url: &str, body: Option<Value>) -> Result<Answer> {
         let mut attempt = 1;
-        // One of --parallelism slots of this endpoint, held until the answer is read; a retry's
-        // wait holds it too, which slows the run down when the endpoint asks for that.
-        let _slot = crate::parallelism::slot(&crate::parallelism::endpoint_of(url)).await;
-        let response = loop {
+        let endpoint = crate::parallelism::endpoint_of(url);
+        let (response, _slot) = loop {
+            // One of --parallelism slots of this endpoint per attempt, held until the answer is
+            // read; a retry waits without one, and an overloaded answer shrinks the endpoint's
+            // share (see crate::parallelism).
+            let mut slot = crate::parallelism::slot(&endpoint).await;
             let mut request = self.http.request(method.clone(), url);
             if let Some(token) = &self.service.token {
                 request = request.bearer_auth(token.expose());
@@ -197,17 +199,22 @@ impl JsonApi {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout() || e.is_request()) => {
+                    drop(slot);
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
                     continue;
                 }
                 Err(e) => return Err(self.unreachable(&e)),
             };
-            let retryable = matches!(response.status().as_u16(), 429 | 502 | 503 | 504);
-            if !retryable || attempt == ATTEMPTS {
-                break response;
+            let status = response.status().as_u16();
+            if matches!(status, 429 | 503) {
+                slot.overloaded();
+            }
+            if !matches!(status, 429 | 502 | 503 | 504) || attempt == ATTEMPTS {
+                break (response, slot);
             }
             let wait = retry_after(&response).unwrap_or_else(|| backoff(attempt));
+            drop(slot);
             tokio::time::sleep(wait).await;
             attempt += 1;
         };

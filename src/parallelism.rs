@@ -9,7 +9,7 @@
 //! client would bound nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const DEFAULT: usize = 10;
 
 static LIMIT: OnceLock<usize> = OnceLock::new();
-static ENDPOINTS: OnceLock<Mutex<HashMap<String, Arc<Semaphore>>>> = OnceLock::new();
+static ENDPOINTS: OnceLock<Mutex<HashMap<String, Arc<Endpoint>>>> = OnceLock::new();
 
 /// Sets the bound for this process, once, before the first request; later calls keep the
 /// first value (a run sets it from its command line, tests of the library get the default).
@@ -30,15 +30,106 @@ pub fn limit() -> usize {
     *LIMIT.get_or_init(|| DEFAULT)
 }
 
-/// Waits for a free slot of `endpoint` (scheme, host and port: one service endpoint) and holds
-/// it until the permit is dropped, once the answer has been read. (None only for a closed
-/// semaphore, which this module never closes.)
-pub async fn slot(endpoint: &str) -> Option<OwnedSemaphorePermit> {
-    let semaphore = {
-        let mut endpoints = ENDPOINTS.get_or_init(Mutex::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        endpoints.entry(endpoint.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(limit()))).clone()
+/// One endpoint's slots. The bound is a ceiling: an endpoint that answers that it is
+/// overloaded (429, 503: a SQLite-backed Prefect server whose writers collide) gets half as
+/// many requests at once, down to one, and one more each time as many answers as it gets at
+/// once came back well (TCP's additive increase, multiplicative decrease), so that a run
+/// backs off together instead of retrying ten at a time into the same contention.
+struct Endpoint {
+    semaphore: Arc<Semaphore>,
+    /// The bound: the window never grows past it.
+    ceiling: usize,
+    window: Mutex<Window>,
+}
+
+/// How many requests an endpoint gets at once now.
+struct Window {
+    /// The requests allowed at once.
+    size: usize,
+    /// Slots to take out of use as they come back, after the window shrank below what was
+    /// in use.
+    owed: usize,
+    /// Answers without overload since the window last changed.
+    good: usize,
+}
+
+impl Endpoint {
+    fn new(ceiling: usize) -> Self {
+        Self { semaphore: Arc::new(Semaphore::new(ceiling)), ceiling, window: Mutex::new(Window { size: ceiling, owed: 0, good: 0 }) }
+    }
+
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Halves the window (down to one).
+    fn overloaded(&self) {
+        let mut window = self.window();
+        let size = (window.size / 2).max(1);
+        window.owed += window.size - size;
+        window.size = size;
+        window.good = 0;
+    }
+
+    /// A slot comes back: whether to take it out of use (the window shrank), else, after a
+    /// well answered request, whether the window grows by one.
+    fn release(&self, overloaded: bool) -> bool {
+        let mut window = self.window();
+        if window.owed > 0 {
+            window.owed -= 1;
+            return true;
+        }
+        if !overloaded && window.size < self.ceiling {
+            window.good += 1;
+            if window.good >= window.size {
+                window.good = 0;
+                window.size += 1;
+                self.semaphore.add_permits(1);
+            }
+        }
+        false
+    }
+}
+
+/// One request's slot of its endpoint, given back when dropped.
+pub struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    endpoint: Arc<Endpoint>,
+    overloaded: bool,
+}
+
+impl Slot {
+    /// The endpoint answered this request that it is overloaded (429, 503): it gets fewer
+    /// requests at once until it answers well again.
+    pub fn overloaded(&mut self) {
+        if !self.overloaded {
+            self.overloaded = true;
+            self.endpoint.overloaded();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take()
+            && self.endpoint.release(self.overloaded)
+        {
+            permit.forget();
+        }
+    }
+}
+
+/// Waits for a free slot of `endpoint` (scheme, host and port, refined for AWS by the signing
+/// scope: one service endpoint) and holds it until the slot is dropped, once the answer has
+/// been read.
+pub async fn slot(endpoint: &str) -> Slot {
+    let endpoint = {
+        let mut endpoints = ENDPOINTS.get_or_init(Mutex::default).lock().unwrap_or_else(PoisonError::into_inner);
+        endpoints.entry(endpoint.to_owned()).or_insert_with(|| Arc::new(Endpoint::new(limit()))).clone()
     };
-    semaphore.acquire_owned().await.ok()
+    // The semaphore is never closed: a permit always comes.
+    let permit = endpoint.semaphore.clone().acquire_owned().await.ok();
+    Slot { permit, endpoint, overloaded: false }
 }
 
 /// The endpoint of `url`: its scheme, host and port, the unit the bound applies to.
@@ -77,5 +168,30 @@ mod tests {
         });
         futures::future::join_all(tasks).await;
         assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), limit(), "the bound is reached and never passed");
+    }
+
+    #[test]
+    fn an_overloaded_endpoint_gets_half_the_requests_and_grows_back_one_at_a_time() {
+        let endpoint = Arc::new(Endpoint::new(8));
+        let take = || Slot { permit: endpoint.semaphore.clone().try_acquire_owned().ok(), endpoint: endpoint.clone(), overloaded: false };
+        let mut slots: Vec<Slot> = (0..8).map(|_| take()).collect();
+        slots[0].overloaded();
+        slots[0].overloaded();
+        assert_eq!(endpoint.window().size, 4, "one request's overload halves the window once");
+        slots[1].overloaded();
+        assert_eq!(endpoint.window().size, 2, "halved twice");
+        // The six slots owed are taken out of use as they come back; the last two answered
+        // well, a window's worth: one slot more.
+        drop(slots);
+        assert_eq!((endpoint.window().size, endpoint.semaphore.available_permits()), (3, 3));
+        let mut slots: Vec<Slot> = (0..3).map(|_| take()).collect();
+        assert!(endpoint.semaphore.try_acquire().is_err(), "never more than the window");
+        slots[2].overloaded();
+        drop(slots);
+        assert_eq!((endpoint.window().size, endpoint.semaphore.available_permits()), (1, 1), "3 halved to 1: two slots out of use");
+        for _ in 0..40 {
+            drop(take());
+        }
+        assert_eq!((endpoint.window().size, endpoint.semaphore.available_permits()), (8, 8), "back to the bound, never past it");
     }
 }

@@ -84,7 +84,12 @@ async fn two_pools_keep_their_reads_by_name_and_a_refused_inventory_falls_back_t
 
     // An operator whose policy predates the inventory: refused, then read by name, no error.
     let pools = fleet(&world, 3);
-    world.aws.set_faults(json!({"GetAccountAuthorizationDetails": {"status": 403, "code": "AccessDenied", "message": "not authorized to perform: iam:GetAccountAuthorizationDetails"}})).await;
+    world
+        .aws
+        .set_faults(
+            json!({"GetAccountAuthorizationDetails": {"status": 403, "code": "AccessDenied", "message": "not authorized to perform: iam:GetAccountAuthorizationDetails"}}),
+        )
+        .await;
     let mark = world.aws.mark().await;
     let plan = world.run(&["plan", "--file", &pools]);
     plan.ok();

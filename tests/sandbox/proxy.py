@@ -19,7 +19,9 @@ Admin API (usage: proxy.py ADMIN_PORT):
                                  "page_size": 2} -> {"port": N}
   PUT    /channels/{port}/paging {"page_size": N} (null or 0: answers as the target gives them)
   GET    /channels/{port}/calls [{"method", "path", "service", "action", "write", "status", "fault"?,
-                                 "start", "end"?}, ...]  (start/end: the proxy's monotonic clock, seconds)
+                                 "region"?, "start", "end"?}, ...]  (start/end: the proxy's monotonic clock,
+                                 seconds; region: a SigV4 call's, which with its service names the AWS
+                                 endpoint it stands for)
   PUT    /channels/{port}/faults {ACTION or "*": FAULT, ...}; {} clears. ACTION is an AWS action
                                  ("CreateVpc") or, for Prefect and the GCP and Azure fakes, "METHOD /path"
                                  (e.g. "POST /iam/v1/projects/p/serviceAccounts"). FAULT:
@@ -77,7 +79,7 @@ def azure_write(service, method):
     if service == "azure.graph":
         return method in ("POST", "PATCH", "PUT", "DELETE")
     return False
-SCOPE = re.compile(r"Credential=[^/,\s]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+SCOPE = re.compile(r"Credential=[^/,\s]+/[^/]+/([^/]+)/([^/]+)/aws4_request")
 
 
 def classify(method, path, query, headers, body):
@@ -100,8 +102,8 @@ def classify(method, path, query, headers, body):
             params = parse_qs(body.decode("utf-8", "replace"))
         action = params.get("Action", [None])[0]
     if action is None:  # some other protocol (REST-XML, REST-JSON): fall back to the HTTP verb
-        return scope.group(1), f"{method} {path}", method not in ("GET", "HEAD")
-    return scope.group(1), action, not action.startswith(READS)
+        return scope.group(2), f"{method} {path}", method not in ("GET", "HEAD")
+    return scope.group(2), action, not action.startswith(READS)
 
 
 def aws_error(headers, service, fault):
@@ -281,6 +283,9 @@ class Channel:
                                          request.headers, body)
         call = {"method": request.method, "path": request.path, "service": service, "action": action, "write": write,
                 "start": started}
+        scope = SCOPE.search(request.headers.get("Authorization", ""))
+        if scope:  # the endpoint AWS would have served it from: one per service and region
+            call["region"] = scope.group(1)
         if self.group and self.group.frozen.is_set():
             await asyncio.sleep(3600)  # frozen: the client is about to be killed
         fault = self.fault_for(action, write)

@@ -171,7 +171,11 @@ mod tests {
             .build();
         let attached = AttachedPolicy::builder().policy_arn("arn:aws:iam::111122223333:policy/p").build();
         let user = UserDetail::builder().user_name("u").attached_managed_policies(attached.clone()).build();
-        let role = RoleDetail::builder().role_name("r").attached_managed_policies(attached).role_policy_list(PolicyDetail::builder().policy_name("inline").policy_document("{}").build()).build();
+        let role = RoleDetail::builder()
+            .role_name("r")
+            .attached_managed_policies(attached)
+            .role_policy_list(PolicyDetail::builder().policy_name("inline").policy_document("{}").build())
+            .build();
         Details {
             users: HashMap::from([("u".to_owned(), user)]),
             roles: HashMap::from([("r".to_owned(), role)]),
