@@ -31,7 +31,12 @@ Admin API (usage: proxy.py ADMIN_PORT):
            {"kind": "reset", "after": false}  drop the connection (after=true: once upstream answered)
            {"kind": "hang", "seconds": 120}   answer nothing for that long
            {"kind": "latency", "ms": 300}     delay, then forward
-         plus "times": N (per action; omitted: every call) and "writes_only": true (with "*").
+         plus "times": N (per action; omitted: every call) and "writes_only": true (with "*"), and
+         "match": "TEXT": the fault applies only to calls whose body or raw query string contains
+                                 TEXT as sent (form-encoded for AWS's query protocol, e.g.
+                                 "UserName=team-b-user", JSON for ECS, ECR and Prefect), so that one
+                                 pool's or one account's calls fail and the others' go through;
+                                 "times" then counts only the matching calls.
   PUT    /groups/{name}/hold    {"after_writes": k}: after the k-th write of the group has been
                                  answered upstream, every request of the group (that answer too) hangs
   DELETE /channels/{port}       closes the channel
@@ -281,7 +286,7 @@ class Channel:
                 "start": started}
         if self.group and self.group.frozen.is_set():
             await asyncio.sleep(3600)  # frozen: the client is about to be killed
-        fault = self.fault_for(action, write)
+        fault = self.fault_for(action, write, request.rel_url.raw_query_string, body)
         kind = fault and fault.get("kind", "error")
         if kind:
             call["fault"] = kind
@@ -336,10 +341,13 @@ class Channel:
                 await asyncio.sleep(3600)
         return out
 
-    def fault_for(self, action, write):
-        """The fault to inject for this call, counting `times` per action."""
+    def fault_for(self, action, write, query, body):
+        """The fault to inject for this call, counting `times` per action (only the calls it
+        matches, with "match")."""
         fault = self.faults.get(action) or self.faults.get("*")
         if fault is None or (fault.get("writes_only") and not write):
+            return None
+        if "match" in fault and fault["match"] not in query and fault["match"] not in body.decode("utf-8", "replace"):
             return None
         used = self.counts.get(action, 0)
         if "times" in fault and used >= fault["times"]:
