@@ -295,13 +295,14 @@ class Channel:
         elif kind == "hang":
             await asyncio.sleep(fault.get("seconds", 120))
         elif kind == "reset" and not fault.get("after"):
-            call["status"] = 0
+            call["status"], call["end"] = 0, time.monotonic()
             self.calls.append(call)
             request.transport.abort()
             return web.Response(status=499)
         elif kind in ("error", "throttle", "5xx"):
             out = aws_error(request.headers, service, fault if kind == "error" else error_fault(kind, service, request.headers))
-            call["status"] = out.status
+            # An answered call has an end: without one, a count of calls in flight never lets it go.
+            call["status"], call["end"] = out.status, time.monotonic()
             self.calls.append(call)
             return out
         # Host and every signed header go through unchanged: SigV4 signs them. A later page's
