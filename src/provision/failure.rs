@@ -86,10 +86,21 @@ fn several_pools(written: &[&NodeInfo], goal: Goal, pools: &[&str], applied: &Ap
             details.push_str(&format!("\n      not started for it: {}", skipped.join(", ")));
         }
     }
-    let mut cause = format!("{} of {} pools failed ({}){details}", failed.len(), pools.len(), failed.join(", "));
+    // A node that serves none of the run's pools is no pool's: its failure is named on its own.
+    for (_, error) in applied.failures.iter().filter(|(info, _)| !pools.iter().any(|&pool| serves(info, pool))) {
+        details.push_str(&format!("\n  - failed, in no one pool: {}", indented(error, "      ")));
+    }
+    let mut cause = match failed.len() {
+        0 => format!("a resource of none of the {} pools failed{details}", pools.len()),
+        n => format!("{n} of {} pools failed ({}){details}", pools.len(), failed.join(", ")),
+    };
     unfinished.iter().for_each(|line| cause.push_str(line));
     if !complete.is_empty() {
-        let them = if complete.len() == 1 { "the other pool was" } else { "the other pools were" };
+        let them = match (failed.is_empty(), complete.len()) {
+            (true, _) => "pools",
+            (false, 1) => "the other pool was",
+            (false, _) => "the other pools were",
+        };
         cause.push_str(&format!("\n  {them} {in_full}: {}", summarise(&complete)));
     }
     if logs_in {

@@ -69,4 +69,9 @@ fn a_failed_shared_node_fails_each_of_its_pools_and_long_lists_are_summarised() 
     assert!(error.cause.contains("\n  - work pool 'p5' did not finish, as it shares what failed: not started for it: work pool pool-c"), "{}", error.cause);
     assert!(error.cause.ends_with("\n  the other pools were torn down in full: 'p1', 'p2', 'p3' and 1 more"), "{}", error.cause);
     assert!(!error.cause.contains("Docker"), "a teardown logs nothing in: {}", error.cause);
+
+    // A failure of a node that serves no pool of the run is still named.
+    let done = applied(&[], vec![(info("lock", "marker", &[]), Error::remote("marker lock", "refused"))], vec![]);
+    let error = several_pools(&[], Goal::Provision, &["a", "b"], &done, false);
+    assert_eq!(error.cause, "a resource of none of the 2 pools failed\n  - failed, in no one pool: marker lock: refused\n  pools applied in full: 'a', 'b'");
 }
