@@ -56,7 +56,7 @@ pub struct Applied {
     pub written: Vec<String>,
     /// Every node that failed, and why, in the order they failed. Nodes in flight at a
     /// failure were finished; after it, only the work of pools without a failure went on
-    /// (see [`Failures::holds_back`]).
+    /// (see [`apply`]).
     pub failures: Vec<(NodeInfo, Error)>,
     /// The nodes that were never started because of the failures.
     pub not_started: Vec<NodeInfo>,
@@ -113,8 +113,10 @@ enum Finished<'p> {
 /// others run as soon as the nodes they wait for are done, concurrently. When provisioning,
 /// a written node settles once every node that depends on it is done (a key once the block
 /// that holds it is stored). After a failure, the running work finishes and nothing new starts
-/// for the failed pools (see [`Failures::holds_back`]), while the other pools' work goes on;
-/// the outcome says what exists now.
+/// for the failed pools, while the other pools' work goes on: a node (or its settling) waits
+/// for good when every pool it serves has a failed node, or when it serves no pool at all; a
+/// node shared with a healthy pool goes on. A run of one pool thus starts nothing new after
+/// its first failure. The outcome says what exists now.
 pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Applied {
     let waits = waits_for(graph, plan.goal);
     let dependents = match plan.goal {
