@@ -278,3 +278,27 @@ async fn a_failed_delete_keeps_what_it_depends_on() {
     assert_eq!(failed, ["subnet"]);
     assert_eq!(applied.not_started.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["vpc"]);
 }
+
+#[tokio::test]
+async fn a_failed_teardown_of_one_pool_does_not_stop_the_others() {
+    let log = Log::default();
+    // Torn down dependents first: x_d, then x_c, then x_b; x_a fails at once, so x_b (which
+    // starts after x_a failed, whatever x_c did) waits; y's y_c, then y_b, go through.
+    let spec: &[(&'static str, &[&str], bool, bool)] = &[
+        ("x_a", &[], true, true),
+        ("x_b", &[], true, false),
+        ("x_c", &["x_b"], true, false),
+        ("x_d", &["x_c"], true, false),
+        ("y_b", &[], true, false),
+        ("y_c", &["y_b"], true, false),
+    ];
+    let pools: &[(&str, &[&str])] = &[("x_a", &["x"]), ("x_b", &["x"]), ("x_c", &["x"]), ("x_d", &["x"]), ("y_b", &["y"]), ("y_c", &["y"])];
+    let g = graph_of_pools(spec, pools, &log);
+    let plan = plan_teardown(&g, &Teardown::default()).await.unwrap();
+    let applied = apply(&g, &plan, &Recorder(Mutex::new(Vec::new()))).await;
+    let failed: Vec<&str> = applied.failures.iter().map(|(info, _)| info.id.as_str()).collect();
+    assert_eq!(failed, ["x_a"]);
+    assert!(applied.written.contains(&"y_b".to_owned()) && applied.written.contains(&"y_c".to_owned()), "{:?}", applied.written);
+    assert!(applied.not_started.iter().any(|i| i.id == "x_b"), "{:?}", applied.not_started);
+    assert!(!applied.written.contains(&"x_b".to_owned()));
+}
