@@ -12,6 +12,13 @@ answer lists whole, as the servers give them:
 - apply:  pushpool apply --file pools.toml --yes
 - rerun:  the same apply again (it must write nothing)
 
+With --fail-one, per latency two more phases follow, on a reset moto and new pool names:
+
+- fail_apply:  the apply with one pool's CreateUser refused (AccessDenied, the proxy's fault
+               matched to that pool's user, so one pool in one account): it must exit non-zero
+               and name exactly that pool as failed, the others applied in full
+- fail_rerun:  the fault cleared, the same apply again: it must converge (exit 0)
+
 For each it records the wall clock, the peak RSS and CPU time (GNU time), every call (reads,
 writes, and the most in flight at once on each channel, from the proxy's start and end times),
 and, across latencies, the sequential round trips: (time at the highest latency - time at 0 ms)
@@ -22,6 +29,7 @@ import argparse
 import collections
 import datetime
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -42,6 +50,8 @@ def parse_args():
     p.add_argument("--latency", default="0,50", help="ms added to every AWS and Prefect call, comma-separated (default 0,50)")
     p.add_argument("--parallelism", type=int, help="pushpool's --parallelism (default: its own, 10)")
     p.add_argument("--out", help="output directory (default bench/results/fleet-<date-time>)")
+    p.add_argument("--fail-one", action="store_true",
+                   help="then apply once more with one pool's write refused, and resume (phases fail_apply, fail_rerun)")
     # bench.sh's own options, accepted so that one command line serves both harnesses.
     p.add_argument("--scenarios", default="fleet", help=argparse.SUPPRESS)
     p.add_argument("--runs", type=int, default=1, help=argparse.SUPPRESS)
@@ -51,6 +61,8 @@ def parse_args():
     args.latencies = sorted({int(x) for x in args.latency.split(",") if x.strip()})
     if args.pools < 1 or args.accounts < 1 or not args.regions:
         p.error("--pools, --accounts and --regions need at least one each")
+    if args.fail_one and args.pools < 2:
+        p.error("--fail-one needs --pools 2 or more: one pool fails, the others must not")
     return args
 
 
@@ -69,6 +81,11 @@ def write_aws_config(home, accounts):
     (aws / "config").write_text("\n".join(profiles))
 
 
+def pool_name(tag, i):
+    """Pool i's name, which its IAM user and policy take too."""
+    return f"{PREFIX}{tag}-{i:03d}"
+
+
 def write_pools_file(path, tag, args):
     """Pool i lives in account i mod A and region (i div A) mod R. Each pool mints a key of its
     own, so each has its own IAM user and policy (IAM allows a user two keys); the cluster, the
@@ -77,7 +94,7 @@ def write_pools_file(path, tag, args):
     lines = []
     for i in range(args.pools):
         account, region = i % args.accounts, args.regions[(i // args.accounts) % len(args.regions)]
-        name = f"{PREFIX}{tag}-{i:03d}"
+        name = pool_name(tag, i)
         lines.append(f'[[pool]]\nname = "{name}"\ntype = "ecs:push"\nprofile = "acct-{account}"\nregion = "{region}"\n'
                      f'set = {{ user = "{name}", policy = "{name}" }}\n')
     path.write_text("\n".join(lines))
@@ -187,14 +204,62 @@ def one_latency(sandbox, args, latency):
         results = {}
         for phase, argv in phases.items():
             results[phase] = measure(run, sandbox, channels, argv)
-            print(f"fleet: {latency} ms {phase}: {results[phase]['seconds']} s, exit {results[phase]['exit']}, "
-                  f"AWS {results[phase]['aws']['calls']} calls (peak {results[phase]['aws']['peak_per_endpoint']} per endpoint), "
-                  f"Prefect {results[phase]['prefect']['calls']} (peak {results[phase]['prefect']['peak_in_flight']})", flush=True)
+            announce(latency, phase, results[phase])
+        if args.fail_one:
+            results.update(fail_one(run, sandbox, channels, args, latency, flags))
         return results
     finally:
         for port in channels.values():
             sandbox.close(port)
         run.cleanup()
+
+
+def announce(latency, phase, r):
+    print(f"fleet: {latency} ms {phase}: {r['seconds']} s, exit {r['exit']}, AWS {r['aws']['calls']} calls (peak {r['aws']['peak_per_endpoint']} per endpoint), "
+          f"Prefect {r['prefect']['calls']} (peak {r['prefect']['peak_in_flight']})", flush=True)
+
+
+# What a failed apply of several pools prints (src/provision/failure.rs, src/ui/pool_progress.rs).
+FAILED_POOL = re.compile(r"^  - work pool '([^']+)':$", re.MULTILINE)
+APPLIED_IN_FULL = re.compile(r"^  the other pools? w(?:ere|as) applied in full: ", re.MULTILINE)
+TALLY = re.compile(r"\((\d+)/(\d+) pools done(?:, (\d+) failed)?\)")
+
+
+def failed_pools(output):
+    """The pools a failed apply's error names as failed, the tally of its last progress line
+    ("done/total, failed"), and whether it says the others were applied in full."""
+    tallies = TALLY.findall(output)
+    tally = [int(n or 0) for n in tallies[-1]] if tallies else None
+    return FAILED_POOL.findall(output), tally, bool(APPLIED_IN_FULL.search(output))
+
+
+def fail_one(run, sandbox, channels, args, latency, flags):
+    """Phases fail_apply and fail_rerun (see the module's docstring): a fresh apply of new pools
+    (tag `<latency>f`) with the middle pool's CreateUser refused, then the fault cleared and the
+    apply again. The fault matches the request's `UserName=<pool>&` (pushpool tags each user it
+    creates, and the tags follow the name), so no other pool's user is refused."""
+    reset(sandbox, args)
+    tag, victim = f"{latency}f", args.pools // 2
+    name = pool_name(tag, victim)
+    pools = run.home / "pools-fail-one.toml"
+    write_pools_file(pools, tag, args)
+    argv = [args.pushpool, *flags, "apply", "--file", str(pools), "--yes"]
+    fault = {"status": 403, "code": "AccessDenied", "message": f"injected: iam:CreateUser refused for {name}", "match": f"UserName={name}&"}
+    http("PUT", f"{sandbox.proxy}/channels/{channels['aws']}/faults", {"CreateUser": fault})
+    try:
+        failed = measure(run, sandbox, channels, argv)
+    finally:
+        http("PUT", f"{sandbox.proxy}/channels/{channels['aws']}/faults", {})
+    found, tally, others_in_full = failed_pools(failed.get("output", ""))
+    failed.update({"expected_failed": [name], "failed_pools": found, "tally": tally,
+                   "isolated": failed["exit"] != 0 and found == [name] and others_in_full
+                   and tally == [args.pools - 1, args.pools, 1]})
+    announce(latency, "fail_apply", failed)
+    print(f"fleet: {latency} ms fail_apply: failed pools {found} (expected [{name!r}]), progress {tally}, "
+          f"isolated: {failed['isolated']}", flush=True)
+    resumed = measure(run, sandbox, channels, argv)
+    announce(latency, "fail_rerun", resumed)
+    return {"fail_apply": failed, "fail_rerun": resumed}
 
 
 def round_trips(by_latency):
@@ -217,6 +282,14 @@ def report(results):
             lines.append(f"| {latency} ms | {phase} | {r['exit']} | {r['seconds']} | {r['aws']['calls']} | {r['aws']['assume_role']} | {r['aws']['writes']} | "
                          f"{r['aws']['peak_per_endpoint']} ({r['aws']['busiest_endpoint']}) | {r['aws']['peak_in_flight']} | {r['prefect']['calls']} | {r['prefect']['writes']} | {r['prefect']['peak_in_flight']} | "
                          f"{r['peak_rss_kib'] / 1024:.1f} | {r['cpu_s']:.1f} |")
+    fail_one = {latency: phases for latency, phases in results["latencies"].items() if "fail_apply" in phases}
+    if fail_one:
+        lines += ["", "One pool's CreateUser refused (fail_apply), then the fault cleared (fail_rerun):", ""]
+        for latency, phases in fail_one.items():
+            f, r = phases["fail_apply"], phases["fail_rerun"]
+            lines.append(f"- {latency} ms: failed pools {', '.join(f['failed_pools']) or 'none'} (expected {', '.join(f['expected_failed'])}); "
+                         f"progress {f['tally']} (done, total, failed); isolated: {f['isolated']}; "
+                         f"the re-run exited {r['exit']} with {r['aws']['writes']} AWS and {r['prefect']['writes']} Prefect writes")
     if results["round_trips"]:
         lines += ["", "Sequential round trips ((time at the highest latency - time at the lowest) / the difference):", ""]
         lines += [f"- {phase}: {n}" for phase, n in results["round_trips"].items()]
@@ -233,7 +306,8 @@ def main():
     by_latency = {latency: one_latency(sandbox, args, latency) for latency in args.latencies}
     results = {
         "started": started,
-        "args": {"pools": args.pools, "accounts": args.accounts, "regions": args.regions, "parallelism": args.parallelism, "pushpool": args.pushpool},
+        "args": {"pools": args.pools, "accounts": args.accounts, "regions": args.regions, "parallelism": args.parallelism, "pushpool": args.pushpool,
+                 "fail_one": args.fail_one},
         "latencies": {str(k): v for k, v in by_latency.items()},
         "round_trips": round_trips(by_latency),
         "outbound_attempts": bench.DEAD_PROXY.attempts,
@@ -242,7 +316,8 @@ def main():
     (out / "report.md").write_text(report(results))
     print(report(results))
     print(f"fleet: wrote {out}/report.md and results.json")
-    failed = [f"{lat} ms {phase}" for lat, phases in by_latency.items() for phase, r in phases.items() if r["exit"] != 0]
+    failed = [f"{lat} ms {phase}" for lat, phases in by_latency.items() for phase, r in phases.items()
+              if (not r["isolated"] if phase == "fail_apply" else r["exit"] != 0)]
     rerun_writes = [lat for lat, phases in by_latency.items() if phases["rerun"]["aws"]["writes"] or phases["rerun"]["prefect"]["writes"]]
     if failed or rerun_writes:
         print(f"fleet: failed runs {failed}; re-runs that wrote: {rerun_writes}", file=sys.stderr)

@@ -6,10 +6,11 @@
 #   scripts/bench.sh [--runs N] [--latency 0,50] [--scenarios fresh,rerun,plan]
 #                    [--pushpool PATH] [--out DIR]
 #   scripts/bench.sh --scenarios fleet [--pools 100] [--accounts 10] [--regions us-east-1,us-west-2]
-#                    [--latency 0,50] [--parallelism N] [--pushpool PATH] [--out DIR]
+#                    [--latency 0,50] [--parallelism N] [--fail-one] [--pushpool PATH] [--out DIR]
 #
 # `fleet` (issue 23, bench/fleet.py) plans, applies and re-applies a pools file of many pools
-# over several AWS accounts (profiles with role_arn) and regions; it runs alone.
+# over several AWS accounts (profiles with role_arn) and regions; it runs alone. --fail-one adds
+# an apply with one pool's write refused (it must fail alone) and its resumption.
 #
 # Without --pushpool it builds the release binary into $PUSHPOOL_BENCH_TARGET (default
 # /tmp/pushpool-bench-target, apart from target/ so that it never waits on another cargo).

@@ -47,18 +47,45 @@ pub fn waiting(why: impl Into<String>) {
     });
 }
 
-/// What an apply did: the attributes of every node that is done, and the failure if any.
+/// What an apply did: the attributes of every node that is done, and the failures if any.
 #[derive(Debug)]
 pub struct Applied {
     /// Final attributes of every reused or applied node.
     pub attrs: BTreeMap<String, Attrs>,
     /// The ids of the nodes created or updated, in completion order.
     pub written: Vec<String>,
-    /// The first node that failed, and why. Nodes in flight when it failed were finished;
-    /// nothing was started after it.
-    pub failure: Option<(NodeInfo, Error)>,
-    /// The nodes that were never started because of the failure.
+    /// Every node that failed, and why, in the order they failed. Nodes in flight at a
+    /// failure were finished; after it, only the work of pools without a failure went on
+    /// (see [`apply`]).
+    pub failures: Vec<(NodeInfo, Error)>,
+    /// The nodes that were never started because of the failures.
     pub not_started: Vec<NodeInfo>,
+}
+
+/// The failures of an apply so far, and the pools they are of ("poisoned"). One pool's
+/// refused write must not stop the other ninety-nine of a pools file, nor may it let more of
+/// its own pool be built on a state the user has to look at first.
+#[derive(Default)]
+struct Failures {
+    failed: Vec<(NodeInfo, Error)>,
+    poisoned: HashSet<String>,
+}
+
+impl Failures {
+    fn record(&mut self, info: &NodeInfo, error: Error) {
+        self.poisoned.extend(info.pools.iter().cloned());
+        self.failed.push((info.clone(), error));
+    }
+
+    /// Whether work on `info` (its create, update, delete or settling) must not start: after
+    /// a failure, when every pool it serves has a failed node. A node serving a healthy pool
+    /// too (an account's cluster) goes on for that pool; one serving no pool is held back
+    /// after any failure, as nothing says it is unaffected. A single-pool run thus starts
+    /// nothing new after its first failure. A node that depends on a failed one needs no rule:
+    /// it waits for a node that is never done.
+    fn holds_back(&self, info: &NodeInfo) -> bool {
+        !self.failed.is_empty() && info.pools.iter().all(|pool| self.poisoned.contains(pool))
+    }
 }
 
 /// The nodes each node waits for: its dependencies when provisioning; when tearing down, the
@@ -85,8 +112,11 @@ enum Finished<'p> {
 /// Applies `plan` to `graph`. Nodes that write nothing count as done from the start; the
 /// others run as soon as the nodes they wait for are done, concurrently. When provisioning,
 /// a written node settles once every node that depends on it is done (a key once the block
-/// that holds it is stored). After a failure nothing new starts, the running work finishes,
-/// and the outcome says what exists now.
+/// that holds it is stored). After a failure, the running work finishes and nothing new starts
+/// for the failed pools, while the other pools' work goes on: a node (or its settling) waits
+/// for good when every pool it serves has a failed node, or when it serves no pool at all; a
+/// node shared with a healthy pool goes on. A run of one pool thus starts nothing new after
+/// its first failure. The outcome says what exists now.
 pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Applied {
     let waits = waits_for(graph, plan.goal);
     let dependents = match plan.goal {
@@ -110,42 +140,41 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
     let mut running = FuturesUnordered::new();
     let mut written = Vec::new();
     let mut unsettled: Vec<&Change> = Vec::new();
-    let mut failure = None;
+    let mut failures = Failures::default();
     loop {
-        if failure.is_none() {
-            let (ready, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|c| waits[c.info.id.as_str()].iter().all(|d| done.contains(d)));
-            waiting = rest;
-            for change in ready {
-                let entry = graph.entry(&change.info.id).expect("plan comes from this graph");
-                let node = entry.node.clone();
-                let observed = change.observed.clone();
-                let work = match plan.goal {
-                    Goal::Provision => {
-                        let inputs = Inputs::new(entry.aliases.iter().map(|(local, id)| (local.clone(), attrs[id].clone())).chain(entry.context.clone()).collect());
-                        async move { node.apply(&observed, &inputs).await }.boxed()
-                    }
-                    Goal::Teardown => async move { node.tear_down(&observed).await.map(|()| Attrs::new()) }.boxed(),
-                };
-                progress.started(&change.info);
-                let work = STEP.scope(step(change), work);
-                running.push(
-                    async move {
-                        let start = Instant::now();
-                        let result = work.await;
-                        Finished::Applied(change, start.elapsed(), result)
-                    }
-                    .boxed(),
-                );
-            }
-            let (settling, rest): (Vec<_>, Vec<_>) =
-                unsettled.into_iter().partition(|c| dependents.get(c.info.id.as_str()).is_none_or(|ds| ds.iter().all(|d| done.contains(d))));
-            unsettled = rest;
-            for change in settling {
-                let node = graph.entry(&change.info.id).expect("plan comes from this graph").node.clone();
-                let applied = attrs[&change.info.id].clone();
-                let settling = STEP.scope(step(change), async move { node.settle(&applied).await });
-                running.push(async move { Finished::Settled(change, settling.await) }.boxed());
-            }
+        let startable = |c: &&Change| !failures.holds_back(&c.info);
+        let (ready, rest): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|c| startable(c) && waits[c.info.id.as_str()].iter().all(|d| done.contains(d)));
+        waiting = rest;
+        for change in ready {
+            let entry = graph.entry(&change.info.id).expect("plan comes from this graph");
+            let node = entry.node.clone();
+            let observed = change.observed.clone();
+            let work = match plan.goal {
+                Goal::Provision => {
+                    let inputs = Inputs::new(entry.aliases.iter().map(|(local, id)| (local.clone(), attrs[id].clone())).chain(entry.context.clone()).collect());
+                    async move { node.apply(&observed, &inputs).await }.boxed()
+                }
+                Goal::Teardown => async move { node.tear_down(&observed).await.map(|()| Attrs::new()) }.boxed(),
+            };
+            progress.started(&change.info);
+            let work = STEP.scope(step(change), work);
+            running.push(
+                async move {
+                    let start = Instant::now();
+                    let result = work.await;
+                    Finished::Applied(change, start.elapsed(), result)
+                }
+                .boxed(),
+            );
+        }
+        let (settling, rest): (Vec<_>, Vec<_>) =
+            unsettled.into_iter().partition(|c| startable(c) && dependents.get(c.info.id.as_str()).is_none_or(|ds| ds.iter().all(|d| done.contains(d))));
+        unsettled = rest;
+        for change in settling {
+            let node = graph.entry(&change.info.id).expect("plan comes from this graph").node.clone();
+            let applied = attrs[&change.info.id].clone();
+            let settling = STEP.scope(step(change), async move { node.settle(&applied).await });
+            running.push(async move { Finished::Settled(change, settling.await) }.boxed());
         }
         let finished = tokio::select! {
             Some((info, why)) = reported.recv() => {
@@ -177,10 +206,8 @@ pub async fn apply(graph: &Graph, plan: &Plan, progress: &dyn Progress) -> Appli
             Finished::Settled(_, Ok(())) => continue,
             Finished::Settled(change, Err(error)) => (change, error),
         };
-        if failure.is_none() {
-            failure = Some((change.info.clone(), error));
-        }
+        failures.record(&change.info, error);
     }
     let not_started = waiting.into_iter().map(|c| c.info.clone()).collect();
-    Applied { attrs, written, failure, not_started }
+    Applied { attrs, written, failures: failures.failed, not_started }
 }

@@ -92,10 +92,19 @@ impl Progress for Recorder {
 type Log = Arc<Mutex<Vec<(&'static str, Instant, Instant)>>>;
 
 fn graph(spec: &[(&'static str, &[&str], bool, bool)], log: &Log) -> Graph {
+    graph_of_pools(spec, &[], log)
+}
+
+/// [`graph`] whose nodes serve the pools `pools` lists for them (a node not listed serves
+/// "pool").
+fn graph_of_pools(spec: &[(&'static str, &[&str], bool, bool)], pools: &[(&str, &[&str])], log: &Log) -> Graph {
     let entries = spec
         .iter()
         .map(|(id, after, exists, fails)| {
-            let info = info(id, after);
+            let mut info = info(id, after);
+            if let Some((_, served)) = pools.iter().find(|(node, _)| node == id) {
+                info.pools = served.iter().map(|p| p.to_string()).collect();
+            }
             Entry::new(info, Arc::new(Fake { id, exists: *exists, fails: *fails, log: log.clone() }), BTreeMap::new())
         })
         .collect();
@@ -154,7 +163,7 @@ async fn applies_independent_branches_in_parallel_and_dependents_after() {
     let plan = plan(&g).await.unwrap();
     let recorder = Recorder(Mutex::new(Vec::new()));
     let applied = apply(&g, &plan, &recorder).await;
-    assert!(applied.failure.is_none());
+    assert!(applied.failures.is_empty());
     assert_eq!(applied.written.len(), 3);
     let log = log.lock().unwrap();
     let span = |id: &str| log.iter().find(|(n, ..)| *n == id).map(|(_, s, e)| (*s, *e)).unwrap();
@@ -176,19 +185,54 @@ async fn applies_independent_branches_in_parallel_and_dependents_after() {
 #[tokio::test]
 async fn failure_stops_new_work_and_reports_what_exists() {
     let log = Log::default();
-    // a fails; b runs beside it and finishes; c depends on a and never starts.
-    let g = graph(&[("a", &[], false, true), ("b", &[], false, false), ("c", &["a"], false, false)], &log);
+    // One pool: a fails; b runs beside it and finishes; c depends on a and never starts; d,
+    // after b2 after b, depends on no failed node but serves only the failed pool: it never
+    // starts either (b2 may start, if b ended before a failed).
+    let g = graph(&[("a", &[], false, true), ("b", &[], false, false), ("c", &["a"], false, false), ("b2", &["b"], false, false), ("d", &["b2"], false, false)], &log);
     let plan = plan(&g).await.unwrap();
     let recorder = Recorder(Mutex::new(Vec::new()));
     let applied = apply(&g, &plan, &recorder).await;
-    let (failed, error) = applied.failure.expect("a failed");
+    let [(failed, error)] = applied.failures.as_slice() else { panic!("one failure: {:?}", applied.failures) };
     assert_eq!(failed.id, "a");
     assert_eq!(error.cause, "injected failure");
-    assert_eq!(applied.written, ["b"]);
-    assert_eq!(applied.not_started.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["c"]);
+    assert_eq!(applied.written[0], "b");
+    assert!(applied.written.iter().all(|id| id == "b" || id == "b2"), "{:?}", applied.written);
+    let not_started: Vec<&str> = applied.not_started.iter().map(|i| i.id.as_str()).collect();
+    assert!(not_started.contains(&"c") && not_started.contains(&"d"), "{not_started:?}");
     let events = recorder.0.lock().unwrap();
     assert!(events.contains(&"err a".to_string()) && events.contains(&"ok b".to_string()));
-    assert!(!events.iter().any(|e| e.ends_with(" c")));
+    assert!(!events.iter().any(|e| e.ends_with(" c") || e.ends_with(" d")), "{events:?}");
+}
+
+#[tokio::test]
+async fn a_failed_pool_stops_alone_and_shared_nodes_go_on_for_the_others() {
+    let log = Log::default();
+    // Pools x and y share s and s2 (s2 after s). x's x1 fails at once; x2 depends on it; x3
+    // waits for s2, which ends after x1 failed. y's y2 waits for s2 and y1; n serves no pool.
+    let spec: &[(&'static str, &[&str], bool, bool)] = &[
+        ("x1", &[], false, true),
+        ("x2", &["x1"], false, false),
+        ("s", &[], false, false),
+        ("s2", &["s"], false, false),
+        ("x3", &["s2"], false, false),
+        ("y1", &[], false, false),
+        ("y2", &["s2", "y1"], false, false),
+        ("n", &["y2"], false, false),
+    ];
+    let pools: &[(&str, &[&str])] = &[("x1", &["x"]), ("x2", &["x"]), ("x3", &["x"]), ("s", &["x", "y"]), ("s2", &["x", "y"]), ("y1", &["y"]), ("y2", &["y"]), ("n", &[])];
+    let g = graph_of_pools(spec, pools, &log);
+    let plan = plan(&g).await.unwrap();
+    let recorder = Recorder(Mutex::new(Vec::new()));
+    let applied = apply(&g, &plan, &recorder).await;
+    let failed: Vec<&str> = applied.failures.iter().map(|(info, _)| info.id.as_str()).collect();
+    assert_eq!(failed, ["x1"]);
+    let mut written = applied.written.clone();
+    written.sort();
+    assert_eq!(written, ["s", "s2", "y1", "y2"], "the healthy pool and what it shares are applied in full");
+    let mut not_started: Vec<&str> = applied.not_started.iter().map(|i| i.id.as_str()).collect();
+    not_started.sort_unstable();
+    assert_eq!(not_started, ["n", "x2", "x3"], "the failed pool's dependents and its later work wait; so does a node of no pool");
+    assert_eq!(applied.attrs["y2"].str("seen"), Some("s2,y1"));
 }
 
 #[tokio::test]
@@ -214,7 +258,7 @@ async fn teardown_deletes_dependents_first_and_keeps_what_is_in_use() {
     assert_eq!(plan.change("shared").unwrap().observed.reason, "in use by pool 'other'");
 
     let applied = apply(&g, &plan, &Recorder(Mutex::new(Vec::new()))).await;
-    assert!(applied.failure.is_none());
+    assert!(applied.failures.is_empty());
     let log = log.lock().unwrap();
     let span = |id: &str| log.iter().find(|(n, ..)| *n == id).map(|(_, s, e)| (*s, *e)).unwrap();
     let (vpc, subnet, group, pool) = (span("vpc"), span("subnet"), span("group"), span("pool"));
@@ -230,6 +274,31 @@ async fn a_failed_delete_keeps_what_it_depends_on() {
     let g = graph(&[("vpc", &[], true, false), ("subnet", &["vpc"], true, true)], &log);
     let plan = plan_teardown(&g, &Teardown::default()).await.unwrap();
     let applied = apply(&g, &plan, &Recorder(Mutex::new(Vec::new()))).await;
-    assert_eq!(applied.failure.expect("the subnet failed").0.id, "subnet");
+    let failed: Vec<&str> = applied.failures.iter().map(|(info, _)| info.id.as_str()).collect();
+    assert_eq!(failed, ["subnet"]);
     assert_eq!(applied.not_started.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["vpc"]);
+}
+
+#[tokio::test]
+async fn a_failed_teardown_of_one_pool_does_not_stop_the_others() {
+    let log = Log::default();
+    // Torn down dependents first: x_d, then x_c, then x_b; x_a fails at once, so x_b (which
+    // starts after x_a failed, whatever x_c did) waits; y's y_c, then y_b, go through.
+    let spec: &[(&'static str, &[&str], bool, bool)] = &[
+        ("x_a", &[], true, true),
+        ("x_b", &[], true, false),
+        ("x_c", &["x_b"], true, false),
+        ("x_d", &["x_c"], true, false),
+        ("y_b", &[], true, false),
+        ("y_c", &["y_b"], true, false),
+    ];
+    let pools: &[(&str, &[&str])] = &[("x_a", &["x"]), ("x_b", &["x"]), ("x_c", &["x"]), ("x_d", &["x"]), ("y_b", &["y"]), ("y_c", &["y"])];
+    let g = graph_of_pools(spec, pools, &log);
+    let plan = plan_teardown(&g, &Teardown::default()).await.unwrap();
+    let applied = apply(&g, &plan, &Recorder(Mutex::new(Vec::new()))).await;
+    let failed: Vec<&str> = applied.failures.iter().map(|(info, _)| info.id.as_str()).collect();
+    assert_eq!(failed, ["x_a"]);
+    assert!(applied.written.contains(&"y_b".to_owned()) && applied.written.contains(&"y_c".to_owned()), "{:?}", applied.written);
+    assert!(applied.not_started.iter().any(|i| i.id == "x_b"), "{:?}", applied.not_started);
+    assert!(!applied.written.contains(&"x_b".to_owned()));
 }

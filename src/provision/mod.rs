@@ -5,10 +5,11 @@
 //! are the flows the commands run (`work-pool create`/`provision-infra`/`plan`/`apply --file`,
 //! `apply FILE` and `work-pool deprovision`). The other modules each do one step: [`graph`]
 //! joins the pools' blueprints into one graph, `registry` logs Docker in after an apply,
-//! `guides` says what to do next, `resolve` what each pool resolves to before the graph,
+//! `failure` says what a failed apply left, `guides` says what to do next, `resolve` what each pool resolves to before the graph,
 //! `pools_file` reads `pools.toml`, [`check`] what a target's flags must fit before any call, `teardown` plans what a deprovision may delete.
 
 pub mod check;
+mod failure;
 mod flows;
 pub mod graph;
 mod guides;

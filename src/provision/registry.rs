@@ -26,9 +26,16 @@ fn registry_cloud(pool: &PoolPlan) -> Option<&CloudContext> {
     pool.cloud(pool.blueprint.node(&node)?.kind.system())
 }
 
+/// Whether an apply of `plan` logs Docker in: a provisioning of a pool that pushes images. An
+/// apply that fails skips the login; the run that resumes it logs in (its plan still has what
+/// failed to write), and the failure says so.
+pub(super) fn logs_in(session: &Session, plan: &Plan) -> bool {
+    plan.goal == engine::Goal::Provision && session.pools.iter().any(|pool| registry_cloud(pool).is_some())
+}
+
 /// The registry login of each cloud scope a provisioning plan pushes images to.
 pub(super) async fn tokens(session: &Session, plan: &Plan) -> Tokens {
-    if plan.goal == engine::Goal::Teardown {
+    if !logs_in(session, plan) {
         return Vec::new();
     }
     let clouds = clouds::distinct(session.pools.iter().filter_map(registry_cloud));

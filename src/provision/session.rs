@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::failure::mid_apply_error;
 use super::graph::{PoolPlan, build};
 use super::limits::Owners;
 use super::resolve::{resolve_pool, unreachable_from_a_vpc};
@@ -11,7 +12,7 @@ use super::{Target, guides, registry};
 use crate::blueprint::{Blueprint, Kind};
 use crate::clouds::{self, CloudContext};
 use crate::document::{PlanDocument, PoolDoc, TargetDoc};
-use crate::engine::{self, Applied, Graph, Plan, summarise};
+use crate::engine::{self, Graph, Plan, summarise};
 use crate::error::{Error, Result};
 use crate::prefect::batch::Batch;
 use crate::prefect::context::PrefectContext;
@@ -170,7 +171,8 @@ impl Session {
     }
 
     /// Applies `plan`, logs Docker in to each registry, and prints the report. A failure
-    /// names the resource and cause, what was written and what was not started.
+    /// names the resource and cause, what was written and what was not started; with several
+    /// pools, per failed pool, and which pools were applied in full (see [`mid_apply_error`]).
     pub async fn apply(&self, plan: &Plan, console: &Console) -> Result<()> {
         let keys = self.lock_keys();
         let lock = ApplyLock::acquire(&self.prefect.client, &keys, &self.markers, &|text| console.note(text)).await?;
@@ -187,10 +189,11 @@ impl Session {
         };
         // Whatever was written makes plans made before it stale, a failed apply's too.
         let wrote = !applied.written.is_empty();
-        if let Some((_, error)) = &applied.failure {
+        if !applied.failures.is_empty() {
             // The apply's own error says more than a failure to end it.
             let _ = lock.release(wrote).await;
-            return Err(mid_apply_error(&self.graph, &applied, error));
+            let pools: Vec<&str> = self.pools.iter().map(|p| p.request.name.as_str()).collect();
+            return Err(mid_apply_error(&self.graph, plan.goal, &pools, &applied, registry::logs_in(self, plan)));
         }
         // Ending the apply and logging Docker in are independent: they run at once.
         let (released, repositories) = futures::join!(lock.release(wrote), registry::log_in(self, plan, &applied, tokens, console));
@@ -299,22 +302,4 @@ fn per_pool(targets: &[Target], resolved: Vec<Result<PoolPlan>>) -> Result<Vec<P
         cause.push_str(&format!("\n  the other pools ({}) are fine", fine.join(", ")));
     }
     Err(Error::usage("pools", cause).fix("fix each pool's problem above (or plan the others on their own), then run again"))
-}
-
-/// The error of a failed apply: what failed, what exists now, and how to resume.
-fn mid_apply_error(graph: &Graph, applied: &Applied, error: &Error) -> Error {
-    let label = |id: &String| graph.entry(id).map(|e| format!("{} {}", e.info.label, e.info.name)).unwrap_or_else(|| id.clone());
-    let done: Vec<String> = applied.written.iter().map(label).collect();
-    let skipped: Vec<String> = applied.not_started.iter().map(|i| format!("{} {}", i.label, i.name)).collect();
-    let mut cause = error.cause.clone();
-    cause.push_str(&format!("\n  written before the failure: {}", if done.is_empty() { "nothing".to_owned() } else { done.join(", ") }));
-    if !skipped.is_empty() {
-        cause.push_str(&format!("\n  not started: {}", skipped.join(", ")));
-    }
-    let resume = "run the same command again: pushpool finds what exists and resumes";
-    let fix = match &error.fix {
-        Some(fix) => format!("{fix}; then {resume}"),
-        None => format!("fix the cause, then {resume}"),
-    };
-    Error::remote(error.what.clone(), cause).fix(fix)
 }

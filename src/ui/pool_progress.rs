@@ -3,8 +3,10 @@
 //! line per resource. A hundred pools make over a thousand steps: a wall of lines nobody reads.
 //!
 //! A pool is done when every write step that serves it has finished (a resource several pools
-//! share counts for each of them) and failed as soon as one of those steps failed. Pools with
-//! nothing to write are not counted: they are done before the apply starts.
+//! share counts for each of them) and failed as soon as one of those steps failed; a failed
+//! pool is not counted as done, whatever of it finishes later ("2/3 pools done, 1 failed"; the
+//! others go on, see [`crate::engine::apply`]). Pools with nothing to write are not counted:
+//! they are done before the apply starts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -28,7 +30,7 @@ struct State {
     remaining: BTreeMap<String, usize>,
     /// Pools with a failed step.
     failed: BTreeSet<String>,
-    /// Pools done or failed, out of `remaining`'s first size.
+    /// Pools done (failed ones are not), out of `remaining`'s first size.
     total: usize,
     done: usize,
 }
@@ -102,7 +104,6 @@ impl Progress for PoolProgress {
             let left = *left;
             let line = match &result {
                 Err(_) if state.failed.insert(pool.clone()) => {
-                    state.done += 1;
                     let line = format!("  ✗ work pool '{pool}' failed at {} {}", info.label, info.name);
                     Some(format!("{line} ({})", state.tally()))
                 }
@@ -158,12 +159,12 @@ mod tests {
         assert_eq!(PoolProgress::pools_in(&plan), 2, "c writes nothing");
         let view = PoolProgress::new(&plan, false);
         let tally = || view.state.lock().unwrap().tally();
-        view.finished(&plan.changes[0].info, Ok(Duration::ZERO));
-        assert_eq!(tally(), "0/2 pools done", "a shared step finishes neither pool");
-        view.finished(&plan.changes[1].info, Ok(Duration::ZERO));
-        assert_eq!(tally(), "1/2 pools done");
         let error = Error::remote("b1", "refused");
         view.finished(&plan.changes[2].info, Err(&error));
-        assert_eq!(tally(), "2/2 pools done, 1 failed");
+        assert_eq!(tally(), "0/2 pools done, 1 failed");
+        view.finished(&plan.changes[0].info, Ok(Duration::ZERO));
+        assert_eq!(tally(), "0/2 pools done, 1 failed", "a shared step finishes neither pool, and a failed pool's last step does not make it done");
+        view.finished(&plan.changes[1].info, Ok(Duration::ZERO));
+        assert_eq!(tally(), "1/2 pools done, 1 failed");
     }
 }

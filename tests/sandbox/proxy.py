@@ -33,7 +33,12 @@ Admin API (usage: proxy.py ADMIN_PORT):
            {"kind": "reset", "after": false}  drop the connection (after=true: once upstream answered)
            {"kind": "hang", "seconds": 120}   answer nothing for that long
            {"kind": "latency", "ms": 300}     delay, then forward
-         plus "times": N (per action; omitted: every call) and "writes_only": true (with "*").
+         plus "times": N (per action; omitted: every call) and "writes_only": true (with "*"), and
+         "match": "TEXT": the fault applies only to calls whose body or raw query string contains
+                                 TEXT as sent (form-encoded for AWS's query protocol, e.g.
+                                 "UserName=team-b-user", JSON for ECS, ECR and Prefect), so that one
+                                 pool's or one account's calls fail and the others' go through;
+                                 "times" then counts only the matching calls.
   PUT    /groups/{name}/hold    {"after_writes": k}: after the k-th write of the group has been
                                  answered upstream, every request of the group (that answer too) hangs
   DELETE /channels/{port}       closes the channel
@@ -288,7 +293,7 @@ class Channel:
             call["region"] = scope.group(1)
         if self.group and self.group.frozen.is_set():
             await asyncio.sleep(3600)  # frozen: the client is about to be killed
-        fault = self.fault_for(action, write)
+        fault = self.fault_for(action, write, request.rel_url.raw_query_string, body)
         kind = fault and fault.get("kind", "error")
         if kind:
             call["fault"] = kind
@@ -297,13 +302,14 @@ class Channel:
         elif kind == "hang":
             await asyncio.sleep(fault.get("seconds", 120))
         elif kind == "reset" and not fault.get("after"):
-            call["status"] = 0
+            call["status"], call["end"] = 0, time.monotonic()
             self.calls.append(call)
             request.transport.abort()
             return web.Response(status=499)
         elif kind in ("error", "throttle", "5xx"):
             out = aws_error(request.headers, service, fault if kind == "error" else error_fault(kind, service, request.headers))
-            call["status"] = out.status
+            # An answered call has an end: without one, a count of calls in flight never lets it go.
+            call["status"], call["end"] = out.status, time.monotonic()
             self.calls.append(call)
             return out
         # Host and every signed header go through unchanged: SigV4 signs them. A later page's
@@ -343,10 +349,13 @@ class Channel:
                 await asyncio.sleep(3600)
         return out
 
-    def fault_for(self, action, write):
-        """The fault to inject for this call, counting `times` per action."""
+    def fault_for(self, action, write, query, body):
+        """The fault to inject for this call, counting `times` per action (only the calls it
+        matches, with "match")."""
         fault = self.faults.get(action) or self.faults.get("*")
         if fault is None or (fault.get("writes_only") and not write):
+            return None
+        if "match" in fault and fault["match"] not in query and fault["match"] not in body.decode("utf-8", "replace"):
             return None
         used = self.counts.get(action, 0)
         if "times" in fault and used >= fault["times"]:
