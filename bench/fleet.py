@@ -8,6 +8,8 @@ variables, writes the AWS config and the pools file into a fresh HOME, and runs,
 the same two counting proxy channels (AWS and Prefect) that add the latency to every call and
 answer lists whole, as the servers give them:
 
+- plan_one: pushpool plan --file one-pool.toml (the first pool alone: the round trips the
+            fleet's plan is held to)
 - plan:   pushpool plan --file pools.toml
 - apply:  pushpool apply --file pools.toml --yes
 - rerun:  the same apply again (it must write nothing)
@@ -20,7 +22,9 @@ With --fail-one, per latency two more phases follow, on a reset moto and new poo
 - fail_rerun:  the fault cleared, the same apply again: it must converge (exit 0)
 
 For each it records the wall clock, the peak RSS and CPU time (GNU time), every call (reads,
-writes, and the most in flight at once on each channel, from the proxy's start and end times),
+writes, and the most in flight at once on each channel, from the proxy's start and end times;
+AWS's per endpoint, by the service and region a call is signed for), the calls in sequence
+(the longest chain of calls each started after the one before it ended),
 and, across latencies, the sequential round trips: (time at the highest latency - time at 0 ms)
 / that latency. It writes results.json and report.md into the output directory.
 """
@@ -161,12 +165,25 @@ def peak_per_endpoint(calls):
     return peak, endpoint
 
 
+def longest_chain(calls):
+    """The most calls of `calls` one after the other, each started after the one before had
+    ended: the sequential round trips as the proxy saw them, which moto's own CPU time (calls
+    queueing on it) does not blur as it does the wall clock's."""
+    calls = sorted((c["start"], c["end"]) for c in calls if "start" in c and "end" in c)
+    depth = []
+    for i, (start, end) in enumerate(calls):
+        depth.append(1 + max((depth[j] for j in range(i) if calls[j][1] <= start), default=0))
+    return max(depth, default=0)
+
+
 def measure(run, sandbox, channels, argv):
     marks = {name: len(sandbox.calls(port)) for name, port in channels.items()}
     seconds, code, usage, output = run.execute(argv)
     result = {"seconds": round(seconds, 3), "exit": code, **usage}
+    every = []
     for name, port in channels.items():
         calls = sandbox.calls(port)[marks[name]:]
+        every += calls
         peak, busiest = peak_per_endpoint(calls)
         result[name] = {
             "calls": len(calls),
@@ -178,6 +195,7 @@ def measure(run, sandbox, channels, argv):
             "busiest_endpoint": busiest,
             "by_action": dict(collections.Counter(f"{c['service']} {c['action']}" for c in calls).most_common()),
         }
+    result["chain"] = longest_chain(every)
     if code != 0:  # what failed and why, what exists, the fix: the whole output of a failed run
         result["output"] = output
     return result
@@ -195,8 +213,12 @@ def one_latency(sandbox, args, latency):
         write_aws_config(run.home, args.accounts)
         pools = run.home / "pools.toml"
         write_pools_file(pools, latency, args)
+        # The first pool alone: the plan whose round trips the fleet's are held to.
+        one = run.home / "one-pool.toml"
+        write_pools_file(one, latency, argparse.Namespace(**{**vars(args), "pools": 1}))
         flags = [] if args.parallelism is None else ["--parallelism", str(args.parallelism)]
         phases = {
+            "plan_one": [args.pushpool, *flags, "plan", "--file", str(one)],
             "plan": [args.pushpool, *flags, "plan", "--file", str(pools)],
             "apply": [args.pushpool, *flags, "apply", "--file", str(pools), "--yes"],
             "rerun": [args.pushpool, *flags, "apply", "--file", str(pools), "--yes"],
@@ -275,12 +297,12 @@ def report(results):
     a = results["args"]
     lines = [f"# Fleet benchmark: {a['pools']} ecs:push pools, {a['accounts']} accounts, regions {', '.join(a['regions'])}", "",
              f"pushpool: `{a['pushpool']}`; --parallelism {a['parallelism'] or 'default (10)'}; {results['started']}", "",
-             "| latency | phase | exit | wall s | AWS calls | AssumeRole | AWS writes | AWS peak per endpoint | AWS peak, all endpoints | Prefect calls | Prefect writes | Prefect peak in flight | peak RSS MB | CPU s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| latency | phase | exit | wall s | AWS calls | AssumeRole | AWS writes | AWS peak per endpoint | AWS peak, all endpoints | Prefect calls | Prefect writes | Prefect peak in flight | calls in sequence | peak RSS MB | CPU s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for latency, phases in results["latencies"].items():
         for phase, r in phases.items():
             lines.append(f"| {latency} ms | {phase} | {r['exit']} | {r['seconds']} | {r['aws']['calls']} | {r['aws']['assume_role']} | {r['aws']['writes']} | "
-                         f"{r['aws']['peak_per_endpoint']} ({r['aws']['busiest_endpoint']}) | {r['aws']['peak_in_flight']} | {r['prefect']['calls']} | {r['prefect']['writes']} | {r['prefect']['peak_in_flight']} | "
+                         f"{r['aws']['peak_per_endpoint']} ({r['aws']['busiest_endpoint']}) | {r['aws']['peak_in_flight']} | {r['prefect']['calls']} | {r['prefect']['writes']} | {r['prefect']['peak_in_flight']} | {r['chain']} | "
                          f"{r['peak_rss_kib'] / 1024:.1f} | {r['cpu_s']:.1f} |")
     fail_one = {latency: phases for latency, phases in results["latencies"].items() if "fail_apply" in phases}
     if fail_one:
@@ -293,7 +315,41 @@ def report(results):
     if results["round_trips"]:
         lines += ["", "Sequential round trips ((time at the highest latency - time at the lowest) / the difference):", ""]
         lines += [f"- {phase}: {n}" for phase, n in results["round_trips"].items()]
+    lines += ["", "Issue 23's targets:", ""] + [f"- {'met' if ok else '**missed**'}: {what}" for what, ok in targets(results)]
     return "\n".join(lines) + "\n"
+
+
+def targets(results):
+    """(what, met) for each of issue 23's targets this run measured."""
+    a, by_latency, trips = results["args"], results["latencies"], results["round_trips"]
+    every = [(latency, phase, r) for latency, phases in by_latency.items() for phase, r in phases.items()]
+    budget = 2 * a["pools"] + 25 * a["accounts"] * len(a["regions"])
+    calls = max(r["aws"]["calls"] + r["prefect"]["calls"] for _, phase, r in every if phase == "plan")
+    bound = a["parallelism"] or 10
+    peak = max(max(r["aws"]["peak_per_endpoint"], r["prefect"]["peak_in_flight"]) for _, _, r in every)
+    highest = max(by_latency, key=int)
+    plan_seconds = by_latency[highest]["plan"]["seconds"]
+    rss = max(r["peak_rss_kib"] for _, _, r in every) / 1024
+    converged = all(phases["apply"]["exit"] == 0 for phases in by_latency.values())
+    quiet = all(not (phases["rerun"]["aws"]["writes"] or phases["rerun"]["prefect"]["writes"]) for phases in by_latency.values())
+    found = [
+        (f"plan calls {calls} <= 2 per pool + 25 per account and region = {budget}", calls <= budget),
+        (f"at most {bound} requests in flight per endpoint: saw {peak}", peak <= bound),
+        (f"plan under 5 s at {highest} ms per call: {plan_seconds} s", plan_seconds < 5),
+        ("every apply converged (exit 0) and its re-run wrote nothing", converged and quiet),
+        (f"peak memory under 100 MB: {rss:.1f} MB", rss < 100),
+    ]
+    if "plan" in trips and "plan_one" in trips:
+        found.insert(1, (f"plan round trips by the clock {trips['plan']} <= one pool's {trips['plan_one']} + 2", trips["plan"] <= trips["plan_one"] + 2))
+    # At the highest latency, where a call that starts after another ended waited for it (at
+    # 0 ms, calls fall one after the other by chance as often as by need).
+    chains = {phase: by_latency[highest][phase]["chain"] for phase in ("plan", "plan_one")}
+    found.insert(2, (f"plan calls in sequence at {highest} ms (at the proxy) {chains['plan']} <= one pool's {chains['plan_one']} + 2",
+                     chains["plan"] <= chains["plan_one"] + 2))
+    isolated = [phases["fail_apply"]["isolated"] for phases in by_latency.values() if "fail_apply" in phases]
+    if isolated:
+        found.append(("one pool's refused write failed that pool alone, named with what was built for it", all(isolated)))
+    return found
 
 
 def main():
