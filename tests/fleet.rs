@@ -8,18 +8,6 @@ mod support;
 use serde_json::{Value, json};
 use support::{World, docker_calls};
 
-/// The pools of a world: `<pool>-a`, `-b` and `-c`, `ecs:push` in its account, each with an IAM
-/// user and policy of its own (named as the pool); the rest (role, network, cluster, repository)
-/// is shared.
-fn pools_file(world: &World) -> (std::path::PathBuf, [String; 3]) {
-    let names = ["a", "b", "c"].map(|suffix| format!("{}-{suffix}", world.pool));
-    let text: Vec<String> =
-        names.iter().map(|name| format!("[[pool]]\nname = \"{name}\"\ntype = \"ecs:push\"\nset = {{ user = \"{name}\", policy = \"{name}\" }}\n")).collect();
-    let path = world.home.path().join("pools.toml");
-    std::fs::write(&path, text.join("\n")).unwrap();
-    (path, names)
-}
-
 async fn block_of(world: &World, pool: &str) -> Option<Value> {
     world.prefect_get(&format!("/block_types/slug/aws-credentials/block_documents/name/{pool}-aws-credentials")).await
 }
@@ -27,8 +15,8 @@ async fn block_of(world: &World, pool: &str) -> Option<Value> {
 #[tokio::test]
 async fn a_refused_write_fails_its_pool_alone_and_a_rerun_finishes_only_that_pool() {
     let world = World::new("fleet-fail").await;
-    let (pools, [a, b, c]) = pools_file(&world);
-    let pools = pools.to_str().unwrap();
+    let [a, b, c] = ["a", "b", "c"].map(|suffix| format!("{}-{suffix}", world.pool));
+    let pools = &world.ecs_pools_file(&[a.clone(), b.clone(), c.clone()]);
     let denied = format!("User is not authorized to perform: iam:CreateUser on resource: user {b}");
     world.aws.set_faults(json!({"CreateUser": {"status": 403, "code": "AccessDenied", "message": denied, "match": format!("UserName={b}")}})).await;
 

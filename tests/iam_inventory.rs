@@ -8,15 +8,6 @@ mod support;
 use serde_json::json;
 use support::{Call, World};
 
-/// A world with a pools file of `pools` ecs:push pools, each with a user and policy of its own.
-fn fleet(world: &World, pools: usize) -> String {
-    let text: String =
-        (0..pools).map(|i| format!("[[pool]]\nname = \"{0}-{i}\"\ntype = \"ecs:push\"\nset = {{ user = \"{0}-{i}\", policy = \"{0}-{i}\" }}\n\n", world.pool)).collect();
-    let path = world.home.path().join("pools.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
 /// How many of `calls` (since `mark`) are IAM action `action`.
 fn count(calls: &[Call], mark: usize, action: &str) -> usize {
     calls[mark..].iter().filter(|c| c.service == "iam" && c.action == action).count()
@@ -28,7 +19,7 @@ const BY_NAME: [&str; 6] = ["GetUser", "GetPolicy", "GetPolicyVersion", "ListAtt
 #[tokio::test]
 async fn several_pools_in_one_account_read_its_iam_once_every_page_and_see_drift_through_it() {
     let world = World::new("inv").await;
-    let pools = fleet(&world, 3);
+    let pools = world.ecs_pools_file(&world.pool_names(3));
 
     let mark = world.aws.mark().await;
     world.run(&["plan", "--file", &pools]).ok();
@@ -75,7 +66,7 @@ async fn several_pools_in_one_account_read_its_iam_once_every_page_and_see_drift
 #[tokio::test]
 async fn two_pools_keep_their_reads_by_name_and_a_refused_inventory_falls_back_to_them() {
     let world = World::new("inv").await;
-    let pools = fleet(&world, 2);
+    let pools = world.ecs_pools_file(&world.pool_names(2));
     let mark = world.aws.mark().await;
     world.run(&["plan", "--file", &pools]).ok();
     let calls = world.aws.calls().await;
@@ -83,7 +74,7 @@ async fn two_pools_keep_their_reads_by_name_and_a_refused_inventory_falls_back_t
     assert_eq!(count(&calls, mark, "GetUser"), 2);
 
     // An operator whose policy predates the inventory: refused, then read by name, no error.
-    let pools = fleet(&world, 3);
+    let pools = world.ecs_pools_file(&world.pool_names(3));
     world
         .aws
         .set_faults(

@@ -41,12 +41,8 @@ async fn slow_fleet(pools: usize) -> (World, String) {
     let slow = json!({"*": {"kind": "latency", "ms": 40}});
     world.aws.set_faults(slow.clone()).await;
     world.prefect.set_faults(slow).await;
-    // Each pool mints a key of its own: one user (IAM allows a user two keys) and policy each.
-    let text: String =
-        (0..pools).map(|i| format!("[[pool]]\nname = \"{0}-{i}\"\ntype = \"ecs:push\"\nset = {{ user = \"{0}-{i}\", policy = \"{0}-{i}\" }}\n\n", world.pool)).collect();
-    let path = world.home.path().join("pools.toml");
-    std::fs::write(&path, text).unwrap();
-    (world, path.to_str().unwrap().to_owned())
+    let path = world.ecs_pools_file(&world.pool_names(pools));
+    (world, path)
 }
 
 #[tokio::test]

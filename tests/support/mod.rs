@@ -327,6 +327,22 @@ impl World {
         self.home.path().join(".prefect/profiles.toml")
     }
 
+    /// Writes `pools.toml` into the world's home, an `ecs:push` pool per name of `names`, each
+    /// with an IAM user and policy of its own named as the pool (a key each: IAM allows a user
+    /// two), the rest (role, network, cluster, repository) shared; returns its path.
+    pub fn ecs_pools_file(&self, names: &[String]) -> String {
+        let text: Vec<String> =
+            names.iter().map(|name| format!("[[pool]]\nname = \"{name}\"\ntype = \"ecs:push\"\nset = {{ user = \"{name}\", policy = \"{name}\" }}\n")).collect();
+        let path = self.home.path().join("pools.toml");
+        std::fs::write(&path, text.join("\n")).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// The names of `count` pools of this world: `<pool>-0`, `<pool>-1`...
+    pub fn pool_names(&self, count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("{}-{i}", self.pool)).collect()
+    }
+
     pub fn docker_log(&self) -> PathBuf {
         self.home.path().join("docker.log")
     }
