@@ -7,12 +7,14 @@
 // The step runs under bash on every runner; here it is run on Unix (fake gh and pushpool scripts).
 #![cfg(unix)]
 
-use std::collections::HashMap;
+mod github_step;
+
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use github_step::Step;
 use serde_json::{Value, json};
 
 const REPO: &str = "octo/infra";
@@ -26,14 +28,6 @@ fn fixtures() -> PathBuf {
 /// One pull request's world: a runner's temp dir, its event, the fake gh's comment state.
 struct Runner {
     dir: tempfile::TempDir,
-}
-
-/// What one run of the step left behind.
-struct Step {
-    status: i32,
-    stderr: String,
-    outputs: HashMap<String, String>,
-    summary: String,
 }
 
 impl Runner {
@@ -74,10 +68,6 @@ impl Runner {
         fs::create_dir(&bin).unwrap();
         symlink(fixtures().join("gh"), bin.join("gh")).unwrap();
         symlink(fixtures().join("pushpool"), bin.join("pushpool")).unwrap();
-        let output = self.path("github-output");
-        let summary = self.path("step-summary");
-        fs::write(&output, "").unwrap();
-        fs::write(&summary, "").unwrap();
         let temp = self.path("runner-temp");
         fs::create_dir_all(&temp).unwrap();
         let mut command = Command::new("bash");
@@ -86,8 +76,6 @@ impl Runner {
             .env_clear()
             .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
             .env("HOME", self.dir.path())
-            .env("GITHUB_OUTPUT", &output)
-            .env("GITHUB_STEP_SUMMARY", &summary)
             .env("GITHUB_EVENT_PATH", self.path("event.json"))
             .env("GITHUB_REPOSITORY", REPO)
             .env("RUNNER_TEMP", &temp)
@@ -102,16 +90,7 @@ impl Runner {
         for (key, value) in env {
             command.env(key, value);
         }
-        let out = command.output().expect("bash runs action/plan.sh");
-        let outputs = fs::read_to_string(&output)
-            .unwrap()
-            .lines()
-            .map(|line| {
-                let (key, value) = line.split_once('=').unwrap_or_else(|| panic!("GITHUB_OUTPUT lines are key=value: {line:?}"));
-                (key.to_owned(), value.to_owned())
-            })
-            .collect();
-        Step { status: out.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&out.stderr).into_owned(), outputs, summary: fs::read_to_string(&summary).unwrap() }
+        github_step::run(&mut command, self.dir.path())
     }
 }
 

@@ -3,20 +3,17 @@
 //! `curl` (tests/action/curl) serves a release from a directory; a fake `gh` names the latest tag.
 #![cfg(unix)]
 
-use std::collections::HashMap;
+mod github_step;
+
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use github_step::Step;
+
 struct Runner {
     dir: tempfile::TempDir,
-}
-
-struct Step {
-    status: i32,
-    stderr: String,
-    outputs: HashMap<String, String>,
 }
 
 impl Runner {
@@ -36,15 +33,12 @@ impl Runner {
     }
 
     fn run(&self, command: &str, env: &[(&str, &str)]) -> Step {
-        let output = self.path("github-output");
-        fs::write(&output, "").unwrap();
         let mut run = Command::new("bash");
         run.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("action/install.sh"))
             .arg(command)
             .env_clear()
             .env("PATH", format!("{}:{}", self.path("bin").display(), std::env::var("PATH").unwrap_or_default()))
             .env("HOME", self.dir.path())
-            .env("GITHUB_OUTPUT", &output)
             .env("RUNNER_TOOL_CACHE", self.path("tool-cache"))
             .env("PUSHPOOL_REPOSITORY", "pushpool/pushpool")
             .env("FAKE_RELEASES", self.path("releases"))
@@ -55,9 +49,7 @@ impl Runner {
         for (key, value) in env {
             run.env(key, value);
         }
-        let out = run.output().expect("bash runs action/install.sh");
-        let outputs = fs::read_to_string(&output).unwrap().lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        Step { status: out.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&out.stderr).into_owned(), outputs }
+        github_step::run(&mut run, self.dir.path())
     }
 
     /// Publishes pushpool-TARGET.tar.gz for `version` (a script that prints its version, in the
