@@ -106,6 +106,15 @@ export PATH=$PWD/tests/sandbox/az-bin:$PATH
 # modal-credentials block type registered the way Prefect Cloud has it (an open-source server has
 # none), as is the pool's template (--base-job-template).
 export MODAL_TOKEN_ID=ak-demo MODAL_TOKEN_SECRET=as-demo-not-a-real-secret FAKE_MODAL_STATE=$PUSHPOOL_SANDBOX_DIR/demo-modal
+# The fake modal stands for Modal's servers: its Secrets live as long as the sandbox's other
+# servers, which start empty with it. Kept across a sandbox restart, they would hold keys of IAM
+# users moto no longer has, and the re-run would rightly refuse a Secret it did not write.
+moto_pid=$(cat "$PUSHPOOL_SANDBOX_DIR/moto.pid")
+if [[ $(cat "$FAKE_MODAL_STATE/.sandbox-moto-pid" 2>/dev/null) != "$moto_pid" ]]; then
+  rm -rf "$FAKE_MODAL_STATE"
+  mkdir -p "$FAKE_MODAL_STATE"
+  echo "$moto_pid" >"$FAKE_MODAL_STATE/.sandbox-moto-pid"
+fi
 unset MODAL_PROFILE MODAL_ENVIRONMENT MODAL_CONFIG_PATH
 export PATH=$PWD/tests/sandbox/modal-bin:$PATH
 "$PUSHPOOL_SANDBOX_PYTHON" - "$PUSHPOOL_SANDBOX_PREFECT_URL" tests/fixtures/prefect-cloud/modal-credentials.block-type.json <<'PY'
